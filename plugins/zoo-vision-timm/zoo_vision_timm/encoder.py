@@ -1,0 +1,141 @@
+"""A timm image encoder: pooled embedding (pre-logits) and multi-scale feature maps."""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from zoo.encoders import Encoder, EncoderOutput
+from zoo.errors import DataError, ZooError
+
+_DATA_KEYS = ("input_size", "interpolation", "mean", "std", "crop_pct", "crop_mode")
+
+
+def to_pil(value: Any) -> Any:
+    """A path, a PIL image or an array (H, W[, C]; uint8, or float in [0, 1]) -> RGB PIL."""
+    from PIL import Image, UnidentifiedImageError
+
+    if isinstance(value, Image.Image):
+        return value.convert("RGB")
+    if isinstance(value, (str, bytes)) or hasattr(value, "__fspath__"):
+        try:
+            with Image.open(value) as im:
+                return im.convert("RGB")
+        except FileNotFoundError:
+            raise DataError(f"image file not found: {value}") from None
+        except (UnidentifiedImageError, OSError) as e:
+            raise DataError(f"cannot decode image {value}: {e}") from None
+    if isinstance(value, torch.Tensor):
+        value = value.detach().cpu().numpy()
+    if isinstance(value, np.ndarray):
+        a = value
+        if a.ndim == 3 and a.shape[0] in (1, 3) and a.shape[-1] not in (1, 3):
+            a = a.transpose(1, 2, 0)  # (C, H, W) -> (H, W, C)
+        if a.ndim == 3 and a.shape[-1] == 1:
+            a = a[..., 0]
+        if a.ndim not in (2, 3):
+            raise DataError(f"image array must be (H, W) or (H, W, 3), got shape {a.shape}")
+        if a.dtype != np.uint8:
+            a = np.clip(a * (255.0 if a.max() <= 1.0 else 1.0), 0, 255).astype(np.uint8)
+        return Image.fromarray(a).convert("RGB")
+    raise DataError(f"image input must be a path, a PIL image or an array, got "
+                    f"{type(value).__name__}")
+
+
+class TimmEncoder(Encoder):
+    modality = "image"
+
+    def __init__(self, model: Any, arch: str, data_config: dict[str, Any],
+                 features: bool = False, out_indices: Sequence[int] | None = None) -> None:
+        super().__init__()
+        import timm.data
+
+        self.model = model
+        self.arch = arch
+        self.data_config = {k: data_config[k] for k in _DATA_KEYS if k in data_config}
+        self.transform = timm.data.create_transform(**self.data_config, is_training=False)
+        self.dim = int(model.num_features)
+        self.features = bool(features)
+        info = model.feature_info
+        n = len(info)
+        self.out_indices = tuple(out_indices) if out_indices else tuple(range(max(0, n - 3), n))
+        self.feature_channels = tuple(int(info[i]["num_chs"]) for i in self.out_indices)
+        self.feature_strides = tuple(int(info[i]["reduction"]) for i in self.out_indices)
+        self.outputs = ("pooled", "features") if self.features else ("pooled",)
+
+    def preprocess(self, values: Sequence[Any]) -> dict[str, torch.Tensor]:
+        sizes, pixels = [], []
+        for v in values:
+            img = to_pil(v)
+            sizes.append((img.height, img.width))
+            pixels.append(self.transform(img))
+        return {"pixel_values": torch.stack(pixels),  # (B, 3, H, W)
+                "image_sizes": torch.tensor(sizes, dtype=torch.long)}  # (B, 2) original h, w
+
+    def forward(self, pixel_values: torch.Tensor, image_sizes: torch.Tensor | None = None
+                ) -> EncoderOutput:
+        if not self.features:
+            return EncoderOutput(pooled=self.model(pixel_values))  # (B, D)
+        final, maps = self.model.forward_intermediates(
+            pixel_values, indices=list(self.out_indices))  # (B, C, h, w), [(B, C_i, H_i, W_i)]
+        pooled = self.model.forward_head(final, pre_logits=True)  # (B, D)
+        return EncoderOutput(pooled=pooled, features=list(maps), strides=self.feature_strides)
+
+    def config(self) -> dict[str, Any]:
+        return {"arch": self.arch, "data_config": _jsonable(self.data_config),
+                "features": self.features, "out_indices": list(self.out_indices)}
+
+    def preprocessor_config(self) -> dict[str, Any]:
+        return _jsonable(self.data_config)
+
+
+def _jsonable(d: dict[str, Any]) -> dict[str, Any]:
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
+
+
+def _load_pretrained(model: Any, weights: str) -> None:
+    from zoo.registry import get_registry
+    from zoo.weights import load_checkpoint, remap_by_order, resolve
+
+    spec = get_registry().weights(weights)
+    path = resolve(spec)
+    sd = load_checkpoint(path)
+    target = model.state_dict()
+    if spec.key_map == "by-order":
+        sd = remap_by_order(sd, target, what=f"weights {weights}")
+    elif spec.key_map:
+        raise ZooError(f"weights {weights}: unknown key_map {spec.key_map!r}")
+    model.load_state_dict(sd, strict=True)
+
+
+def build(*, arch: str | None = None, pretrained: bool = False, weights: str | None = None,
+          assets_dir: str | None = None, data_config: dict[str, Any] | None = None,
+          features: bool = False, out_indices: Sequence[int] | None = None,
+          timm_pretrained: bool = False) -> TimmEncoder:
+    """The factory behind every vision encoder of this plugin.
+
+    ``pretrained`` with a zoo ``weights`` tag loads that checkpoint (key-mapped when it
+    comes from elsewhere); ``timm_pretrained=True`` instead uses timm's own pretrained tag
+    (online, or from the Hugging Face cache).
+    """
+    import timm
+
+    if not arch:
+        raise ZooError("this vision encoder needs arch='<timm model name>' (see timm.list_models())")
+    try:
+        model = timm.create_model(arch, pretrained=bool(pretrained and timm_pretrained))
+    except RuntimeError as e:
+        raise ZooError(f"timm cannot create {arch!r}: {e}") from None
+    if pretrained and not timm_pretrained:
+        if not weights:
+            raise ZooError(f"no zoo weights for {arch!r}; pass timm_pretrained=True to use "
+                           f"timm's own (online)")
+        _load_pretrained(model, weights)
+    model.reset_classifier(0)  # pooled pre-logits embedding, (B, num_features)
+    cfg = timm.data.resolve_data_config({}, model=model)
+    cfg.update(data_config or {})
+    for k in ("input_size", "mean", "std"):
+        if k in cfg:
+            cfg[k] = tuple(cfg[k])
+    return TimmEncoder(model, arch, cfg, features=features, out_indices=out_indices)

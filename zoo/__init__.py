@@ -1,0 +1,59 @@
+"""zoo: a multimodal model zoo and plugin registry.
+
+The public API is imported lazily: ``import zoo`` is cheap and pulls in torch only when a
+model is built.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from .hookspecs import hookimpl
+
+__version__ = "0.1.0"
+
+__all__ = ["hookimpl", "list_models", "model_info", "create_model", "load", "train",
+           "evaluate", "ZooError", "__version__"]
+
+from .errors import ZooError  # noqa: E402  (cheap, no torch)
+
+
+def list_models(pattern: str | None = None, *, task: str | None = None,
+                modality: str | None = None, kind: str | None = "model",
+                pretrained: bool | None = None) -> list[str]:
+    """Names of registered models (``kind=None`` for every kind), filtered like ``zoo list``."""
+    from .registry import get_registry
+
+    rows = get_registry().rows(pattern, kind=kind, task=task, modality=modality,
+                               pretrained=pretrained)
+    return sorted(r["name"] for r in rows)
+
+
+def model_info(name: str) -> dict[str, Any]:
+    """Metadata of a model or component: what it is, which plugin provides it."""
+    from .registry import get_registry
+
+    reg = get_registry()
+    kind, spec = reg.find(name)
+    return spec.row(reg) if kind == "model" else spec.row()
+
+
+def create_model(name: str, pretrained: bool = False, **overrides: Any) -> Any:
+    """Build a model (or an encoder-only model) by registry name. See ``zoo.compose``."""
+    from .compose import create_model as _create
+
+    return _create(name, pretrained=pretrained, **overrides)
+
+
+def load(name_or_path: Any, **kwargs: Any) -> Any:
+    """Load a model from a folder, ``hf-hub:org/name[@rev]`` or a registry name."""
+    from .hub import load as _load
+
+    return _load(name_or_path, **kwargs)
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("train", "evaluate"):
+        from . import train as _train_mod
+
+        return getattr(_train_mod, name)
+    raise AttributeError(f"module 'zoo' has no attribute {name!r}")

@@ -1,0 +1,231 @@
+"""The ``zoo`` command line: a thin layer over the Python API.
+
+Errors that users can fix (``ZooError``) print one line, ``error: ...``, and exit 1.
+Nothing here imports torch at module level: ``zoo list``/``info``/``plugins``/``--help``
+stay fast.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from . import __version__
+from .errors import ZooError
+
+_IMAGE_EXT = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
+_AUDIO_EXT = {".wav", ".flac", ".ogg", ".mp3", ".opus"}
+
+
+def _echo_json(obj: Any) -> None:
+    click.echo(json.dumps(obj, indent=2, ensure_ascii=False))
+
+
+def _table(rows: list[list[str]], headers: list[str]) -> str:
+    widths = [max(len(str(x)) for x in col) for col in zip(headers, *rows)]
+    widths[-1] = min(widths[-1], 80)
+    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths)).rstrip()]
+    for r in rows:
+        cells = [str(c) for c in r]
+        cells[-1] = cells[-1] if len(cells[-1]) <= 80 else cells[-1][:77] + "..."
+        lines.append("  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip())
+    return "\n".join(lines)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="zoo")
+def cli() -> None:
+    """zoo: a multimodal model zoo. Compose text, vision and speech encoders with fusions and
+    task heads; train, evaluate and publish them to the Hugging Face Hub."""
+
+
+@cli.command("list")
+@click.argument("pattern", required=False)
+@click.option("--task", help="Only models (and heads) for this task.")
+@click.option("--modality", type=click.Choice(["text", "image", "audio"]))
+@click.option("--kind", type=click.Choice(["model", "encoder", "fusion", "head"]))
+@click.option("--pretrained/--no-pretrained", default=None,
+              help="Only entries with (or without) pretrained weights.")
+@click.option("--json", "as_json", is_flag=True, help="A JSON array, for machines.")
+def list_cmd(pattern: str | None, task: str | None, modality: str | None, kind: str | None,
+             pretrained: bool | None, as_json: bool) -> None:
+    """List models and components; PATTERN takes shell wildcards (e.g. '*clf*')."""
+    from .registry import get_registry
+
+    rows = get_registry().rows(pattern, kind=kind, task=task, modality=modality,
+                               pretrained=pretrained)
+    rows.sort(key=lambda r: (("model", "encoder", "fusion", "head").index(r["kind"]), r["name"]))
+    if as_json:
+        _echo_json([{k: r.get(k) for k in ("name", "kind", "task", "modalities", "description",
+                                            "source", "pretrained")} for r in rows])
+        return
+    if not rows:
+        click.echo("no matches (see `zoo list` for everything)", err=True)
+        return
+    click.echo(_table([[r["name"], r["kind"], r["task"] or "-", ",".join(r["modalities"]) or "-",
+                        "yes" if r["pretrained"] else "-", r["source"], r["description"]]
+                       for r in rows],
+                      ["NAME", "KIND", "TASK", "MODALITIES", "PRETRAINED", "SOURCE",
+                       "DESCRIPTION"]))
+
+
+@cli.command()
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True)
+def info(name: str, as_json: bool) -> None:
+    """Show what NAME is, which plugin provides it and how it is composed."""
+    from . import model_info
+
+    row = model_info(name)
+    if as_json:
+        _echo_json(row)
+        return
+    for k, v in row.items():
+        if v in (None, [], {}, ""):
+            continue
+        click.echo(f"{k + ':':<13} {json.dumps(v) if isinstance(v, (dict, list)) else v}")
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True)
+def plugins(as_json: bool) -> None:
+    """List loaded plugins, what they registered and any load errors."""
+    from .plugins import plugin_infos
+
+    infos = plugin_infos()
+    rows = [{"name": i.name, "distribution": i.distribution, "version": i.version,
+             "builtin": i.builtin, "registered": i.registered, "error": i.error} for i in infos]
+    if as_json:
+        _echo_json(rows)
+        return
+    out = []
+    for r in rows:
+        what = "; ".join(f"{k}: {', '.join(v)}" for k, v in r["registered"].items())
+        out.append([r["name"], r["distribution"], r["version"],
+                    f"ERROR {r['error']}" if r["error"] else what])
+    click.echo(_table(out, ["PLUGIN", "DISTRIBUTION", "VERSION", "REGISTERED"]))
+
+
+@cli.command()
+@click.argument("packages", nargs=-1, required=True)
+@click.option("-U", "--upgrade", is_flag=True, help="Upgrade if already installed.")
+@click.option("-e", "--editable", is_flag=True, help="Install a local folder in editable mode.")
+def install(packages: tuple[str, ...], upgrade: bool, editable: bool) -> None:
+    """Install plugins into zoo's own environment with pip (like `llm install`)."""
+    import subprocess
+
+    cmd = [sys.executable, "-m", "pip", "install"]
+    if upgrade:
+        cmd.append("--upgrade")
+    for p in packages:
+        cmd += ["-e", p] if editable else [p]
+    rc = subprocess.call(cmd)
+    if rc:
+        raise ZooError(f"pip install failed (exit {rc}); see pip's message above")
+    click.echo("installed; run `zoo plugins` to see what it registered")
+
+
+@cli.command()
+@click.argument("name")
+@click.option("--out", "out", required=True, type=click.Path(file_okay=False),
+              help="Folder to save the model to.")
+@click.option("--pretrained/--no-pretrained", default=True, show_default=True,
+              help="Initialise encoders from their pretrained weights.")
+@click.option("--labels", help="Comma-separated labels for a classification head.")
+def create(name: str, out: str, pretrained: bool, labels: str | None) -> None:
+    """Build model NAME from the registry and save it to --out."""
+    from . import create_model
+
+    kw = {"labels": [x.strip() for x in labels.split(",") if x.strip()]} if labels else {}
+    model = create_model(name, pretrained=pretrained, **kw)
+    model.save_pretrained(out)
+    click.echo(f"saved {model!r} to {out}")
+
+
+def parse_input(arg: str) -> dict[str, Any]:
+    """One CLI input: a JSON object, an image / audio file (by extension), or text."""
+    if arg.lstrip().startswith("{"):
+        try:
+            obj = json.loads(arg)
+        except ValueError as e:
+            raise ZooError(f"input {arg[:40]!r} is not valid JSON: {e}") from None
+        if not isinstance(obj, dict):
+            raise ZooError("a JSON input must be an object such as {\"text\": \"...\"}")
+        return obj
+    ext = Path(arg).suffix.lower()
+    if ext in _IMAGE_EXT | _AUDIO_EXT:
+        if not Path(arg).is_file():
+            raise ZooError(f"no such file: {arg}")
+        return {"image" if ext in _IMAGE_EXT else "audio": arg}
+    return {"text": arg}
+
+
+def read_inputs(args: tuple[str, ...]) -> list[dict[str, Any]]:
+    from .data.manifest import read_manifest
+
+    inputs: list[dict[str, Any]] = []
+    for a in args:
+        if a.endswith(".jsonl"):
+            inputs += [ex.inputs for ex in read_manifest(a)]
+        else:
+            inputs.append(parse_input(a))
+    return inputs
+
+
+@cli.command()
+@click.argument("model")
+@click.argument("inputs", nargs=-1, required=True)
+@click.option("--batch-size", default=32, show_default=True)
+def predict(model: str, inputs: tuple[str, ...], batch_size: int) -> None:
+    """Predict with MODEL (a folder, hf-hub:org/name or a registry name).
+
+    Each INPUT is a JSON object ('{"text": "...", "image": "cat.png"}'), an image or audio
+    file, a .jsonl manifest, or plain text. Prints a JSON list, one output per input.
+    """
+    from . import load
+
+    examples = read_inputs(inputs)
+    m = load(model)
+    _echo_json(m.predict(examples, batch_size=batch_size))
+
+
+def _add_plugin_commands(group: click.Group) -> None:
+    """Let plugins add sub-commands (register_commands); a failing plugin is reported."""
+    from . import plugins as plugins_mod
+
+    pm = plugins_mod.get_plugin_manager()
+    for impl in pm.hook.register_commands.get_hookimpls():
+        info = plugins_mod.info_for(impl.plugin_name)
+        if info.error:
+            continue
+        try:
+            impl.function(group)
+        except Exception as exc:
+            plugins_mod.report_failure(info, "register_commands", exc)
+
+
+def main(argv: list[str] | None = None) -> None:
+    try:
+        _add_plugin_commands(cli)
+        cli.main(args=argv, prog_name="zoo", standalone_mode=False)
+    except ZooError as e:
+        click.echo(f"error: {e}", err=True)
+        sys.exit(1)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as e:
+        e.show()
+        sys.exit(e.exit_code)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except BrokenPipeError:
+        os._exit(0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,196 @@
+"""Building models: from a registry name (``create_model``) or from a saved config."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Mapping
+
+from .errors import LoadError, RegistryError, UnknownNameError, ZooError
+from .registry import ComponentSpec, ModelSpec, get_registry, split_tag
+
+__all__ = ["create_model", "build_from_config", "FORMAT_VERSION"]
+
+#: config.json's format; bumped when a saved model would be read differently.
+FORMAT_VERSION = 1
+
+_OVERRIDES = ("labels", "encoders", "fusion", "head")
+
+
+def _provider(spec: ComponentSpec) -> dict[str, str]:
+    return {"distribution": spec.distribution, "version": spec.version}
+
+
+def _ref(value: Any) -> dict[str, Any]:
+    return {"name": value} if isinstance(value, str) else dict(value)
+
+
+def _build_encoder(spec: ComponentSpec, *, tag: str | None, pretrained: bool,
+                   kwargs: Mapping[str, Any], assets_dir: Path | None = None) -> Any:
+    weights = tag or spec.weights
+    if pretrained and not weights:
+        raise ZooError(f"encoder {spec.name!r} has no pretrained weights; use "
+                       f"pretrained=False (see `zoo list --pretrained`)")
+    enc = spec.build(pretrained=bool(pretrained), weights=weights if pretrained else None,
+                     assets_dir=str(assets_dir) if assets_dir else None, **kwargs)
+    return enc
+
+
+def _encoder_entry(spec: ComponentSpec, enc: Any, tag: str | None) -> dict[str, Any]:
+    return {"name": spec.name, **_provider(spec), "weights": tag, "kwargs": enc.config()}
+
+
+def _compose(name: str, task: str, encoders: dict[str, Any], enc_entries: dict[str, Any],
+             fusion_ref: Mapping[str, Any] | None, head_ref: Mapping[str, Any] | None) -> Any:
+    from .model import ZooModel
+
+    reg = get_registry()
+    config: dict[str, Any] = {"zoo_format": FORMAT_VERSION, "name": name, "task": task,
+                              "encoders": enc_entries, "fusion": None, "head": None}
+    fusion = head = None
+    inputs = {m: {"dim": e.dim, "outputs": list(e.outputs)} for m, e in encoders.items()}
+    if fusion_ref is not None:
+        fspec = reg.component("fusion", fusion_ref["name"])
+        kwargs = {k: v for k, v in fusion_ref.items() if k not in ("name", "kwargs")}
+        kwargs.update(fusion_ref.get("kwargs", {}))
+        fusion = fspec.build(inputs=inputs, **kwargs)
+        config["fusion"] = {"name": fspec.name, **_provider(fspec), "kwargs": fusion.config()}
+    if head_ref is not None:
+        hspec = reg.component("head", head_ref["name"])
+        kwargs = {k: v for k, v in head_ref.items() if k not in ("name", "kwargs")}
+        kwargs.update(head_ref.get("kwargs", {}))
+        if fusion is not None:
+            kwargs["in_dim"] = fusion.out_dim
+        else:
+            kwargs["inputs"] = {m: e.describe() for m, e in encoders.items()}
+        head = hspec.build(**kwargs)
+        config["head"] = {"name": hspec.name, **_provider(hspec), "kwargs": head.config()}
+    model = ZooModel(config, encoders, fusion, head)
+    model.config = model.component_config()
+    model.eval()
+    return model
+
+
+def create_model(name: str, pretrained: bool = False, **overrides: Any) -> Any:
+    """A model by registry name; an encoder name gives an encoder-only model (``embed``).
+
+    ``overrides``: ``labels=[...]`` (classification), ``encoders={modality: name-or-table}``,
+    ``fusion=name-or-table``, ``head=table`` (merged into the registry's head kwargs).
+    """
+    bad = set(overrides) - set(_OVERRIDES)
+    if bad:
+        raise ZooError(f"create_model: unknown argument(s) {sorted(bad)} (allowed: "
+                       f"{', '.join(_OVERRIDES)})")
+    reg = get_registry()
+    kind, spec = reg.find(name)
+    if kind == "encoder":
+        base, tag = split_tag(name)
+        if tag and not reg.has("weights", f"{spec.name}.{tag}"):
+            raise UnknownNameError(f"unknown weights {name!r} for encoder {spec.name!r}")
+        enc = _build_encoder(spec, tag=f"{spec.name}.{tag}" if tag else None,
+                             pretrained=pretrained, kwargs={})
+        return _compose(spec.name, "embedding", {spec.modality: enc},
+                        {spec.modality: _encoder_entry(spec, enc, enc_tag(spec, tag, pretrained))},
+                        None, None)
+    if kind != "model":
+        raise ZooError(f"{name!r} is a {kind}, not a model or encoder; compose it in a model "
+                       f"(registry.toml) or pass it as an override, e.g. fusion={name!r}")
+    mspec: ModelSpec = spec
+    if mspec.unavailable:
+        raise ZooError(f"model {name!r} cannot be built here: {mspec.unavailable}")
+    enc_refs = {m: dict(r) for m, r in mspec.encoders.items()}
+    for m, r in (overrides.get("encoders") or {}).items():
+        enc_refs[m] = _ref(r)
+    fusion_ref = dict(mspec.fusion) if mspec.fusion else None
+    if overrides.get("fusion") is not None:
+        fusion_ref = _ref(overrides["fusion"])
+    head_ref = {**mspec.head, **(overrides.get("head") or {})}
+    if overrides.get("labels") is not None:
+        head_ref["labels"] = list(overrides["labels"])
+    if overrides:
+        check = ModelSpec(name=mspec.name, task=mspec.task, encoders=enc_refs, fusion=fusion_ref,
+                          head=head_ref, plugin=mspec.plugin, distribution=mspec.distribution,
+                          version=mspec.version)
+        reg.check_model(check, "create_model")
+    encoders, entries = {}, {}
+    for m, ref in enc_refs.items():
+        base, tag = split_tag(ref["name"])
+        espec = reg.encoder(base)
+        use_pretrained = pretrained and ref.get("pretrained", True)
+        kwargs = {k: v for k, v in ref.items() if k not in ("name", "pretrained")}
+        encoders[m] = _build_encoder(espec, tag=f"{espec.name}.{tag}" if tag else None,
+                                     pretrained=use_pretrained, kwargs=kwargs)
+        entries[m] = _encoder_entry(espec, encoders[m], enc_tag(espec, tag, use_pretrained))
+    return _compose(mspec.name, mspec.task, encoders, entries, fusion_ref, head_ref)
+
+
+def enc_tag(spec: ComponentSpec, tag: str | None, pretrained: bool) -> str | None:
+    """The weights tag an encoder was initialised from (recorded for the model card)."""
+    if not pretrained:
+        return None
+    return f"{spec.name}.{tag}" if tag else spec.weights
+
+
+def _lookup_for_load(kind: str, entry: Mapping[str, Any], where: str) -> ComponentSpec:
+    if not isinstance(entry, Mapping) or not isinstance(entry.get("name"), str):
+        raise LoadError(f"config.json: {where} must be an object with a 'name'")
+    reg = get_registry()
+    name = entry["name"]
+    dist = entry.get("distribution")
+    try:
+        spec = reg.component(kind, f"{dist}:{name}" if dist and reg.has(kind, f"{dist}:{name}")
+                             else name)
+    except (UnknownNameError, RegistryError):
+        if dist and dist != "zoo":
+            version = entry.get("version")
+            raise LoadError(
+                f"this model needs {kind} {name!r} from the plugin distribution {dist}"
+                f"{' ' + version if version else ''}, which is not installed: "
+                f"`pip install {dist}` (or `zoo install {dist}`)") from None
+        raise LoadError(f"config.json names {kind} {name!r}, which no installed plugin "
+                        f"provides (see `zoo list --kind {kind}`)") from None
+    return spec
+
+
+def build_from_config(config: Mapping[str, Any], assets_root: Path | None) -> Any:
+    """The architecture a config.json describes, without weights (nothing is downloaded)."""
+    if not isinstance(config, Mapping):
+        raise LoadError("config.json must hold a JSON object")
+    fmt = config.get("zoo_format")
+    if fmt != FORMAT_VERSION:
+        raise LoadError(f"config.json has zoo_format {fmt!r}; this zoo reads format "
+                        f"{FORMAT_VERSION} (upgrade zoo: pip install -U zoo)")
+    for key in ("task", "encoders"):
+        if key not in config:
+            raise LoadError(f"config.json: missing key {key!r}")
+    if not isinstance(config["encoders"], Mapping) or not config["encoders"]:
+        raise LoadError("config.json: 'encoders' must be a non-empty object")
+    encoders, entries = {}, {}
+    for m, entry in config["encoders"].items():
+        espec = _lookup_for_load("encoder", entry, f"encoders.{m}")
+        kwargs = entry.get("kwargs") or {}
+        if not isinstance(kwargs, Mapping):
+            raise LoadError(f"config.json: encoders.{m}.kwargs must be an object")
+        assets = assets_root / m if assets_root is not None else None
+        try:
+            encoders[m] = espec.build(pretrained=False, weights=None,
+                                      assets_dir=str(assets) if assets else None, **kwargs)
+        except TypeError as e:
+            raise LoadError(f"config.json: encoders.{m}.kwargs do not fit encoder "
+                            f"{espec.name!r}: {e}") from None
+        entries[m] = {**entry, "name": espec.name}
+    fusion_ref = head_ref = None
+    if config.get("fusion"):
+        fspec = _lookup_for_load("fusion", config["fusion"], "fusion")
+        fusion_ref = {"name": fspec.qualified_name, "kwargs": config["fusion"].get("kwargs") or {}}
+    if config.get("head"):
+        hspec = _lookup_for_load("head", config["head"], "head")
+        head_ref = {"name": hspec.qualified_name, "kwargs": config["head"].get("kwargs") or {}}
+    try:
+        model = _compose(config.get("name") or "model", config["task"], encoders, entries,
+                         fusion_ref, head_ref)
+    except TypeError as e:
+        raise LoadError(f"config.json: component kwargs do not fit: {e}") from None
+    # keep what the file said (weights tags, provenance), with kwargs as rebuilt
+    saved = dict(config)
+    saved.update({k: model.config[k] for k in ("encoders", "fusion", "head")})
+    model.config = saved
+    return model

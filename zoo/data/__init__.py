@@ -1,0 +1,1 @@
+"""Data: manifests (JSONL, COCO JSON), datasets and collation; check / clean / label."""

@@ -1,0 +1,74 @@
+"""The encoder base class and its output contract.
+
+An encoder turns raw inputs of one modality into tensors in two steps that mirror
+``transformers``' processor/model split:
+
+- ``preprocess(values) -> dict[str, Tensor]``: raw values (strings, image paths / PIL images /
+  arrays, audio paths / ``(array, sample_rate)``) to a padded batch. Runs outside autograd.
+- ``forward(**batch) -> EncoderOutput``: the network.
+
+``config()`` returns the JSON keyword arguments that rebuild the same architecture and
+preprocessing; ``save_assets(dir)`` writes files the preprocessing needs (a tokenizer). A
+saved model stores both, and loading calls the factory with ``assets_dir=`` that folder.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+from torch import nn
+
+__all__ = ["EncoderOutput", "Encoder", "PREPROCESSOR_FILE"]
+
+#: Written by every encoder into its assets folder: the settings its preprocessing uses.
+PREPROCESSOR_FILE = "preprocessor_config.json"
+
+
+@dataclass
+class EncoderOutput:
+    """What an encoder gives. Fields outside the encoder's declared ``outputs`` are None."""
+
+    pooled: torch.Tensor | None = None  # (B, D)
+    sequence: torch.Tensor | None = None  # (B, T, D)
+    mask: torch.Tensor | None = None  # (B, T) bool, True where ``sequence`` is real
+    features: list[torch.Tensor] | None = None  # [(B, C_i, H_i, W_i)], fine to coarse
+    strides: tuple[int, ...] | None = None  # input pixels per feature-map cell, per level
+
+
+class Encoder(nn.Module):
+    """Base class for zoo encoders. Subclasses set the class attributes and implement
+    ``preprocess``, ``forward`` and ``config``."""
+
+    modality: str = ""  # "text" | "image" | "audio"
+    outputs: tuple[str, ...] = ("pooled",)  # contracts this instance gives
+    dim: int = 0  # width of pooled / sequence outputs
+    feature_channels: tuple[int, ...] = ()  # per level, when "features" is given
+    feature_strides: tuple[int, ...] = ()
+
+    def preprocess(self, values: Sequence[Any]) -> dict[str, torch.Tensor]:
+        raise NotImplementedError
+
+    def forward(self, **batch: torch.Tensor) -> EncoderOutput:  # noqa: D102
+        raise NotImplementedError
+
+    def config(self) -> dict[str, Any]:
+        """JSON kwargs for the factory that rebuild this encoder (without weights)."""
+        raise NotImplementedError
+
+    def preprocessor_config(self) -> dict[str, Any]:
+        """The preprocessing settings, human-readable, written beside the weights."""
+        return {}
+
+    def save_assets(self, directory: Path) -> None:
+        """Write what preprocessing needs. Subclasses with files (tokenizers) extend this."""
+        directory.mkdir(parents=True, exist_ok=True)
+        cfg = {"modality": self.modality, **self.preprocessor_config()}
+        (directory / PREPROCESSOR_FILE).write_text(json.dumps(cfg, indent=2, sort_keys=True))
+
+    def describe(self) -> dict[str, Any]:
+        return {"modality": self.modality, "outputs": list(self.outputs), "dim": self.dim,
+                "feature_channels": list(self.feature_channels),
+                "feature_strides": list(self.feature_strides)}

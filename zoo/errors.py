@@ -1,0 +1,36 @@
+"""zoo's exceptions. Each message is one line that says what went wrong and what to do."""
+from __future__ import annotations
+
+__all__ = ["ZooError", "RegistryError", "PluginError", "UnknownNameError", "WeightsError",
+           "LoadError", "DataError"]
+
+
+class ZooError(Exception):
+    """Base class: the CLI prints these as ``error: <message>`` and exits 1."""
+
+
+class RegistryError(ZooError):
+    """A registry entry (registry.toml or a plugin registration) is malformed."""
+
+
+class PluginError(ZooError):
+    """A plugin failed to load or registered something invalid (fatal only when strict)."""
+
+
+class UnknownNameError(ZooError, KeyError):
+    """A model or component name that nothing registered."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
+class WeightsError(ZooError):
+    """Pretrained weights could not be found, read or verified."""
+
+
+class LoadError(ZooError):
+    """A saved model could not be loaded (missing plugin, bad config, tampered files)."""
+
+
+class DataError(ZooError):
+    """Bad input data (a manifest line, a file that cannot be decoded)."""

@@ -1,0 +1,125 @@
+"""The hooks a zoo plugin may implement.
+
+Every ``register_*`` hook receives a ``register`` callback (the ``llm`` style) instead of
+returning a list: the core collects what is registered and remembers which plugin did it.
+A plugin module implements the hooks it needs with ``@zoo.hookimpl`` and is found through
+the ``zoo`` entry-point group::
+
+    [project.entry-points.zoo]
+    my_plugin = "my_plugin_module"
+
+Registration is metadata only. Factories are import strings (``"pkg.module:attr"``) or
+callables that import their heavy dependencies when called, so that ``zoo list`` never
+imports torch or a modality library.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import pluggy
+
+__all__ = ["hookspec", "hookimpl", "HOOKS"]
+
+hookspec = pluggy.HookspecMarker("zoo")
+hookimpl = pluggy.HookimplMarker("zoo")
+
+
+@hookspec
+def register_encoders(register: Callable[..., None]) -> None:
+    """Register encoder components.
+
+    Call ``register(name, factory, *, modality, outputs, dim=None, description="",
+    defaults=None, weights=None, tasks=())`` once per encoder.
+
+    - ``name``: registry name, lower-case with dashes (``"minilm-l6"``).
+    - ``factory``: ``"module:callable"`` or a callable; called as
+      ``factory(pretrained=..., weights=..., assets_dir=..., **kwargs)`` and returns a
+      :class:`zoo.encoders.Encoder`.
+    - ``modality``: ``"text"``, ``"image"`` or ``"audio"``.
+    - ``outputs``: the output contracts the encoder can give: ``"pooled"`` (B, D),
+      ``"sequence"`` (B, T, D) + mask, ``"features"`` (multi-scale maps with strides).
+    - ``dim``: width of the pooled / sequence output when known without building.
+    - ``defaults``: keyword arguments passed to the factory (JSON values only).
+    - ``weights``: default pretrained tag (``"minilm-l6.sbert"``), see ``register_weights``.
+
+    Returns nothing; not firstresult: every plugin's implementation is called.
+    """
+
+
+@hookspec
+def register_fusions(register: Callable[..., None]) -> None:
+    """Register fusion modules that combine encoder outputs into one representation.
+
+    Call ``register(name, factory, *, accepts, description="", defaults=None)``.
+    ``accepts`` lists the encoder output contracts the fusion can consume
+    (``("pooled",)``, ``("sequence",)``); the registry refuses a composition whose
+    encoders provide none of them. The factory is called as
+    ``factory(inputs={modality: {"dim": int, "outputs": [...]}}, **kwargs)`` and returns a
+    ``torch.nn.Module`` with an ``out_dim`` attribute.
+
+    Returns nothing; not firstresult.
+    """
+
+
+@hookspec
+def register_heads(register: Callable[..., None]) -> None:
+    """Register task heads (classification, detection, asr, ...).
+
+    Call ``register(name, factory, *, tasks, accepts=("fused",), description="",
+    defaults=None)``. ``tasks`` names the tasks the head serves; the factory is called as
+    ``factory(in_dim=int, **kwargs)`` and returns a module with ``loss`` and ``decode``.
+
+    Returns nothing; not firstresult.
+    """
+
+
+@hookspec
+def register_models(register: Callable[..., None]) -> None:
+    """Register named model compositions, in the same shape as a ``registry.toml`` entry.
+
+    Call ``register(name, spec)`` where ``spec`` is a dict with ``task``, ``encoders``
+    (modality -> encoder name or ``{"name": ..., **kwargs}``), ``fusion`` and ``head``
+    (name or ``{"name": ..., **kwargs}``) and an optional ``description``.
+
+    Returns nothing; not firstresult.
+    """
+
+
+@hookspec
+def register_weights(register: Callable[..., None]) -> None:
+    """Register pretrained weights as data.
+
+    Call ``register(tag, *, sources, sha256=None, file=None, key_map=None, license=None,
+    description="")``. ``tag`` is ``"encoder-name.tag"``. ``sources`` are tried in order:
+    ``"hf-hub:org/repo@revision"``, ``"pip:DIST:module/path/in/package"``,
+    ``"file:/path"``. ``sha256`` is checked on the resolved file (``file`` names it inside
+    a folder source). ``key_map`` names how foreign checkpoint keys map to ours
+    (``"by-order"``: same order and shapes, other names).
+
+    Returns nothing; not firstresult.
+    """
+
+
+@hookspec
+def register_commands(cli: Any) -> None:
+    """Add sub-commands to the ``zoo`` command line.
+
+    ``cli`` is the ``click.Group`` behind ``zoo``; decorate new commands with
+    ``@cli.command()``. Keep heavy imports inside the command functions.
+
+    Returns nothing; not firstresult.
+    """
+
+
+#: name -> hook function, for documentation checks and for the plugin manager.
+HOOKS = {
+    f.__name__: f
+    for f in (
+        register_encoders,
+        register_fusions,
+        register_heads,
+        register_models,
+        register_weights,
+        register_commands,
+    )
+}

