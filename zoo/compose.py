@@ -114,7 +114,9 @@ def create_model(name: str, pretrained: bool = False, **overrides: Any) -> Any:
     for m, ref in enc_refs.items():
         base, tag = split_tag(ref["name"])
         espec = reg.encoder(base)
-        use_pretrained = pretrained and ref.get("pretrained", True)
+        # in a composition, pretrained means "where weights exist" (tiny test encoders have none)
+        use_pretrained = bool(pretrained and ref.get("pretrained", True)
+                              and (tag or espec.weights))
         kwargs = {k: v for k, v in ref.items() if k not in ("name", "pretrained")}
         encoders[m] = _build_encoder(espec, tag=f"{espec.name}.{tag}" if tag else None,
                                      pretrained=use_pretrained, kwargs=kwargs)

@@ -17,7 +17,7 @@ class PluginError(ZooError):
     """A plugin failed to load or registered something invalid (fatal only when strict)."""
 
 
-class UnknownNameError(ZooError, KeyError):
+class UnknownNameError(RegistryError, KeyError):
     """A model or component name that nothing registered."""
 
     def __str__(self) -> str:  # KeyError would quote the message

@@ -45,7 +45,7 @@ def save_pretrained(model: Any, directory: str | Path, *, max_shard_size: str | 
     directory.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".zoo-save-", dir=directory))
     try:
-        state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+        state = {k: _own_storage(v.detach().cpu()) for k, v in model.state_dict().items()}
         save_torch_state_dict(state, tmp, max_shard_size=max_shard_size,
                               metadata={"format": "pt", "zoo_format": "1"})
         for m, enc in model.encoders.items():
@@ -70,6 +70,14 @@ def save_pretrained(model: Any, directory: str | Path, *, max_shard_size: str | 
     return directory
 
 
+def _own_storage(t: Any) -> Any:
+    """A tensor that views part of a larger storage (torchaudio's window buffers) is copied,
+    so safetensors stores just its elements; tensors that share a whole storage stay shared."""
+    if t.untyped_storage().nbytes() != t.numel() * t.element_size():
+        return t.clone()
+    return t
+
+
 def _plugins_needed(config: dict[str, Any]) -> list[dict[str, str]]:
     """The distributions (with versions) a user must install to load this model."""
     seen: dict[str, str] = {}
@@ -91,6 +99,12 @@ def read_config(directory: Path) -> dict[str, Any]:
         raise LoadError(f"{path} is not valid JSON ({e}); re-save the model") from None
     if not isinstance(config, dict):
         raise LoadError(f"{path} must hold a JSON object")
+    from .compose import FORMAT_VERSION
+
+    fmt = config.get("zoo_format")
+    if fmt != FORMAT_VERSION:
+        raise LoadError(f"config.json has zoo_format {fmt!r}; this zoo reads format "
+                        f"{FORMAT_VERSION} (upgrade zoo: pip install -U zoo)")
     return config
 
 

@@ -236,6 +236,10 @@ def parse_model_spec(name: str, raw: Any, *, where: str, plugin: str, distributi
                      description=desc)
 
 
+class UnresolvedError(RegistryError):
+    """A model names a component that is not there (or ambiguous) in this environment."""
+
+
 class Registry:
     """All registered components, models and weights. Build with :func:`get_registry`."""
 
@@ -332,8 +336,10 @@ class Registry:
             n = base if kind == "encoder" else name
             if self._bare[kind].get(n.split(":")[-1]):
                 return kind, self._lookup(kind, n)
-        raise UnknownNameError(f"unknown name {name!r}" + self._unknown("model", name)
-                               .args[0].split(repr(name), 1)[1])
+        known = sorted({n for k in KINDS for n in self._bare[k]})
+        close = difflib.get_close_matches(base.split(":")[-1], known, n=3)
+        hint = f"; did you mean {', '.join(close)}?" if close else ""
+        raise UnknownNameError(f"unknown name {name!r}{hint} (see `zoo list`)")
 
     def all(self, kind: str) -> list[Any]:
         return list(self._items[kind].values())
@@ -379,8 +385,8 @@ class Registry:
             base, tag = split_tag(ref["name"])
             try:
                 enc = self.component("encoder", base)
-            except UnknownNameError as e:
-                raise RegistryError(f"{w}: key 'encoders.{modality}': {e}") from None
+            except RegistryError as e:
+                raise UnresolvedError(f"{w}: key 'encoders.{modality}': {e}") from None
             if enc.modality != modality:
                 raise RegistryError(f"{w}: key 'encoders.{modality}': encoder {base!r} is a "
                                     f"{enc.modality} encoder, not {modality}")
@@ -390,8 +396,8 @@ class Registry:
             encs[modality] = enc
         try:
             head = self.component("head", spec.head["name"])
-        except UnknownNameError as e:
-            raise RegistryError(f"{w}: key 'head': {e}") from None
+        except RegistryError as e:
+            raise UnresolvedError(f"{w}: key 'head': {e}") from None
         if spec.task not in head.tasks:
             raise RegistryError(f"{w}: key 'head': head {head.name!r} serves "
                                 f"{', '.join(head.tasks)}, not {spec.task!r}")
@@ -408,8 +414,8 @@ class Registry:
             return
         try:
             fusion = self.component("fusion", spec.fusion["name"])
-        except UnknownNameError as e:
-            raise RegistryError(f"{w}: key 'fusion': {e}") from None
+        except RegistryError as e:
+            raise UnresolvedError(f"{w}: key 'fusion': {e}") from None
         for modality, enc in encs.items():
             if not set(enc.outputs) & set(fusion.accepts):
                 raise RegistryError(
@@ -439,10 +445,15 @@ class Registry:
                                     distribution="registry.toml", version="")
             try:
                 self.check_model(spec, where)
-            except RegistryError as e:
-                if incomplete is None or "unknown" not in str(e):
+            except UnresolvedError as e:
+                # a typo is an error; a component that a failed, filtered or clashing
+                # plugin would provide only makes this model unavailable here
+                if "ambiguous" in str(e):
+                    spec = _replace(spec, unavailable=str(e))
+                elif incomplete is not None:
+                    spec = _replace(spec, unavailable=f"{e} ({incomplete})")
+                else:
                     raise
-                spec = _replace(spec, unavailable=f"{e} ({incomplete})")
             self.add("model", spec)
 
 

@@ -1,0 +1,97 @@
+"""Shared fixtures: offline mode, real sample inputs, test plugins installed with pip."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ.setdefault("HF_HUB_DISABLE_XET", "1")
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+
+ROOT = Path(__file__).resolve().parent.parent
+TEST_PLUGINS = Path(__file__).parent / "plugins"
+ZOO = [sys.executable, "-m", "zoo"]
+
+
+@pytest.fixture(autouse=True)
+def _fresh_registry(monkeypatch, tmp_path_factory):
+    """Each test starts from a clean registry and its own checksum cache."""
+    import zoo.plugins
+
+    monkeypatch.setenv("ZOO_CACHE", str(tmp_path_factory.getbasetemp() / "zoo-cache"))
+    for var in ("ZOO_PLUGINS", "ZOO_STRICT_PLUGINS", "ZOO_REGISTRY"):
+        monkeypatch.delenv(var, raising=False)
+    zoo.plugins.reset()
+    yield
+    zoo.plugins.reset()
+
+
+@pytest.fixture(scope="session")
+def photo(tmp_path_factory) -> Path:
+    """A real photograph (scikit-image's Chelsea the cat) as a PNG file."""
+    from PIL import Image
+    from skimage import data
+
+    path = tmp_path_factory.mktemp("img") / "chelsea.png"
+    Image.fromarray(data.chelsea()).save(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def speech(tmp_path_factory) -> Path:
+    """A spoken sentence: espeak-ng when installed, else a generated harmonic tone."""
+    import soundfile as sf
+
+    path = tmp_path_factory.mktemp("wav") / "speech.wav"
+    exe = shutil.which("espeak-ng")
+    if exe:
+        subprocess.run([exe, "-w", str(path), "the quick brown fox jumps over the lazy dog"],
+                       check=True, capture_output=True)
+    else:
+        t = np.arange(int(22050 * 1.5)) / 22050
+        wave = sum(np.sin(2 * np.pi * f * t) / k for k, f in enumerate((180, 360, 540), 1))
+        sf.write(path, (0.2 * wave).astype("float32"), 22050)
+    return path
+
+
+def run_zoo(*args: str, env: dict | None = None, check: bool = False
+            ) -> subprocess.CompletedProcess:
+    full_env = {**os.environ, **(env or {})}
+    proc = subprocess.run([*ZOO, *args], capture_output=True, text=True, env=full_env,
+                          cwd=ROOT, timeout=300)
+    if check and proc.returncode:
+        raise AssertionError(f"zoo {' '.join(args)} failed: {proc.stderr}")
+    return proc
+
+
+@pytest.fixture(scope="session")
+def installed_test_plugins(tmp_path_factory) -> Path:
+    """The test plugin distributions, installed by pip into a folder of their own.
+
+    Subprocesses get it on PYTHONPATH, so the plugins are found through real installed
+    entry points (dist-info metadata), exactly as after `pip install`.
+    """
+    target = tmp_path_factory.mktemp("site")
+    for name in ("zoo-plugin-example", "zoo-plugin-broken", "zoo-plugin-dup"):
+        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps",
+                        "--no-build-isolation", "--disable-pip-version-check", "--target",
+                        str(target / name), str(TEST_PLUGINS / name)],
+                       check=True, capture_output=True, timeout=300)
+    return target
+
+
+def plugin_env(site: Path, *names: str, **extra: str) -> dict[str, str]:
+    paths = [str(site / n) for n in names]
+    return {"PYTHONPATH": os.pathsep.join(paths), **extra}
+
+
+def zoo_json(*args: str, env: dict | None = None):
+    proc = run_zoo(*args, env=env, check=True)
+    return json.loads(proc.stdout)

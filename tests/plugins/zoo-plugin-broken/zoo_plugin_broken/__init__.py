@@ -1,0 +1,1 @@
+raise ImportError("zoo_plugin_broken needs a library that is not installed")

@@ -1,0 +1,94 @@
+"""Every registry model builds, predicts the contracted output on real inputs and
+round-trips through save/load bit-identically."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+import zoo
+
+MODELS = zoo.list_models()
+SENTENCE = "A small grey cat sleeps on the warm windowsill."
+
+
+def real_inputs(model, photo, speech):
+    full = {"text": SENTENCE, "image": str(photo), "audio": str(speech)}
+    x = {m: full[m] for m in model.modalities}
+    return [x, {m: full[m] for m in model.modalities[:1]}]  # one with a modality missing
+
+
+def check_output(task, out, model):
+    if task == "classification":
+        assert set(out) == {"label", "score", "scores"}
+        assert out["label"] in model.labels and set(out["scores"]) == set(model.labels)
+        assert abs(sum(out["scores"].values()) - 1) < 1e-5
+        assert out["score"] == max(out["scores"].values())
+    else:  # pragma: no cover - new tasks must add their contract here
+        raise AssertionError(f"no output contract check for task {task}")
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_registry_model_predicts_and_round_trips_bit_identically(name, photo, speech, tmp_path):
+    info = zoo.model_info(name)
+    model = zoo.create_model(name, pretrained=info["pretrained"])
+    inputs = real_inputs(model, photo, speech)
+    before = model.predict(inputs)
+    assert len(before) == len(inputs)
+    for out in before:
+        check_output(model.task, out, model)
+
+    model.save_pretrained(tmp_path)
+    config = json.loads((tmp_path / "config.json").read_text())
+    for m, entry in config["encoders"].items():
+        assert entry["distribution"].startswith("zoo-") and entry["version"]
+    assert config["head"]["distribution"] == "zoo"
+    assert {p["distribution"] for p in config["plugins"]} >= {
+        e["distribution"] for e in config["encoders"].values()}
+
+    loaded = zoo.load(tmp_path)
+    sd, sd2 = model.state_dict(), loaded.state_dict()
+    assert sd.keys() == sd2.keys()
+    for k in sd:
+        assert torch.equal(sd[k], sd2[k]), k
+    assert loaded.predict(inputs) == before
+
+
+def test_encoder_name_gives_an_encoder_only_model_with_embed(photo):
+    model = zoo.create_model("timm-tiny")
+    emb = model.embed([{"image": str(photo)}, {"image": str(photo)}])
+    assert list(emb) == ["image"] and emb["image"].shape == (2, model.encoders["image"].dim)
+    row = model.predict([{"image": str(photo)}])[0]["embedding"]["image"]
+    assert torch.allclose(torch.tensor(row), emb["image"][0], atol=1e-5)
+
+
+def test_overrides_change_labels_and_fusion():
+    m = zoo.create_model("tiny-text-image-clf", labels=["x", "y", "z"], fusion="gated")
+    assert m.labels == ["x", "y", "z"] and m.config["fusion"]["name"] == "gated"
+    with pytest.raises(zoo.ZooError, match="unknown argument"):
+        zoo.create_model("tiny-text-image-clf", colour="red")
+    with pytest.raises(zoo.ZooError, match="unknown fusion"):
+        zoo.create_model("tiny-text-image-clf", fusion="nope")
+
+
+def test_missing_modality_uses_the_null_embedding_not_a_crash():
+    m = zoo.create_model("tiny-text-image-clf")
+    out = m.predict([{"text": "only words here"}])
+    assert out[0]["label"] in m.labels
+    with pytest.raises(zoo.ZooError, match="none of this model's modalities"):
+        m.predict([{"text": None}])
+    with pytest.raises(zoo.ZooError, match="unknown key"):
+        m.predict([{"txt": "typo"}])
+
+
+def test_bad_inputs_give_clear_errors(tmp_path):
+    m = zoo.create_model("tiny-text-image-clf")
+    with pytest.raises(zoo.ZooError, match="image file not found"):
+        m.predict([{"image": str(tmp_path / "nope.png")}])
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"not a png")
+    with pytest.raises(zoo.ZooError, match="cannot decode image"):
+        m.predict([{"image": str(bad)}])
+    with pytest.raises(zoo.ZooError, match="text input must be a string"):
+        m.predict([{"text": 42}])
