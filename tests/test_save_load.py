@@ -30,9 +30,9 @@ def _copy(saved, tmp_path):
 def test_saved_folder_layout(saved):
     names = {p.relative_to(saved).as_posix() for p in saved.rglob("*") if p.is_file()}
     assert {"config.json", "model.safetensors", "preprocessor/text/tokenizer.json",
-            "preprocessor/text/preprocessor_config.json",
-            "preprocessor/image/preprocessor_config.json"} <= names
-    image_cfg = json.loads((saved / "preprocessor/image/preprocessor_config.json").read_text())
+            "preprocessor/text/preprocessing.json",
+            "preprocessor/image/preprocessing.json"} <= names
+    image_cfg = json.loads((saved / "preprocessor/image/preprocessing.json").read_text())
     assert image_cfg["input_size"] == [3, 64, 64] and "mean" in image_cfg
     assert not any(n.endswith((".bin", ".pt", ".pth", ".pkl")) for n in names)
 
@@ -91,3 +91,13 @@ def test_resaving_replaces_old_shards_and_keeps_predictions(saved, tmp_path):
     m.save_pretrained(d)  # unsharded again: the old shards must go
     assert sorted(p.name for p in d.glob("*.safetensors")) == ["model.safetensors"]
     assert zoo.load(d).predict(x) == m.predict(x)
+
+
+def test_preprocessing_that_disagrees_with_the_config_is_refused(saved, tmp_path):
+    d = _copy(saved, tmp_path)
+    path = d / "preprocessor/image/preprocessing.json"
+    cfg = json.loads(path.read_text())
+    cfg["mean"] = [0.0, 0.0, 0.0]
+    path.write_text(json.dumps(cfg))
+    with pytest.raises(LoadError, match="preprocessor/image/preprocessing.json: mean"):
+        zoo.load(d)

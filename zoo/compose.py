@@ -70,26 +70,36 @@ def _compose(name: str, task: str, encoders: dict[str, Any], enc_entries: dict[s
 
 
 def create_model(name: str, pretrained: bool = False, **overrides: Any) -> Any:
-    """A model by registry name; an encoder name gives an encoder-only model (``embed``).
+    """A model by registry name; an encoder name gives an encoder-only model (``embed``),
+    and then ``overrides`` are the encoder's own keyword arguments (``source=``, ``arch=``).
 
     ``overrides``: ``labels=[...]`` (classification), ``encoders={modality: name-or-table}``,
     ``fusion=name-or-table``, ``head=table`` (merged into the registry's head kwargs).
     """
-    bad = set(overrides) - set(_OVERRIDES)
-    if bad:
-        raise ZooError(f"create_model: unknown argument(s) {sorted(bad)} (allowed: "
-                       f"{', '.join(_OVERRIDES)})")
     reg = get_registry()
     kind, spec = reg.find(name)
-    if kind == "encoder":
+    if kind == "encoder":  # overrides are the encoder factory's kwargs (timm style)
+        from .registry import _check_json
+
+        try:
+            _check_json(overrides, f"create_model({name!r}) kwargs")
+        except RegistryError as e:
+            raise ZooError(str(e)) from None
         base, tag = split_tag(name)
         if tag and not reg.has("weights", f"{spec.name}.{tag}"):
             raise UnknownNameError(f"unknown weights {name!r} for encoder {spec.name!r}")
-        enc = _build_encoder(spec, tag=f"{spec.name}.{tag}" if tag else None,
-                             pretrained=pretrained, kwargs={})
+        try:
+            enc = _build_encoder(spec, tag=f"{spec.name}.{tag}" if tag else None,
+                                 pretrained=pretrained, kwargs=overrides)
+        except TypeError as e:
+            raise ZooError(f"encoder {spec.name!r} does not take these arguments: {e}") from None
         return _compose(spec.name, "embedding", {spec.modality: enc},
                         {spec.modality: _encoder_entry(spec, enc, enc_tag(spec, tag, pretrained))},
                         None, None)
+    bad = set(overrides) - set(_OVERRIDES)
+    if bad and kind == "model":
+        raise ZooError(f"create_model: unknown argument(s) {sorted(bad)} (allowed: "
+                       f"{', '.join(_OVERRIDES)})")
     if kind != "model":
         raise ZooError(f"{name!r} is a {kind}, not a model or encoder; compose it in a model "
                        f"(registry.toml) or pass it as an override, e.g. fusion={name!r}")
@@ -152,6 +162,30 @@ def _lookup_for_load(kind: str, entry: Mapping[str, Any], where: str) -> Compone
     return spec
 
 
+def _check_preprocessing(encoder: Any, assets: Path, modality: str) -> None:
+    """The preprocessing the rebuilt encoder will apply must be the one that was saved:
+    a silent mismatch (open_clip#1068) gives wrong predictions that look plausible."""
+    import json
+
+    from .encoders import PREPROCESSOR_FILE
+
+    path = assets / PREPROCESSOR_FILE
+    if not path.is_file():
+        raise LoadError(f"preprocessor/{modality}/{PREPROCESSOR_FILE} is missing; the model "
+                        f"folder is incomplete (download or save it again)")
+    try:
+        saved = json.loads(path.read_text())
+    except ValueError as e:
+        raise LoadError(f"preprocessor/{modality}/{PREPROCESSOR_FILE} is not valid JSON: {e}"
+                        ) from None
+    now = json.loads(json.dumps({"modality": encoder.modality, **encoder.preprocessor_config()}))
+    for key in sorted(set(saved) | set(now)):
+        if saved.get(key) != now.get(key):
+            raise LoadError(f"preprocessor/{modality}/{PREPROCESSOR_FILE}: {key} is "
+                            f"{saved.get(key)!r} but config.json rebuilds {now.get(key)!r}; "
+                            f"the files disagree (edited by hand?): fix one or save again")
+
+
 def build_from_config(config: Mapping[str, Any], assets_root: Path | None) -> Any:
     """The architecture a config.json describes, without weights (nothing is downloaded)."""
     if not isinstance(config, Mapping):
@@ -178,6 +212,8 @@ def build_from_config(config: Mapping[str, Any], assets_root: Path | None) -> An
         except TypeError as e:
             raise LoadError(f"config.json: encoders.{m}.kwargs do not fit encoder "
                             f"{espec.name!r}: {e}") from None
+        if assets is not None:
+            _check_preprocessing(encoders[m], assets, m)
         entries[m] = {**entry, "name": espec.name}
     fusion_ref = head_ref = None
     if config.get("fusion"):

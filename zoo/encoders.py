@@ -24,7 +24,7 @@ from torch import nn
 __all__ = ["EncoderOutput", "Encoder", "PREPROCESSOR_FILE"]
 
 #: Written by every encoder into its assets folder: the settings its preprocessing uses.
-PREPROCESSOR_FILE = "preprocessor_config.json"
+PREPROCESSOR_FILE = "preprocessing.json"
 
 
 @dataclass

@@ -46,8 +46,9 @@ def save_pretrained(model: Any, directory: str | Path, *, max_shard_size: str | 
     tmp = Path(tempfile.mkdtemp(prefix=".zoo-save-", dir=directory))
     try:
         state = {k: _own_storage(v.detach().cpu()) for k, v in model.state_dict().items()}
-        save_torch_state_dict(state, tmp, max_shard_size=max_shard_size,
-                              metadata={"format": "pt", "zoo_format": "1"})
+        with _quiet_hub():
+            save_torch_state_dict(state, tmp, max_shard_size=max_shard_size,
+                                  metadata={"format": "pt", "zoo_format": "1"})
         for m, enc in model.encoders.items():
             enc.save_assets(tmp / PREPROCESSOR_DIR / m)
         config = model.component_config()
@@ -68,6 +69,22 @@ def save_pretrained(model: Any, directory: str | Path, *, max_shard_size: str | 
     model.config = {**model.component_config(), "zoo_version": config["zoo_version"],
                     "weights": config["weights"], "plugins": config["plugins"]}
     return directory
+
+
+class _quiet_hub:
+    """No progress bars from huggingface_hub for a local save (restored afterwards)."""
+
+    def __enter__(self) -> None:
+        from huggingface_hub.utils import are_progress_bars_disabled, disable_progress_bars
+
+        self.was = are_progress_bars_disabled()
+        disable_progress_bars()
+
+    def __exit__(self, *exc: Any) -> None:
+        from huggingface_hub.utils import enable_progress_bars
+
+        if not self.was:
+            enable_progress_bars()
 
 
 def _own_storage(t: Any) -> Any:

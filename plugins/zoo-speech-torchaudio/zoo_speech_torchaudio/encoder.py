@@ -77,12 +77,7 @@ class ConformerEncoder(Encoder):
                                    depthwise_conv_kernel_size=kernel_size, dropout=dropout)
 
     def preprocess(self, values: Sequence[Any]) -> dict[str, torch.Tensor]:
-        wavs = [load_audio(v, self.sample_rate) for v in values]
-        lengths = torch.tensor([w.numel() for w in wavs], dtype=torch.long)
-        batch = torch.zeros(len(wavs), int(lengths.max()))  # (B, N), zero-padded
-        for i, w in enumerate(wavs):
-            batch[i, : w.numel()] = w
-        return {"waveform": batch, "lengths": lengths}
+        return _pad_batch([load_audio(v, self.sample_rate) for v in values])
 
     def forward(self, waveform: torch.Tensor, lengths: torch.Tensor) -> EncoderOutput:
         feats, frames = self.frontend(waveform, lengths)  # (B, F, n_mels)
@@ -110,3 +105,75 @@ def build_conformer(*, pretrained: bool = False, weights: str | None = None,
         raise ZooError("no pretrained conformer weights install from pip; train one with "
                        "`zoo train` (pretrained=False)")
     return ConformerEncoder(**kwargs)
+
+
+def _pad_batch(wavs: list[torch.Tensor]) -> dict[str, torch.Tensor]:
+    lengths = torch.tensor([w.numel() for w in wavs], dtype=torch.long)
+    batch = torch.zeros(len(wavs), int(lengths.max()))  # (B, N), zero-padded
+    for i, w in enumerate(wavs):
+        batch[i, : w.numel()] = w
+    return {"waveform": batch, "lengths": lengths}
+
+
+class Wav2Vec2Encoder(Encoder):
+    """torchaudio's wav2vec 2.0 architecture: conv feature extractor on the raw waveform,
+    then a transformer. Gives the last layer's sequence and its masked mean."""
+
+    modality = "audio"
+    outputs = ("pooled", "sequence")
+
+    def __init__(self, *, sample_rate: int = 16000, encoder_embed_dim: int = 768,
+                 encoder_num_layers: int = 12, encoder_num_heads: int = 12,
+                 encoder_ff_interm_features: int = 3072, conv_channels: int = 512,
+                 dropout: float = 0.1) -> None:
+        super().__init__()
+        from torchaudio.models import wav2vec2_model
+
+        self.kwargs = dict(sample_rate=sample_rate, encoder_embed_dim=encoder_embed_dim,
+                           encoder_num_layers=encoder_num_layers,
+                           encoder_num_heads=encoder_num_heads,
+                           encoder_ff_interm_features=encoder_ff_interm_features,
+                           conv_channels=conv_channels, dropout=dropout)
+        self.sample_rate = sample_rate
+        self.dim = encoder_embed_dim
+        # wav2vec 2.0's extractor: 7 convs, 320x downsampling (20 ms frames at 16 kHz)
+        convs = [(conv_channels, 10, 5)] + [(conv_channels, 3, 2)] * 4 + [(conv_channels, 2, 2)] * 2
+        self.model = wav2vec2_model(
+            extractor_mode="group_norm", extractor_conv_layer_config=convs,
+            extractor_conv_bias=False, encoder_embed_dim=encoder_embed_dim,
+            encoder_projection_dropout=dropout, encoder_pos_conv_kernel=128,
+            encoder_pos_conv_groups=16, encoder_num_layers=encoder_num_layers,
+            encoder_num_heads=encoder_num_heads, encoder_attention_dropout=dropout,
+            encoder_ff_interm_features=encoder_ff_interm_features,
+            encoder_ff_interm_dropout=dropout, encoder_dropout=dropout,
+            encoder_layer_norm_first=False, encoder_layer_drop=0.0, aux_num_out=None)
+
+    def preprocess(self, values: Sequence[Any]) -> dict[str, torch.Tensor]:
+        wavs = []
+        for v in values:
+            w = load_audio(v, self.sample_rate)
+            wavs.append((w - w.mean()) / w.std().clamp(min=1e-5))  # zero-mean, unit-variance
+        return _pad_batch(wavs)
+
+    def forward(self, waveform: torch.Tensor, lengths: torch.Tensor) -> EncoderOutput:
+        x, out_lengths = self.model(waveform, lengths)  # (B, T, D), (B,)
+        mask = torch.arange(x.shape[1], device=x.device)[None] < out_lengths[:, None]  # (B, T)
+        w = mask.unsqueeze(-1).to(x.dtype)
+        pooled = (x * w).sum(1) / w.sum(1).clamp(min=1)  # (B, D)
+        return EncoderOutput(pooled=pooled, sequence=x, mask=mask)
+
+    def config(self) -> dict[str, Any]:
+        return dict(self.kwargs)
+
+    def preprocessor_config(self) -> dict[str, Any]:
+        return {"sample_rate": self.sample_rate, "mono": True, "normalize": "per-utterance"}
+
+
+def build_wav2vec2(*, pretrained: bool = False, weights: str | None = None,
+                   assets_dir: str | None = None, **kwargs: Any) -> Wav2Vec2Encoder:
+    if pretrained:
+        from zoo.errors import ZooError
+
+        raise ZooError("no torchaudio wav2vec2 weights install from pip; use "
+                       "wav2vec2-base-hf (Hub, online) or train from scratch")
+    return Wav2Vec2Encoder(**kwargs)
