@@ -153,7 +153,10 @@ def load_dir(directory: str | Path) -> Any:
     directory = Path(directory)
     config = read_config(directory)
     _check_weights(directory, config)
-    model = build_from_config(config, directory / PREPROCESSOR_DIR)
+    from ._init import skip_init
+
+    with skip_init():  # every weight is overwritten by the strict load below
+        model = build_from_config(config, directory / PREPROCESSOR_DIR)
     try:
         load_torch_model(model, directory, strict=True, safe=True)
     except Exception as e:
