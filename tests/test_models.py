@@ -15,6 +15,8 @@ SENTENCE = "A small grey cat sleeps on the warm windowsill."
 
 def real_inputs(model, photo, speech):
     full = {"text": SENTENCE, "image": str(photo), "audio": str(speech)}
+    if model.task == "detection":  # text, if any, is the label prompts: images only
+        return [{"image": full["image"]}, {"image": full["image"]}]
     x = {m: full[m] for m in model.modalities}
     return [x, {m: full[m] for m in model.modalities[:1]}]  # one with a modality missing
 
@@ -25,6 +27,14 @@ def check_output(task, out, model):
         assert out["label"] in model.labels and set(out["scores"]) == set(model.labels)
         assert abs(sum(out["scores"].values()) - 1) < 1e-5
         assert out["score"] == max(out["scores"].values())
+    elif task == "detection":
+        assert set(out) == {"boxes", "labels", "scores"}
+        assert len(out["boxes"]) == len(out["labels"]) == len(out["scores"])
+        for (x1, y1, x2, y2), label in zip(out["boxes"], out["labels"]):
+            assert 0 <= x1 <= x2 <= 451 and 0 <= y1 <= y2 <= 300  # Chelsea is 451 x 300
+            assert label in model.labels
+    elif task == "asr":
+        assert set(out) == {"text"} and isinstance(out["text"], str)
     else:  # pragma: no cover - new tasks must add their contract here
         raise AssertionError(f"no output contract check for task {task}")
 
@@ -92,3 +102,22 @@ def test_bad_inputs_give_clear_errors(tmp_path):
         m.predict([{"image": str(bad)}])
     with pytest.raises(zoo.ZooError, match="text input must be a string"):
         m.predict([{"text": 42}])
+
+
+def test_evaluate_returns_flat_metrics_and_writes_eval_results(tmp_path, photo):
+    m = zoo.create_model("tiny-text-image-clf", labels=["cat", "dog"])
+    d = tmp_path / "m"
+    m.save_pretrained(d)
+    manifest = tmp_path / "eval.jsonl"
+    manifest.write_text("\n".join(json.dumps(x) for x in [
+        {"text": "a cat", "image": str(photo), "label": "cat"},
+        {"text": "a dog", "label": "dog"},
+        {"image": str(photo), "label": "cat"}]) + "\n")
+    loaded = zoo.load(d)
+    preds = [p["label"] for p in loaded.predict([{"text": "a cat", "image": str(photo)},
+                                                 {"text": "a dog"}, {"image": str(photo)}])]
+    result = zoo.evaluate(loaded, manifest)
+    expected = sum(p == t for p, t in zip(preds, ["cat", "dog", "cat"])) / 3
+    assert result["accuracy"] == pytest.approx(expected) and result["n"] == 3
+    saved = json.loads((d / "eval_results.json").read_text())
+    assert saved["metrics"]["accuracy"] == result["accuracy"] and saved["dataset"] == "eval"

@@ -51,9 +51,17 @@ def load(name_or_path: Any, **kwargs: Any) -> Any:
     return _load(name_or_path, **kwargs)
 
 
-def __getattr__(name: str) -> Any:
-    if name in ("train", "evaluate"):
-        from . import train as _train_mod
+def evaluate(model: Any, data: Any, **kwargs: Any) -> dict[str, Any]:
+    """Metrics of ``model`` (a model, folder or name) on ``data`` (a manifest, a COCO file
+    or a list of examples). See ``zoo.evaluation.evaluate`` for the options."""
+    from .evaluation import evaluate as _evaluate
 
-        return getattr(_train_mod, name)
+    return _evaluate(model, data, **kwargs)
+
+
+def __getattr__(name: str) -> Any:
+    if name == "train":
+        from .training import train as _train
+
+        return _train
     raise AttributeError(f"module 'zoo' has no attribute {name!r}")

@@ -7,7 +7,7 @@ from typing import Any, Mapping
 from .errors import LoadError, RegistryError, UnknownNameError, ZooError
 from .registry import ComponentSpec, ModelSpec, get_registry, split_tag
 
-__all__ = ["create_model", "build_from_config", "FORMAT_VERSION"]
+__all__ = ["create_model", "compose", "build_from_config", "FORMAT_VERSION"]
 
 #: config.json's format; bumped when a saved model would be read differently.
 FORMAT_VERSION = 1
@@ -115,23 +115,35 @@ def create_model(name: str, pretrained: bool = False, **overrides: Any) -> Any:
     head_ref = {**mspec.head, **(overrides.get("head") or {})}
     if overrides.get("labels") is not None:
         head_ref["labels"] = list(overrides["labels"])
-    if overrides:
-        check = ModelSpec(name=mspec.name, task=mspec.task, encoders=enc_refs, fusion=fusion_ref,
-                          head=head_ref, plugin=mspec.plugin, distribution=mspec.distribution,
-                          version=mspec.version)
-        reg.check_model(check, "create_model")
-    encoders, entries = {}, {}
-    for m, ref in enc_refs.items():
+    return compose(mspec.task, enc_refs, head_ref, fusion_ref, name=mspec.name,
+                   pretrained=pretrained)
+
+
+def compose(task: str, encoders: Mapping[str, Any], head: Any, fusion: Any = None, *,
+            name: str = "custom", pretrained: bool = False) -> Any:
+    """A model from components, without a registry entry::
+
+        compose("classification", {"text": "bert-tiny", "image": "timm-tiny"},
+                head={"name": "classification", "labels": ["a", "b"]}, fusion="gated")
+    """
+    from .registry import parse_model_spec
+
+    raw = {"task": task, "encoders": dict(encoders), "head": head}
+    if fusion is not None:
+        raw["fusion"] = fusion
+    spec = parse_model_spec(name, raw, where="compose", plugin="user", distribution="user",
+                            version="")
+    get_registry().check_model(spec, "compose")
+    encs, entries = {}, {}
+    for m, ref in spec.encoders.items():
         base, tag = split_tag(ref["name"])
-        espec = reg.encoder(base)
-        # in a composition, pretrained means "where weights exist" (tiny test encoders have none)
-        use_pretrained = bool(pretrained and ref.get("pretrained", True)
-                              and (tag or espec.weights))
+        espec = get_registry().encoder(base)
+        use = bool(pretrained and ref.get("pretrained", True) and (tag or espec.weights))
         kwargs = {k: v for k, v in ref.items() if k not in ("name", "pretrained")}
-        encoders[m] = _build_encoder(espec, tag=f"{espec.name}.{tag}" if tag else None,
-                                     pretrained=use_pretrained, kwargs=kwargs)
-        entries[m] = _encoder_entry(espec, encoders[m], enc_tag(espec, tag, use_pretrained))
-    return _compose(mspec.name, mspec.task, encoders, entries, fusion_ref, head_ref)
+        encs[m] = _build_encoder(espec, tag=f"{espec.name}.{tag}" if tag else None,
+                                 pretrained=use, kwargs=kwargs)
+        entries[m] = _encoder_entry(espec, encs[m], enc_tag(espec, tag, use))
+    return _compose(name, task, encs, entries, spec.fusion, spec.head)
 
 
 def enc_tag(spec: ComponentSpec, tag: str | None, pretrained: bool) -> str | None:

@@ -5,6 +5,9 @@ The data path reads in one direction::
     inputs (list of dicts) --preprocess--> batch --encoders--> EncoderOutput per modality
         --fusion--> (B, D) --head--> logits --decode--> task outputs
 
+Heads that read encoder outputs themselves (detection on feature maps, CTC on sequences)
+are composed without a fusion and receive the encoded batch.
+
 An input dict holds raw values under modality keys (``"text"``, ``"image"``, ``"audio"``);
 other keys (targets such as ``"label"``) are ignored. An example may lack some of the
 model's modalities; the fusion's missing-modality policy covers it.
@@ -48,7 +51,8 @@ class ZooModel(nn.Module):
 
     @property
     def labels(self) -> list[str] | None:
-        return list(self.head.labels) if hasattr(self.head, "labels") else None
+        labels = getattr(self.head, "labels", None)
+        return list(labels) if labels is not None else None
 
     def __repr__(self) -> str:  # short: the full module tree is one print(model.encoders) away
         parts = ", ".join(f"{m}={self.config['encoders'][m]['name']}" for m in self.encoders)
@@ -98,10 +102,21 @@ class ZooModel(nn.Module):
                 out[m] = (enc(**batch[m]["inputs"]), batch[m]["index"])
         return out
 
-    def forward(self, batch: Mapping[str, Any]) -> torch.Tensor:
+    def forward(self, batch: Mapping[str, Any]) -> Any:
+        """Head outputs: logits (B, C) for classification; what detection / ASR heads
+        return for their ``loss`` and ``decode``."""
         encoded = self.encode(batch)
-        fused = self.fusion(encoded, batch["size"])  # (B, D)
-        return self.head(fused)
+        if self.fusion is not None:
+            return self.head(self.fusion(encoded, batch["size"]))  # fused: (B, D)
+        if getattr(self.head, "uses_text_encoder", False):  # labels are text prompts
+            return self.head(encoded, batch, text_encoder=self.encoders["text"])
+        return self.head(encoded, batch)
+
+    def loss(self, outputs: Any, targets: Sequence[Mapping[str, Any]],
+             batch: Mapping[str, Any]) -> torch.Tensor:
+        """The head's loss for ``targets`` (one dict per example: ``label``, ``boxes`` +
+        ``labels``, ``transcript``)."""
+        return self.head.loss(outputs, self.head.encode_targets(targets, batch))
 
     @torch.inference_mode()
     def embed(self, inputs: Sequence[Mapping[str, Any]], batch_size: int = 32
@@ -126,6 +141,8 @@ class ZooModel(nn.Module):
         detection ``boxes/labels/scores``, asr ``text``)."""
         if isinstance(inputs, Mapping):
             inputs = [inputs]
+        if self.head is not None and hasattr(self.head, "check_decode_kwargs"):
+            self.head.check_decode_kwargs(decode_kwargs)
         if self.head is None:  # an encoder-only model predicts its embeddings
             emb = self.embed(inputs, batch_size)
             counters = {m: 0 for m in emb}
@@ -138,16 +155,21 @@ class ZooModel(nn.Module):
                         counters[m] += 1
                 out.append({"embedding": row})
             return out
+        open_labels = decode_kwargs.pop("labels", None)
         was_training = self.training
         self.eval()
+        if open_labels is not None:  # open-vocabulary detection: new text prompts
+            self.head.active_labels = [str(x) for x in open_labels]
         try:
             results: list[dict[str, Any]] = []
             for chunk in _chunks(inputs, batch_size):
                 batch = self.preprocess(chunk)
-                results += self.head.decode(self(batch), **decode_kwargs)
+                results += self.head.decode(self(batch), batch=batch, **decode_kwargs)
             return results
         finally:
             self.train(was_training)
+            if open_labels is not None:
+                self.head.active_labels = None
 
     # ---- saving ---------------------------------------------------------------------
     def component_config(self) -> dict[str, Any]:

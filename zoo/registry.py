@@ -405,12 +405,13 @@ class Registry:
             if "fused" in head.accepts:
                 raise RegistryError(f"{w}: missing key 'fusion' (head {head.name!r} needs a "
                                     f"fused input; e.g. fusion = \"concat-mlp\")")
-            for modality, enc in encs.items():
-                if not set(enc.outputs) & set(head.accepts):
-                    raise RegistryError(
-                        f"{w}: key 'head': head {head.name!r} takes "
-                        f"{'/'.join(head.accepts)} outputs but encoder {enc.name!r} "
-                        f"({modality}) gives {'/'.join(enc.outputs)}")
+            # a head without fusion reads encoder outputs itself; at least one encoder must
+            # give what it takes (a text encoder beside a detector embeds its label prompts)
+            if not any(set(enc.outputs) & set(head.accepts) for enc in encs.values()):
+                given = ", ".join(f"{e.name!r} ({m}) gives {'/'.join(e.outputs)}"
+                                  for m, e in encs.items())
+                raise RegistryError(f"{w}: key 'head': head {head.name!r} takes "
+                                    f"{'/'.join(head.accepts)} outputs but {given}")
             return
         try:
             fusion = self.component("fusion", spec.fusion["name"])

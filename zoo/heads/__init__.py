@@ -11,3 +11,12 @@ def register_heads(register):
              description="Linear classifier: softmax (single-label) or sigmoid with a "
                          "threshold (multi-label); labels stored in config.json.",
              defaults={"multi_label": False, "threshold": 0.5})
+    register("detection", "zoo.heads.detection:DetectionHead", tasks=("detection",),
+             accepts=("features",),
+             description="FCOS anchor-free detector on an FPN over multi-scale feature maps; "
+                         "NMS; text_prompts=true makes labels text prompts (open vocabulary).",
+             defaults={"dim": 128, "num_convs": 2})
+    register("ctc", "zoo.heads.asr:CTCHead", tasks=("asr",), accepts=("sequence",),
+             description="CTC over the audio encoder's sequence; character vocabulary; greedy "
+                         "or beam search (flashlight, optional lexicon + KenLM).",
+             defaults={})

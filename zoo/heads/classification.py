@@ -29,7 +29,13 @@ class ClassificationHead(nn.Module):
     def forward(self, fused: torch.Tensor) -> torch.Tensor:
         return self.proj(fused)  # (B, C) logits
 
-    def encode_targets(self, targets: Sequence[Any]) -> torch.Tensor:
+    def encode_targets(self, targets: Sequence[Any], batch: Any = None) -> torch.Tensor:
+        """One target dict (with ``label``) or bare label per example -> class indices
+        (B,), or a multi-hot (B, C) for multi-label."""
+        targets = [t["label"] if isinstance(t, dict) else t for t in targets]
+        return self._encode(targets)
+
+    def _encode(self, targets: Sequence[Any]) -> torch.Tensor:
         def idx(label: Any) -> int:
             try:
                 return self._index[str(label)]
@@ -50,7 +56,7 @@ class ClassificationHead(nn.Module):
             return F.binary_cross_entropy_with_logits(logits, targets.float())
         return F.cross_entropy(logits, targets)
 
-    def decode(self, logits: torch.Tensor) -> list[dict[str, Any]]:
+    def decode(self, logits: torch.Tensor, batch: Any = None) -> list[dict[str, Any]]:
         probs = (torch.sigmoid(logits) if self.multi_label else logits.softmax(-1)).tolist()
         out = []
         for p in probs:

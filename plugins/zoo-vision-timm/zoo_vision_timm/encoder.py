@@ -82,6 +82,9 @@ class TimmEncoder(Encoder):
         pooled = self.model.forward_head(final, pre_logits=True)  # (B, D)
         return EncoderOutput(pooled=pooled, features=list(maps), strides=self.feature_strides)
 
+    def describe(self) -> dict[str, Any]:
+        return {**super().describe(), "data_config": _jsonable(self.data_config)}
+
     def config(self) -> dict[str, Any]:
         return {"arch": self.arch, "data_config": _jsonable(self.data_config),
                 "features": self.features, "out_indices": list(self.out_indices)}

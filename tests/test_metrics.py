@@ -1,0 +1,73 @@
+"""Metrics: hand-checked cases, and zoo's numbers equal pycocotools' and jiwer's own."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from zoo.metrics import asr_metrics, classification_metrics, detection_metrics
+
+
+def test_accuracy_and_macro_f1_by_hand():
+    y_true = ["a", "a", "b", "b", "c"]
+    y_pred = ["a", "b", "b", "b", "a"]
+    m = classification_metrics(y_true, y_pred, ["a", "b", "c"])
+    assert m["accuracy"] == pytest.approx(3 / 5)
+    # F1: a = 2*1/(2+1+1) = 0.5; b = 2*2/(4+1+0) = 0.8; c = 0
+    assert m["f1_macro"] == pytest.approx((0.5 + 0.8 + 0.0) / 3)
+
+
+def test_wer_and_cer_by_hand_and_as_jiwer_computes_them():
+    import jiwer
+
+    refs, hyps = ["the cat sat", "on the mat"], ["the cat sit", "on mat"]
+    m = asr_metrics(refs, hyps)
+    assert m["wer"] == pytest.approx(2 / 6)  # one substitution, one deletion
+    assert m["cer"] == pytest.approx((1 + 4) / 21)  # 'a'->'i'; "the " deleted
+    assert m["wer"] == jiwer.wer(refs, hyps) and m["cer"] == jiwer.cer(refs, hyps)
+
+
+GT = [{"boxes": [[10, 10, 50, 50], [60, 60, 100, 120]], "labels": ["cat", "dog"]},
+      {"boxes": [[0, 0, 30, 40]], "labels": ["dog"]}]
+PRED = [{"boxes": [[12, 11, 50, 52], [60, 58, 104, 118], [200, 200, 220, 220]],
+         "labels": ["cat", "dog", "cat"], "scores": [0.9, 0.8, 0.3]},
+        {"boxes": [[2, 1, 31, 38], [0, 0, 10, 10]], "labels": ["dog", "dog"],
+         "scores": [0.7, 0.6]}]
+
+
+def test_detection_perfect_predictions_score_one():
+    perfect = [{**g, "scores": [1.0] * len(g["boxes"])} for g in GT]
+    m = detection_metrics(GT, perfect, ["cat", "dog"])
+    assert m["map"] == pytest.approx(1.0) and m["map_50"] == pytest.approx(1.0)
+
+
+def test_detection_metrics_equal_pycocotools_run_on_files(tmp_path):
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    cats = ["cat", "dog"]
+    gt = {"images": [{"id": i + 1, "file_name": f"{i}.png", "height": 240, "width": 240}
+                     for i in range(len(GT))],
+          "categories": [{"id": i + 1, "name": c} for i, c in enumerate(cats)],
+          "annotations": []}
+    dets = []
+    for i, (g, p) in enumerate(zip(GT, PRED)):
+        for b, label in zip(g["boxes"], g["labels"]):
+            gt["annotations"].append({"id": len(gt["annotations"]) + 1, "image_id": i + 1,
+                                      "category_id": cats.index(label) + 1, "iscrowd": 0,
+                                      "bbox": [b[0], b[1], b[2] - b[0], b[3] - b[1]],
+                                      "area": (b[2] - b[0]) * (b[3] - b[1])})
+        for b, label, s in zip(p["boxes"], p["labels"], p["scores"]):
+            dets.append({"image_id": i + 1, "category_id": cats.index(label) + 1, "score": s,
+                         "bbox": [b[0], b[1], b[2] - b[0], b[3] - b[1]]})
+    (tmp_path / "gt.json").write_text(json.dumps(gt))
+    (tmp_path / "dt.json").write_text(json.dumps(dets))
+    coco = COCO(str(tmp_path / "gt.json"))
+    ev = COCOeval(coco, coco.loadRes(str(tmp_path / "dt.json")), "bbox")
+    ev.evaluate()
+    ev.accumulate()
+    ev.summarize()
+    ours = detection_metrics(GT, PRED, cats)
+    assert ours["map"] == pytest.approx(ev.stats[0], abs=1e-12)
+    assert ours["map_50"] == pytest.approx(ev.stats[1], abs=1e-12)
+    assert 0 < ours["map"] < 1 and ours["map_50"] == pytest.approx(1.0)
