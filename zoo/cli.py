@@ -193,6 +193,77 @@ def predict(model: str, inputs: tuple[str, ...], batch_size: int) -> None:
     _echo_json(m.predict(examples, batch_size=batch_size))
 
 
+@cli.command("train")
+@click.argument("model")
+@click.option("--train", "train_data", required=True, type=click.Path(exists=True, dir_okay=False),
+              help="Training data: a JSONL manifest, or COCO JSON for detection.")
+@click.option("--eval", "eval_data", type=click.Path(exists=True, dir_okay=False),
+              help="Eval data (same format); picks the best epoch.")
+@click.option("--out", required=True, type=click.Path(file_okay=False),
+              help="Output folder: the best model, metrics.jsonl, plots, resume state.")
+@click.option("--epochs", type=int, default=10, show_default=True)
+@click.option("--lr", type=float, default=1e-3, show_default=True,
+              help="Learning rate of new layers (fusion, head) and from-scratch encoders.")
+@click.option("--encoder-lr", type=float, help="For fine-tuned pretrained encoders [lr/10].")
+@click.option("--batch-size", type=int, default=32, show_default=True)
+@click.option("--freeze", default="auto", show_default=True,
+              help="auto (pretrained encoders), none, all, or comma-separated modalities/names.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--resume", is_flag=True, help="Continue from OUT/train_state.")
+@click.option("--on-bad-data", type=click.Choice(["fail", "skip"]), default="fail",
+              show_default=True)
+@click.option("--checkpoint-every", type=int, default=0,
+              help="Also save the resume state every N steps.")
+@click.option("--warmup", type=float, default=0.05, show_default=True)
+@click.option("--no-cache", is_flag=True, help="Recompute frozen encoders every epoch.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def train_cmd(model: str, train_data: str, eval_data: str | None, out: str, epochs: int,
+              lr: float, encoder_lr: float | None, batch_size: int, freeze: str, seed: int,
+              resume: bool, on_bad_data: str, checkpoint_every: int, warmup: float,
+              no_cache: bool, quiet: bool) -> None:
+    """Fine-tune MODEL (registry name or folder) and save the best epoch to --out.
+
+    Under `torchrun --nproc_per_node=N -m zoo train ...` it runs DDP (gloo on CPU)."""
+    from .training import train
+
+    fz: Any = freeze if freeze in ("auto", "none", "all") else [
+        x.strip() for x in freeze.split(",") if x.strip()]
+    summary = train(model, train_data, eval_data, out, resume=resume, epochs=epochs, lr=lr,
+                    encoder_lr=encoder_lr, batch_size=batch_size, freeze=fz, seed=seed,
+                    on_bad_data=on_bad_data, checkpoint_every=checkpoint_every,
+                    warmup=warmup, cache_features=not no_cache, progress=not quiet)
+    if int(os.environ.get("RANK", "0")) == 0:
+        _echo_json({"best": summary["best"], "best_epoch": summary["best_epoch"],
+                    "out": summary["out"]})
+
+
+@cli.command("eval")
+@click.argument("model")
+@click.option("--data", required=True, type=click.Path(exists=True, dir_okay=False),
+              help="A labelled JSONL manifest, or COCO JSON for detection.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object, metrics at top level.")
+@click.option("--batch-size", default=32, show_default=True)
+@click.option("--decoder", type=click.Choice(["greedy", "beam"]), help="ASR decoding.")
+@click.option("--beam-size", type=int, help="ASR beam width.")
+@click.option("--lexicon", type=click.Path(exists=True), help="ASR lexicon for beam search.")
+@click.option("--lm", type=click.Path(exists=True), help="KenLM model for beam search.")
+@click.option("--on-bad-data", type=click.Choice(["fail", "skip"]), default="fail")
+def eval_cmd(model: str, data: str, as_json: bool, batch_size: int, decoder: str | None,
+             beam_size: int | None, lexicon: str | None, lm: str | None,
+             on_bad_data: str) -> None:
+    """Evaluate MODEL on --data; writes eval_results.json beside a saved model."""
+    from . import evaluate
+
+    kw = {k: v for k, v in dict(decoder=decoder, beam_size=beam_size, lexicon=lexicon,
+                                lm=lm).items() if v is not None}
+    result = evaluate(model, data, batch_size=batch_size, on_bad_data=on_bad_data, **kw)
+    if as_json:
+        click.echo(json.dumps(result))
+        return
+    for k, v in result.items():
+        click.echo(f"{k:10} {v:.4f}" if isinstance(v, float) else f"{k:10} {v}")
+
+
 def _add_plugin_commands(group: click.Group) -> None:
     """Let plugins add sub-commands (register_commands); a failing plugin is reported."""
     from . import plugins as plugins_mod

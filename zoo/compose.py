@@ -244,3 +244,17 @@ def build_from_config(config: Mapping[str, Any], assets_root: Path | None) -> An
     saved.update({k: model.config[k] for k in ("encoders", "fusion", "head")})
     model.config = saved
     return model
+
+
+def replace_head(model: Any, **head_kwargs: Any) -> None:
+    """Rebuild the head with new kwargs (new labels from a training set): a fresh head on
+    the same encoders and fusion."""
+    cfg = model.config["head"]
+    hspec = _lookup_for_load("head", cfg, "head")
+    kwargs = {**model.head.config(), **head_kwargs}
+    if model.fusion is not None:
+        kwargs["in_dim"] = model.fusion.out_dim
+    else:
+        kwargs["inputs"] = {m: e.describe() for m, e in model.encoders.items()}
+    model.head = hspec.build(**kwargs).to(model.device)
+    model.config = model.component_config()

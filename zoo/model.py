@@ -95,17 +95,29 @@ class ZooModel(nn.Module):
             batch[m] = {"index": torch.tensor(idx, dtype=torch.long), "inputs": tensors}
         return batch
 
+    @property
+    def device(self) -> torch.device:
+        for p in self.parameters():
+            return p.device
+        return torch.device("cpu")
+
     def encode(self, batch: Mapping[str, Any]) -> dict[str, tuple[EncoderOutput, torch.Tensor]]:
+        device = self.device
         out = {}
         for m, enc in self.encoders.items():
             if m in batch:
-                out[m] = (enc(**batch[m]["inputs"]), batch[m]["index"])
+                inputs = {k: v.to(device) for k, v in batch[m]["inputs"].items()}
+                out[m] = (enc(**inputs), batch[m]["index"].to(device))
         return out
 
-    def forward(self, batch: Mapping[str, Any]) -> Any:
+    def forward(self, batch: Mapping[str, Any], encoded: Mapping[str, Any] | None = None) -> Any:
         """Head outputs: logits (B, C) for classification; what detection / ASR heads
-        return for their ``loss`` and ``decode``."""
-        encoded = self.encode(batch)
+        return for their ``loss`` and ``decode``. ``encoded``: encoder outputs computed
+        earlier (the trainer's feature cache), so only fusion and head run."""
+        return self.forward_encoded(self.encode(batch) if encoded is None else encoded, batch)
+
+    def forward_encoded(self, encoded: Mapping[str, Any], batch: Mapping[str, Any]) -> Any:
+        """Fusion and head on encoder outputs (computed now, or cached by the trainer)."""
         if self.fusion is not None:
             return self.head(self.fusion(encoded, batch["size"]))  # fused: (B, D)
         if getattr(self.head, "uses_text_encoder", False):  # labels are text prompts
