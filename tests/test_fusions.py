@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import zoo
-from zoo.compose import _compose
+from zoo.compose import _compose, compose
 
 FUSIONS = zoo.list_models(kind="fusion")
 TINY = {"text": "bert-tiny", "image": "timm-tiny", "audio": "conformer-tiny"}
@@ -21,7 +21,7 @@ def tiny_encoders():
     import zoo.plugins
 
     zoo.plugins.reset()
-    m = zoo.compose.compose("classification", TINY, {"name": "classification",
+    m = compose("classification", TINY, {"name": "classification",
                                                      "labels": ["a", "b"]}, "concat-mlp")
     return {k: m.encoders[k] for k in TINY}, m.config["encoders"]
 

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 import zoo
+from zoo.compose import compose
 from zoo.heads.asr import CTCHead, normalize_text
 from zoo.heads.detection import DetectionHead
 
@@ -67,7 +68,7 @@ def test_detection_head_trains_end_to_end_and_open_vocabulary_labels(tmp_path):
 
 
 def test_text_prompted_detector_takes_new_labels_at_predict_time():
-    m = zoo.compose.compose(
+    m = compose(
         "detection", {"image": {"name": "timm-tiny", "features": True,
                                 "data_config": {"input_size": [3, 64, 64],
                                                 "crop_mode": "squash", "crop_pct": 1.0}},

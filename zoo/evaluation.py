@@ -13,7 +13,8 @@ __all__ = ["evaluate", "load_examples", "EVAL_RESULTS"]
 EVAL_RESULTS = "eval_results.json"
 
 
-def load_examples(data: Any, *, on_bad_data: str = "fail", errors: list[str] | None = None
+def load_examples(data: Any, *, on_bad_data: str = "fail",
+                  errors: list[tuple[int, str]] | None = None
                   ) -> tuple[list[Any], list[str] | None, str]:
     """A manifest (.jsonl), a COCO file (.json) or a list of Examples / dicts ->
     (examples, categories or None, dataset name)."""
@@ -74,7 +75,7 @@ def evaluate(model: Any, data: Any, *, batch_size: int = 32, write: bool = True,
 
     if isinstance(model, (str, Path)):
         model = load(model)
-    errors: list[str] = []
+    errors: list[tuple[int, str]] = []
     examples, categories, name = load_examples(data, on_bad_data=on_bad_data, errors=errors)
     if not examples:
         raise DataError(f"no examples to evaluate in {data}")

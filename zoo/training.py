@@ -118,22 +118,25 @@ def _read(data: Any, what: str, cfg: TrainConfig, dist: _Dist) -> tuple[list, li
     from .data.check import example_problem
     from .evaluation import load_examples
 
-    errors: list[str] = []
-    examples, cats, _ = load_examples(data, on_bad_data=cfg.on_bad_data, errors=errors)
+    errors: list[tuple[int, str]] = []  # (line, message), from parsing and from checks
+    examples, cats, _ = load_examples(data, on_bad_data="skip", errors=errors)
     good = []
     for ex in examples:
         problem = example_problem(ex.inputs)
         if problem is None:
             good.append(ex)
-            continue
-        msg = f"{data}:{ex.line}: {problem}"
-        if cfg.on_bad_data != "skip":
-            raise DataError(f"{msg} (fix it, or pass --on-bad-data skip to leave it out)")
-        errors.append(msg)
+        else:
+            errors.append((ex.line, f"{data}:{ex.line}: {problem}"))
+    errors.sort()
+    if errors and cfg.on_bad_data != "skip":
+        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        raise DataError(f"{errors[0][1]}{more}; fix it, or pass --on-bad-data skip to leave "
+                        f"bad examples out")
     if errors and dist.main:
         import warnings
 
-        warnings.warn(f"{what}: skipped {len(errors)} bad example(s): " + "; ".join(errors[:5])
+        warnings.warn(f"{what}: skipped {len(errors)} bad example(s): "
+                      + "; ".join(m for _, m in errors[:5])
                       + (" ..." if len(errors) > 5 else ""), RuntimeWarning, stacklevel=3)
     if not good:
         raise DataError(f"no usable {what} examples in {data}")

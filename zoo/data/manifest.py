@@ -48,8 +48,9 @@ def _parse(line: str, lineno: int, root: Path, where: str) -> Example:
 
 
 def iter_manifest(path: str | Path, *, on_error: str = "fail",
-                  errors: list[str] | None = None) -> Iterator[Example]:
-    """Examples of a manifest. ``on_error="skip"`` collects bad lines into ``errors``."""
+                  errors: list[tuple[int, str]] | None = None) -> Iterator[Example]:
+    """Examples of a manifest. ``on_error="skip"`` collects ``(line, message)`` of bad
+    lines into ``errors``."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"manifest not found: {path}")
@@ -64,7 +65,7 @@ def iter_manifest(path: str | Path, *, on_error: str = "fail",
                 if on_error != "skip":
                     raise
                 if errors is not None:
-                    errors.append(str(e))
+                    errors.append((lineno, str(e)))
 
 
 def read_manifest(path: str | Path, **kwargs: Any) -> list[Example]:
