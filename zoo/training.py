@@ -200,15 +200,23 @@ def _targets(examples: Sequence[Any]) -> list[dict[str, Any]]:
 # ---- the feature cache ------------------------------------------------------------------
 
 def _encode_all(model: Any, examples: Sequence[Any], batch_size: int) -> list[dict[str, Any]]:
-    """Per example: modality -> its encoder output (one row), computed once."""
+    """Per example: modality -> its encoder output (one row), computed once per distinct
+    input (an image paired with several texts is encoded once)."""
     rows: list[dict[str, Any]] = [dict() for _ in examples]
     model.eval()
     with torch.inference_mode():
-        for start in range(0, len(examples), batch_size):
-            chunk = examples[start:start + batch_size]
-            batch = model.preprocess([ex.inputs for ex in chunk])
-            for m, (out, index) in model.encode(batch).items():
-                for j, i in enumerate(index.tolist()):
+        for m in model.encoders:
+            groups: dict[Any, list[int]] = {}
+            for i, ex in enumerate(examples):
+                v = ex.inputs.get(m)
+                if v is not None:
+                    groups.setdefault(v if isinstance(v, str) else ("id", id(v)), []).append(i)
+            keys = list(groups)
+            for start in range(0, len(keys), batch_size):
+                chunk = keys[start:start + batch_size]
+                batch = model.preprocess([{m: examples[groups[k][0]].inputs[m]} for k in chunk])
+                out, _ = model.encode(batch)[m]
+                for j, k in enumerate(chunk):
                     row: dict[str, Any] = {}
                     if out.pooled is not None:
                         row["pooled"] = out.pooled[j].cpu()
@@ -218,13 +226,14 @@ def _encode_all(model: Any, examples: Sequence[Any], batch_size: int) -> list[di
                     if out.features is not None:
                         row["features"] = [f[j].cpu() for f in out.features]
                         row["strides"] = out.strides
-                    rows[start + i][m] = row
-            if "image" in batch:
-                sizes = batch["image"]["inputs"]["image_sizes"]
-                hw = tuple(batch["image"]["inputs"]["pixel_values"].shape[-2:])
-                for j, i in enumerate(batch["image"]["index"].tolist()):
-                    rows[start + i]["_image_size"] = sizes[j]
-                    rows[start + i]["_input_hw"] = hw
+                    meta = {}
+                    if m == "image":
+                        meta = {"_image_size": batch["image"]["inputs"]["image_sizes"][j],
+                                "_input_hw": tuple(batch["image"]["inputs"]["pixel_values"]
+                                                   .shape[-2:])}
+                    for i in groups[k]:
+                        rows[i][m] = row
+                        rows[i].update(meta)
     return rows
 
 
