@@ -400,12 +400,34 @@ def _plot_confusion(labels: list[str], y_true: list[str], y_pred: list[str], pat
 
 # ---- the loop ---------------------------------------------------------------------------
 
+def _predict_cached(model: Any, rows: Sequence[dict[str, Any]], batch_size: int
+                    ) -> list[dict[str, Any]]:
+    """Predictions from cached encoder outputs: only fusion, head and decoding run."""
+    was = model.training
+    model.eval()
+    preds: list[dict[str, Any]] = []
+    try:
+        with torch.inference_mode():
+            for start in range(0, len(rows), batch_size):
+                encoded, batch = _collate_cached(rows[start:start + batch_size],
+                                                 model.modalities, model.device)
+                preds += model.head.decode(model(batch, encoded=encoded), batch=batch)
+    finally:
+        model.train(was)
+    return preds
+
+
 def _evaluate(model: Any, examples: Sequence[Any], categories: Any, cfg: TrainConfig,
-              dist: _Dist) -> tuple[dict[str, float], list[dict[str, Any]]]:
+              dist: _Dist, cached: Sequence[dict[str, Any]] | None = None
+              ) -> tuple[dict[str, float], list[dict[str, Any]]]:
     from .evaluation import metrics_for
 
     shard = list(range(dist.rank, len(examples), dist.world))
-    preds = model.predict([examples[i].inputs for i in shard], batch_size=cfg.eval_batch_size)
+    if cached is not None:
+        preds = _predict_cached(model, [cached[i] for i in shard], cfg.eval_batch_size)
+    else:
+        preds = model.predict([examples[i].inputs for i in shard],
+                              batch_size=cfg.eval_batch_size)
     gathered = dist.gather(list(zip(shard, preds)))
     ordered = [p for _, p in sorted((x for part in gathered for x in part), key=lambda t: t[0])]
     metrics = metrics_for(model.task, model, examples, ordered, categories)
@@ -482,6 +504,8 @@ def train(model: Any, train: Any, eval: Any = None, out: str | Path = "out", *,
         log_path.write_text("")
 
     cached = _encode_all(model, train_ex, cfg.eval_batch_size) if use_cache else None
+    eval_cached = (_encode_all(model, eval_ex, cfg.eval_batch_size)
+                   if use_cache and eval_ex is not None else None)
     net = model
     if dist.world > 1:
         from torch.nn.parallel import DistributedDataParallel as DDP
@@ -550,7 +574,7 @@ def train(model: Any, train: Any, eval: Any = None, out: str | Path = "out", *,
                                   max(1, len(state["epoch_losses"])),
                                   "seconds": round(time.perf_counter() - t0, 2)}
         if eval_ex is not None:
-            metrics, _ = _evaluate(model, eval_ex, eval_cats, cfg, dist)
+            metrics, _ = _evaluate(model, eval_ex, eval_cats, cfg, dist, eval_cached)
             record["eval"] = metrics
             value = metrics[metric]
             better = state["best"] is None or (value > state["best"][metric] if higher
