@@ -264,6 +264,55 @@ def eval_cmd(model: str, data: str, as_json: bool, batch_size: int, decoder: str
         click.echo(f"{k:10} {v:.4f}" if isinstance(v, float) else f"{k:10} {v}")
 
 
+@cli.command()
+@click.argument("directory", type=click.Path(exists=True, file_okay=False))
+@click.argument("repo_id")
+@click.option("--revision", help="Branch to push to (created if missing).")
+@click.option("--private", is_flag=True)
+@click.option("--message", help="Commit message.")
+def push(directory: str, repo_id: str, revision: str | None, private: bool,
+         message: str | None) -> None:
+    """Publish a saved model folder to the Hub as REPO_ID (HF_ENDPOINT and HF_TOKEN honoured)."""
+    from .hub import push_folder
+
+    url = push_folder(directory, repo_id, revision=revision, private=private,
+                      commit_message=message)
+    click.echo(url)
+
+
+@cli.command()
+@click.argument("repo_id")
+@click.option("--revision")
+@click.option("--out", type=click.Path(file_okay=False), help="Copy the files here too.")
+def pull(repo_id: str, revision: str | None, out: str | None) -> None:
+    """Download a model repo into the Hugging Face cache (and --out); prints its folder."""
+    import shutil
+
+    from .hub import load_dir
+    from .hub import pull as _pull
+
+    path = _pull(repo_id.removeprefix("hf-hub:"), revision=revision)
+    load_dir(path)  # check it loads: components installed, checksums match
+    if out:
+        shutil.copytree(path, out, dirs_exist_ok=True)
+        path = Path(out)
+    click.echo(str(path))
+
+
+@cli.command()
+@click.argument("directory", type=click.Path(exists=True, file_okay=False))
+@click.option("--repo-id", help="Render the usage snippet for this Hub id.")
+@click.option("--print", "show", is_flag=True, help="Print the card instead of writing it.")
+def card(directory: str, repo_id: str | None, show: bool) -> None:
+    """Render DIR/README.md, the model card, from its config, training and eval records."""
+    from .cards import render_card, write_card
+
+    if show:
+        click.echo(render_card(directory, repo_id))
+    else:
+        click.echo(str(write_card(directory, repo_id)))
+
+
 def _add_plugin_commands(group: click.Group) -> None:
     """Let plugins add sub-commands (register_commands); a failing plugin is reported."""
     from . import plugins as plugins_mod

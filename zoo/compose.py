@@ -39,12 +39,14 @@ def _encoder_entry(spec: ComponentSpec, enc: Any, tag: str | None) -> dict[str, 
 
 
 def _compose(name: str, task: str, encoders: dict[str, Any], enc_entries: dict[str, Any],
-             fusion_ref: Mapping[str, Any] | None, head_ref: Mapping[str, Any] | None) -> Any:
+             fusion_ref: Mapping[str, Any] | None, head_ref: Mapping[str, Any] | None,
+             description: str = "") -> Any:
     from .model import ZooModel
 
     reg = get_registry()
     config: dict[str, Any] = {"zoo_format": FORMAT_VERSION, "name": name, "task": task,
-                              "encoders": enc_entries, "fusion": None, "head": None}
+                              "description": description, "encoders": enc_entries,
+                              "fusion": None, "head": None}
     fusion = head = None
     inputs = {m: {"dim": e.dim, "outputs": list(e.outputs)} for m, e in encoders.items()}
     if fusion_ref is not None:
@@ -95,7 +97,7 @@ def create_model(name: str, pretrained: bool = False, **overrides: Any) -> Any:
             raise ZooError(f"encoder {spec.name!r} does not take these arguments: {e}") from None
         return _compose(spec.name, "embedding", {spec.modality: enc},
                         {spec.modality: _encoder_entry(spec, enc, enc_tag(spec, tag, pretrained))},
-                        None, None)
+                        None, None, spec.description)
     bad = set(overrides) - set(_OVERRIDES)
     if bad and kind == "model":
         raise ZooError(f"create_model: unknown argument(s) {sorted(bad)} (allowed: "
@@ -116,11 +118,11 @@ def create_model(name: str, pretrained: bool = False, **overrides: Any) -> Any:
     if overrides.get("labels") is not None:
         head_ref["labels"] = list(overrides["labels"])
     return compose(mspec.task, enc_refs, head_ref, fusion_ref, name=mspec.name,
-                   pretrained=pretrained)
+                   pretrained=pretrained, description=mspec.description)
 
 
 def compose(task: str, encoders: Mapping[str, Any], head: Any, fusion: Any = None, *,
-            name: str = "custom", pretrained: bool = False) -> Any:
+            name: str = "custom", pretrained: bool = False, description: str = "") -> Any:
     """A model from components, without a registry entry::
 
         compose("classification", {"text": "bert-tiny", "image": "timm-tiny"},
@@ -143,7 +145,7 @@ def compose(task: str, encoders: Mapping[str, Any], head: Any, fusion: Any = Non
         encs[m] = _build_encoder(espec, tag=f"{espec.name}.{tag}" if tag else None,
                                  pretrained=use, kwargs=kwargs)
         entries[m] = _encoder_entry(espec, encs[m], enc_tag(espec, tag, use))
-    return _compose(name, task, encs, entries, spec.fusion, spec.head)
+    return _compose(name, task, encs, entries, spec.fusion, spec.head, description)
 
 
 def enc_tag(spec: ComponentSpec, tag: str | None, pretrained: bool) -> str | None:
@@ -236,7 +238,7 @@ def build_from_config(config: Mapping[str, Any], assets_root: Path | None) -> An
         head_ref = {"name": hspec.qualified_name, "kwargs": config["head"].get("kwargs") or {}}
     try:
         model = _compose(config.get("name") or "model", config["task"], encoders, entries,
-                         fusion_ref, head_ref)
+                         fusion_ref, head_ref, str(config.get("description") or ""))
     except TypeError as e:
         raise LoadError(f"config.json: component kwargs do not fit: {e}") from None
     # keep what the file said (weights tags, provenance), with kwargs as rebuilt

@@ -92,4 +92,7 @@ def evaluate(model: Any, data: Any, *, batch_size: int = 32, write: bool = True,
                   "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
                   "decoding": decode_kwargs or None, "metrics": result}
         (Path(source) / EVAL_RESULTS).write_text(json.dumps(record, indent=2) + "\n")
+        from .cards import write_card
+
+        write_card(source)  # the card's model-index now carries these figures
     return result

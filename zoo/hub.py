@@ -58,6 +58,7 @@ def save_pretrained(model: Any, directory: str | Path, *, max_shard_size: str | 
         (tmp / CONFIG_NAME).write_text(json.dumps(config, indent=2) + "\n")
         for name, text in (extra_files or {}).items():
             (tmp / name).write_text(text)
+
         for old in directory.glob("model*.safetensors*"):
             old.unlink()
         if (directory / PREPROCESSOR_DIR).exists():
@@ -68,6 +69,9 @@ def save_pretrained(model: Any, directory: str | Path, *, max_shard_size: str | 
         shutil.rmtree(tmp, ignore_errors=True)
     model.config = {**model.component_config(), "zoo_version": config["zoo_version"],
                     "weights": config["weights"], "plugins": config["plugins"]}
+    from .cards import write_card
+
+    write_card(directory)  # reads training.json / eval_results.json when they are there
     return directory
 
 
@@ -183,23 +187,59 @@ def load(name_or_path: str | Path, *, revision: str | None = None) -> Any:
     return create_model(s, pretrained=True)
 
 
-def pull(repo_id: str, *, revision: str | None = None) -> Path:
-    """Download a model repo (safetensors, JSON and text files only) into the HF cache."""
-    from huggingface_hub import snapshot_download
+def _hub_kwargs() -> dict[str, Any]:
+    """Endpoint and cache read now, not at import: HF_ENDPOINT / HF_HUB_CACHE are honoured
+    even when set after huggingface_hub was imported."""
+    kw: dict[str, Any] = {}
+    if os.environ.get("HF_ENDPOINT"):
+        kw["endpoint"] = os.environ["HF_ENDPOINT"].rstrip("/")
+    return kw
+
+
+def _cache_dir() -> str | None:
+    return os.environ.get("HF_HUB_CACHE") or (
+        os.path.join(os.environ["HF_HOME"], "hub") if os.environ.get("HF_HOME") else None)
+
+
+_UNSAFE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt", ".joblib", ".npy",
+                    ".py", ".pyc", ".so")
+
+
+def check_repo_files(repo_id: str, names: list[str]) -> None:
+    """Refuse repos that ship pickles or code, or that name paths outside the repo."""
+    bad_paths = [n for n in names if n.startswith(("/", "\\")) or ".." in n.replace("\\", "/").split("/")]
+    if bad_paths:
+        raise LoadError(f"hf-hub:{repo_id} lists unsafe path(s) {bad_paths[:3]}; refusing to "
+                        f"download it")
+    pickles = [n for n in names if n.lower().endswith(_UNSAFE_SUFFIXES)]
+    if pickles:
+        raise LoadError(f"hf-hub:{repo_id} holds pickle or code file(s) {pickles[:3]}; zoo "
+                        f"loads only safetensors and JSON and refuses such repos (ask the "
+                        f"author to publish with zoo push)")
+
+
+def pull(repo_id: str, *, revision: str | None = None, token: str | None = None) -> Path:
+    """Download a model repo (safetensors, JSON, card and pictures only) into the HF cache,
+    after checking its file list; offline, only the cache is used."""
+    from huggingface_hub import HfApi, snapshot_download
 
     from .weights import offline
 
+    where = f"{repo_id}{'@' + revision if revision else ''}"
     try:
-        path = snapshot_download(repo_id=repo_id, revision=revision,
-                                 allow_patterns=["*.json", "*.safetensors", "*.md", "*.txt",
-                                                 "*.png", "preprocessor/**"],
-                                 local_files_only=offline())
+        if not offline():
+            info = HfApi(token=token, **_hub_kwargs()).model_info(repo_id, revision=revision)
+            check_repo_files(repo_id, [s.rfilename for s in info.siblings or []])
+        path = snapshot_download(repo_id=repo_id, revision=revision, token=token,
+                                 cache_dir=_cache_dir(), local_files_only=offline(),
+                                 allow_patterns=["*.json", "*.safetensors", "*.md", "*.png",
+                                                 "preprocessor/**"], **_hub_kwargs())
+    except LoadError:
+        raise
     except Exception as e:
         hint = " (offline: HF_HUB_OFFLINE=1 and not in the cache)" if offline() else ""
-        raise LoadError(f"cannot download {repo_id}"
-                        f"{'@' + revision if revision else ''}{hint}: "
-                        f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
-                        ) from None
+        first = str(e).splitlines()[0] if str(e) else ""
+        raise LoadError(f"cannot download {where}{hint}: {type(e).__name__}: {first}") from None
     return Path(path)
 
 
@@ -216,11 +256,17 @@ def push_to_hub(model: Any, repo_id: str, *, revision: str | None = None,
 def push_folder(directory: str | Path, repo_id: str, *, revision: str | None = None,
                 private: bool = False, commit_message: str | None = None,
                 token: str | None = None) -> str:
+    """Publish a saved model folder: create the repo (exist_ok), the branch when a revision
+    is given, then one ``upload_folder`` commit. The card is rendered for ``repo_id`` first."""
     from huggingface_hub import HfApi
 
+    from .cards import write_card
+
     directory = Path(directory)
-    read_config(directory)  # refuse to publish something that is not a zoo model
-    api = HfApi(token=token)
+    config = read_config(directory)  # refuse to publish something that is not a zoo model
+    _check_weights(directory, config)
+    write_card(directory, repo_id)
+    api = HfApi(token=token, **_hub_kwargs())
     try:
         api.create_repo(repo_id, private=private, exist_ok=True)
         if revision:
@@ -229,8 +275,12 @@ def push_folder(directory: str | Path, repo_id: str, *, revision: str | None = N
                                  revision=revision,
                                  commit_message=commit_message or "Upload zoo model",
                                  allow_patterns=["*.json", "*.safetensors", "*.md", "*.png",
-                                                 "preprocessor/**"])
+                                                 "preprocessor/**"],
+                                 ignore_patterns=["train_state/**", "metrics.jsonl"])
     except Exception as e:
-        raise ZooError(f"push to {repo_id} failed: {type(e).__name__}: "
-                       f"{str(e).splitlines()[0] if str(e) else ''}") from None
+        first = str(e).splitlines()[0] if str(e) else ""
+        hint = ""
+        if "401" in first or "Unauthorized" in first or "credentials" in first.lower():
+            hint = " (set HF_TOKEN to a token with write access)"
+        raise ZooError(f"push to {repo_id} failed{hint}: {type(e).__name__}: {first}") from None
     return str(getattr(info, "commit_url", info))

@@ -620,6 +620,9 @@ def train(model: Any, train: Any, eval: Any = None, out: str | Path = "out", *,
                            "n_train": len(train_ex), "n_eval": len(eval_ex or []),
                            "world_size": dist.world, **summary}
         (out / "training.json").write_text(json.dumps(training_record, indent=2) + "\n")
+        from .cards import write_card
+
+        write_card(out)
     dist.barrier()
     return summary
 

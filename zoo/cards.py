@@ -1,0 +1,173 @@
+"""Model cards rendered from ``cards/model_card.md`` through huggingface_hub's
+``ModelCard.from_template`` + ``ModelCardData``, with ``EvalResult`` entries for
+``model-index`` read from ``eval_results.json``."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+__all__ = ["render_card", "write_card", "PIPELINE_TAGS", "TEMPLATE"]
+
+TEMPLATE = Path(__file__).parent / "cards" / "model_card.md"
+_METRIC_NAMES = {"accuracy": "Accuracy", "f1_macro": "Macro F1", "map": "mAP@[.5:.95]",
+                 "map_50": "mAP@0.5", "map_75": "mAP@0.75", "wer": "WER", "cer": "CER"}
+_METRIC_TYPES = {"f1_macro": "f1", "map_50": "map", "map_75": "map"}
+_LIMITS = {
+    "classification": "Predicts only the labels it was trained on; scores are not calibrated "
+                      "probabilities. Inputs far from the training data (other domains, "
+                      "languages or image styles) degrade accuracy without warning.",
+    "detection": "Trained on the categories listed above; small, overlapping or truncated "
+                 "objects are harder. Boxes are in pixels of the input image.",
+    "asr": "A character CTC model: it spells phonetically and has no language model unless "
+           "one is given at decoding time (`decoder='beam', lm=...`); accents, noise and "
+           "vocabulary unlike the training data raise the error rate.",
+    "embedding": "Raw encoder embeddings: no task head.",
+}
+
+
+def pipeline_tag(task: str, modalities: list[str]) -> str:
+    if task == "detection":
+        return "object-detection"
+    if task == "asr":
+        return "automatic-speech-recognition"
+    if task in ("embedding", "retrieval"):
+        return "feature-extraction"
+    if "image" in modalities:
+        return "image-classification"
+    if "audio" in modalities:
+        return "audio-classification"
+    return "text-classification"
+
+
+PIPELINE_TAGS = pipeline_tag
+
+
+def _weights_info(config: dict[str, Any]) -> tuple[list[str], list[str], list[str]]:
+    """(hub ids of the base models, licenses, human-readable weight names)."""
+    from .errors import ZooError
+    from .registry import get_registry
+
+    hub_ids, licenses, names = [], [], []
+    for enc in config["encoders"].values():
+        tag = enc.get("weights")
+        if not tag:
+            continue
+        names.append(tag)
+        try:
+            spec = get_registry().weights(tag)
+        except ZooError:
+            continue
+        for s in spec.sources:
+            if s.startswith("hf-hub:"):
+                hub_ids.append(s[len("hf-hub:"):].split("@")[0])
+                break
+        if spec.license:
+            licenses.append(spec.license)
+    return hub_ids, licenses, names
+
+
+def _fmt(v: Any) -> str:
+    return f"{v:.4f}" if isinstance(v, float) else str(v)
+
+
+def _composition_text(config: dict[str, Any]) -> str:
+    text = " + ".join(f"`{e['name']}`" for e in config["encoders"].values())
+    if config.get("fusion"):
+        text += f" -> `{config['fusion']['name']}` fusion"
+    if config.get("head"):
+        text += f" -> `{config['head']['name']}` head"
+    return text + "."
+
+
+def render_card(directory: str | Path, repo_id: str | None = None) -> str:
+    from huggingface_hub import EvalResult, ModelCard, ModelCardData
+
+    from .hub import read_config
+
+    d = Path(directory)
+    config = read_config(d)
+    task = config["task"]
+    modalities = list(config["encoders"])
+    training = json.loads((d / "training.json").read_text()) if (d / "training.json").is_file() else None
+    evals = json.loads((d / "eval_results.json").read_text()) if (d / "eval_results.json").is_file() else None
+    hub_ids, licenses, weight_names = _weights_info(config)
+    tag = pipeline_tag(task, modalities)
+    metrics = {k: v for k, v in ((evals or {}).get("metrics") or {}).items()
+               if k in _METRIC_NAMES}
+    dataset = (evals or {}).get("dataset") or "eval"
+    eval_results = [EvalResult(task_type=tag, dataset_type=dataset, dataset_name=dataset,
+                               metric_type=_METRIC_TYPES.get(k, k), metric_name=_METRIC_NAMES[k],
+                               metric_value=round(float(v), 4))
+                    for k, v in metrics.items()] or None
+    datasets = sorted({Path(p).stem for p in ((training or {}).get("train_data"),
+                                              (training or {}).get("eval_data")) if p}) or None
+    name = repo_id.split("/")[-1] if repo_id else config.get("name", "zoo-model")
+    card_data = ModelCardData(
+        library_name="zoo", tags=["zoo", *modalities, task, "multimodal"] if len(modalities) > 1
+        else ["zoo", *modalities, task],
+        pipeline_tag=tag, license=(licenses[0] if len(set(licenses)) == 1 else
+                                   "other" if licenses else None),
+        base_model=hub_ids or None, datasets=datasets, model_name=name,
+        eval_results=eval_results)
+    plugins = config.get("plugins") or []
+    composition = []
+    for m, enc in config["encoders"].items():
+        composition.append({"part": f"encoder ({m})", "name": enc["name"],
+                            "provider": f"{enc.get('distribution')} {enc.get('version', '')}",
+                            "settings": f"weights: {enc.get('weights') or 'trained here'}"})
+    for part in ("fusion", "head"):
+        c = config.get(part)
+        if c:
+            kw = {k: v for k, v in (c.get("kwargs") or {}).items() if k != "labels"}
+            composition.append({"part": part, "name": c["name"],
+                                "provider": f"{c.get('distribution')} {c.get('version', '')}",
+                                "settings": ", ".join(f"{k}={v}" for k, v in kw.items())[:120]})
+    labels = config.get("labels") or (config.get("head") or {}).get("kwargs", {}).get("labels")
+    example = {"classification": '{"text": "...", "image": "photo.png"}'
+               if len(modalities) > 1 else f'{{"{modalities[0]}": "..."}}',
+               "detection": '{"image": "photo.png"}', "asr": '{"audio": "speech.wav"}'}.get(
+        task, f'{{"{modalities[0]}": "..."}}')
+    output = {"classification": "[{'label': ..., 'score': ..., 'scores': {...}}]",
+              "detection": "[{'boxes': [[x1, y1, x2, y2], ...], 'labels': [...], 'scores': [...]}]",
+              "asr": "[{'text': '...'}]"}.get(task, "[{'embedding': {...}}]")
+    train_rows = []
+    if training:
+        cfgt = training.get("config", {})
+        train_rows = [("training data", f"`{Path(training['train_data']).name}` "
+                       f"({training['n_train']} examples)" if training.get("train_data") else
+                       f"{training['n_train']} examples"),
+                      ("eval data", f"{training.get('n_eval', 0)} examples"),
+                      ("epochs", cfgt.get("epochs")), ("best epoch", training.get("best_epoch")),
+                      ("batch size", cfgt.get("batch_size")), ("learning rate", cfgt.get("lr")),
+                      ("encoder learning rate", cfgt.get("encoder_lr") or "lr / 10"),
+                      ("frozen encoders", ", ".join(training.get("frozen") or []) or "none"),
+                      ("feature cache", training.get("feature_cache")),
+                      ("processes", training.get("world_size", 1)), ("seed", cfgt.get("seed"))]
+    images = [{"file": f, "alt": f.replace("_", " ").removesuffix(".png")}
+              for f in ("training_curves.png", "confusion_matrix.png", "detection_examples.png")
+              if (d / f).is_file()]
+    card = ModelCard.from_template(
+        card_data, template_path=str(TEMPLATE),
+        title=name, description=config.get("description") or "",
+        task=task, modalities_text=" + ".join(modalities),
+        composition_text=_composition_text(config),
+        pip_install=" ".join(["zoo", *[p["distribution"] for p in plugins
+                                       if p["distribution"] != "zoo"]]),
+        load_id=f"hf-hub:{repo_id}" if repo_id else str(d),
+        example_input=example, example_output=output, composition=composition,
+        labels=labels, labels_text=", ".join(f"`{x}`" for x in (labels or [])[:50]),
+        plugins_text=", ".join(f"`{p['distribution']}` {p['version']}" for p in plugins),
+        training=train_rows, weights_text=", ".join(weight_names) or "none",
+        metrics=[(_METRIC_NAMES[k], _fmt(v)) for k, v in metrics.items()],
+        eval_note=(f"On `{dataset}` ({(evals or {}).get('metrics', {}).get('n', '?')} "
+                   f"examples), computed by " + {"detection": "pycocotools",
+                                                 "asr": "jiwer"}.get(task, "zoo.metrics") + "."),
+        images=images, limitations=_LIMITS.get(task, ""))
+    return str(card)
+
+
+def write_card(directory: str | Path, repo_id: str | None = None) -> Path:
+    path = Path(directory) / "README.md"
+    path.write_text(render_card(directory, repo_id))
+    return path
