@@ -70,6 +70,23 @@ def main() -> None:
     print(f"bit-identical weights: {same_weights}   identical predictions: {same_preds}")
     if not (same_weights and same_preds):
         sys.exit("demo failed: the loaded model differs")
+    step("model.push_to_hub(...) then zoo.load('hf-hub:...')   (a local Hub-compatible server "
+         "on 127.0.0.1: the offline stand-in for huggingface.co)")
+    import huggingface_hub.constants
+
+    from zoo.hubserver import serve_in_thread
+
+    with serve_in_thread(OUT / "hub", token="demo-token") as hub:
+        os.environ.update(HF_ENDPOINT=hub.url, HF_TOKEN="demo-token", HF_HUB_OFFLINE="0",
+                          HF_HUB_DISABLE_XET="1", HF_HUB_CACHE=str(OUT / "hf-cache"))
+        huggingface_hub.constants.HF_HUB_OFFLINE = False  # only 127.0.0.1 is reachable
+        url = model.push_to_hub("demo/minilm-effnet-clf", commit_message="demo upload")
+        print(f"pushed: {url}")
+        from_hub = zoo.load("hf-hub:demo/minilm-effnet-clf")
+        same = from_hub.predict(inputs) == preds
+        print(f"zoo.load('hf-hub:demo/minilm-effnet-clf'): identical predictions: {same}")
+        if not same:
+            sys.exit("demo failed: the model from the hub differs")
     print(json.dumps(preds[0], indent=1)[:300])
     print("\ndemo finished: see", OUT)
     del np
