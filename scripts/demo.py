@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_HUB_DISABLE_XET", "1")  # the local stand-in Hub has no Xet
 OUT = Path(os.environ.get("ZOO_DEMO_OUT", "out/demo"))
 
 

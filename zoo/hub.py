@@ -282,5 +282,7 @@ def push_folder(directory: str | Path, repo_id: str, *, revision: str | None = N
         hint = ""
         if "401" in first or "Unauthorized" in first or "credentials" in first.lower():
             hint = " (set HF_TOKEN to a token with write access)"
+        elif "xet" in first.lower():
+            hint = " (this endpoint has no Xet storage: set HF_HUB_DISABLE_XET=1)"
         raise ZooError(f"push to {repo_id} failed{hint}: {type(e).__name__}: {first}") from None
     return str(getattr(info, "commit_url", info))
