@@ -304,45 +304,16 @@ def create_app(state: HubState) -> Any:
     return app
 
 
-class _Server:
-    def __init__(self, server: Any, thread: threading.Thread, state: HubState, url: str) -> None:
-        self.server, self.thread, self.state, self.url = server, thread, state, url
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=10)
-
-    def __enter__(self) -> "_Server":
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.stop()
-
-
 def serve_in_thread(root: str | Path | None = None, *, token: str | None = None,
-                    host: str = "127.0.0.1", port: int = 0) -> _Server:
-    """Start the server on a free loopback port in a background thread."""
-    import socket
+                    host: str = "127.0.0.1", port: int = 0) -> Any:
+    """Start the server on a free loopback port in a background thread; the returned
+    handle has ``url``, ``state`` and ``stop()`` (and works as a context manager)."""
+    from ._uvicorn import run_in_thread
 
-    import uvicorn
-
-    root = Path(root or tempfile.mkdtemp(prefix="zoo-hub-"))
-    state = HubState(root, token=token)
-    if port == 0:
-        with socket.socket() as s:
-            s.bind((host, 0))
-            port = s.getsockname()[1]
-    config = uvicorn.Config(create_app(state), host=host, port=port, log_level="warning",
-                            lifespan="off")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.time() + 20
-    while not server.started:
-        if time.time() > deadline or not thread.is_alive():
-            raise RuntimeError("the local hub server did not start")
-        time.sleep(0.02)
-    return _Server(server, thread, state, f"http://{host}:{port}")
+    state = HubState(Path(root or tempfile.mkdtemp(prefix="zoo-hub-")), token=token)
+    handle = run_in_thread(create_app(state), host, port, lifespan="off")
+    handle.state = state
+    return handle
 
 
 def main() -> None:

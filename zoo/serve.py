@@ -9,7 +9,7 @@ Concurrent requests are gathered into one batch (up to ``max_batch`` inputs, wai
 ``max_wait_ms`` for more) and run together: on a CPU that is several times the throughput
 of one-at-a-time. Bad requests get a 4xx with a message; the server keeps serving.
 """
-from __future__ import annotations
+
 
 import asyncio
 import base64
