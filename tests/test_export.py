@@ -1,0 +1,48 @@
+"""Export for deployment: TorchScript and ONNX (float and int8) give the original's
+predictions on an eval manifest, and report the accuracy change and speed ratio."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+import zoo
+from conftest import run_zoo
+from zoo.data.synthetic import digits_manifests
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    import zoo.plugins
+
+    zoo.plugins.reset()
+    d = tmp_path_factory.mktemp("export")
+    data = digits_manifests(d / "digits", size=32, limit=120, text=True)
+    zoo.train("tiny-text-image-clf", data["train"], data["val"], d / "run", epochs=1,
+              freeze="none", progress=False)
+    return d / "run", data["test"]
+
+
+@pytest.mark.parametrize("fmt,quantize", [("torchscript", None), ("onnx", None),
+                                          ("torchscript", "int8"), ("onnx", "int8")])
+def test_export_keeps_predictions_and_reports_the_change(trained, tmp_path, fmt, quantize):
+    run, test = trained
+    out = tmp_path / ("model.pt" if fmt == "torchscript" else "model.onnx")
+    args = ["export", str(run), "--format", fmt, "--out", str(out), "--data", str(test),
+            "--json"] + (["--quantize", quantize] if quantize else [])
+    r = json.loads(run_zoo(*args, check=True).stdout)
+    assert r["n"] == len(test.read_text().splitlines())
+    assr = r["accuracy_exported"] - r["accuracy_original"]
+    assert r["accuracy_change"] == pytest.approx(assr, abs=1e-4)
+    if quantize is None:
+        assert r["max_logit_diff"] < 1e-3 and r["accuracy_change"] == 0
+    else:
+        assert r["max_logit_diff"] < 0.5 and abs(r["accuracy_change"]) <= 0.2
+    assert r["speed_ratio"] > 0 and (tmp_path / r["out"].split("/")[-1]).is_file()
+
+
+def test_export_refuses_what_it_cannot_carry(trained, tmp_path):
+    run, test = trained
+    proc = run_zoo("export", "conformer-ctc-tiny", "--format", "onnx", "--out",
+                   str(tmp_path / "x.onnx"), "--data", str(test))
+    assert proc.returncode == 1 and "classification" in proc.stderr
