@@ -237,6 +237,46 @@ def train_cmd(model: str, train_data: str, eval_data: str | None, out: str, epoc
                     "out": summary["out"]})
 
 
+@cli.command("pretrain")
+@click.option("--encoders", "encoders", required=True,
+              help="Two encoders by modality, e.g. image=efficientnet-lite0,text=minilm-l6")
+@click.option("--data", required=True, type=click.Path(exists=True, dir_okay=False),
+              help="Pairs: JSONL lines such as {\"image\": path, \"text\": \"...\"}")
+@click.option("--eval", "eval_data", type=click.Path(exists=True, dir_okay=False))
+@click.option("--out", required=True, type=click.Path(file_okay=False))
+@click.option("--epochs", type=int, default=10, show_default=True)
+@click.option("--lr", type=float, default=1e-3, show_default=True)
+@click.option("--batch-size", type=int, default=128, show_default=True,
+              help="Large batches give more negatives per step.")
+@click.option("--freeze", default="auto", show_default=True)
+@click.option("--dim", type=int, default=256, show_default=True, help="Shared space width.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--resume", is_flag=True)
+@click.option("--quiet", is_flag=True)
+def pretrain_cmd(encoders: str, data: str, eval_data: str | None, out: str, epochs: int,
+                 lr: float, batch_size: int, freeze: str, dim: int, seed: int, resume: bool,
+                 quiet: bool) -> None:
+    """Align two encoders on paired data (CLIP-style InfoNCE): a retrieval model with
+    embed, recall@k and zero-shot classification."""
+    from .compose import compose
+    from .training import train
+
+    pairs = dict(x.split("=", 1) for x in encoders.split(",") if "=" in x)
+    if len(pairs) != 2:
+        raise ZooError("--encoders takes two modality=encoder pairs, e.g. "
+                       "image=efficientnet-lite0,text=minilm-l6")
+    model = compose("retrieval", pairs, {"name": "contrastive", "dim": dim},
+                    name="aligned-" + "-".join(pairs[m] for m in sorted(pairs)), pretrained=True,
+                    description=f"{' and '.join(sorted(pairs))} aligned by contrastive pretraining")
+    fz: Any = freeze if freeze in ("auto", "none", "all") else [
+        x.strip() for x in freeze.split(",") if x.strip()]
+    summary = train(model, data, eval_data, out, resume=resume, epochs=epochs, lr=lr,
+                    batch_size=batch_size, freeze=fz, seed=seed, progress=not quiet)
+    if int(os.environ.get("RANK", "0")) == 0:
+        _echo_json({"best": summary["best"], "best_epoch": summary["best_epoch"],
+                    "out": summary["out"]})
+
+
 @cli.command("eval")
 @click.argument("model")
 @click.option("--data", required=True, type=click.Path(exists=True, dir_okay=False),

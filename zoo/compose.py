@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 from .errors import LoadError, RegistryError, UnknownNameError, ZooError
 from .registry import ComponentSpec, ModelSpec, get_registry, split_tag
@@ -260,3 +260,18 @@ def replace_head(model: Any, **head_kwargs: Any) -> None:
         kwargs["inputs"] = {m: e.describe() for m, e in model.encoders.items()}
     model.head = hspec.build(**kwargs).to(model.device)
     model.config = model.component_config()
+
+
+def classifier_from(model: Any, modalities: Sequence[str], fusion: Any = "concat-mlp") -> Any:
+    """A classification model on (some of) another model's encoders, weights kept: how a
+    pretrained alignment seeds a classifier. Labels come from the training data."""
+    missing = [m for m in modalities if m not in model.encoders]
+    if missing or not modalities:
+        raise ZooError(f"the model has no {', '.join(missing) or 'usable'} encoder "
+                       f"(it has {', '.join(model.modalities)})")
+    encs = {m: model.encoders[m] for m in modalities}
+    entries = {m: dict(model.config["encoders"][m]) for m in modalities}
+    for m in modalities:  # its weights are the aligned ones now: record where they came from
+        entries[m]["weights"] = entries[m].get("weights") or f"aligned:{model.config.get('name')}"
+    return _compose(f"{model.config.get('name', 'model')}-clf", "classification", encs,
+                    entries, _ref(fusion), {"name": "classification", "labels": ["?"]})

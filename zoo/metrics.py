@@ -6,7 +6,7 @@ import contextlib
 import io
 from typing import Any, Mapping, Sequence
 
-__all__ = ["classification_metrics", "detection_metrics", "asr_metrics"]
+__all__ = ["classification_metrics", "detection_metrics", "asr_metrics", "retrieval_metrics"]
 
 
 def classification_metrics(y_true: Sequence[Any], y_pred: Sequence[Any],
@@ -78,3 +78,25 @@ def asr_metrics(references: Sequence[str], hypotheses: Sequence[str]) -> dict[st
     refs = [r if r.strip() else "<empty>" for r in references]
     hyps = list(hypotheses)
     return {"wer": float(jiwer.wer(refs, hyps)), "cer": float(jiwer.cer(refs, hyps))}
+
+
+def retrieval_metrics(emb: dict[str, Any], keys: dict[str, Sequence[Any]]) -> dict[str, float]:
+    """Recall@1/5 in both directions between two modalities' embeddings of the same pairs
+    (row i of each is pair i). A hit is any retrieved item whose content equals the true
+    one (two pairs may share a caption). ``recall_at_1`` is the mean of both directions."""
+    import torch
+
+    a, b = sorted(emb)
+    ea, eb = (torch.nn.functional.normalize(torch.as_tensor(emb[m], dtype=torch.float32), dim=-1)
+              for m in (a, b))
+    sims = ea @ eb.T  # (N, N)
+    out: dict[str, float] = {}
+    for src, dst, s in ((a, b, sims), (b, a, sims.T)):
+        want = list(keys[dst])
+        top = s.topk(min(5, s.shape[1]), dim=1).indices.tolist()
+        for k in (1, 5):
+            hits = sum(any(want[j] == want[i] for j in row[:k]) for i, row in enumerate(top))
+            out[f"{src}_to_{dst}_r{k}"] = hits / len(top)
+    out["recall_at_1"] = (out[f"{a}_to_{b}_r1"] + out[f"{b}_to_{a}_r1"]) / 2
+    out["recall_at_5"] = (out[f"{a}_to_{b}_r5"] + out[f"{b}_to_{a}_r5"]) / 2
+    return out

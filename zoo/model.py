@@ -147,6 +147,41 @@ class ZooModel(nn.Module):
             self.train(was_training)
 
     @torch.inference_mode()
+    def zero_shot(self, inputs: Sequence[Mapping[str, Any]], labels: Sequence[str],
+                  template: str = "{}", batch_size: int = 32) -> list[dict[str, Any]]:
+        """Choose among text ``labels`` (prompts) for each input, by similarity in the
+        aligned space of a pretrained (task ``retrieval``) model."""
+        from .errors import ZooError
+
+        if self.task != "retrieval" or "text" not in self.encoders:
+            raise ZooError("zero-shot classification needs a model aligned with text "
+                           "(`zoo pretrain --encoders image=...,text=...`)")
+        if not labels:
+            raise ZooError("zero_shot needs labels=[...] (text prompts)")
+        other = next(m for m in self.head.modalities if m != "text")
+        prompts = [{"text": template.format(label)} for label in labels]
+        was = self.training
+        self.eval()
+        try:
+            t = torch.cat([self.head.project("text", out.pooled) for chunk in
+                           _chunks(prompts, batch_size) for out, _ in
+                           [self.encode(self.preprocess(chunk))["text"]]])  # (C, dim)
+            results: list[dict[str, Any]] = []
+            for chunk in _chunks(inputs, batch_size):
+                if any(x.get(other) is None for x in chunk):
+                    raise DataError(f"zero-shot inputs need {other!r}")
+                out, _ = self.encode(self.preprocess([{other: x[other]} for x in chunk]))[other]
+                sims = self.head.logit_scale.exp() * self.head.project(other, out.pooled) @ t.T
+                probs = sims.softmax(-1).tolist()
+                for p in probs:
+                    best = max(range(len(p)), key=p.__getitem__)
+                    results.append({"label": str(labels[best]), "score": p[best],
+                                    "scores": dict(zip(map(str, labels), p))})
+            return results
+        finally:
+            self.train(was)
+
+    @torch.inference_mode()
     def predict(self, inputs: Sequence[Mapping[str, Any]], batch_size: int = 32,
                 **decode_kwargs: Any) -> list[dict[str, Any]]:
         """Task outputs, one dict per input (DESIGN.md: classification ``label/score/scores``,

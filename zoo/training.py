@@ -33,7 +33,7 @@ __all__ = ["TrainConfig", "train", "MAIN_METRIC"]
 
 #: the eval metric that picks the best checkpoint, and whether higher is better
 MAIN_METRIC = {"classification": ("accuracy", True), "detection": ("map", True),
-               "asr": ("cer", False)}
+               "asr": ("cer", False), "retrieval": ("recall_at_1", True)}
 
 
 @dataclass
@@ -168,6 +168,11 @@ def _fit_head(model: Any, examples: Sequence[Any], categories: list[str] | None)
         if labels != model.labels:
             replace_head(model, labels=labels)
             return True
+    elif model.task == "retrieval":
+        for ex in examples:
+            missing = [m for m in model.head.modalities if ex.inputs.get(m) is None]
+            if missing:
+                raise DataError(f"line {ex.line}: a pair needs {' and '.join(missing)}")
     elif model.task == "asr":
         for ex in examples:
             if not isinstance(ex.targets.get("transcript"), str):
@@ -459,6 +464,12 @@ def train(model: Any, train: Any, eval: Any = None, out: str | Path = "out", *,
         out.mkdir(parents=True, exist_ok=True)
     train_ex, cats = _read(train, "train", cfg, dist)
     eval_ex, eval_cats = _read(eval, "eval", cfg, dist) if eval is not None else (None, None)
+    if model.task == "retrieval" and any("label" in ex.targets for ex in train_ex):
+        from .compose import classifier_from
+
+        # a pretrained alignment seeds a classifier: its encoders, a new fusion and head
+        mods = [m for m in model.modalities if any(m in ex.inputs for ex in train_ex)]
+        model = classifier_from(model, mods)
     _fit_head(model, train_ex, cats)  # same seed, same draws: identical on every process
     frozen = _frozen_modalities(model, cfg.freeze)
     for m in frozen:

@@ -20,3 +20,8 @@ def register_heads(register):
              description="CTC over the audio encoder's sequence; character vocabulary; greedy "
                          "or beam search (flashlight, optional lexicon + KenLM).",
              defaults={})
+    register("contrastive", "zoo.heads.contrastive:ContrastiveHead", tasks=("retrieval",),
+             accepts=("pooled",),
+             description="CLIP-style alignment of two encoders: projection heads, symmetric "
+                         "InfoNCE with a learned temperature (gathered across DDP processes).",
+             defaults={"dim": 256, "hidden": 512, "temperature": 0.07})
