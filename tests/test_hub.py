@@ -188,3 +188,21 @@ def test_after_train_and_eval_the_pushed_card_carries_the_measured_figures(hub, 
     files = set(_repo_files(hub, "zoo-tests/trained"))
     assert {"training_curves.png", "confusion_matrix.png", "README.md"} <= files
     assert not any(f.startswith("train_state") or f == "metrics.jsonl" for f in files)
+
+
+def test_a_pretrained_alignment_round_trips_through_the_hub(hub, photo):
+    from zoo.compose import compose
+
+    model = compose("retrieval", {"image": {"name": "timm-tiny", "data_config": {
+        "input_size": [3, 32, 32]}}, "text": "bert-tiny"}, {"name": "contrastive", "dim": 16},
+        name="tiny-clip")
+    model.push_to_hub("zoo-tests/tiny-clip")
+    loaded = zoo.load("hf-hub:zoo-tests/tiny-clip")
+    assert _same_weights(model, loaded)
+    labels = ["a cat", "a dog", "a car"]
+    assert loaded.zero_shot([{"image": str(photo)}], labels=labels) == \
+        model.zero_shot([{"image": str(photo)}], labels=labels)
+    from huggingface_hub import ModelCard
+
+    card = ModelCard.load(_download(hub, "zoo-tests/tiny-clip", "README.md"))
+    assert card.data.pipeline_tag == "feature-extraction"

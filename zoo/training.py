@@ -359,7 +359,8 @@ def _plot_curves(history: list[dict[str, Any]], metric: str, path: Path) -> None
     a.set_xlabel("step")
     a.set_ylabel("loss")
     a.set_yscale("log")
-    a.legend()
+    if a.lines:
+        a.legend()
     a.set_title("training loss")
     if epochs:
         b.plot([h["epoch"] for h in epochs], [h["eval"].get(metric) for h in epochs], "o-",
