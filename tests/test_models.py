@@ -35,6 +35,11 @@ def check_output(task, out, model):
             assert label in model.labels
     elif task == "asr":
         assert set(out) == {"text"} and isinstance(out["text"], str)
+    elif task == "retrieval":
+        assert set(out) == {"embedding"} and out["embedding"]
+        for m, v in out["embedding"].items():
+            assert m in model.modalities and len(v) == model.head.dim
+            assert abs(sum(x * x for x in v) - 1) < 1e-4  # unit length in the shared space
     else:  # pragma: no cover - new tasks must add their contract here
         raise AssertionError(f"no output contract check for task {task}")
 
