@@ -6,7 +6,6 @@ import json
 
 import pytest
 
-import zoo
 from conftest import run_zoo
 from zoo.data.synthetic import digits_manifests
 

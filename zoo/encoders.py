@@ -21,7 +21,7 @@ from typing import Any, Sequence
 import torch
 from torch import nn
 
-__all__ = ["EncoderOutput", "Encoder", "PREPROCESSOR_FILE"]
+__all__ = ["EncoderOutput", "Encoder", "PREPROCESSOR_FILE", "sequence_output"]
 
 #: Written by every encoder into its assets folder: the settings its preprocessing uses.
 PREPROCESSOR_FILE = "preprocessing.json"
@@ -72,3 +72,12 @@ class Encoder(nn.Module):
         return {"modality": self.modality, "outputs": list(self.outputs), "dim": self.dim,
                 "feature_channels": list(self.feature_channels),
                 "feature_strides": list(self.feature_strides)}
+
+
+def sequence_output(x: torch.Tensor, lengths: torch.Tensor) -> EncoderOutput:
+    """The output of a sequence encoder: (B, T, D) with its valid lengths (B,) -> sequence,
+    mask and the mean over valid steps as the pooled vector."""
+    mask = torch.arange(x.shape[1], device=x.device)[None] < lengths[:, None]  # (B, T)
+    w = mask.unsqueeze(-1).to(x.dtype)
+    pooled = (x * w).sum(1) / w.sum(1).clamp(min=1)  # (B, D)
+    return EncoderOutput(pooled=pooled, sequence=x, mask=mask)

@@ -6,7 +6,7 @@ from typing import Any, Sequence
 import torch
 from torch import nn
 
-from zoo.encoders import Encoder, EncoderOutput
+from zoo.encoders import Encoder, EncoderOutput, sequence_output
 
 from .audio import load_audio
 
@@ -83,10 +83,7 @@ class ConformerEncoder(Encoder):
         feats, frames = self.frontend(waveform, lengths)  # (B, F, n_mels)
         x, out_lengths = self.subsample(feats, frames)  # (B, T, dim)
         x, out_lengths = self.conformer(x, out_lengths)  # (B, T, dim)
-        mask = torch.arange(x.shape[1], device=x.device)[None] < out_lengths[:, None]  # (B, T)
-        w = mask.unsqueeze(-1).to(x.dtype)
-        pooled = (x * w).sum(1) / w.sum(1).clamp(min=1)  # (B, dim)
-        return EncoderOutput(pooled=pooled, sequence=x, mask=mask)
+        return sequence_output(x, out_lengths)
 
     def config(self) -> dict[str, Any]:
         return dict(self.kwargs)
@@ -157,10 +154,7 @@ class Wav2Vec2Encoder(Encoder):
 
     def forward(self, waveform: torch.Tensor, lengths: torch.Tensor) -> EncoderOutput:
         x, out_lengths = self.model(waveform, lengths)  # (B, T, D), (B,)
-        mask = torch.arange(x.shape[1], device=x.device)[None] < out_lengths[:, None]  # (B, T)
-        w = mask.unsqueeze(-1).to(x.dtype)
-        pooled = (x * w).sum(1) / w.sum(1).clamp(min=1)  # (B, D)
-        return EncoderOutput(pooled=pooled, sequence=x, mask=mask)
+        return sequence_output(x, out_lengths)
 
     def config(self) -> dict[str, Any]:
         return dict(self.kwargs)

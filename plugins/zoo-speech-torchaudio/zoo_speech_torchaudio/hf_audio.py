@@ -6,7 +6,7 @@ from typing import Any, Sequence
 
 import torch
 
-from zoo.encoders import Encoder, EncoderOutput
+from zoo.encoders import Encoder, EncoderOutput, sequence_output
 from zoo.errors import ZooError
 
 from .audio import load_audio
@@ -48,10 +48,7 @@ class HFAudioEncoder(Encoder):
         else:
             x = self.model(input_values, attention_mask=attention_mask).last_hidden_state
             frames = self.model._get_feat_extract_output_lengths(lengths)  # (B,)
-        mask = torch.arange(x.shape[1], device=x.device)[None] < frames[:, None]  # (B, T)
-        w = mask.unsqueeze(-1).to(x.dtype)
-        pooled = (x * w).sum(1) / w.sum(1).clamp(min=1)  # (B, D)
-        return EncoderOutput(pooled=pooled, sequence=x, mask=mask)
+        return sequence_output(x, frames)
 
     def config(self) -> dict[str, Any]:
         cfg = self._config.to_dict()
