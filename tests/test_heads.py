@@ -137,3 +137,25 @@ def test_multi_label_classification_head():
     assert y.tolist() == [[1, 0, 1], [0, 1, 0]]
     out = head.decode(torch.tensor([[5.0, -5.0, 5.0]]))
     assert out[0]["label"] == ["a", "c"] and len(out[0]["score"]) == 2
+
+
+def test_ctc_beam_search_with_an_ngram_lm_changes_the_choice(tmp_path):
+    """Shallow fusion: a KenLM (ARPA) model that prefers 'sat' overturns emissions that
+    slightly prefer 'sit'."""
+    head = CTCHead({"audio": {"dim": 8, "outputs": ["sequence"]}})
+    lp = _emissions("the cat sit", head.vocabulary)
+    i_idx, a_idx = head.vocabulary.index("i") + 1, head.vocabulary.index("a") + 1
+    frames = slice(-6, -4)  # the frames of the vowel in the last word
+    lp[0, frames, a_idx] = lp[0, frames, i_idx] - 1.0
+    lp = lp.log_softmax(-1)
+    lengths = torch.tensor([lp.shape[1]])
+    lexicon = tmp_path / "lexicon.txt"
+    lexicon.write_text("".join(f"{w} {' '.join(w)} |\n" for w in ("the", "cat", "sat", "sit")))
+    arpa = tmp_path / "lm.arpa"
+    arpa.write_text("\\data\\\nngram 1=6\nngram 2=2\n\n\\1-grams:\n-1.0\t<s>\t-0.3\n"
+                    "-1.0\t</s>\n-0.5\tthe\t-0.3\n-0.5\tcat\n-0.3\tsat\n-6.0\tsit\n\n"
+                    "\\2-grams:\n-0.2\t<s> the\n-0.2\tthe cat\n\n\\end\\\n")
+    assert head.greedy(lp, lengths) == ["the cat sit"]
+    assert head.beam(lp, lengths, beam_size=16, lexicon=str(lexicon)) == ["the cat sit"]
+    assert head.beam(lp, lengths, beam_size=16, lexicon=str(lexicon), lm=str(arpa),
+                     lm_weight=2.0) == ["the cat sat"]

@@ -101,3 +101,23 @@ def test_a_classifier_trained_on_an_alignment_keeps_its_encoders(pairs, tmp_path
     a = zoo.load(tmp_path / "aligned").encoders["image"].state_dict()
     b = clf.encoders["image"].state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)  # frozen by default: the aligned weights
+
+
+def test_pretraining_runs_under_torchrun_with_gathered_embeddings(pairs, tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from conftest import ROOT
+
+    torchrun = Path(sys.executable).with_name("torchrun")
+    proc = subprocess.run([str(torchrun), "--nproc_per_node=2", "--master_port=29544", "-m",
+                           "zoo", "pretrain", "--encoders", "image=timm-tiny,text=bert-tiny",
+                           "--data", str(pairs["train-pairs-only"]), "--eval",
+                           str(pairs["val-pairs-only"]), "--out", str(tmp_path / "ddp"),
+                           "--epochs", "2", "--batch-size", "32", "--dim", "16", "--quiet"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rec = json.loads((tmp_path / "ddp" / "training.json").read_text())
+    assert rec["world_size"] == 2 and "recall_at_1" in rec["best"]
+    assert zoo.load(tmp_path / "ddp").task == "retrieval"
