@@ -49,7 +49,9 @@ class ContrastiveHead(nn.Module):
             if m in encoded:
                 out, idx = encoded[m]
                 emb[m], index[m] = self.project(m, out.pooled), idx
-        return {"emb": emb, "index": index, "size": batch["size"]}
+        # the temperature is used in forward, not in loss: DDP only tracks what forward uses
+        scale = self.logit_scale.clamp(max=math.log(100)).exp()
+        return {"emb": emb, "index": index, "size": batch["size"], "scale": scale}
 
     def encode_targets(self, targets: Sequence[Any], batch: Any = None) -> None:
         return None  # self-supervised: the pairing is the target
@@ -61,8 +63,7 @@ class ContrastiveHead(nn.Module):
                 outputs["index"][a].numel() != n or outputs["index"][b].numel() != n:
             raise DataError(f"contrastive pretraining needs both {a} and {b} in every pair")
         ea, eb = _gather(outputs["emb"][a]), _gather(outputs["emb"][b])  # (N, dim) global
-        scale = self.logit_scale.clamp(max=math.log(100)).exp()
-        logits = scale * ea @ eb.T  # (N, N): pairs on the diagonal
+        logits = outputs["scale"] * ea @ eb.T  # (N, N): pairs on the diagonal
         labels = torch.arange(len(ea), device=ea.device)
         return (F.cross_entropy(logits, labels) + F.cross_entropy(logits.T, labels)) / 2
 
