@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-__all__ = ["render_card", "write_card", "PIPELINE_TAGS", "TEMPLATE"]
+__all__ = ["render_card", "write_card", "pipeline_tag", "TEMPLATE"]
 
 TEMPLATE = Path(__file__).parent / "cards" / "model_card.md"
 _METRIC_NAMES = {"accuracy": "Accuracy", "f1_macro": "Macro F1", "map": "mAP@[.5:.95]",
@@ -39,8 +39,6 @@ def pipeline_tag(task: str, modalities: list[str]) -> str:
         return "audio-classification"
     return "text-classification"
 
-
-PIPELINE_TAGS = pipeline_tag
 
 
 def _weights_info(config: dict[str, Any]) -> tuple[list[str], list[str], list[str]]:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import difflib
 import fnmatch
 import importlib
-import json
 import os
 import re
 import tomllib
@@ -611,6 +610,3 @@ def reset() -> None:
     global _registry
     _registry = None
 
-
-def dumps_rows(rows: list[dict[str, Any]]) -> str:
-    return json.dumps(rows, indent=2)

@@ -96,12 +96,17 @@ class ConformerEncoder(Encoder):
 
 def build_conformer(*, pretrained: bool = False, weights: str | None = None,
                     assets_dir: str | None = None, **kwargs: Any) -> ConformerEncoder:
+    _from_scratch(pretrained, "no pretrained conformer weights install from pip; train one "
+                              "with `zoo train` (pretrained=False)")
+    return ConformerEncoder(**kwargs)
+
+
+def _from_scratch(pretrained: bool, message: str) -> None:
+    """These encoders have no weights to load: asking for them is an error that says why."""
     if pretrained:
         from zoo.errors import ZooError
 
-        raise ZooError("no pretrained conformer weights install from pip; train one with "
-                       "`zoo train` (pretrained=False)")
-    return ConformerEncoder(**kwargs)
+        raise ZooError(message)
 
 
 def _pad_batch(wavs: list[torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -165,9 +170,6 @@ class Wav2Vec2Encoder(Encoder):
 
 def build_wav2vec2(*, pretrained: bool = False, weights: str | None = None,
                    assets_dir: str | None = None, **kwargs: Any) -> Wav2Vec2Encoder:
-    if pretrained:
-        from zoo.errors import ZooError
-
-        raise ZooError("no torchaudio wav2vec2 weights install from pip; use "
-                       "wav2vec2-base-hf (Hub, online) or train from scratch")
+    _from_scratch(pretrained, "no torchaudio wav2vec2 weights install from pip; use "
+                              "wav2vec2-base-hf (Hub, online) or train from scratch")
     return Wav2Vec2Encoder(**kwargs)
