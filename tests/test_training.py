@@ -152,3 +152,63 @@ def test_bad_data_is_reported_with_its_line_and_can_be_skipped(digits, tmp_path)
         assert where in proc.stderr
     rec = json.loads((tmp_path / "b" / "training.json").read_text())
     assert rec["n_train"] == 40  # nothing else lost
+
+
+def test_group_by_length_makes_batches_of_similar_length_and_keeps_every_example():
+    from zoo.training import _group_by_length
+
+    lengths = [float((i * 37) % 101) for i in range(1000)]
+    g = torch.Generator().manual_seed(0)
+    order = torch.randperm(1000, generator=g).tolist()
+    grouped = _group_by_length(order, lengths, 16, g)
+    assert sorted(grouped) == list(range(1000))  # a permutation: nothing lost or repeated
+    batches = [grouped[i:i + 16] for i in range(0, 1000, 16)]
+
+    def spread(bs):  # mean (max - min) length within a batch
+        return sum(max(lengths[j] for j in b) - min(lengths[j] for j in b) for b in bs) / len(bs)
+
+    assert spread(batches) < 0.2 * spread([order[i:i + 16] for i in range(0, 1000, 16)])
+    assert len(batches[-1]) == 1000 % 16  # the one short batch comes last
+    again = _group_by_length(order, lengths, 16, torch.Generator().manual_seed(0))
+    other = _group_by_length(order, lengths, 16, torch.Generator().manual_seed(1))
+    assert again == _group_by_length(order, lengths, 16, torch.Generator().manual_seed(0))
+    assert again != other  # the batch order is random, and seeded
+
+
+def test_length_of_an_example_reads_audio_headers_and_text(tmp_path):
+    import soundfile as sf
+
+    from zoo.data.manifest import Example
+    from zoo.training import _example_length
+
+    sf.write(tmp_path / "a.wav", torch.zeros(8000).numpy(), 16000)
+    assert _example_length(Example(1, {"audio": str(tmp_path / "a.wav")})) == 0.5
+    assert _example_length(Example(2, {"text": "four"})) == 4.0
+    assert _example_length(Example(3, {"image": "x.png"})) == 0.0
+
+
+def test_asr_training_groups_by_length_learns_and_evaluates_with_jiwer(tmp_path):
+    import shutil
+
+    from zoo.data.synthetic import speak
+
+    if shutil.which("espeak-ng") is None:
+        pytest.skip("needs espeak-ng (apt-get install espeak-ng; .ci/run installs it)")
+    words = ["yes", "no", "go", "stop", "up", "down", "left right", "on off"]
+    rows = []
+    for i, w in enumerate(words):
+        speak(w, tmp_path / f"{i}.wav", voice=["en-us", "en-gb"][i % 2])
+        rows.append(json.dumps({"audio": f"{i}.wav", "transcript": w}))
+    (tmp_path / "train.jsonl").write_text("\n".join(rows) + "\n")
+    out = tmp_path / "run"
+    s = zoo.train("conformer-ctc-tiny", tmp_path / "train.jsonl", tmp_path / "train.jsonl",
+                  out, epochs=12, lr=3e-3, batch_size=4, progress=False)
+    assert s["group_by_length"] is True  # "auto": on for a model with an audio encoder
+    history = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    losses = [r["train_loss"] for r in history if "train_loss" in r]
+    assert losses[-1] < 0.5 * losses[0]
+    proc = run_zoo("eval", str(out), "--data", str(tmp_path / "train.jsonl"), "--json",
+                   check=True)
+    metrics = json.loads(proc.stdout)
+    assert set(metrics) >= {"cer", "wer"} and metrics["n"] == len(words)
+    assert metrics["cer"] == pytest.approx(s["best"]["cer"])  # the best epoch was kept

@@ -216,11 +216,14 @@ def predict(model: str, inputs: tuple[str, ...], batch_size: int) -> None:
               help="Also save the resume state every N steps.")
 @click.option("--warmup", type=float, default=0.05, show_default=True)
 @click.option("--no-cache", is_flag=True, help="Recompute frozen encoders every epoch.")
+@click.option("--group-by-length", type=click.Choice(["auto", "on", "off"]), default="auto",
+              show_default=True,
+              help="Batch examples of similar length (less padding); auto: on for audio.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def train_cmd(model: str, train_data: str, eval_data: str | None, out: str, epochs: int,
               lr: float, encoder_lr: float | None, batch_size: int, freeze: str, seed: int,
               resume: bool, on_bad_data: str, checkpoint_every: int, warmup: float,
-              no_cache: bool, quiet: bool) -> None:
+              no_cache: bool, group_by_length: str, quiet: bool) -> None:
     """Fine-tune MODEL (registry name or folder) and save the best epoch to --out.
 
     Under `torchrun --nproc_per_node=N -m zoo train ...` it runs DDP (gloo on CPU)."""
@@ -231,7 +234,8 @@ def train_cmd(model: str, train_data: str, eval_data: str | None, out: str, epoc
     summary = train(model, train_data, eval_data, out, resume=resume, epochs=epochs, lr=lr,
                     encoder_lr=encoder_lr, batch_size=batch_size, freeze=fz, seed=seed,
                     on_bad_data=on_bad_data, checkpoint_every=checkpoint_every,
-                    warmup=warmup, cache_features=not no_cache, progress=not quiet)
+                    warmup=warmup, cache_features=not no_cache, progress=not quiet,
+                    group_by_length={"on": True, "off": False}.get(group_by_length, "auto"))
     if int(os.environ.get("RANK", "0")) == 0:
         _echo_json({"best": summary["best"], "best_epoch": summary["best_epoch"],
                     "out": summary["out"]})

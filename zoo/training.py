@@ -52,6 +52,9 @@ class TrainConfig:
     checkpoint_every: int = 0  # also save the resume state every N steps (0: per epoch)
     grad_clip: float = 1.0
     cache_features: bool = True  # with every encoder frozen, encode each example once
+    # batch examples of similar length (less padding: ~3x faster on speech); "auto": on
+    # when the model has an audio encoder. The order stays random and seeded.
+    group_by_length: Any = "auto"
     amp: bool = True  # bfloat16 autocast on GPU (ignored on CPU)
     eval_batch_size: int = 64
     log_every: int = 10
@@ -200,6 +203,35 @@ def _frozen_modalities(model: Any, freeze: Any) -> set[str]:
 
 def _targets(examples: Sequence[Any]) -> list[dict[str, Any]]:
     return [ex.targets for ex in examples]
+
+
+def _example_length(ex: Any) -> float:
+    """A sort key for length grouping: seconds of audio, else characters of text."""
+    audio, text = ex.inputs.get("audio"), ex.inputs.get("text")
+    if isinstance(audio, (str, Path)):
+        import soundfile as sf
+
+        info = sf.info(str(audio))
+        return info.frames / info.samplerate
+    if audio is not None and hasattr(audio, "__len__"):
+        return float(len(audio))
+    return float(len(text)) if isinstance(text, str) else 0.0
+
+
+def _group_by_length(order: list[int], lengths: Sequence[float], batch: int,
+                     g: torch.Generator) -> list[int]:
+    """Reorder a random permutation so that each run of ``batch`` indices has similar
+    lengths: sort within mega-batches of 50 batches, then shuffle the batches (the
+    sampler of HF's ``group_by_length``, with the batch order randomised too)."""
+    mega = batch * 50
+    chunks = []
+    for i in range(0, len(order), mega):
+        part = sorted(order[i:i + mega], key=lambda j: lengths[j], reverse=True)
+        chunks += [part[k:k + batch] for k in range(0, len(part), batch)]
+    full = [c for c in chunks if len(c) == batch]
+    rest = [c for c in chunks if len(c) < batch]  # at most one: keep it last
+    perm = torch.randperm(len(full), generator=g).tolist()
+    return [j for k in perm for j in full[k]] + [j for c in rest for j in c]
 
 
 # ---- the feature cache ------------------------------------------------------------------
@@ -456,6 +488,8 @@ def train(model: Any, train: Any, eval: Any = None, out: str | Path = "out", *,
     cfg = TrainConfig(**options)
     if cfg.on_bad_data not in ("fail", "skip"):
         raise ZooError("--on-bad-data must be 'fail' or 'skip'")
+    if cfg.group_by_length not in ("auto", True, False):
+        raise ZooError("group_by_length must be 'auto', True or False")
     dist = _Dist.from_env()
     torch.manual_seed(cfg.seed)
     if isinstance(model, (str, Path)):
@@ -515,6 +549,9 @@ def train(model: Any, train: Any, eval: Any = None, out: str | Path = "out", *,
     elif dist.main:
         log_path.write_text("")
 
+    group = (cfg.group_by_length == "auto" and "audio" in model.encoders) or \
+        cfg.group_by_length is True
+    lengths = [_example_length(ex) for ex in train_ex] if group else None
     cached = _encode_all(model, train_ex, cfg.eval_batch_size) if use_cache else None
     eval_cached = (_encode_all(model, eval_ex, cfg.eval_batch_size)
                    if use_cache and eval_ex is not None else None)
@@ -543,6 +580,8 @@ def train(model: Any, train: Any, eval: Any = None, out: str | Path = "out", *,
     for epoch in range(state["epoch"], cfg.epochs):
         g = torch.Generator().manual_seed(cfg.seed * 1000 + epoch)
         order = torch.randperm(len(train_ex), generator=g).tolist()
+        if lengths is not None:
+            order = _group_by_length(order, lengths, per_rank * dist.world, g)
         order += order[: (-len(order)) % dist.world]  # equal shards
         mine = order[dist.rank::dist.world]
         batches = [mine[i:i + per_rank] for i in range(0, len(mine), per_rank)]
@@ -616,6 +655,7 @@ def train(model: Any, train: Any, eval: Any = None, out: str | Path = "out", *,
     summary = {"best": state["best"], "best_epoch": state["best_epoch"], "out": str(out),
                "epochs": cfg.epochs, "steps": state["global_step"],
                "frozen": sorted(frozen), "feature_cache": use_cache,
+               "group_by_length": lengths is not None,
                "config": {k: v for k, v in dataclasses.asdict(cfg).items()}}
     if dist.main:
         history = [json.loads(line) for line in log_path.read_text().splitlines() if line]

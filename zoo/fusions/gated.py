@@ -1,7 +1,10 @@
 """Gated multimodal unit (Arevalo et al., 2017), for any number of modalities.
 
 Each modality is projected to ``dim`` with a tanh; a gate network that sees all modalities
-gives softmax weights over them per example, so the model learns which input to trust.
+gives softmax weights over them per example, so the model learns which input to trust. As in
+the paper, where a maxout MLP classifies the gated vector, a hidden layer follows the gate:
+with a linear head straight on the gated sum the modalities could only add their evidence,
+never combine it (an instruction that changes what the image means).
 """
 from __future__ import annotations
 
@@ -21,7 +24,8 @@ class GatedFusion(Fusion):
         self.norms = nn.ModuleDict({m: nn.LayerNorm(d) for m, d in self.in_dims.items()})
         self.proj = nn.ModuleDict({m: nn.Linear(d, dim) for m, d in self.in_dims.items()})
         self.gate = nn.Linear(sum(self.in_dims.values()), len(self.modalities))
-        self.drop = nn.Dropout(dropout)
+        self.mlp = nn.Sequential(nn.Dropout(dropout), nn.Linear(dim, dim), nn.GELU(),
+                                 nn.Dropout(dropout))
         self.out_dim = dim
 
     def forward(self, encoded: Encoded, batch_size: int) -> torch.Tensor:
@@ -30,7 +34,7 @@ class GatedFusion(Fusion):
         h = torch.stack([torch.tanh(self.proj[m](x)) for m, x in zip(self.modalities, xs)],
                         dim=1)  # (B, M, dim)
         z = torch.softmax(self.gate(torch.cat(xs, dim=-1)), dim=-1)  # (B, M)
-        return self.drop((z.unsqueeze(-1) * h).sum(dim=1))  # (B, dim)
+        return self.mlp((z.unsqueeze(-1) * h).sum(dim=1))  # (B, dim)
 
     def config(self) -> dict[str, Any]:
         return {"dim": self.dim, "dropout": self.dropout}
