@@ -210,3 +210,25 @@ def test_offline_hub_only_weights_fail_with_what_was_tried():
     with pytest.raises(ZooError) as e:
         zoo.create_model("whisper-tiny-encoder", pretrained=True)
     assert "openai/whisper-tiny" in str(e.value) and "offline" in str(e.value)
+
+
+def test_spec_augment_masks_bands_and_spans_in_training_only():
+    from zoo_speech_torchaudio.encoder import SpecAugment
+
+    torch.manual_seed(0)
+    aug = SpecAugment(freq_masks=2, freq_width=10, time_masks=2, time_ratio=0.1)
+    x = torch.randn(4, 200, 80) + 5.0  # (B, F, n_mels), no zeros of its own
+    frames = torch.tensor([200, 150, 100, 50])
+    y = aug.train()(x, frames)
+    zero = y == 0
+    for i, n in enumerate(frames.tolist()):
+        bins = zero[i].all(dim=0)  # mel bins masked over every frame
+        assert int(bins.sum()) <= 2 * 10
+        steps = zero[i].all(dim=1)  # frames masked over every bin
+        assert not steps[n:].any()  # never in the padding
+        assert int(steps.sum()) <= 2 * int(0.1 * n + 1)
+        masked = zero[i] & ~bins[None, :] & ~steps[:, None]
+        assert not masked.any()  # only whole bands and whole spans
+    assert zero.any()
+    assert torch.equal(aug.eval()(x, frames), x)
+    assert zoo.create_model("conformer-ctc-small").encoders["audio"].augment is not None

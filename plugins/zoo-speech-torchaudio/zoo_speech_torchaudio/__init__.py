@@ -36,9 +36,10 @@ def register_encoders(register):
                        "kernel_size": 15})
     register("conformer-small", _CONFORMER, modality="audio", outputs=("pooled", "sequence"),
              dim=144, description="Log-mel + 4x conv subsampling + 6-layer Conformer (144-d, "
-                                  "~3 M params): the size that trains best on 2 CPU cores.",
+                                  "~3 M params, SpecAugment while training): the size that "
+                                  "trains best on 2 CPU cores.",
              defaults={"dim": 144, "num_layers": 6, "num_heads": 4, "ffn_dim": 576,
-                       "kernel_size": 31})
+                       "kernel_size": 31, "spec_augment": True})
     register("wav2vec2-tiny", _W2V2, modality="audio", outputs=("pooled", "sequence"), dim=96,
              description="torchaudio wav2vec 2.0 architecture, 2 layers, 96-d, from scratch "
                          "(raw waveform in, conv feature extractor).",

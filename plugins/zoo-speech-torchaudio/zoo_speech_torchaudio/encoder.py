@@ -35,6 +35,44 @@ class LogMel(nn.Module):
         return (x - mean) / std * w, frames
 
 
+class SpecAugment(nn.Module):
+    """SpecAugment (Park et al., 2019) without time warping, in training mode only: per
+    utterance, ``freq_masks`` bands of up to ``freq_width`` mel bins and ``time_masks``
+    spans of up to ``time_ratio`` of its frames are zeroed (the mean, after normalisation)."""
+
+    def __init__(self, freq_masks: int = 2, freq_width: int = 27, time_masks: int = 2,
+                 time_ratio: float = 0.05) -> None:
+        super().__init__()
+        self.freq_masks, self.freq_width = freq_masks, freq_width
+        self.time_masks, self.time_ratio = time_masks, time_ratio
+
+    @staticmethod
+    def _spans(n: int, limit: torch.Tensor, size: torch.Tensor, device: torch.device
+               ) -> torch.Tensor:
+        """(B, n) boolean mask: one random span of width < ``limit`` per example, in
+        [0, size)."""
+        b = limit.shape[0]
+        width = (torch.rand(b, device=device) * limit).long()  # (B,)
+        start = (torch.rand(b, device=device) * (size - width).clamp(min=1)).long()  # (B,)
+        pos = torch.arange(n, device=device)[None]  # (1, n)
+        return (pos >= start[:, None]) & (pos < (start + width)[:, None])
+
+    def forward(self, x: torch.Tensor, frames: torch.Tensor) -> torch.Tensor:
+        if not self.training:
+            return x
+        b, t, f = x.shape  # (B, F, n_mels)
+        keep = torch.ones(b, t, f, dtype=torch.bool, device=x.device)
+        mels = torch.full((b,), f, device=x.device)
+        for _ in range(self.freq_masks):
+            band = self._spans(f, torch.full((b,), self.freq_width + 1, device=x.device),
+                               mels, x.device)  # (B, n_mels)
+            keep &= ~band[:, None, :]
+        for _ in range(self.time_masks):
+            span = self._spans(t, frames * self.time_ratio + 1, frames, x.device)  # (B, F)
+            keep &= ~span[:, :, None]
+        return x * keep
+
+
 class ConvSubsample(nn.Module):
     """Two stride-2 convolutions: (B, F, n_mels) -> (B, F/4, dim)."""
 
@@ -60,17 +98,18 @@ class ConformerEncoder(Encoder):
     def __init__(self, *, sample_rate: int = 16000, n_mels: int = 80, win_length: int = 400,
                  hop_length: int = 160, dim: int = 144, num_layers: int = 6,
                  num_heads: int = 4, ffn_dim: int = 576, kernel_size: int = 31,
-                 dropout: float = 0.1) -> None:
+                 dropout: float = 0.1, spec_augment: bool = False) -> None:
         super().__init__()
         from torchaudio.models import Conformer
 
         self.kwargs = dict(sample_rate=sample_rate, n_mels=n_mels, win_length=win_length,
                            hop_length=hop_length, dim=dim, num_layers=num_layers,
                            num_heads=num_heads, ffn_dim=ffn_dim, kernel_size=kernel_size,
-                           dropout=dropout)
+                           dropout=dropout, spec_augment=spec_augment)
         self.sample_rate = sample_rate
         self.dim = dim
         self.frontend = LogMel(sample_rate, n_mels, win_length, hop_length)
+        self.augment = SpecAugment() if spec_augment else None
         self.subsample = ConvSubsample(n_mels, dim)
         self.conformer = Conformer(input_dim=dim, num_heads=num_heads, ffn_dim=ffn_dim,
                                    num_layers=num_layers,
@@ -81,6 +120,8 @@ class ConformerEncoder(Encoder):
 
     def forward(self, waveform: torch.Tensor, lengths: torch.Tensor) -> EncoderOutput:
         feats, frames = self.frontend(waveform, lengths)  # (B, F, n_mels)
+        if self.augment is not None:
+            feats = self.augment(feats, frames)
         x, out_lengths = self.subsample(feats, frames)  # (B, T, dim)
         x, out_lengths = self.conformer(x, out_lengths)  # (B, T, dim)
         return sequence_output(x, out_lengths)
