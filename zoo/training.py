@@ -52,8 +52,8 @@ class TrainConfig:
     checkpoint_every: int = 0  # also save the resume state every N steps (0: per epoch)
     grad_clip: float = 1.0
     cache_features: bool = True  # with every encoder frozen, encode each example once
-    # batch examples of similar length (less padding: ~3x faster on speech); "auto": on
-    # when the model has an audio encoder. The order stays random and seeded.
+    # batch examples of similar length (less padding: a speech epoch ran 1.7x faster);
+    # "auto": on when the model has an audio encoder. The order stays random and seeded.
     group_by_length: Any = "auto"
     amp: bool = True  # bfloat16 autocast on GPU (ignored on CPU)
     eval_batch_size: int = 64
