@@ -3,7 +3,7 @@ registry's conformer-CTC trained from scratch; CER/WER by jiwer on held-out sent
 voices seen in training, and on a voice never seen in training.
 
     apt-get install espeak-ng fortunes
-    .venv/bin/python bench/bench_asr.py [--utterances 3000 --epochs 12]
+    .venv/bin/python bench/bench_asr.py [--utterances 3000 --epochs 12 --no-spec-augment]
 """
 from __future__ import annotations
 
@@ -61,6 +61,8 @@ def main() -> None:
     ap.add_argument("--utterances", type=int, default=3000)
     ap.add_argument("--epochs", type=int, default=12)
     ap.add_argument("--batch-size", type=int, default=16)
+    ap.add_argument("--no-spec-augment", action="store_true",
+                    help="train without SpecAugment (on by default for conformer-small)")
     args = ap.parse_args()
     rng = random.Random(0)
     sents = sentences(args.utterances + 400)
@@ -71,20 +73,24 @@ def main() -> None:
     val = synth(w, [pick(s) for s in test_s[:100]], "val")
     test_seen = synth(w, [pick(s) for s in test_s[100:300]], "test_seen")
     test_unseen = synth(w, [(s, UNSEEN, 160) for s in test_s[100:300]], "test_unseen")
-    out = w / "run"
+    out = w / ("run-no-specaug" if args.no_spec_augment else "run")
+    model = zoo.create_model("conformer-ctc-small", encoders={"audio": {
+        "name": "conformer-small", "spec_augment": not args.no_spec_augment}})
     with Timer() as t:
-        zoo.train("conformer-ctc-small", train, val, out, epochs=args.epochs, lr=2e-3,
+        zoo.train(model, train, val, out, epochs=args.epochs, lr=2e-3,
                   batch_size=args.batch_size, warmup=0.08, freeze="none")
     seen = zoo.evaluate(out, test_seen, write=False)
     unseen = zoo.evaluate(out, test_unseen, write=False)
     zoo.evaluate(out, test_seen)  # eval_results.json: the seen-voice figures
-    print(f"conformer-ctc-small, {args.utterances} utterances x {args.epochs} epochs "
+    print(f"conformer-ctc-small{' (no SpecAugment)' if args.no_spec_augment else ''}, "
+          f"{args.utterances} utterances x {args.epochs} epochs "
           f"({t.s / 60:.1f} min): held-out sentences, seen voices CER {seen['cer']:.4f} "
           f"WER {seen['wer']:.4f}; unseen voice ({UNSEEN}) CER {unseen['cer']:.4f} "
           f"WER {unseen['wer']:.4f}")
     report("asr", {"cer_seen": round(seen["cer"], 4), "wer_seen": round(seen["wer"], 4),
                    "cer_unseen": round(unseen["cer"], 4), "wer_unseen": round(unseen["wer"], 4),
                    "utterances": args.utterances, "epochs": args.epochs,
+                   "spec_augment": not args.no_spec_augment,
                    "train_min": round(t.s / 60, 1)})
 
 
