@@ -193,6 +193,13 @@ def predict(model: str, inputs: tuple[str, ...], batch_size: int) -> None:
     _echo_json(m.predict(examples, batch_size=batch_size))
 
 
+def _freeze_arg(freeze: str) -> Any:
+    """--freeze: auto, none, all, or comma-separated modalities / encoder names."""
+    if freeze in ("auto", "none", "all"):
+        return freeze
+    return [x.strip() for x in freeze.split(",") if x.strip()]
+
+
 @cli.command("train")
 @click.argument("model")
 @click.option("--train", "train_data", required=True, type=click.Path(exists=True, dir_okay=False),
@@ -229,10 +236,9 @@ def train_cmd(model: str, train_data: str, eval_data: str | None, out: str, epoc
     Under `torchrun --nproc_per_node=N -m zoo train ...` it runs DDP (gloo on CPU)."""
     from .training import train
 
-    fz: Any = freeze if freeze in ("auto", "none", "all") else [
-        x.strip() for x in freeze.split(",") if x.strip()]
     summary = train(model, train_data, eval_data, out, resume=resume, epochs=epochs, lr=lr,
-                    encoder_lr=encoder_lr, batch_size=batch_size, freeze=fz, seed=seed,
+                    encoder_lr=encoder_lr, batch_size=batch_size, freeze=_freeze_arg(freeze),
+                    seed=seed,
                     on_bad_data=on_bad_data, checkpoint_every=checkpoint_every,
                     warmup=warmup, cache_features=not no_cache, progress=not quiet,
                     group_by_length={"on": True, "off": False}.get(group_by_length, "auto"))
@@ -272,10 +278,9 @@ def pretrain_cmd(encoders: str, data: str, eval_data: str | None, out: str, epoc
     model = compose("retrieval", pairs, {"name": "contrastive", "dim": dim},
                     name="aligned-" + "-".join(pairs[m] for m in sorted(pairs)), pretrained=True,
                     description=f"{' and '.join(sorted(pairs))} aligned by contrastive pretraining")
-    fz: Any = freeze if freeze in ("auto", "none", "all") else [
-        x.strip() for x in freeze.split(",") if x.strip()]
     summary = train(model, data, eval_data, out, resume=resume, epochs=epochs, lr=lr,
-                    batch_size=batch_size, freeze=fz, seed=seed, progress=not quiet)
+                    batch_size=batch_size, freeze=_freeze_arg(freeze), seed=seed,
+                    progress=not quiet)
     if int(os.environ.get("RANK", "0")) == 0:
         _echo_json({"best": summary["best"], "best_epoch": summary["best_epoch"],
                     "out": summary["out"]})

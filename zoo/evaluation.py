@@ -64,10 +64,10 @@ def metrics_for(task: str, model: Any, examples: Sequence[Any],
             refs.append(normalize_text(ex.targets["transcript"], model.head.vocabulary))
         return metrics.asr_metrics(refs, [p["text"] for p in preds])
     if task == "retrieval":
+        from .heads.contrastive import require_pairs
+
         mods = model.head.modalities
-        for ex in examples:
-            if any(ex.inputs.get(m) is None for m in mods):
-                raise DataError(f"line {ex.line}: a retrieval pair needs {' and '.join(mods)}")
+        require_pairs(examples, mods)
         emb = {m: [p["embedding"][m] for p in preds] for m in mods}
         keys = {m: [str(ex.inputs[m]) for ex in examples] for m in mods}
         return metrics.retrieval_metrics(emb, keys)

@@ -172,10 +172,9 @@ def _fit_head(model: Any, examples: Sequence[Any], categories: list[str] | None)
             replace_head(model, labels=labels)
             return True
     elif model.task == "retrieval":
-        for ex in examples:
-            missing = [m for m in model.head.modalities if ex.inputs.get(m) is None]
-            if missing:
-                raise DataError(f"line {ex.line}: a pair needs {' and '.join(missing)}")
+        from .heads.contrastive import require_pairs
+
+        require_pairs(examples, model.head.modalities)
     elif model.task == "asr":
         for ex in examples:
             if not isinstance(ex.targets.get("transcript"), str):

@@ -17,7 +17,7 @@ from torch.nn import functional as F
 
 from ..errors import DataError, ZooError
 
-__all__ = ["ContrastiveHead"]
+__all__ = ["ContrastiveHead", "require_pairs"]
 
 
 class ContrastiveHead(nn.Module):
@@ -87,3 +87,11 @@ def _gather(x: torch.Tensor) -> torch.Tensor:
     from torch.distributed.nn.functional import all_gather
 
     return torch.cat(all_gather(x), dim=0)
+
+
+def require_pairs(examples: Sequence[Any], modalities: Sequence[str]) -> None:
+    """Every example must hold both modalities of the alignment; else say which line."""
+    for ex in examples:
+        missing = [m for m in modalities if ex.inputs.get(m) is None]
+        if missing:
+            raise DataError(f"line {ex.line}: a retrieval pair needs {' and '.join(missing)}")
