@@ -200,8 +200,8 @@ def test_preprocessing_travels_with_the_saved_model(tmp_path, photo, speech):
         x = [{k: v for k, v in x[0].items() if k in m.encoders}]
         a, b = m.preprocess(x), loaded.preprocess(x)
         for mod in m.encoders:
-            for k, v in a[mod]["inputs"].items():
-                assert torch.equal(v, b[mod]["inputs"][k]), (name, mod, k)
+            for k, v in a[mod].tensors.items():
+                assert torch.equal(v, b[mod].tensors[k]), (name, mod, k)
         if "image" in m.encoders:
             assert loaded.encoders["image"].data_config["crop_pct"] == 1.0
 

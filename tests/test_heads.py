@@ -16,22 +16,16 @@ IMG = {"image": {"dim": 16, "outputs": ["pooled", "features"], "feature_channels
                  "data_config": {"input_size": [3, 128, 128], "crop_mode": "squash"}}}
 
 
-def _fake_batch(sizes, hw=(128, 128)):
-    return {"size": len(sizes), "image": {"inputs": {
-        "pixel_values": torch.zeros(len(sizes), 3, *hw),
-        "image_sizes": torch.tensor(sizes)}, "index": torch.arange(len(sizes))}}
-
-
 def test_detection_decoding_of_encoded_targets_gives_the_boxes_back():
     head = DetectionHead(IMG, labels=["cat", "dog", "bird"], dim=16)
     # boxes in pixels of a 200 x 300 (h x w) original image, small and large
     truth = {"boxes": [[30.0, 40.0, 90.0, 100.0], [150.0, 20.0, 290.0, 190.0],
                        [10.0, 150.0, 40.0, 180.0]], "labels": ["dog", "cat", "bird"]}
-    batch = _fake_batch([(200, 300)])
-    targets = head.encode_targets([truth], batch)
+    targets = head.encode_targets([truth])
     shapes = [(128 // s, 128 // s) for s in head.strides]
     points, strides, levels = head._points(shapes, torch.device("cpu"))
-    cls_t, reg_t, ctr_t = head.assign(points, strides, levels, targets[0]["boxes"],
+    to_input = torch.tensor([128 / 300, 128 / 200, 128 / 300, 128 / 200])  # (w, h) scales
+    cls_t, reg_t, ctr_t = head.assign(points, strides, levels, targets[0]["boxes"] * to_input,
                                       targets[0]["labels"])
     assert (cls_t >= 0).sum() >= 3 and set(cls_t[cls_t >= 0].tolist()) == {0, 1, 2}
     n, c = points.shape[0], len(head.labels)
@@ -40,8 +34,9 @@ def test_detection_decoding_of_encoded_targets_gives_the_boxes_back():
     logits[0, pos, cls_t[pos]] = 12.0
     ctr_logit = torch.logit(ctr_t.clamp(1e-4, 1 - 1e-4))[None]
     outputs = {"cls": logits, "reg": reg_t[None], "ctr": ctr_logit, "points": points,
-               "strides": strides, "levels": levels, "input_hw": (128, 128)}
-    pred = head.decode(outputs, batch, score_threshold=0.3)[0]
+               "strides": strides, "levels": levels, "input_hw": (128, 128),
+               "image_sizes": [[200, 300]]}  # the original (h, w) the encoder reported
+    pred = head.decode(outputs, None, score_threshold=0.3)[0]
     assert sorted(pred["labels"]) == sorted(truth["labels"])
     for box, label in zip(truth["boxes"], truth["labels"]):
         got = pred["boxes"][pred["labels"].index(label)]

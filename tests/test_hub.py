@@ -61,9 +61,9 @@ def test_push_to_hub_then_load_by_hub_id_is_bit_identical_and_large_weights_use_
 
     card = ModelCard.load(card_path)
     assert card.data.library_name == "zoo" and "zoo" in card.data.tags
-    assert card.data.pipeline_tag == "image-classification"
+    assert card.data.pipeline_tag is None  # text + image: no Hub tag fits, none is better
     assert 'zoo.load("hf-hub:zoo-tests/wide-tiny")' in card.text
-    assert "pip install zoo zoo-text-hf zoo-vision-timm" in card.text
+    assert "pip install zoo-mm zoo-text-hf zoo-vision-timm" in card.text
 
 
 def _repo_files(hub, repo_id, rev="main"):

@@ -58,7 +58,7 @@ def test_registry_model_predicts_and_round_trips_bit_identically(name, photo, sp
     config = json.loads((tmp_path / "config.json").read_text())
     for m, entry in config["encoders"].items():
         assert entry["distribution"].startswith("zoo-") and entry["version"]
-    assert config["head"]["distribution"] == "zoo"
+    assert config["head"]["distribution"] == "zoo-mm"
     assert {p["distribution"] for p in config["plugins"]} >= {
         e["distribution"] for e in config["encoders"].values()}
 

@@ -93,7 +93,10 @@ def test_a_classifier_trained_on_an_alignment_keeps_its_encoders(pairs, tmp_path
     labels_only.write_text("".join(json.dumps({"image": str(pairs["train"].parent / json.loads(
         x)["image"]), "label": json.loads(x)["label"]}) + "\n"
         for x in pairs["train"].read_text().splitlines()))
-    zoo.train(tmp_path / "aligned", labels_only, None, out, epochs=1, progress=False)
+    with pytest.raises(zoo.ZooError):  # no hidden task switch: a retrieval model stays one
+        zoo.train(tmp_path / "aligned", labels_only, None, out, epochs=1, progress=False)
+    zoo.train(tmp_path / "aligned", labels_only, None, out, epochs=1, progress=False,
+              task="classification")
     clf = zoo.load(out)
     assert clf.task == "classification" and clf.modalities == ["image"]
     assert clf.labels == sorted({json.loads(x)["label"] for x in labels_only.read_text()

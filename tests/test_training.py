@@ -155,7 +155,7 @@ def test_bad_data_is_reported_with_its_line_and_can_be_skipped(digits, tmp_path)
 
 
 def test_group_by_length_makes_batches_of_similar_length_and_keeps_every_example():
-    from zoo.training import _group_by_length
+    from zoo.training.data import group_by_length as _group_by_length
 
     lengths = [float((i * 37) % 101) for i in range(1000)]
     g = torch.Generator().manual_seed(0)
@@ -179,7 +179,7 @@ def test_length_of_an_example_reads_audio_headers_and_text(tmp_path):
     import soundfile as sf
 
     from zoo.data.manifest import Example
-    from zoo.training import _example_length
+    from zoo.training.data import example_length as _example_length
 
     sf.write(tmp_path / "a.wav", torch.zeros(8000).numpy(), 16000)
     assert _example_length(Example(1, {"audio": str(tmp_path / "a.wav")})) == 0.5

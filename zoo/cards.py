@@ -10,35 +10,24 @@ from typing import Any
 __all__ = ["render_card", "write_card", "pipeline_tag", "TEMPLATE"]
 
 TEMPLATE = Path(__file__).parent / "cards" / "model_card.md"
-_METRIC_NAMES = {"accuracy": "Accuracy", "f1_macro": "Macro F1", "map": "mAP@[.5:.95]",
-                 "map_50": "mAP@0.5", "map_75": "mAP@0.75", "wer": "WER", "cer": "CER"}
 _METRIC_TYPES = {"f1_macro": "f1", "map_50": "map", "map_75": "map"}
-_LIMITS = {
-    "classification": "Predicts only the labels it was trained on; scores are not calibrated "
-                      "probabilities. Inputs far from the training data (other domains, "
-                      "languages or image styles) degrade accuracy without warning.",
-    "detection": "Trained on the categories listed above; small, overlapping or truncated "
-                 "objects are harder. Boxes are in pixels of the input image.",
-    "asr": "A character CTC model: it spells phonetically and has no language model unless "
-           "one is given at decoding time (`decoder='beam', lm=...`); accents, noise and "
-           "vocabulary unlike the training data raise the error rate.",
-    "embedding": "Raw encoder embeddings: no task head.",
-}
 
 
-def pipeline_tag(task: str, modalities: list[str]) -> str:
-    if task == "detection":
-        return "object-detection"
-    if task == "asr":
-        return "automatic-speech-recognition"
-    if task in ("embedding", "retrieval"):
-        return "feature-extraction"
-    if "image" in modalities:
-        return "image-classification"
-    if "audio" in modalities:
-        return "audio-classification"
-    return "text-classification"
+def _task(name: str) -> Any:
+    """The registered task, or a bare Task when its plugin is not installed here."""
+    from .errors import ZooError
+    from .registry import get_task
+    from .tasks.base import Task
 
+    try:
+        return get_task(name)
+    except ZooError:
+        return Task()
+
+
+def pipeline_tag(task: str, modalities: list[str]) -> str | None:
+    """The Hub pipeline tag the task gives these modalities (None when none fits)."""
+    return _task(task).pipeline_tag(modalities)
 
 
 def _weights_info(config: dict[str, Any]) -> tuple[list[str], list[str], list[str]]:
@@ -82,6 +71,7 @@ def render_card(directory: str | Path, repo_id: str | None = None) -> str:
     from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
     from .hub import read_config
+    from .plugins import CORE_DISTRIBUTION
 
     d = Path(directory)
     config = read_config(d)
@@ -90,12 +80,15 @@ def render_card(directory: str | Path, repo_id: str | None = None) -> str:
     training = json.loads((d / "training.json").read_text()) if (d / "training.json").is_file() else None
     evals = json.loads((d / "eval_results.json").read_text()) if (d / "eval_results.json").is_file() else None
     hub_ids, licenses, weight_names = _weights_info(config)
-    tag = pipeline_tag(task, modalities)
+    spec = _task(task)
+    tag = spec.pipeline_tag(modalities)
+    names = {**{k: k for k in ((evals or {}).get("metrics") or {})}, **spec.metric_names}
     metrics = {k: v for k, v in ((evals or {}).get("metrics") or {}).items()
-               if k in _METRIC_NAMES}
+               if k in names and k != "n" and isinstance(v, (int, float))}
     dataset = (evals or {}).get("dataset") or "eval"
-    eval_results = [EvalResult(task_type=tag, dataset_type=dataset, dataset_name=dataset,
-                               metric_type=_METRIC_TYPES.get(k, k), metric_name=_METRIC_NAMES[k],
+    eval_results = [EvalResult(task_type=tag or task, dataset_type=dataset,
+                               dataset_name=dataset, metric_type=_METRIC_TYPES.get(k, k),
+                               metric_name=names[k],
                                metric_value=round(float(v), 4))
                     for k, v in metrics.items()] or None
     datasets = sorted({Path(p).stem for p in ((training or {}).get("train_data"),
@@ -122,13 +115,10 @@ def render_card(directory: str | Path, repo_id: str | None = None) -> str:
                                 "provider": f"{c.get('distribution')} {c.get('version', '')}",
                                 "settings": ", ".join(f"{k}={v}" for k, v in kw.items())[:120]})
     labels = config.get("labels") or (config.get("head") or {}).get("kwargs", {}).get("labels")
-    example = {"classification": '{"text": "...", "image": "photo.png"}'
-               if len(modalities) > 1 else f'{{"{modalities[0]}": "..."}}',
-               "detection": '{"image": "photo.png"}', "asr": '{"audio": "speech.wav"}'}.get(
-        task, f'{{"{modalities[0]}": "..."}}')
-    output = {"classification": "[{'label': ..., 'score': ..., 'scores': {...}}]",
-              "detection": "[{'boxes': [[x1, y1, x2, y2], ...], 'labels': [...], 'scores': [...]}]",
-              "asr": "[{'text': '...'}]"}.get(task, "[{'embedding': {...}}]")
+    sample = {"text": '"text": "..."', "image": '"image": "photo.png"',
+              "audio": '"audio": "speech.wav"'}
+    example = "{" + ", ".join(sample[m] for m in modalities if m in sample) + "}"
+    output = spec.example_output
     train_rows = []
     if training:
         cfgt = training.get("config", {})
@@ -142,26 +132,27 @@ def render_card(directory: str | Path, repo_id: str | None = None) -> str:
                       ("frozen encoders", ", ".join(training.get("frozen") or []) or "none"),
                       ("feature cache", training.get("feature_cache")),
                       ("processes", training.get("world_size", 1)), ("seed", cfgt.get("seed"))]
-    images = [{"file": f, "alt": f.replace("_", " ").removesuffix(".png")}
-              for f in ("training_curves.png", "confusion_matrix.png", "detection_examples.png")
-              if (d / f).is_file()]
+    pictures = sorted(p.name for p in d.glob("*.png") if p.is_file() and not p.is_symlink())
+    pictures.sort(key=lambda f: f != "training_curves.png")  # the curves first
+    images = [{"file": f, "alt": f.replace("_", " ").removesuffix(".png")} for f in pictures]
     card = ModelCard.from_template(
         card_data, template_path=str(TEMPLATE),
         title=name, description=config.get("description") or "",
         task=task, modalities_text=" + ".join(modalities),
         composition_text=_composition_text(config),
-        pip_install=" ".join(["zoo", *[p["distribution"] for p in plugins
-                                       if p["distribution"] != "zoo"]]),
+        pip_install=" ".join([CORE_DISTRIBUTION, *[p["distribution"] for p in plugins
+                                                    if p["distribution"] not in
+                                                    (CORE_DISTRIBUTION, "zoo")]]),
         load_id=f"hf-hub:{repo_id}" if repo_id else str(d),
         example_input=example, example_output=output, composition=composition,
         labels=labels, labels_text=", ".join(f"`{x}`" for x in (labels or [])[:50]),
         plugins_text=", ".join(f"`{p['distribution']}` {p['version']}" for p in plugins),
         training=train_rows, weights_text=", ".join(weight_names) or "none",
-        metrics=[(_METRIC_NAMES[k], _fmt(v)) for k, v in metrics.items()],
+        metrics=[(names[k], _fmt(v)) for k, v in metrics.items()],
         eval_note=(f"On `{dataset}` ({(evals or {}).get('metrics', {}).get('n', '?')} "
-                   f"examples), computed by " + {"detection": "pycocotools",
-                                                 "asr": "jiwer"}.get(task, "zoo.metrics") + "."),
-        images=images, limitations=_LIMITS.get(task, ""))
+                   f"examples), computed by {spec.metrics_library}."),
+        images=images, limitations=spec.limitations,
+        task_section=spec.card_section(config))
     return str(card)
 
 

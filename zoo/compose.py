@@ -1,13 +1,22 @@
-"""Building models: from a registry name (``create_model``) or from a saved config."""
+"""Building models: from a registry name (``create_model``), from components
+(``compose``) or from a saved config (``build_from_config``).
+
+Every component is built through :func:`build_component`, which captures the JSON
+arguments it was built with (its config), and checks what it built against what was
+registered (an encoder's modality and ``dim``), naming the plugin on a mismatch.
+"""
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+from ._config import capture, config_of
 from .errors import LoadError, RegistryError, UnknownNameError, ZooError
 from .registry import ComponentSpec, ModelSpec, get_registry, split_tag
 
-__all__ = ["create_model", "compose", "build_from_config", "FORMAT_VERSION"]
+__all__ = ["create_model", "compose", "build_from_config", "build_component",
+           "replace_head", "classifier_from", "FORMAT_VERSION"]
 
 #: config.json's format; bumped when a saved model would be read differently.
 FORMAT_VERSION = 1
@@ -15,7 +24,50 @@ FORMAT_VERSION = 1
 _OVERRIDES = ("labels", "encoders", "fusion", "head")
 
 
-def _provider(spec: ComponentSpec) -> dict[str, str]:
+def _what(spec: ComponentSpec) -> str:
+    return f"{spec.kind} {spec.name!r} (plugin {spec.plugin!r}, {spec.distribution})"
+
+
+def build_component(spec: ComponentSpec, *, check: bool = True, **kwargs: Any) -> Any:
+    """Call ``spec``'s factory with its defaults and ``kwargs``; capture the config; check
+    the result against the registration."""
+    try:
+        built = spec.build(**kwargs)
+    except TypeError as e:
+        raise ZooError(f"{_what(spec)} does not take these arguments: {e}") from None
+    capture(built, {**spec.defaults, **kwargs}, _what(spec))
+    if check:
+        _check_built(spec, built, user_kwargs=kwargs)
+    return built
+
+
+def _check_built(spec: ComponentSpec, built: Any, user_kwargs: Mapping[str, Any]) -> None:
+    what = _what(spec)
+    if spec.kind == "encoder":
+        for attr in ("preprocess", "forward", "modality", "dim", "outputs"):
+            if not hasattr(built, attr):
+                raise RegistryError(f"{what}: the factory returned a {type(built).__name__} "
+                                    f"without {attr!r}; return a zoo.plugin.Encoder")
+        if built.modality != spec.modality:
+            raise RegistryError(f"{what}: registered as a {spec.modality} encoder but built "
+                                f"a {built.modality or 'modality-less'} one; set the class's "
+                                f"modality = {spec.modality!r}")
+        own = {k for k in user_kwargs if k not in ("pretrained", "weights", "assets_dir")}
+        if spec.dim is not None and not own and int(built.dim) != spec.dim:
+            raise RegistryError(f"{what}: registered dim={spec.dim} but the built encoder "
+                                f"has dim {built.dim}; fix dim= in register_encoders")
+    elif spec.kind == "fusion":
+        if not isinstance(getattr(built, "out_dim", None), int):
+            raise RegistryError(f"{what}: the built fusion has no int 'out_dim' attribute "
+                                f"(the width of its output, which the head needs)")
+    elif spec.kind == "head":
+        for attr in ("loss", "decode", "encode_targets"):
+            if not callable(getattr(built, attr, None)):
+                raise RegistryError(f"{what}: the built head has no {attr}(); subclass "
+                                    f"zoo.plugin.Head")
+
+
+def _provider(spec: Any) -> dict[str, str]:
     return {"distribution": spec.distribution, "version": spec.version}
 
 
@@ -29,13 +81,20 @@ def _build_encoder(spec: ComponentSpec, *, tag: str | None, pretrained: bool,
     if pretrained and not weights:
         raise ZooError(f"encoder {spec.name!r} has no pretrained weights; use "
                        f"pretrained=False (see `zoo list --pretrained`)")
-    enc = spec.build(pretrained=bool(pretrained), weights=weights if pretrained else None,
-                     assets_dir=str(assets_dir) if assets_dir else None, **kwargs)
-    return enc
+    return build_component(spec, pretrained=bool(pretrained),
+                           weights=weights if pretrained else None,
+                           assets_dir=str(assets_dir) if assets_dir else None, **kwargs)
 
 
 def _encoder_entry(spec: ComponentSpec, enc: Any, tag: str | None) -> dict[str, Any]:
-    return {"name": spec.name, **_provider(spec), "weights": tag, "kwargs": enc.config()}
+    return {"name": spec.name, **_provider(spec), "weights": tag,
+            "kwargs": config_of(enc, _what(spec))}
+
+
+def _split_ref(ref: Mapping[str, Any]) -> dict[str, Any]:
+    kwargs = {k: v for k, v in ref.items() if k not in ("name", "kwargs")}
+    kwargs.update(ref.get("kwargs") or {})
+    return kwargs
 
 
 def _compose(name: str, task: str, encoders: dict[str, Any], enc_entries: dict[str, Any],
@@ -44,31 +103,32 @@ def _compose(name: str, task: str, encoders: dict[str, Any], enc_entries: dict[s
     from .model import ZooModel
 
     reg = get_registry()
-    config: dict[str, Any] = {"zoo_format": FORMAT_VERSION, "name": name, "task": task,
-                              "description": description, "encoders": enc_entries,
-                              "fusion": None, "head": None}
+    tspec = reg.task(task)
+    config: dict[str, Any] = {"zoo_format": FORMAT_VERSION, "name": name, "task": tspec.name,
+                              "task_provider": _provider(tspec), "description": description,
+                              "encoders": enc_entries, "fusion": None, "head": None}
     fusion = head = None
     inputs = {m: {"dim": e.dim, "outputs": list(e.outputs)} for m, e in encoders.items()}
     if fusion_ref is not None:
         fspec = reg.component("fusion", fusion_ref["name"])
-        kwargs = {k: v for k, v in fusion_ref.items() if k not in ("name", "kwargs")}
-        kwargs.update(fusion_ref.get("kwargs", {}))
-        fusion = fspec.build(inputs=inputs, **kwargs)
-        config["fusion"] = {"name": fspec.name, **_provider(fspec), "kwargs": fusion.config()}
+        fusion = build_component(fspec, inputs=inputs, **_split_ref(fusion_ref))
+        config["fusion"] = {"name": fspec.name, **_provider(fspec),
+                            "kwargs": config_of(fusion, _what(fspec))}
     if head_ref is not None:
         hspec = reg.component("head", head_ref["name"])
-        kwargs = {k: v for k, v in head_ref.items() if k not in ("name", "kwargs")}
-        kwargs.update(head_ref.get("kwargs", {}))
-        if fusion is not None:
-            kwargs["in_dim"] = fusion.out_dim
-        else:
-            kwargs["inputs"] = {m: e.describe() for m, e in encoders.items()}
-        head = hspec.build(**kwargs)
-        config["head"] = {"name": hspec.name, **_provider(hspec), "kwargs": head.config()}
+        head = build_component(hspec, **_head_inputs(encoders, fusion), **_split_ref(head_ref))
+        config["head"] = {"name": hspec.name, **_provider(hspec),
+                          "kwargs": config_of(head, _what(hspec))}
     model = ZooModel(config, encoders, fusion, head)
     model.config = model.component_config()
     model.eval()
     return model
+
+
+def _head_inputs(encoders: Mapping[str, Any], fusion: Any) -> dict[str, Any]:
+    if fusion is not None:
+        return {"in_dim": fusion.out_dim}
+    return {"inputs": {m: e.describe() for m, e in encoders.items()}}
 
 
 def create_model(name: str, pretrained: bool = False, **overrides: Any) -> Any:
@@ -81,44 +141,54 @@ def create_model(name: str, pretrained: bool = False, **overrides: Any) -> Any:
     reg = get_registry()
     kind, spec = reg.find(name)
     if kind == "encoder":  # overrides are the encoder factory's kwargs (timm style)
-        from .registry import _check_json
+        from ._config import check_json
 
         try:
-            _check_json(overrides, f"create_model({name!r}) kwargs")
+            check_json(overrides, f"create_model({name!r}) kwargs")
         except RegistryError as e:
             raise ZooError(str(e)) from None
         base, tag = split_tag(name)
         if tag and not reg.has("weights", f"{spec.name}.{tag}"):
-            raise UnknownNameError(f"unknown weights {name!r} for encoder {spec.name!r}")
-        try:
-            enc = _build_encoder(spec, tag=f"{spec.name}.{tag}" if tag else None,
-                                 pretrained=pretrained, kwargs=overrides)
-        except TypeError as e:
-            raise ZooError(f"encoder {spec.name!r} does not take these arguments: {e}") from None
+            raise UnknownNameError(f"unknown weights {name!r} for encoder {spec.name!r} "
+                                   f"(see `zoo list --kind weights`)")
+        enc = _build_encoder(spec, tag=f"{spec.name}.{tag}" if tag else None,
+                             pretrained=pretrained, kwargs=overrides)
         return _compose(spec.name, "embedding", {spec.modality: enc},
                         {spec.modality: _encoder_entry(spec, enc, enc_tag(spec, tag, pretrained))},
                         None, None, spec.description)
-    bad = set(overrides) - set(_OVERRIDES)
-    if bad and kind == "model":
-        raise ZooError(f"create_model: unknown argument(s) {sorted(bad)} (allowed: "
-                       f"{', '.join(_OVERRIDES)})")
     if kind != "model":
         raise ZooError(f"{name!r} is a {kind}, not a model or encoder; compose it in a model "
                        f"(registry.toml) or pass it as an override, e.g. fusion={name!r}")
+    bad = set(overrides) - set(_OVERRIDES)
+    if bad:
+        raise ZooError(f"create_model: unknown argument(s) {sorted(bad)} (allowed: "
+                       f"{', '.join(_OVERRIDES)})")
     mspec: ModelSpec = spec
     if mspec.unavailable:
         raise ZooError(f"model {name!r} cannot be built here: {mspec.unavailable}")
-    enc_refs = {m: dict(r) for m, r in mspec.encoders.items()}
+    # the qualified names the registry resolved (a clash elsewhere changes nothing here)
+    enc_refs = {m: {**r, "name": _qualified(mspec, f"encoders.{m}", r["name"])}
+                for m, r in mspec.encoders.items()}
     for m, r in (overrides.get("encoders") or {}).items():
         enc_refs[m] = _ref(r)
-    fusion_ref = dict(mspec.fusion) if mspec.fusion else None
+    fusion_ref = ({**mspec.fusion, "name": _qualified(mspec, "fusion", mspec.fusion["name"])}
+                  if mspec.fusion else None)
     if overrides.get("fusion") is not None:
         fusion_ref = _ref(overrides["fusion"])
-    head_ref = {**mspec.head, **(overrides.get("head") or {})}
+    head_ref = {**mspec.head, "name": _qualified(mspec, "head", mspec.head["name"]),
+                **(overrides.get("head") or {})}
     if overrides.get("labels") is not None:
         head_ref["labels"] = list(overrides["labels"])
-    return compose(mspec.task, enc_refs, head_ref, fusion_ref, name=mspec.name,
-                   pretrained=pretrained, description=mspec.description)
+    return compose(mspec.resolved.get("task", mspec.task), enc_refs, head_ref, fusion_ref,
+                   name=mspec.name, pretrained=pretrained, description=mspec.description)
+
+
+def _qualified(spec: ModelSpec, part: str, name: str) -> str:
+    qn = spec.resolved.get(part)
+    if qn is None:
+        return name
+    _, tag = split_tag(name)
+    return f"{qn}.{tag}" if tag else qn
 
 
 def compose(task: str, encoders: Mapping[str, Any], head: Any, fusion: Any = None, *,
@@ -128,18 +198,19 @@ def compose(task: str, encoders: Mapping[str, Any], head: Any, fusion: Any = Non
         compose("classification", {"text": "bert-tiny", "image": "timm-tiny"},
                 head={"name": "classification", "labels": ["a", "b"]}, fusion="gated")
     """
-    from .registry import parse_model_spec
+    from .registry import check_model, parse_model_spec
 
     raw = {"task": task, "encoders": dict(encoders), "head": head}
     if fusion is not None:
         raw["fusion"] = fusion
     spec = parse_model_spec(name, raw, where="compose", plugin="user", distribution="user",
                             version="")
-    get_registry().check_model(spec, "compose")
+    reg = get_registry()
+    check_model(reg, spec, "compose")
     encs, entries = {}, {}
     for m, ref in spec.encoders.items():
         base, tag = split_tag(ref["name"])
-        espec = get_registry().encoder(base)
+        espec = reg.encoder(base)
         use = bool(pretrained and ref.get("pretrained", True) and (tag or espec.weights))
         kwargs = {k: v for k, v in ref.items() if k not in ("name", "pretrained")}
         encs[m] = _build_encoder(espec, tag=f"{espec.name}.{tag}" if tag else None,
@@ -155,24 +226,42 @@ def enc_tag(spec: ComponentSpec, tag: str | None, pretrained: bool) -> str | Non
     return f"{spec.name}.{tag}" if tag else spec.weights
 
 
-def _lookup_for_load(kind: str, entry: Mapping[str, Any], where: str) -> ComponentSpec:
+# ---- loading from config.json -------------------------------------------------------------
+
+_noted: set[tuple[str, str, str]] = set()
+#: what a distribution name looks like (PEP 508); anything else is not echoed as a command
+_DIST_RE = __import__("re").compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+
+
+def _lookup_for_load(kind: str, entry: Mapping[str, Any], where: str) -> Any:
+    from .plugins import CORE_DISTRIBUTION
+
     if not isinstance(entry, Mapping) or not isinstance(entry.get("name"), str):
         raise LoadError(f"config.json: {where} must be an object with a 'name'")
     reg = get_registry()
     name = entry["name"]
     dist = entry.get("distribution")
+    if dist == "zoo":  # saved before the core distribution had its own name
+        dist = CORE_DISTRIBUTION
     try:
-        spec = reg.component(kind, f"{dist}:{name}" if dist and reg.has(kind, f"{dist}:{name}")
-                             else name)
-    except (UnknownNameError, RegistryError):
-        if dist and dist != "zoo":
+        spec = reg.lookup(kind, f"{dist}:{name}" if dist and reg.has(kind, f"{dist}:{name}")
+                          else name)
+    except RegistryError:
+        if isinstance(dist, str) and dist != CORE_DISTRIBUTION and _DIST_RE.match(dist):
             version = entry.get("version")
             raise LoadError(
                 f"this model needs {kind} {name!r} from the plugin distribution {dist}"
-                f"{' ' + version if version else ''}, which is not installed: "
+                f"{' ' + str(version) if version else ''}, which is not installed: "
                 f"`pip install {dist}` (or `zoo install {dist}`)") from None
         raise LoadError(f"config.json names {kind} {name!r}, which no installed plugin "
                         f"provides (see `zoo list --kind {kind}`)") from None
+    saved = entry.get("version")
+    key = (spec.distribution, str(saved), spec.version)
+    if saved and spec.version and str(saved) != spec.version and key not in _noted:
+        _noted.add(key)
+        warnings.warn(f"this model was saved with {spec.distribution} {saved}; {spec.version} "
+                      f"is installed ({kind} {name!r}): check its changelog if predictions "
+                      f"differ", UserWarning, stacklevel=3)
     return spec
 
 
@@ -192,6 +281,8 @@ def _check_preprocessing(encoder: Any, assets: Path, modality: str) -> None:
     except ValueError as e:
         raise LoadError(f"preprocessor/{modality}/{PREPROCESSOR_FILE} is not valid JSON: {e}"
                         ) from None
+    if not isinstance(saved, dict):
+        raise LoadError(f"preprocessor/{modality}/{PREPROCESSOR_FILE} must hold a JSON object")
     now = json.loads(json.dumps({"modality": encoder.modality, **encoder.preprocessor_config()}))
     for key in sorted(set(saved) | set(now)):
         if saved.get(key) != now.get(key):
@@ -207,10 +298,14 @@ def build_from_config(config: Mapping[str, Any], assets_root: Path | None) -> An
     fmt = config.get("zoo_format")
     if fmt != FORMAT_VERSION:
         raise LoadError(f"config.json has zoo_format {fmt!r}; this zoo reads format "
-                        f"{FORMAT_VERSION} (upgrade zoo: pip install -U zoo)")
+                        f"{FORMAT_VERSION} (upgrade: pip install -U zoo-mm)")
     for key in ("task", "encoders"):
         if key not in config:
             raise LoadError(f"config.json: missing key {key!r}")
+    if not isinstance(config["task"], str):
+        raise LoadError("config.json: 'task' must be a string")
+    _lookup_for_load("task", {"name": config["task"], **(config.get("task_provider") or {})},
+                     "task")
     if not isinstance(config["encoders"], Mapping) or not config["encoders"]:
         raise LoadError("config.json: 'encoders' must be a non-empty object")
     encoders, entries = {}, {}
@@ -221,9 +316,9 @@ def build_from_config(config: Mapping[str, Any], assets_root: Path | None) -> An
             raise LoadError(f"config.json: encoders.{m}.kwargs must be an object")
         assets = assets_root / m if assets_root is not None else None
         try:
-            encoders[m] = espec.build(pretrained=False, weights=None,
-                                      assets_dir=str(assets) if assets else None, **kwargs)
-        except TypeError as e:
+            encoders[m] = build_component(espec, check=False, pretrained=False, weights=None,
+                                          assets_dir=str(assets) if assets else None, **kwargs)
+        except ZooError as e:
             raise LoadError(f"config.json: encoders.{m}.kwargs do not fit encoder "
                             f"{espec.name!r}: {e}") from None
         if assets is not None:
@@ -239,7 +334,7 @@ def build_from_config(config: Mapping[str, Any], assets_root: Path | None) -> An
     try:
         model = _compose(config.get("name") or "model", config["task"], encoders, entries,
                          fusion_ref, head_ref, str(config.get("description") or ""))
-    except TypeError as e:
+    except ZooError as e:
         raise LoadError(f"config.json: component kwargs do not fit: {e}") from None
     # keep what the file said (weights tags, provenance), with kwargs as rebuilt
     saved = dict(config)
@@ -253,12 +348,9 @@ def replace_head(model: Any, **head_kwargs: Any) -> None:
     the same encoders and fusion."""
     cfg = model.config["head"]
     hspec = _lookup_for_load("head", cfg, "head")
-    kwargs = {**model.head.config(), **head_kwargs}
-    if model.fusion is not None:
-        kwargs["in_dim"] = model.fusion.out_dim
-    else:
-        kwargs["inputs"] = {m: e.describe() for m, e in model.encoders.items()}
-    model.head = hspec.build(**kwargs).to(model.device)
+    kwargs = {**config_of(model.head, _what(hspec)), **head_kwargs}
+    model.head = build_component(hspec, **_head_inputs(model.encoders, model.fusion),
+                                 **kwargs).to(model.device)
     model.config = model.component_config()
 
 

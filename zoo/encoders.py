@@ -7,9 +7,10 @@ An encoder turns raw inputs of one modality into tensors in two steps that mirro
   arrays, audio paths / ``(array, sample_rate)``) to a padded batch. Runs outside autograd.
 - ``forward(**batch) -> EncoderOutput``: the network.
 
-``config()`` returns the JSON keyword arguments that rebuild the same architecture and
-preprocessing; ``save_assets(dir)`` writes files the preprocessing needs (a tokenizer). A
-saved model stores both, and loading calls the factory with ``assets_dir=`` that folder.
+The keyword arguments the factory was called with are captured by the core and stored in
+config.json, so an encoder needs no ``config()``; define one only when what rebuilds it
+differs from what built it. ``save_assets(dir)`` writes files the preprocessing needs (a
+tokenizer); loading calls the factory with ``assets_dir=`` that folder.
 """
 from __future__ import annotations
 
@@ -36,11 +37,16 @@ class EncoderOutput:
     mask: torch.Tensor | None = None  # (B, T) bool, True where ``sequence`` is real
     features: list[torch.Tensor] | None = None  # [(B, C_i, H_i, W_i)], fine to coarse
     strides: tuple[int, ...] | None = None  # input pixels per feature-map cell, per level
+    # images: (B, 2) original (height, width) of each input, and the (H, W) of the tensor
+    # the encoder saw; detection maps boxes between the two. Optional: without them the
+    # input is taken to be the original size.
+    image_sizes: torch.Tensor | None = None
+    input_size: tuple[int, int] | None = None
 
 
 class Encoder(nn.Module):
-    """Base class for zoo encoders. Subclasses set the class attributes and implement
-    ``preprocess``, ``forward`` and ``config``."""
+    """Base class for zoo encoders. Subclasses set the class attributes (``dim`` may be set
+    in ``__init__``) and implement ``preprocess`` and ``forward``."""
 
     modality: str = ""  # "text" | "image" | "audio"
     outputs: tuple[str, ...] = ("pooled",)  # contracts this instance gives
@@ -55,8 +61,9 @@ class Encoder(nn.Module):
         raise NotImplementedError
 
     def config(self) -> dict[str, Any]:
-        """JSON kwargs for the factory that rebuild this encoder (without weights)."""
-        raise NotImplementedError
+        """JSON kwargs for the factory that rebuild this encoder (without weights): by
+        default the ones it was built with, captured by the core."""
+        return dict(getattr(self, "_zoo_kwargs", {}))
 
     def preprocessor_config(self) -> dict[str, Any]:
         """The preprocessing settings, human-readable, written beside the weights."""

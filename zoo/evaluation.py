@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any, Sequence
 
-from .errors import DataError, ZooError
+from .errors import DataError
 
 __all__ = ["evaluate", "load_examples", "EVAL_RESULTS"]
 
@@ -19,7 +19,7 @@ def load_examples(data: Any, *, on_bad_data: str = "fail",
     """A manifest (.jsonl), a COCO file (.json) or a list of Examples / dicts ->
     (examples, categories or None, dataset name)."""
     from .data.coco import read_coco
-    from .data.manifest import Example, read_manifest
+    from .data.manifest import MODALITY_KEYS, Example, read_manifest
 
     if isinstance(data, (str, Path)):
         p = Path(data)
@@ -32,8 +32,8 @@ def load_examples(data: Any, *, on_bad_data: str = "fail",
         if isinstance(x, Example):
             examples.append(x)
         elif isinstance(x, dict):
-            inputs = {k: x[k] for k in ("text", "image", "audio") if x.get(k) is not None}
-            targets = {k: x[k] for k in ("label", "transcript", "boxes", "labels") if k in x}
+            inputs = {k: x[k] for k in MODALITY_KEYS if x.get(k) is not None}
+            targets = {k: v for k, v in x.items() if k not in MODALITY_KEYS}
             examples.append(Example(i + 1, inputs, targets, x))
         else:
             raise DataError(f"example {i}: expected a dict, got {type(x).__name__}")
@@ -43,35 +43,10 @@ def load_examples(data: Any, *, on_bad_data: str = "fail",
 def metrics_for(task: str, model: Any, examples: Sequence[Any],
                 preds: Sequence[dict[str, Any]], categories: Sequence[str] | None
                 ) -> dict[str, float]:
-    from . import metrics
+    """The registered task's metrics of ``preds`` against the examples' targets."""
+    from .registry import get_task
 
-    if task == "classification":
-        for ex in examples:
-            if "label" not in ex.targets:
-                raise DataError(f"line {ex.line}: no 'label' to evaluate against")
-        return metrics.classification_metrics([ex.targets["label"] for ex in examples],
-                                              [p["label"] for p in preds], model.labels)
-    if task == "detection":
-        return metrics.detection_metrics([ex.targets for ex in examples], preds,
-                                         categories or model.labels)
-    if task == "asr":
-        from .heads.asr import normalize_text
-
-        refs = []
-        for ex in examples:
-            if "transcript" not in ex.targets:
-                raise DataError(f"line {ex.line}: no 'transcript' to evaluate against")
-            refs.append(normalize_text(ex.targets["transcript"], model.head.vocabulary))
-        return metrics.asr_metrics(refs, [p["text"] for p in preds])
-    if task == "retrieval":
-        from .heads.contrastive import require_pairs
-
-        mods = model.head.modalities
-        require_pairs(examples, mods)
-        emb = {m: [p["embedding"][m] for p in preds] for m in mods}
-        keys = {m: [str(ex.inputs[m]) for ex in examples] for m in mods}
-        return metrics.retrieval_metrics(emb, keys)
-    raise ZooError(f"no metrics for task {task!r}")
+    return get_task(task).metrics(model, examples, preds, categories)
 
 
 def evaluate(model: Any, data: Any, *, batch_size: int = 32, write: bool = True,

@@ -28,21 +28,23 @@ class _Graph(nn.Module):
         self.model, self.keys = model, list(keys)
 
     def forward(self, *tensors: torch.Tensor) -> torch.Tensor:
+        from .batch import Batch, ModalityBatch
+
         b = tensors[0].shape[0]
-        batch: dict[str, Any] = {"size": b}
+        batch = Batch(size=b)
         for (m, name), t in zip(self.keys, tensors):
-            batch.setdefault(m, {"index": torch.arange(b), "inputs": {}})["inputs"][name] = t
+            batch.modalities.setdefault(m, ModalityBatch(torch.arange(b))).tensors[name] = t
         return self.model(batch)  # (B, C) logits
 
 
 def _flat(model: Any, examples: Sequence[Any]) -> tuple[list[tuple[str, str]], list[torch.Tensor]]:
     batch = model.preprocess([ex.inputs for ex in examples])
     for m in model.modalities:
-        if m not in batch or batch[m]["index"].numel() != batch["size"]:
+        if m not in batch or batch[m].index.numel() != batch.size:
             raise ZooError(f"export needs every eval example to have every modality ({m} is "
                            f"missing somewhere)")
-    keys = [(m, k) for m in model.modalities for k in batch[m]["inputs"]]
-    return keys, [batch[m]["inputs"][k] for m, k in keys]
+    keys = [(m, k) for m in model.modalities for k in batch[m].tensors]
+    return keys, [batch[m].tensors[k] for m, k in keys]
 
 
 def _accuracy(logits: torch.Tensor, model: Any, examples: Sequence[Any]) -> float:

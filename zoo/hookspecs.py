@@ -34,11 +34,12 @@ def register_encoders(register: Callable[..., None]) -> None:
     - ``name``: registry name, lower-case with dashes (``"minilm-l6"``).
     - ``factory``: ``"module:callable"`` or a callable; called as
       ``factory(pretrained=..., weights=..., assets_dir=..., **kwargs)`` and returns a
-      :class:`zoo.encoders.Encoder`.
+      :class:`zoo.plugin.Encoder`. The JSON ``kwargs`` are captured as its config.
     - ``modality``: ``"text"``, ``"image"`` or ``"audio"``.
     - ``outputs``: the output contracts the encoder can give: ``"pooled"`` (B, D),
       ``"sequence"`` (B, T, D) + mask, ``"features"`` (multi-scale maps with strides).
-    - ``dim``: width of the pooled / sequence output when known without building.
+    - ``dim``: width of the pooled / sequence output when known without building; checked
+      against the built encoder's ``dim``.
     - ``defaults``: keyword arguments passed to the factory (JSON values only).
     - ``weights``: default pretrained tag (``"minilm-l6.sbert"``), see ``register_weights``.
 
@@ -55,7 +56,8 @@ def register_fusions(register: Callable[..., None]) -> None:
     (``("pooled",)``, ``("sequence",)``); the registry refuses a composition whose
     encoders provide none of them. The factory is called as
     ``factory(inputs={modality: {"dim": int, "outputs": [...]}}, **kwargs)`` and returns a
-    ``torch.nn.Module`` with an ``out_dim`` attribute.
+    ``torch.nn.Module`` with an ``out_dim`` attribute whose ``forward(encoded, batch_size)``
+    gives (B, out_dim); subclassing :class:`zoo.plugin.Fusion` is optional.
 
     Returns nothing; not firstresult.
     """
@@ -67,7 +69,22 @@ def register_heads(register: Callable[..., None]) -> None:
 
     Call ``register(name, factory, *, tasks, accepts=("fused",), description="",
     defaults=None)``. ``tasks`` names the tasks the head serves; the factory is called as
-    ``factory(in_dim=int, **kwargs)`` and returns a module with ``loss`` and ``decode``.
+    ``factory(in_dim=int, **kwargs)`` after a fusion, or ``factory(inputs={modality:
+    description}, **kwargs)`` when ``accepts`` names encoder contracts, and returns a
+    :class:`zoo.plugin.Head` (``encode_targets``, ``loss``, ``decode``).
+
+    Returns nothing; not firstresult.
+    """
+
+
+@hookspec
+def register_tasks(register: Callable[..., None]) -> None:
+    """Register tasks (what a model is trained and evaluated for).
+
+    Call ``register(name, factory, *, targets=(), description="")``. ``targets`` are the
+    example keys holding the task's targets (``("label",)``); the factory is called with no
+    arguments and returns a :class:`zoo.plugin.Task` (metrics, main metric, head fitting,
+    pipeline tag, card text, required inputs).
 
     Returns nothing; not firstresult.
     """
@@ -118,6 +135,7 @@ HOOKS = {
         register_encoders,
         register_fusions,
         register_heads,
+        register_tasks,
         register_models,
         register_weights,
         register_commands,

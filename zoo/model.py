@@ -9,7 +9,8 @@ Heads that read encoder outputs themselves (detection on feature maps, CTC on se
 are composed without a fusion and receive the encoded batch.
 
 An input dict holds raw values under modality keys (``"text"``, ``"image"``, ``"audio"``);
-other keys (targets such as ``"label"``) are ignored. An example may lack some of the
+target keys of the registered tasks (``"label"``, ...) and ``"id"`` are ignored, any other
+key is an error (a typo would otherwise drop an input silently). An example may lack some of the
 model's modalities; the fusion's missing-modality policy covers it.
 """
 from __future__ import annotations
@@ -21,12 +22,23 @@ from typing import Any, Iterable, Mapping, Sequence
 import torch
 from torch import nn
 
+from .batch import Batch, ModalityBatch
 from .encoders import Encoder, EncoderOutput
 from .errors import DataError
 
 __all__ = ["ZooModel"]
 
-_TARGET_KEYS = {"label", "transcript", "id", "boxes"}
+
+def _ignored_keys() -> set[str]:
+    """Keys an input may carry besides modalities: ids and every task's target keys."""
+    from .registry import get_registry
+
+    reg = get_registry()
+    keys = reg.__dict__.get("_ignored_keys")
+    if keys is None:
+        keys = {"id"} | {k for t in reg.all("task") for k in t.targets}
+        reg.__dict__["_ignored_keys"] = keys
+    return keys
 
 
 class ZooModel(nn.Module):
@@ -63,25 +75,26 @@ class ZooModel(nn.Module):
                 f"fusion={fusion.get('name')}, head={head.get('name')}, params={n:,})")
 
     # ---- the data path --------------------------------------------------------------
-    def preprocess(self, inputs: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    def preprocess(self, inputs: Sequence[Mapping[str, Any]]) -> Batch:
         """Raw inputs -> a batch: per modality, the indices that have it and its tensors."""
         if isinstance(inputs, Mapping):
             inputs = [inputs]
         if not inputs:
             raise DataError("no inputs given: pass a list of dicts such as "
                             f"[{{{self.modalities[0]!r}: ...}}]")
+        ignored = _ignored_keys()
         for i, x in enumerate(inputs):
             if not isinstance(x, Mapping):
                 raise DataError(f"input {i}: expected a dict of modality -> value, got "
                                 f"{type(x).__name__}")
-            unknown = set(x) - set(self.encoders) - _TARGET_KEYS
+            unknown = set(x) - set(self.encoders) - ignored
             if unknown:
                 raise DataError(f"input {i}: unknown key(s) {sorted(unknown)}; this model takes "
                                 f"{', '.join(self.modalities)}")
             if not any(x.get(m) is not None for m in self.encoders):
                 raise DataError(f"input {i} has none of this model's modalities "
                                 f"({', '.join(self.modalities)})")
-        batch: dict[str, Any] = {"size": len(inputs)}
+        batch = Batch(size=len(inputs))
         for m, enc in self.encoders.items():
             idx = [i for i, x in enumerate(inputs) if x.get(m) is not None]
             if not idx:
@@ -92,7 +105,7 @@ class ZooModel(nn.Module):
                 raise
             except Exception as e:  # a corrupt file: say which input, keep it one line
                 raise DataError(f"{m} input could not be read: {type(e).__name__}: {e}") from e
-            batch[m] = {"index": torch.tensor(idx, dtype=torch.long), "inputs": tensors}
+            batch.modalities[m] = ModalityBatch(torch.tensor(idx, dtype=torch.long), tensors)
         return batch
 
     @property
@@ -101,31 +114,33 @@ class ZooModel(nn.Module):
             return p.device
         return torch.device("cpu")
 
-    def encode(self, batch: Mapping[str, Any]) -> dict[str, tuple[EncoderOutput, torch.Tensor]]:
+    def encode(self, batch: Batch) -> dict[str, tuple[EncoderOutput, torch.Tensor]]:
         device = self.device
         out = {}
         for m, enc in self.encoders.items():
             if m in batch:
-                inputs = {k: v.to(device) for k, v in batch[m]["inputs"].items()}
-                out[m] = (enc(**inputs), batch[m]["index"].to(device))
+                part = batch[m]
+                inputs = {k: v.to(device) if torch.is_tensor(v) else v
+                          for k, v in part.tensors.items()}
+                out[m] = (enc(**inputs), part.index.to(device))
         return out
 
-    def forward(self, batch: Mapping[str, Any], encoded: Mapping[str, Any] | None = None) -> Any:
+    def forward(self, batch: Batch, encoded: Mapping[str, Any] | None = None) -> Any:
         """Head outputs: logits (B, C) for classification; what detection / ASR heads
         return for their ``loss`` and ``decode``. ``encoded``: encoder outputs computed
         earlier (the trainer's feature cache), so only fusion and head run."""
         return self.forward_encoded(self.encode(batch) if encoded is None else encoded, batch)
 
-    def forward_encoded(self, encoded: Mapping[str, Any], batch: Mapping[str, Any]) -> Any:
+    def forward_encoded(self, encoded: Mapping[str, Any], batch: Batch) -> Any:
         """Fusion and head on encoder outputs (computed now, or cached by the trainer)."""
         if self.fusion is not None:
-            return self.head(self.fusion(encoded, batch["size"]))  # fused: (B, D)
+            return self.head(self.fusion(encoded, batch.size))  # fused: (B, D)
         if getattr(self.head, "uses_text_encoder", False):  # labels are text prompts
             return self.head(encoded, batch, text_encoder=self.encoders["text"])
         return self.head(encoded, batch)
 
     def loss(self, outputs: Any, targets: Sequence[Mapping[str, Any]],
-             batch: Mapping[str, Any]) -> torch.Tensor:
+             batch: Batch) -> torch.Tensor:
         """The head's loss for ``targets`` (one dict per example: ``label``, ``boxes`` +
         ``labels``, ``transcript``)."""
         return self.head.loss(outputs, self.head.encode_targets(targets, batch))
@@ -221,13 +236,15 @@ class ZooModel(nn.Module):
     # ---- saving ---------------------------------------------------------------------
     def component_config(self) -> dict[str, Any]:
         """config.json's content for the model as it is now (labels may have changed)."""
+        from ._config import config_of
+
         cfg = copy.deepcopy(self.config)
         for m, enc in self.encoders.items():
-            cfg["encoders"][m]["kwargs"] = enc.config()
+            cfg["encoders"][m]["kwargs"] = config_of(enc, f"encoder {m}")
         if self.fusion is not None:
-            cfg["fusion"]["kwargs"] = self.fusion.config()
+            cfg["fusion"]["kwargs"] = config_of(self.fusion, "fusion")
         if self.head is not None:
-            cfg["head"]["kwargs"] = self.head.config()
+            cfg["head"]["kwargs"] = config_of(self.head, "head")
             if self.labels is not None:
                 cfg["labels"] = self.labels
         return cfg

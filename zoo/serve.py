@@ -347,14 +347,18 @@ def create_app(model: Any, *, feedback_db: str | Path = "feedback.db", max_batch
 
 
 def _check_modalities(model: Any, inputs: list[dict[str, Any]]) -> None:
-    required = {"asr": "audio", "detection": "image"}.get(model.task)
+    from .registry import get_task
+
+    required = get_task(model.task).requires
     for i, x in enumerate(inputs):
         present = [m for m in x if m in model.encoders]
         if not present:
             raise BadInput(f"inputs[{i}] has none of this model's modalities "
                            f"({', '.join(model.modalities)})")
-        if required and required not in x:
-            raise BadInput(f"inputs[{i}]: a {model.task} model needs {required!r}")
+        missing = [m for m in required if m not in x]
+        if missing:
+            raise BadInput(f"inputs[{i}]: a {model.task} model needs "
+                           f"{' and '.join(map(repr, missing))}")
         extra = [m for m in x if m not in model.encoders]
         if extra:
             raise BadInput(f"inputs[{i}]: this model takes {', '.join(model.modalities)}, "

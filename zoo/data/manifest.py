@@ -1,6 +1,7 @@
 """JSONL manifests: one example a line; inputs under ``text``/``image``/``audio`` (paths
-relative to the manifest), targets ``label`` (a string, or a list for multi-label) and
-``transcript`` (ASR). Bad lines are reported with their line number."""
+relative to the manifest); every other key is a target, read by the model's task (``label``
+for classification, ``boxes`` + ``labels`` for detection, ``transcript`` for ASR, ...). Bad
+lines are reported with their line number."""
 from __future__ import annotations
 
 import json
@@ -10,10 +11,9 @@ from typing import Any, Iterator
 
 from ..errors import DataError
 
-__all__ = ["Example", "read_manifest", "iter_manifest", "MODALITY_KEYS", "TARGET_KEYS"]
+__all__ = ["Example", "read_manifest", "iter_manifest", "MODALITY_KEYS"]
 
 MODALITY_KEYS = ("text", "image", "audio")
-TARGET_KEYS = ("label", "transcript", "boxes")
 _PATH_KEYS = ("image", "audio")
 
 
@@ -21,7 +21,7 @@ _PATH_KEYS = ("image", "audio")
 class Example:
     line: int  # 1-based line number in the manifest
     inputs: dict[str, Any]  # modality -> value (paths made absolute)
-    targets: dict[str, Any] = field(default_factory=dict)
+    targets: dict[str, Any] = field(default_factory=dict)  # every key that is not an input
     raw: dict[str, Any] = field(default_factory=dict)
 
 
@@ -43,7 +43,7 @@ def _parse(line: str, lineno: int, root: Path, where: str) -> Example:
         inputs[k] = str(root / v) if k in _PATH_KEYS else v
     if not inputs:
         raise DataError(f"{where}:{lineno}: no input (expected one of {', '.join(MODALITY_KEYS)})")
-    targets = {k: obj[k] for k in TARGET_KEYS if k in obj}
+    targets = {k: v for k, v in obj.items() if k not in MODALITY_KEYS}
     return Example(lineno, inputs, targets, obj)
 
 

@@ -64,7 +64,3 @@ class CrossAttentionFusion(Fusion):
         valid = torch.cat(masks, dim=1)  # (B, 1 + ΣT_m)
         x = self.encoder(x, src_key_padding_mask=~valid)
         return self.norm(x[:, 0])  # (B, dim): the [CLS] token
-
-    def config(self) -> dict[str, Any]:
-        return {"dim": self.dim, "num_layers": self.num_layers, "num_heads": self.num_heads,
-                "dropout": self.dropout, "max_tokens": self.max_tokens}

@@ -1,8 +1,15 @@
-"""What every fusion shares: the inputs it was built for and the missing-modality policy.
+"""What every fusion shares: the inputs it was built for and, for fusions that use it, the
+null-embedding policy for a missing modality.
 
-Policy for a modality that an example lacks (a text+image model given only text): its
-pooled vector is replaced by a learned null embedding of that modality, so the model still
-predicts and training can teach it what "absent" means.
+A fusion is an ``nn.Module`` built as ``factory(inputs={modality: {"dim", "outputs", ...}},
+**kwargs)`` with an ``out_dim`` attribute; ``forward(encoded, batch_size)`` gives (B,
+out_dim). Subclassing :class:`Fusion` is optional and gives the helpers below.
+
+Null embeddings (concat-mlp, gated): an absent modality's pooled vector is replaced by a
+learned vector of that modality, so the model still predicts and training can teach it what
+"absent" means. Only fusions that call :meth:`Fusion.add_null_embeddings` own these
+parameters (a batch where every modality is present leaves them unused, so only then does
+DDP search for unused parameters).
 """
 from __future__ import annotations
 
@@ -26,6 +33,9 @@ class Fusion(nn.Module):
         super().__init__()
         self.modalities = sorted(inputs)  # fixed order: weights do not depend on dict order
         self.in_dims = {m: int(inputs[m]["dim"]) for m in self.modalities}
+
+    def add_null_embeddings(self) -> None:
+        """Give each modality a learned stand-in for examples that lack it."""
         self.null = nn.ParameterDict(
             {m: nn.Parameter(torch.zeros(self.in_dims[m])) for m in self.modalities})
 
@@ -45,4 +55,5 @@ class Fusion(nn.Module):
         return out
 
     def config(self) -> dict[str, Any]:
-        raise NotImplementedError
+        """The kwargs it was built with (captured by the core)."""
+        return dict(getattr(self, "_zoo_kwargs", {}))

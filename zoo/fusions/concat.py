@@ -13,6 +13,7 @@ class ConcatMLP(Fusion):
     def __init__(self, inputs: Mapping[str, Mapping[str, Any]], dim: int = 256,
                  dropout: float = 0.1) -> None:
         super().__init__(inputs)
+        self.add_null_embeddings()
         self.dim, self.dropout = dim, dropout
         # LayerNorm per modality: encoders differ in scale (a BERT mean-pool vs a CNN pool)
         self.norms = nn.ModuleDict({m: nn.LayerNorm(d) for m, d in self.in_dims.items()})
@@ -24,6 +25,3 @@ class ConcatMLP(Fusion):
         pooled = self.pooled(encoded, batch_size)
         x = torch.cat([self.norms[m](pooled[m]) for m in self.modalities], dim=-1)  # (B, ΣD)
         return self.mlp(x)  # (B, dim)
-
-    def config(self) -> dict[str, Any]:
-        return {"dim": self.dim, "dropout": self.dropout}

@@ -20,6 +20,7 @@ class GatedFusion(Fusion):
     def __init__(self, inputs: Mapping[str, Mapping[str, Any]], dim: int = 256,
                  dropout: float = 0.1) -> None:
         super().__init__(inputs)
+        self.add_null_embeddings()
         self.dim, self.dropout = dim, dropout
         self.norms = nn.ModuleDict({m: nn.LayerNorm(d) for m, d in self.in_dims.items()})
         self.proj = nn.ModuleDict({m: nn.Linear(d, dim) for m, d in self.in_dims.items()})
@@ -35,6 +36,3 @@ class GatedFusion(Fusion):
                         dim=1)  # (B, M, dim)
         z = torch.softmax(self.gate(torch.cat(xs, dim=-1)), dim=-1)  # (B, M)
         return self.mlp((z.unsqueeze(-1) * h).sum(dim=1))  # (B, dim)
-
-    def config(self) -> dict[str, Any]:
-        return {"dim": self.dim, "dropout": self.dropout}

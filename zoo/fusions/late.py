@@ -47,6 +47,3 @@ class LateFusion(Fusion):
         logits = logits.masked_fill(~torch.stack(present, dim=1), float("-inf"))
         w = torch.softmax(logits, dim=-1)  # (B, M), zero for absent modalities
         return (w.unsqueeze(-1) * h).sum(dim=1)  # (B, dim)
-
-    def config(self) -> dict[str, Any]:
-        return {"dim": self.dim, "weights": self.weights, "dropout": self.dropout}

@@ -15,6 +15,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..errors import DataError, ZooError
+from .base import Head
 
 __all__ = ["CTCHead", "normalize_text", "DEFAULT_VOCABULARY"]
 
@@ -37,7 +38,7 @@ def normalize_text(text: str, vocabulary: str = DEFAULT_VOCABULARY) -> str:
     return re.sub(r" +", " ", "".join(out)).strip()
 
 
-class CTCHead(nn.Module):
+class CTCHead(Head):
     def __init__(self, inputs: Mapping[str, Mapping[str, Any]],
                  vocabulary: str | Sequence[str] = DEFAULT_VOCABULARY,
                  dropout: float = 0.1) -> None:
@@ -62,7 +63,7 @@ class CTCHead(nn.Module):
         return None
 
     def forward(self, encoded: Mapping[str, Any], batch: Mapping[str, Any]) -> dict[str, Any]:
-        if "audio" not in encoded or encoded["audio"][1].numel() != batch["size"]:
+        if "audio" not in encoded or encoded["audio"][1].numel() != batch.size:
             raise DataError("speech recognition needs audio in every input")
         out, _ = encoded["audio"]
         logits = self.proj(out.sequence)  # (B, T, V + 1)

@@ -5,12 +5,14 @@ from typing import Any, Sequence
 
 import torch
 from torch import nn
+
+from .base import Head
 from torch.nn import functional as F
 
 from ..errors import DataError, ZooError
 
 
-class ClassificationHead(nn.Module):
+class ClassificationHead(Head):
     def __init__(self, in_dim: int, labels: Sequence[str] | None = None,
                  multi_label: bool = False, threshold: float = 0.5) -> None:
         super().__init__()

@@ -16,11 +16,12 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..errors import DataError, ZooError
+from .base import Head
 
-__all__ = ["ContrastiveHead", "require_pairs"]
+__all__ = ["ContrastiveHead"]
 
 
-class ContrastiveHead(nn.Module):
+class ContrastiveHead(Head):
     def __init__(self, inputs: Mapping[str, Mapping[str, Any]], dim: int = 256,
                  hidden: int = 512, temperature: float = 0.07) -> None:
         super().__init__()
@@ -51,7 +52,7 @@ class ContrastiveHead(nn.Module):
                 emb[m], index[m] = self.project(m, out.pooled), idx
         # the temperature is used in forward, not in loss: DDP only tracks what forward uses
         scale = self.logit_scale.clamp(max=math.log(100)).exp()
-        return {"emb": emb, "index": index, "size": batch["size"], "scale": scale}
+        return {"emb": emb, "index": index, "size": batch.size, "scale": scale}
 
     def encode_targets(self, targets: Sequence[Any], batch: Any = None) -> None:
         return None  # self-supervised: the pairing is the target
@@ -87,11 +88,3 @@ def _gather(x: torch.Tensor) -> torch.Tensor:
     from torch.distributed.nn.functional import all_gather
 
     return torch.cat(all_gather(x), dim=0)
-
-
-def require_pairs(examples: Sequence[Any], modalities: Sequence[str]) -> None:
-    """Every example must hold both modalities of the alignment; else say which line."""
-    for ex in examples:
-        missing = [m for m in modalities if ex.inputs.get(m) is None]
-        if missing:
-            raise DataError(f"line {ex.line}: a retrieval pair needs {' and '.join(missing)}")

@@ -21,6 +21,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..errors import DataError, ZooError
+from .base import Head
 
 __all__ = ["DetectionHead", "FPN"]
 
@@ -48,7 +49,9 @@ def _tower(dim: int, n: int) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
-class DetectionHead(nn.Module):
+class DetectionHead(Head):
+    decode_options = ("score_threshold", "nms_iou", "max_detections", "labels")
+
     def __init__(self, inputs: Mapping[str, Mapping[str, Any]], labels: Sequence[str] = (),
                  dim: int = 128, num_convs: int = 2, text_prompts: bool = False,
                  prompt_template: str = "a photo of a {}.", score_threshold: float = 0.05,
@@ -121,7 +124,7 @@ class DetectionHead(nn.Module):
 
     def forward(self, encoded: Mapping[str, Any], batch: Mapping[str, Any],
                 text_encoder: Any = None) -> dict[str, Any]:
-        if "image" not in encoded or encoded["image"][1].numel() != batch["size"]:
+        if "image" not in encoded or encoded["image"][1].numel() != batch.size:
             raise DataError("detection needs an image in every input")
         out, _ = encoded["image"]
         feats = self.fpn(out.features)
@@ -140,19 +143,22 @@ class DetectionHead(nn.Module):
             reg.append(dist.flatten(2).transpose(1, 2))  # (B, HW, 4): l, t, r, b in pixels
             ctr.append(self.ctr(r).flatten(1))  # (B, HW)
         points, strides, levels = self._points([f.shape[-2:] for f in feats], feats[0].device)
-        h, w = batch["image"]["inputs"]["pixel_values"].shape[-2:]
+        h, w = _input_size(out)
+        sizes = (out.image_sizes.tolist() if out.image_sizes is not None
+                 else [[h, w]] * feats[0].shape[0])  # [(h, w)] of the original images
         return {"cls": torch.cat(cls, 1), "reg": torch.cat(reg, 1), "ctr": torch.cat(ctr, 1),
-                "points": points, "strides": strides, "levels": levels, "input_hw": (h, w)}
+                "points": points, "strides": strides, "levels": levels, "input_hw": (h, w),
+                "image_sizes": sizes}
 
     # ---- targets and loss -----------------------------------------------------------
-    def encode_targets(self, targets: Sequence[Mapping[str, Any]], batch: Mapping[str, Any]
-                       ) -> list[dict[str, torch.Tensor]]:
-        """Boxes (xyxy, original pixels) + label names -> boxes in input pixels + indices."""
-        sizes = batch["image"]["inputs"]["image_sizes"].tolist()  # [(h, w)] original
-        H, W = batch["image"]["inputs"]["pixel_values"].shape[-2:]
+    def encode_targets(self, targets: Sequence[Mapping[str, Any]], batch: Any = None,
+                       outputs: Mapping[str, Any] | None = None
+                       ) -> list[dict[str, Any]]:
+        """Boxes (xyxy, original pixels) + label names -> box coordinates as given + label
+        indices; :meth:`loss` scales them to input pixels with the sizes in ``outputs``."""
         index = {name: i for i, name in enumerate(self.labels)}
         out = []
-        for i, (t, (h, w)) in enumerate(zip(targets, sizes)):
+        for i, t in enumerate(targets):
             boxes, names = t.get("boxes", []), t.get("labels", [])
             if len(boxes) != len(names):
                 raise DataError(f"example {i}: {len(boxes)} boxes but {len(names)} labels")
@@ -161,8 +167,7 @@ class DetectionHead(nn.Module):
             except KeyError as e:
                 raise DataError(f"example {i}: label {e.args[0]!r} is not one of the "
                                 f"detector's labels {self.labels}") from None
-            b = torch.tensor(boxes, dtype=torch.float32).reshape(-1, 4)
-            b = b * torch.tensor([W / w, H / h, W / w, H / h])
+            b = torch.tensor(boxes, dtype=torch.float32).reshape(-1, 4)  # original pixels
             out.append({"boxes": b, "labels": torch.tensor(lab, dtype=torch.long)})
         return out
 
@@ -203,11 +208,15 @@ class DetectionHead(nn.Module):
              ) -> torch.Tensor:
         from torchvision.ops import generalized_box_iou_loss, sigmoid_focal_loss
 
-        cls_t, reg_t, ctr_t = zip(*(self.assign(outputs["points"], outputs["strides"],
-                                                outputs["levels"], t["boxes"].to(
-                                                    outputs["points"].device),
-                                                t["labels"].to(outputs["points"].device))
-                                    for t in targets))
+        H, W = outputs["input_hw"]
+        device = outputs["points"].device
+        assigned = []
+        for t, (h, w) in zip(targets, outputs["image_sizes"]):
+            boxes = t["boxes"] * torch.tensor([W / w, H / h, W / w, H / h])  # input pixels
+            assigned.append(self.assign(outputs["points"], outputs["strides"],
+                                        outputs["levels"], boxes.to(device),
+                                        t["labels"].to(device)))
+        cls_t, reg_t, ctr_t = zip(*assigned)
         cls_t, reg_t, ctr_t = torch.stack(cls_t), torch.stack(reg_t), torch.stack(ctr_t)
         pos = cls_t >= 0  # (B, N)
         num_pos = max(float(pos.sum()), 1.0)
@@ -237,7 +246,7 @@ class DetectionHead(nn.Module):
         top = self.max_detections if max_detections is None else max_detections
         labels = self.active_labels or self.labels
         H, W = outputs["input_hw"]
-        sizes = batch["image"]["inputs"]["image_sizes"].tolist()
+        sizes = outputs["image_sizes"]
         scores_all = torch.sqrt(outputs["cls"].sigmoid() * outputs["ctr"].sigmoid()[..., None])
         results = []
         for i, (h, w) in enumerate(sizes):
@@ -259,9 +268,7 @@ class DetectionHead(nn.Module):
         return results
 
     def check_decode_kwargs(self, kwargs: Mapping[str, Any]) -> None:
-        bad = set(kwargs) - {"score_threshold", "nms_iou", "max_detections", "labels"}
-        if bad:
-            raise ZooError(f"unknown detection option(s) {sorted(bad)}")
+        super().check_decode_kwargs(kwargs)
         if "labels" in kwargs and not self.text_prompts:
             raise ZooError("labels=[...] at predict time needs an open-vocabulary detector "
                            "(text_prompts=true); this one has fixed labels")
@@ -271,6 +278,15 @@ class DetectionHead(nn.Module):
                 "text_prompts": self.text_prompts, "prompt_template": self.prompt_template,
                 "score_threshold": self.score_threshold, "nms_iou": self.nms_iou,
                 "max_detections": self.max_detections, "center_radius": self.center_radius}
+
+
+def _input_size(out: Any) -> tuple[int, int]:
+    """(H, W) of the image tensor the encoder saw: declared, or the finest feature map
+    times its stride."""
+    if out.input_size is not None:
+        return int(out.input_size[0]), int(out.input_size[1])
+    f, s = out.features[0], out.strides[0]
+    return int(f.shape[-2] * s), int(f.shape[-1] * s)
 
 
 def _ltrb_to_xyxy(points: torch.Tensor, ltrb: torch.Tensor) -> torch.Tensor:

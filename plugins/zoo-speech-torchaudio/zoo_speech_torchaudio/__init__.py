@@ -7,14 +7,14 @@ train from scratch (a ~3 M-parameter conformer-CTC reaches CER ~0.12 on syntheti
 """
 from __future__ import annotations
 
-import zoo
+from zoo.plugin import hookimpl
 
 _CONFORMER = "zoo_speech_torchaudio.encoder:build_conformer"
 _W2V2 = "zoo_speech_torchaudio.encoder:build_wav2vec2"
 _HF = "zoo_speech_torchaudio.hf_audio:build"
 
 
-@zoo.hookimpl
+@hookimpl
 def register_weights(register):
     register("wav2vec2-base-hf.ls960", sources=["hf-hub:facebook/wav2vec2-base"],
              file="config.json", license="apache-2.0",
@@ -27,7 +27,7 @@ def register_weights(register):
              description="Whisper tiny's encoder, 680k h weakly supervised (online)")
 
 
-@zoo.hookimpl
+@hookimpl
 def register_encoders(register):
     register("conformer-tiny", _CONFORMER, modality="audio", outputs=("pooled", "sequence"),
              dim=96, description="Log-mel + 4x conv subsampling + 2-layer Conformer (96-d); "

@@ -6,7 +6,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from zoo.errors import DataError
+from zoo.plugin import DataError
 
 
 def load_audio(value: Any, sample_rate: int) -> torch.Tensor:

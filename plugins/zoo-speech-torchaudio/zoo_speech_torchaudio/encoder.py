@@ -6,7 +6,7 @@ from typing import Any, Sequence
 import torch
 from torch import nn
 
-from zoo.encoders import Encoder, EncoderOutput, sequence_output
+from zoo.plugin import Encoder, EncoderOutput, sequence_output
 
 from .audio import load_audio
 
@@ -145,7 +145,7 @@ def build_conformer(*, pretrained: bool = False, weights: str | None = None,
 def _from_scratch(pretrained: bool, message: str) -> None:
     """These encoders have no weights to load: asking for them is an error that says why."""
     if pretrained:
-        from zoo.errors import ZooError
+        from zoo.plugin import ZooError
 
         raise ZooError(message)
 

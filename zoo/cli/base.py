@@ -1,0 +1,34 @@
+"""The ``zoo`` group and the helpers every command module shares."""
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import click
+
+from .. import __version__
+
+_IMAGE_EXT = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
+_AUDIO_EXT = {".wav", ".flac", ".ogg", ".mp3", ".opus"}
+
+
+def _echo_json(obj: Any) -> None:
+    click.echo(json.dumps(obj, indent=2, ensure_ascii=False))
+
+
+def _table(rows: list[list[str]], headers: list[str]) -> str:
+    widths = [max(len(str(x)) for x in col) for col in zip(headers, *rows)]
+    widths[-1] = min(widths[-1], 80)
+    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths)).rstrip()]
+    for r in rows:
+        cells = [str(c) for c in r]
+        cells[-1] = cells[-1] if len(cells[-1]) <= 80 else cells[-1][:77] + "..."
+        lines.append("  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip())
+    return "\n".join(lines)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="zoo")
+def cli() -> None:
+    """zoo: a multimodal model zoo. Compose text, vision and speech encoders with fusions and
+    task heads; train, evaluate and publish them to the Hugging Face Hub."""

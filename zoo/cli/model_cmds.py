@@ -1,0 +1,198 @@
+"""Commands on models: create, predict, train, pretrain, eval."""
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ..errors import ZooError
+from .base import _AUDIO_EXT, _IMAGE_EXT, _echo_json, cli
+
+@cli.command()
+@click.argument("name")
+@click.option("--out", "out", required=True, type=click.Path(file_okay=False),
+              help="Folder to save the model to.")
+@click.option("--pretrained/--no-pretrained", default=True, show_default=True,
+              help="Initialise encoders from their pretrained weights.")
+@click.option("--labels", help="Comma-separated labels for a classification head.")
+def create(name: str, out: str, pretrained: bool, labels: str | None) -> None:
+    """Build model NAME from the registry and save it to --out."""
+    from .. import create_model
+
+    kw = {"labels": [x.strip() for x in labels.split(",") if x.strip()]} if labels else {}
+    model = create_model(name, pretrained=pretrained, **kw)
+    model.save_pretrained(out)
+    click.echo(f"saved {model!r} to {out}")
+
+
+def parse_input(arg: str) -> dict[str, Any]:
+    """One CLI input: a JSON object, an image / audio file (by extension), or text."""
+    if arg.lstrip().startswith("{"):
+        try:
+            obj = json.loads(arg)
+        except ValueError as e:
+            raise ZooError(f"input {arg[:40]!r} is not valid JSON: {e}") from None
+        if not isinstance(obj, dict):
+            raise ZooError("a JSON input must be an object such as {\"text\": \"...\"}")
+        return obj
+    ext = Path(arg).suffix.lower()
+    if ext in _IMAGE_EXT | _AUDIO_EXT:
+        if not Path(arg).is_file():
+            raise ZooError(f"no such file: {arg}")
+        return {"image" if ext in _IMAGE_EXT else "audio": arg}
+    return {"text": arg}
+
+
+def read_inputs(args: tuple[str, ...]) -> list[dict[str, Any]]:
+    from ..data.manifest import read_manifest
+
+    inputs: list[dict[str, Any]] = []
+    for a in args:
+        if a.endswith(".jsonl"):
+            inputs += [ex.inputs for ex in read_manifest(a)]
+        else:
+            inputs.append(parse_input(a))
+    return inputs
+
+
+@cli.command()
+@click.argument("model")
+@click.argument("inputs", nargs=-1, required=True)
+@click.option("--batch-size", default=32, show_default=True)
+def predict(model: str, inputs: tuple[str, ...], batch_size: int) -> None:
+    """Predict with MODEL (a folder, hf-hub:org/name or a registry name).
+
+    Each INPUT is a JSON object ('{"text": "...", "image": "cat.png"}'), an image or audio
+    file, a .jsonl manifest, or plain text. Prints a JSON list, one output per input.
+    """
+    from .. import load
+
+    examples = read_inputs(inputs)
+    m = load(model)
+    _echo_json(m.predict(examples, batch_size=batch_size))
+
+
+def _freeze_arg(freeze: str) -> Any:
+    """--freeze: auto, none, all, or comma-separated modalities / encoder names."""
+    if freeze in ("auto", "none", "all"):
+        return freeze
+    return [x.strip() for x in freeze.split(",") if x.strip()]
+
+
+@cli.command("train")
+@click.argument("model")
+@click.option("--train", "train_data", required=True, type=click.Path(exists=True, dir_okay=False),
+              help="Training data: a JSONL manifest, or COCO JSON for detection.")
+@click.option("--eval", "eval_data", type=click.Path(exists=True, dir_okay=False),
+              help="Eval data (same format); picks the best epoch.")
+@click.option("--out", required=True, type=click.Path(file_okay=False),
+              help="Output folder: the best model, metrics.jsonl, plots, resume state.")
+@click.option("--epochs", type=int, default=10, show_default=True)
+@click.option("--lr", type=float, default=1e-3, show_default=True,
+              help="Learning rate of new layers (fusion, head) and from-scratch encoders.")
+@click.option("--encoder-lr", type=float, help="For fine-tuned pretrained encoders [lr/10].")
+@click.option("--batch-size", type=int, default=32, show_default=True)
+@click.option("--freeze", default="auto", show_default=True,
+              help="auto (pretrained encoders), none, all, or comma-separated modalities/names.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--resume", is_flag=True, help="Continue from OUT/train_state.")
+@click.option("--on-bad-data", type=click.Choice(["fail", "skip"]), default="fail",
+              show_default=True)
+@click.option("--checkpoint-every", type=int, default=0,
+              help="Also save the resume state every N steps.")
+@click.option("--warmup", type=float, default=0.05, show_default=True)
+@click.option("--no-cache", is_flag=True, help="Recompute frozen encoders every epoch.")
+@click.option("--group-by-length", type=click.Choice(["auto", "on", "off"]), default="auto",
+              show_default=True,
+              help="Batch examples of similar length (less padding); auto: on for audio.")
+@click.option("--task", help="Train for another task than the model's: only 'classification' "
+                             "from an aligned (retrieval) model.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def train_cmd(model: str, train_data: str, eval_data: str | None, out: str, epochs: int,
+              lr: float, encoder_lr: float | None, batch_size: int, freeze: str, seed: int,
+              resume: bool, on_bad_data: str, checkpoint_every: int, warmup: float,
+              no_cache: bool, group_by_length: str, task: str | None, quiet: bool) -> None:
+    """Fine-tune MODEL (registry name or folder) and save the best epoch to --out.
+
+    Under `torchrun --nproc_per_node=N -m zoo train ...` it runs DDP (gloo on CPU)."""
+    from ..training import train
+
+    summary = train(model, train_data, eval_data, out, resume=resume, epochs=epochs, lr=lr,
+                    encoder_lr=encoder_lr, batch_size=batch_size, freeze=_freeze_arg(freeze),
+                    seed=seed,
+                    on_bad_data=on_bad_data, checkpoint_every=checkpoint_every,
+                    warmup=warmup, cache_features=not no_cache, progress=not quiet, task=task,
+                    group_by_length={"on": True, "off": False}.get(group_by_length, "auto"))
+    if int(os.environ.get("RANK", "0")) == 0:
+        _echo_json({"best": summary["best"], "best_epoch": summary["best_epoch"],
+                    "out": summary["out"]})
+
+
+@cli.command("pretrain")
+@click.option("--encoders", "encoders", required=True,
+              help="Two encoders by modality, e.g. image=efficientnet-lite0,text=minilm-l6")
+@click.option("--data", required=True, type=click.Path(exists=True, dir_okay=False),
+              help="Pairs: JSONL lines such as {\"image\": path, \"text\": \"...\"}")
+@click.option("--eval", "eval_data", type=click.Path(exists=True, dir_okay=False))
+@click.option("--out", required=True, type=click.Path(file_okay=False))
+@click.option("--epochs", type=int, default=10, show_default=True)
+@click.option("--lr", type=float, default=1e-3, show_default=True)
+@click.option("--batch-size", type=int, default=128, show_default=True,
+              help="Large batches give more negatives per step.")
+@click.option("--freeze", default="auto", show_default=True)
+@click.option("--dim", type=int, default=256, show_default=True, help="Shared space width.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--resume", is_flag=True)
+@click.option("--quiet", is_flag=True)
+def pretrain_cmd(encoders: str, data: str, eval_data: str | None, out: str, epochs: int,
+                 lr: float, batch_size: int, freeze: str, dim: int, seed: int, resume: bool,
+                 quiet: bool) -> None:
+    """Align two encoders on paired data (CLIP-style InfoNCE): a retrieval model with
+    embed, recall@k and zero-shot classification."""
+    from ..compose import compose
+    from ..training import train
+
+    pairs = dict(x.split("=", 1) for x in encoders.split(",") if "=" in x)
+    if len(pairs) != 2:
+        raise ZooError("--encoders takes two modality=encoder pairs, e.g. "
+                       "image=efficientnet-lite0,text=minilm-l6")
+    model = compose("retrieval", pairs, {"name": "contrastive", "dim": dim},
+                    name="aligned-" + "-".join(pairs[m] for m in sorted(pairs)), pretrained=True,
+                    description=f"{' and '.join(sorted(pairs))} aligned by contrastive pretraining")
+    summary = train(model, data, eval_data, out, resume=resume, epochs=epochs, lr=lr,
+                    batch_size=batch_size, freeze=_freeze_arg(freeze), seed=seed,
+                    progress=not quiet)
+    if int(os.environ.get("RANK", "0")) == 0:
+        _echo_json({"best": summary["best"], "best_epoch": summary["best_epoch"],
+                    "out": summary["out"]})
+
+
+@cli.command("eval")
+@click.argument("model")
+@click.option("--data", required=True, type=click.Path(exists=True, dir_okay=False),
+              help="A labelled JSONL manifest, or COCO JSON for detection.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object, metrics at top level.")
+@click.option("--batch-size", default=32, show_default=True)
+@click.option("--decoder", type=click.Choice(["greedy", "beam"]), help="ASR decoding.")
+@click.option("--beam-size", type=int, help="ASR beam width.")
+@click.option("--lexicon", type=click.Path(exists=True), help="ASR lexicon for beam search.")
+@click.option("--lm", type=click.Path(exists=True), help="KenLM model for beam search.")
+@click.option("--on-bad-data", type=click.Choice(["fail", "skip"]), default="fail")
+def eval_cmd(model: str, data: str, as_json: bool, batch_size: int, decoder: str | None,
+             beam_size: int | None, lexicon: str | None, lm: str | None,
+             on_bad_data: str) -> None:
+    """Evaluate MODEL on --data; writes eval_results.json beside a saved model."""
+    from .. import evaluate
+
+    kw = {k: v for k, v in dict(decoder=decoder, beam_size=beam_size, lexicon=lexicon,
+                                lm=lm).items() if v is not None}
+    result = evaluate(model, data, batch_size=batch_size, on_bad_data=on_bad_data, **kw)
+    if as_json:
+        click.echo(json.dumps(result))
+        return
+    for k, v in result.items():
+        click.echo(f"{k:10} {v:.4f}" if isinstance(v, float) else f"{k:10} {v}")

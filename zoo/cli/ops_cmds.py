@@ -1,0 +1,182 @@
+"""Commands for publishing, serving, data and export: push, pull, card, serve, data, export."""
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ..errors import ZooError
+from .base import _echo_json, _table, cli
+
+@cli.command()
+@click.argument("directory", type=click.Path(exists=True, file_okay=False))
+@click.argument("repo_id")
+@click.option("--revision", help="Branch to push to (created if missing).")
+@click.option("--private", is_flag=True)
+@click.option("--message", help="Commit message.")
+def push(directory: str, repo_id: str, revision: str | None, private: bool,
+         message: str | None) -> None:
+    """Publish a saved model folder to the Hub as REPO_ID (HF_ENDPOINT and HF_TOKEN honoured)."""
+    from ..hub import push_folder
+
+    url = push_folder(directory, repo_id, revision=revision, private=private,
+                      commit_message=message)
+    click.echo(url)
+
+
+@cli.command()
+@click.argument("repo_id")
+@click.option("--revision")
+@click.option("--out", type=click.Path(file_okay=False), help="Copy the files here too.")
+def pull(repo_id: str, revision: str | None, out: str | None) -> None:
+    """Download a model repo into the Hugging Face cache (and --out); prints its folder."""
+    import shutil
+
+    from ..hub import load_dir
+    from ..hub import pull as _pull
+
+    path = _pull(repo_id.removeprefix("hf-hub:"), revision=revision)
+    load_dir(path)  # check it loads: components installed, checksums match
+    if out:
+        shutil.copytree(path, out, dirs_exist_ok=True)
+        path = Path(out)
+    click.echo(str(path))
+
+
+@cli.command()
+@click.argument("directory", type=click.Path(exists=True, file_okay=False))
+@click.option("--repo-id", help="Render the usage snippet for this Hub id.")
+@click.option("--print", "show", is_flag=True, help="Print the card instead of writing it.")
+def card(directory: str, repo_id: str | None, show: bool) -> None:
+    """Render DIR/README.md, the model card, from its config, training and eval records."""
+    from ..cards import render_card, write_card
+
+    if show:
+        click.echo(render_card(directory, repo_id))
+    else:
+        click.echo(str(write_card(directory, repo_id)))
+
+
+@cli.command()
+@click.argument("model")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True)
+@click.option("--feedback-db", default="feedback.db", show_default=True,
+              help="SQLite file for POST /feedback.")
+@click.option("--max-batch", default=32, show_default=True,
+              help="Most inputs run together in one model call.")
+@click.option("--max-wait-ms", default=5.0, show_default=True,
+              help="How long a request waits for others to batch with.")
+def serve(model: str, host: str, port: int, feedback_db: str, max_batch: int,
+          max_wait_ms: float) -> None:
+    """Serve MODEL over HTTP: POST /predict, POST /feedback, GET /health /info /metrics."""
+    import uvicorn
+
+    from .. import load
+    from ..serve import create_app
+
+    app = create_app(load(model), feedback_db=feedback_db, max_batch=max_batch,
+                     max_wait_ms=max_wait_ms)
+    uvicorn.run(app, host=host, port=port, log_level="warning")
+
+
+@cli.group()
+def data() -> None:
+    """Data lifecycle: check, clean, label, and feedback back into a manifest."""
+
+
+@data.command("check")
+@click.argument("manifest", type=click.Path(exists=True, dir_okay=False))
+@click.option("--labels", help="Comma-separated allowed labels (others are reported).")
+@click.option("--plot", type=click.Path(dir_okay=False), help="PNG of the label distribution.")
+@click.option("--json", "as_json", is_flag=True)
+def data_check(manifest: str, labels: str | None, plot: str | None, as_json: bool) -> None:
+    """Report missing or corrupt files, empty texts, unknown labels, duplicates, class
+    balance, image sizes, audio durations and sample rates."""
+    from ..data.tools import check_manifest
+
+    allowed = [x.strip() for x in labels.split(",")] if labels else None
+    r = check_manifest(manifest, labels=allowed,
+                       plot=plot or str(Path(manifest).with_suffix(".labels.png")))
+    if as_json:
+        _echo_json(r)
+        return
+    click.echo(f"{r['manifest']}: {r['lines']} lines, {r['ok']} ok, "
+               f"{len(r['problems'])} with problems")
+    for p in r["problems"][:20]:
+        click.echo(f"  line {p['line']}: {p['problem']}")
+    if len(r["problems"]) > 20:
+        click.echo(f"  ... {len(r['problems']) - 20} more (--json for all)")
+    if r["labels"]:
+        click.echo(_table([[k, str(v)] for k, v in r["labels"].items()], ["LABEL", "COUNT"]))
+    if r["image_sizes"]:
+        click.echo("image sizes: " + ", ".join(f"{k} ({v})" for k, v in r["image_sizes"].items()))
+    if r["audio"]:
+        a = r["audio"]
+        click.echo(f"audio: {a['n']} files, {a['min_s']}-{a['max_s']} s (median "
+                   f"{a['median_s']} s), rates {a['sample_rates']}")
+    if r.get("plot"):
+        click.echo(f"label distribution: {r['plot']}")
+
+
+@data.command("clean")
+@click.argument("manifest", type=click.Path(exists=True, dir_okay=False))
+@click.option("--out", required=True, type=click.Path(dir_okay=False))
+@click.option("--labels", help="Comma-separated allowed labels.")
+def data_clean(manifest: str, out: str, labels: str | None) -> None:
+    """Write a cleaned manifest and OUT.dropped.jsonl (what was dropped and why)."""
+    from ..data.tools import clean_manifest
+
+    allowed = [x.strip() for x in labels.split(",")] if labels else None
+    _echo_json(clean_manifest(manifest, out, labels=allowed))
+
+
+@data.command("label")
+@click.argument("model")
+@click.option("--data", "data_path", required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option("--out", required=True, type=click.Path(dir_okay=False))
+@click.option("--min-confidence", type=float, default=0.0, show_default=True)
+def data_label(model: str, data_path: str, out: str, min_confidence: float) -> None:
+    """Pseudo-label an unlabelled manifest; low-confidence items go to a review manifest."""
+    from ..data.tools import label_manifest
+
+    _echo_json(label_manifest(model, data_path, out, min_confidence=min_confidence))
+
+
+@data.command("from-feedback")
+@click.argument("db", type=click.Path(exists=True, dir_okay=False))
+@click.option("--out", required=True, type=click.Path(dir_okay=False))
+def data_from_feedback(db: str, out: str) -> None:
+    """Export feedback corrections as a training manifest (one line per feedback row)."""
+    from ..data.tools import export_feedback
+
+    _echo_json(export_feedback(db, out))
+
+
+@cli.command("export")
+@click.argument("model")
+@click.option("--format", "fmt", type=click.Choice(["onnx", "torchscript"]), required=True)
+@click.option("--out", required=True, type=click.Path(dir_okay=False))
+@click.option("--data", required=True, type=click.Path(exists=True, dir_okay=False),
+              help="Eval manifest: the accuracy change and speed are measured on it.")
+@click.option("--quantize", type=click.Choice(["int8"]), help="Dynamic int8 (CPU serving).")
+@click.option("--json", "as_json", is_flag=True)
+def export_cmd(model: str, fmt: str, out: str, data: str, quantize: str | None,
+               as_json: bool) -> None:
+    """Export a classification model to ONNX or TorchScript (optionally int8)."""
+    from ..export import export_model
+
+    r = export_model(model, fmt, out, data, quantize=quantize)
+    if as_json:
+        _echo_json(r)
+        return
+    click.echo(f"wrote {r['out']} ({fmt}{', int8' if quantize else ''})")
+    click.echo(f"accuracy on {r['n']} examples: {r['accuracy_original']:.4f} -> "
+               f"{r['accuracy_exported']:.4f} ({r['accuracy_change']:+.4f}); max logit "
+               f"difference {r['max_logit_diff']:.2e}")
+    click.echo(f"speed: {r['seconds_original'] * 1000:.1f} ms -> "
+               f"{r['seconds_exported'] * 1000:.1f} ms per batch, {r['speed_ratio']:.2f}x")

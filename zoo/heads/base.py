@@ -1,0 +1,57 @@
+"""The head contract: what turns fused (or encoded) features into a loss and task outputs.
+
+A head is built as ``factory(in_dim=int, **kwargs)`` after a fusion, or as
+``factory(inputs={modality: encoder description}, **kwargs)`` when the model has no fusion
+and the head reads encoder outputs itself (detection on feature maps, CTC on sequences).
+
+Per batch::
+
+    outputs = head(fused)                  # after a fusion: fused is (B, in_dim)
+    outputs = head(encoded, batch)         # without one: Encoded + Batch
+    targets = head.encode_targets(target_dicts, batch)   # one dict per example
+    loss    = head.loss(outputs, targets)  # a scalar tensor
+    results = head.decode(outputs, batch, **options)     # one dict per example
+
+``decode`` returns what ``predict`` gives the user; its keys are the task's output schema
+(``Task.outputs``). ``decode_options`` names the keyword options ``predict`` may pass.
+"""
+from __future__ import annotations
+
+from typing import Any, Mapping, Sequence
+
+from torch import nn
+
+from ..errors import ZooError
+
+__all__ = ["Head"]
+
+
+class Head(nn.Module):
+    #: names of the keyword options ``decode`` takes (``predict(..., **options)``)
+    decode_options: tuple[str, ...] = ()
+    #: the label names a classifier-like head predicts; None for other heads
+    labels: Sequence[str] | None = None
+
+    def encode_targets(self, targets: Sequence[Mapping[str, Any]], batch: Any = None) -> Any:
+        """One target dict per example (keys from the task's ``targets``) -> what ``loss``
+        takes. Raise :class:`zoo.plugin.DataError` naming the example on a bad target."""
+        raise NotImplementedError
+
+    def loss(self, outputs: Any, targets: Any) -> Any:
+        """A scalar tensor to minimise."""
+        raise NotImplementedError
+
+    def decode(self, outputs: Any, batch: Any = None, **options: Any) -> list[dict[str, Any]]:
+        """One result dict per example (the task's output schema)."""
+        raise NotImplementedError
+
+    def check_decode_kwargs(self, kwargs: Mapping[str, Any]) -> None:
+        bad = set(kwargs) - set(self.decode_options)
+        if bad:
+            allowed = ", ".join(self.decode_options) or "none"
+            raise ZooError(f"unknown predict option(s) {sorted(bad)} for head "
+                           f"{type(self).__name__} (allowed: {allowed})")
+
+    def config(self) -> dict[str, Any]:
+        """The kwargs it was built with (captured by the core)."""
+        return dict(getattr(self, "_zoo_kwargs", {}))

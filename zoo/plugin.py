@@ -1,0 +1,119 @@
+"""The public API for plugin authors: everything a zoo plugin imports comes from here.
+
+Registration modules import only ``hookimpl`` (cheap: no torch). Factory modules import the
+base classes, which bring torch with them, when a model is built::
+
+    from zoo.plugin import hookimpl                      # my_plugin/__init__.py
+    from zoo.plugin import Encoder, EncoderOutput        # my_plugin/encoder.py
+
+- ``hookimpl``: the marker for hook implementations (see docs/plugins.md for the hooks).
+- ``Encoder``, ``EncoderOutput``, ``sequence_output``: encoders and their output contract.
+- ``Fusion``, ``Encoded``: fusion base class (optional) and what fusions receive.
+- ``Head``: the head contract (``encode_targets``, ``loss``, ``decode``).
+- ``Task``: the task contract (targets, metrics, head fitting, card and serving facts).
+- ``Batch``, ``ModalityBatch``: the typed batch heads without a fusion receive.
+- ``Example``: one example of a data set (``inputs``, ``targets``, ``line``).
+- ``weights_path(tag)``, ``load_weights(module, tag)``, ``has_weights(tag)``,
+  ``weights_info(tag)``: pretrained weights, resolved, sha256-checked and key-mapped by the
+  core; ``weights_info`` gives the registered record (sources, sha256, licence).
+- ``replace_head(model, **kwargs)``: rebuild a model's head (a task fitting new labels).
+- ``offline()``: whether the network is off (``HF_HUB_OFFLINE=1``).
+- ``ZooError``, ``DataError``: errors shown to the user as one line.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from .errors import DataError, ZooError
+from .hookspecs import hookimpl
+
+__all__ = ["hookimpl", "Encoder", "EncoderOutput", "sequence_output", "Fusion", "Encoded",
+           "Head", "Task", "Batch", "ModalityBatch", "Example", "weights_path",
+           "load_weights", "has_weights", "weights_info", "replace_head", "offline", "ZooError", "DataError"]
+
+# name -> (module, attribute): imported on first access, so `from zoo.plugin import
+# hookimpl` in a registration module never imports torch
+_LAZY = {
+    "Encoder": ("zoo.encoders", "Encoder"),
+    "EncoderOutput": ("zoo.encoders", "EncoderOutput"),
+    "sequence_output": ("zoo.encoders", "sequence_output"),
+    "Fusion": ("zoo.fusions.base", "Fusion"),
+    "Encoded": ("zoo.fusions.base", "Encoded"),
+    "Head": ("zoo.heads.base", "Head"),
+    "Task": ("zoo.tasks.base", "Task"),
+    "Batch": ("zoo.batch", "Batch"),
+    "ModalityBatch": ("zoo.batch", "ModalityBatch"),
+    "Example": ("zoo.data.manifest", "Example"),
+    "replace_head": ("zoo.compose", "replace_head"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        module, attr = _LAZY[name]
+        value = getattr(importlib.import_module(module), attr)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'zoo.plugin' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
+
+def offline() -> bool:
+    """True when ``HF_HUB_OFFLINE`` is set: nothing may touch the network."""
+    from .weights import offline as _offline
+
+    return _offline()
+
+
+def has_weights(tag: str) -> bool:
+    """True when ``tag`` names registered weights (``"encoder.tag"``)."""
+    from .registry import get_registry
+
+    return get_registry().has("weights", tag)
+
+
+def weights_info(tag: str) -> Any:
+    """The registered record of weights ``tag``: ``sources``, ``sha256``, ``file``,
+    ``key_map``, ``license``, ``description`` (a frozen dataclass)."""
+    from .registry import get_registry
+
+    return get_registry().weights(tag)
+
+
+def weights_path(tag: str) -> Any:
+    """The local file or folder of registered weights ``tag`` (``"encoder.tag"``): its
+    sources tried in order, the sha256 checked. Raises WeightsError listing what was tried
+    and how to get each source."""
+    from .registry import get_registry
+    from .weights import resolve
+
+    return resolve(get_registry().weights(tag))
+
+
+def load_weights(module: Any, tag: str, *, strict: bool = True) -> None:
+    """Load registered weights ``tag`` into ``module`` (a ``torch.nn.Module``): resolved
+    and checked as :func:`weights_path`, read as safetensors or as a pickle with
+    ``weights_only=True``, renamed by the registered ``key_map``."""
+    from .errors import WeightsError
+    from .registry import get_registry
+    from .weights import load_checkpoint, remap_by_order, resolve
+
+    spec = get_registry().weights(tag)
+    path = resolve(spec)
+    if path.is_dir():
+        if not spec.file:
+            raise WeightsError(f"weights {tag!r} resolve to a folder ({path}); register "
+                               f"file=... naming the checkpoint inside it")
+        path = path / spec.file
+    sd = load_checkpoint(path)
+    if spec.key_map == "by-order":
+        sd = remap_by_order(sd, module.state_dict(), what=f"weights {tag}")
+    missing, unexpected = module.load_state_dict(sd, strict=False)
+    if strict and (missing or unexpected):
+        raise WeightsError(f"weights {tag!r} do not fit {type(module).__name__}: "
+                           f"missing {list(missing)[:5]}, unexpected {list(unexpected)[:5]}")

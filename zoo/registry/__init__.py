@@ -1,0 +1,31 @@
+"""Registry state: tasks, components (encoders, fusions, heads), named models and
+pretrained weights. Everything here is metadata: nothing is built and no heavy library is
+imported until a factory is called, so listing stays fast.
+
+- ``specs``: one dataclass per kind, and the shape check of a model entry;
+- ``store``: lookup by bare / ``plugin:`` / ``distribution:`` name, listing rows;
+- ``validate``: a model's components exist and fit each other;
+- ``collect``: the ``register`` callbacks and the registry files.
+"""
+from __future__ import annotations
+
+from .collect import get_registry, registry_files, reset
+from .specs import (CONTRACTS, KINDS, MODALITIES, ComponentSpec, ModelSpec, TaskSpec,
+                    WeightSpec, parse_model_spec, resolve_import, split_tag)
+from .store import AmbiguousNameError, Registry
+from .validate import FIRST_PARTY, UnresolvedError, check_model
+
+__all__ = ["get_registry", "registry_files", "reset", "CONTRACTS", "KINDS", "MODALITIES",
+           "ComponentSpec", "ModelSpec", "TaskSpec", "WeightSpec", "parse_model_spec",
+           "resolve_import", "split_tag", "AmbiguousNameError", "Registry", "FIRST_PARTY",
+           "UnresolvedError", "check_model", "get_task"]
+
+
+def get_task(name: str):  # noqa: ANN201
+    """The :class:`zoo.plugin.Task` registered as ``name`` (built once per registry)."""
+    reg = get_registry()
+    spec = reg.task(name)
+    cache = reg.__dict__.setdefault("_task_cache", {})
+    if spec.qualified_name not in cache:
+        cache[spec.qualified_name] = spec.build()
+    return cache[spec.qualified_name]

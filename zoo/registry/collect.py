@@ -1,0 +1,254 @@
+"""Building the registry: the ``register`` callbacks handed to plugin hooks, and the
+registry files (``registry.toml`` shipped with zoo, then ``ZOO_REGISTRY``).
+
+One bad registration never takes more than itself: a hook that raises drops that plugin's
+registrations from that hook (reported by ``zoo plugins``); a model whose components are
+missing is kept aside as unavailable, with a warning naming the model and the component.
+``ZOO_STRICT_PLUGINS=1`` turns each of these into an error.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+import warnings
+from pathlib import Path
+from typing import Any, Callable, Iterable, Mapping
+
+from .._config import check_json
+from ..errors import PluginError, RegistryError
+from .specs import (CONTRACTS, MODALITIES, NAME_RE, ComponentSpec, ModelSpec, TaskSpec,
+                    WeightSpec, parse_model_spec, split_tag)
+from .store import AmbiguousNameError, Registry
+from .validate import UnresolvedError, check_model
+
+__all__ = ["get_registry", "reset", "registry_files", "HOOK_ORDER"]
+
+
+def _name_ok(name: Any, what: str) -> str:
+    if not isinstance(name, str) or not NAME_RE.match(name):
+        raise RegistryError(f"{what} name {name!r} must be lower-case letters, digits, '-' or "
+                            f"'_' (no '.', which separates a pretrained tag)")
+    return name
+
+
+def _tuple(value: Any, what: str, allowed: Iterable[str] | None = None) -> tuple[str, ...]:
+    value = (value,) if isinstance(value, str) else tuple(value)
+    if allowed is not None:
+        bad = [v for v in value if v not in allowed]
+        if bad:
+            raise RegistryError(f"{what}: unknown value(s) {bad} (allowed: {', '.join(allowed)})")
+    return value
+
+
+def _factory_ok(factory: Any, what: str) -> Any:
+    if callable(factory) or (isinstance(factory, str) and ":" in factory):
+        return factory
+    raise RegistryError(f"{what}: factory must be 'package.module:callable' or a callable, "
+                        f"got {factory!r}")
+
+
+def _defaults(defaults: Mapping[str, Any] | None, what: str) -> dict[str, Any]:
+    check_json(dict(defaults or {}), f"{what} defaults")
+    return dict(defaults or {})
+
+
+def make_callbacks(pending: list[tuple[str, Any]], plugin: str, dist: str, version: str
+                   ) -> dict[str, Callable[..., None]]:
+    """hook name -> the ``register`` callback for one plugin (collects into ``pending``)."""
+    common = {"plugin": plugin, "distribution": dist, "version": version}
+
+    def encoder(name: str, factory: str | Callable, *, modality: str, outputs: Iterable[str],
+                dim: int | None = None, description: str = "",
+                defaults: Mapping[str, Any] | None = None, weights: str | None = None,
+                tasks: Iterable[str] = ()) -> None:
+        what = f"encoder {_name_ok(name, 'encoder')!r}"
+        if modality not in MODALITIES:
+            raise RegistryError(f"{what}: modality {modality!r} is not one of "
+                                f"{', '.join(MODALITIES)}")
+        if dim is not None and (not isinstance(dim, int) or dim <= 0):
+            raise RegistryError(f"{what}: dim must be a positive int or None, got {dim!r}")
+        pending.append(("encoder", ComponentSpec(
+            name=name, kind="encoder", factory=_factory_ok(factory, what), modality=modality,
+            outputs=_tuple(outputs, f"{what} outputs", CONTRACTS[:3]), dim=dim,
+            description=description, defaults=_defaults(defaults, what), weights=weights,
+            tasks=_tuple(tasks, "tasks"), **common)))
+
+    def fusion(name: str, factory: str | Callable, *, accepts: Iterable[str],
+               description: str = "", defaults: Mapping[str, Any] | None = None) -> None:
+        what = f"fusion {_name_ok(name, 'fusion')!r}"
+        pending.append(("fusion", ComponentSpec(
+            name=name, kind="fusion", factory=_factory_ok(factory, what),
+            accepts=_tuple(accepts, f"{what} accepts", CONTRACTS[:3]),
+            description=description, defaults=_defaults(defaults, what), **common)))
+
+    def head(name: str, factory: str | Callable, *, tasks: Iterable[str],
+             accepts: Iterable[str] = ("fused",), description: str = "",
+             defaults: Mapping[str, Any] | None = None) -> None:
+        what = f"head {_name_ok(name, 'head')!r}"
+        pending.append(("head", ComponentSpec(
+            name=name, kind="head", factory=_factory_ok(factory, what),
+            tasks=_tuple(tasks, "tasks"), accepts=_tuple(accepts, f"{what} accepts", CONTRACTS),
+            description=description, defaults=_defaults(defaults, what), **common)))
+
+    def task(name: str, factory: str | Callable, *, targets: Iterable[str] = (),
+             description: str = "") -> None:
+        what = f"task {_name_ok(name, 'task')!r}"
+        pending.append(("task", TaskSpec(name=name, factory=_factory_ok(factory, what),
+                                         targets=_tuple(targets, f"{what} targets"),
+                                         description=description, **common)))
+
+    def model(name: str, spec: Mapping[str, Any]) -> None:
+        pending.append(("model", parse_model_spec(name, spec, where=f"plugin {plugin!r}",
+                                                  **common)))
+
+    def weights(tag: str, *, sources: Iterable[str], sha256: str | None = None,
+                file: str | None = None, key_map: str | None = None,
+                license: str | None = None, description: str = "") -> None:
+        base, t = split_tag(tag)
+        _name_ok(base, "weights")
+        if not t:
+            raise RegistryError(f"weights {tag!r}: expected 'encoder-name.tag'")
+        srcs = _tuple(sources, f"weights {tag!r} sources")
+        for s in srcs:
+            if not isinstance(s, str) or not s.startswith(("hf-hub:", "pip:", "file:")):
+                raise RegistryError(f"weights {tag!r}: source {s!r} must start with hf-hub:, "
+                                    f"pip: or file:")
+        if key_map not in (None, "by-order"):
+            raise RegistryError(f"weights {tag!r}: key_map must be None or 'by-order'")
+        pending.append(("weights", WeightSpec(
+            tag=tag, sources=srcs, sha256=sha256, file=file, key_map=key_map,
+            license=license, description=description, **common)))
+
+    return {"register_encoders": encoder, "register_fusions": fusion,
+            "register_heads": head, "register_tasks": task, "register_models": model,
+            "register_weights": weights}
+
+
+#: hooks in the order they are collected: what a model refers to comes before models
+HOOK_ORDER = ("register_tasks", "register_weights", "register_encoders", "register_fusions",
+              "register_heads", "register_models")
+_HOOK_KIND = {"register_tasks": "task", "register_weights": "weights",
+              "register_encoders": "encoder", "register_fusions": "fusion",
+              "register_heads": "head", "register_models": "model"}
+
+
+def _add_model(reg: Registry, spec: ModelSpec, where: str, *, strict: bool,
+               expected_missing: str | None) -> None:
+    """Check a model and add it; one that cannot be built here is kept aside, alone."""
+    try:
+        spec = dataclasses.replace(spec, resolved=check_model(reg, spec, where))
+    except UnresolvedError as e:
+        ambiguous = "ambiguous" in str(e)
+        if spec.plugin == "registry" and not ambiguous and expected_missing is None:
+            raise  # a typo in a registry file is an error that names model and key
+        why = f"{e}" + (f" ({expected_missing})" if expected_missing else "")
+        if strict:
+            raise PluginError(f"{why} (ZOO_STRICT_PLUGINS=1 makes this an error)") from None
+        if expected_missing is None:  # filtered plugins are expected: no noise then
+            warnings.warn(f"{why}; model {spec.name!r} is skipped, the rest of its plugin "
+                          f"is kept", RuntimeWarning, stacklevel=4)
+        spec = dataclasses.replace(spec, unavailable=why)
+    except RegistryError as e:
+        if spec.plugin == "registry" or strict:
+            raise
+        warnings.warn(f"{e}; model {spec.name!r} is skipped", RuntimeWarning, stacklevel=4)
+        spec = dataclasses.replace(spec, unavailable=str(e))
+    reg.add("model", spec, strict=strict)
+
+
+def load_file(reg: Registry, path: Path, *, strict: bool, expected_missing: str | None,
+              shipped: bool) -> None:
+    """Read one registry TOML file into ``reg``."""
+    where = path.name if shipped else str(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as e:
+        raise RegistryError(f"{where}: not valid TOML: {e}") from None
+    except OSError as e:
+        raise RegistryError(f"{where}: cannot read: {e.strerror}") from None
+    for key in data:
+        if key != "models":
+            raise RegistryError(f"{where}: unknown top-level table {key!r} (only [models.NAME])")
+    models = data.get("models", {})
+    if not isinstance(models, Mapping):
+        raise RegistryError(f"{where}: 'models' must be a table of [models.NAME] tables")
+    reg.files.append(path)
+    for name, raw in models.items():
+        spec = parse_model_spec(name, raw, where=where, plugin="registry",
+                                distribution="registry.toml" if shipped else str(path),
+                                version="")
+        _add_model(reg, spec, where, strict=strict, expected_missing=expected_missing)
+
+
+_registry: Registry | None = None
+
+
+def registry_files() -> list[Path]:
+    """The shipped registry.toml, then any in ZOO_REGISTRY (os.pathsep-separated)."""
+    files = [Path(__file__).parent.parent / "registry.toml"]
+    extra = os.environ.get("ZOO_REGISTRY")
+    if extra:
+        files += [Path(p) for p in extra.split(os.pathsep) if p]
+    return files
+
+
+def _collect(reg: Registry, pm: Any, plugins: Any, strict: bool) -> None:
+    for hook in HOOK_ORDER:
+        for impl in reversed(getattr(pm.hook, hook).get_hookimpls()):  # registration order
+            info = plugins.info_for(impl.plugin_name)
+            if info.error:
+                continue
+            pending: list[tuple[str, Any]] = []
+            callbacks = make_callbacks(pending, info.name, info.distribution, info.version)
+            added: list[tuple[str, Any]] = []
+            try:
+                impl.function(callbacks[hook])
+                for kind, spec in pending:
+                    if kind == "model":
+                        _add_model(reg, spec, f"plugin {info.name!r}", strict=strict,
+                                   expected_missing=None)
+                    else:
+                        reg.add(kind, spec, strict=strict)
+                    added.append((kind, spec))
+                    info.registered.setdefault(_HOOK_KIND[hook], []).append(spec.name)
+            except PluginError:
+                raise
+            except Exception as exc:  # this hook's registrations are rolled back, alone
+                for kind, spec in added:
+                    reg.remove(kind, spec)
+                info.registered.pop(_HOOK_KIND[hook], None)
+                plugins.report_failure(info, hook, exc)
+
+
+def get_registry() -> Registry:
+    """Collect every plugin's registrations (once per process) and read the registry
+    files."""
+    global _registry
+    if _registry is not None:
+        return _registry
+    from .. import plugins
+
+    pm = plugins.get_plugin_manager()
+    strict = plugins.strict()
+    reg = Registry()
+    _collect(reg, pm, plugins, strict)
+    failed = [i.name for i in plugins.plugin_infos_raw() if i.error]
+    expected = None
+    if failed:
+        expected = f"plugin(s) {', '.join(failed)} failed to load; see `zoo plugins`"
+    elif os.environ.get("ZOO_PLUGINS") is not None:
+        expected = "ZOO_PLUGINS limits which plugins load"
+    for i, path in enumerate(registry_files()):
+        load_file(reg, path, strict=strict, expected_missing=expected, shipped=i == 0)
+    _registry = reg
+    return reg
+
+
+def reset() -> None:
+    global _registry
+    _registry = None
+
+
+# AmbiguousNameError is re-exported for callers that catch it
+_ = AmbiguousNameError

@@ -1,0 +1,64 @@
+"""Fine-tuning: ``zoo.train`` / ``zoo train``, single process or DDP under torchrun.
+
+Transfer learning as it is usually done: pretrained encoders frozen by default (their
+features computed once and cached, so later epochs run only fusion and head) or fine-tuned
+with a lower learning rate than the new layers; AdamW with linear warm-up and cosine decay;
+the best checkpoint by the task's eval metric saved as a loadable zoo model; exact resume.
+
+Output folder::
+
+    config.json, model.safetensors, preprocessor/   the best model (zoo.load(out))
+    eval_results.json                                its eval metrics (for the model card)
+    metrics.jsonl                                    one line per logged step / epoch
+    training_curves.png (+ the task's pictures)      e.g. confusion_matrix.png
+    train_state/                                     for --resume (weights, optimizer, RNG)
+
+Modules: ``config`` (options), ``data`` (splits, order), ``cache`` (frozen features),
+``checkpoint`` (resume state), ``plots``, ``dist`` (torchrun), ``loop`` (the steps).
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+__all__ = ["TrainConfig", "train"]
+
+from .config import TrainConfig
+
+
+def train(model: Any, train: Any, eval: Any = None, out: str | Path = "out", *,
+          resume: bool = False, **options: Any) -> dict[str, Any]:
+    """Fine-tune ``model`` (a model, a folder or a registry name) on ``train`` (a JSONL
+    manifest, a COCO file or a list of examples); pick the best epoch on ``eval``; write
+    the best model and the training record to ``out``. Options: see :class:`TrainConfig`.
+    Returns ``{"best": metrics, "best_epoch": n, "out": path, ...}``."""
+    import torch
+
+    from .. import load
+    from ..registry import get_task
+    from .config import make_config
+    from .data import fit_task, read_split
+    from .dist import Dist
+    from .loop import Run, end_epoch, finish, start, train_epoch
+
+    cfg = make_config(options)
+    dist = Dist.from_env()
+    torch.manual_seed(cfg.seed)
+    if isinstance(model, (str, Path)):
+        model = load(model)
+    out = Path(out)
+    if dist.main:
+        out.mkdir(parents=True, exist_ok=True)
+    train_ex, cats = read_split(train, "train", cfg.on_bad_data, dist.main)
+    eval_ex, eval_cats = (read_split(eval, "eval", cfg.on_bad_data, dist.main)
+                          if eval is not None else (None, None))
+    model = fit_task(model, cfg.task, train_ex, cats)  # same seed: same head on every rank
+    run = start(Run(model=model, cfg=cfg, dist=dist, out=out, task=get_task(model.task),
+                    train_ex=train_ex, eval_ex=eval_ex, eval_cats=eval_cats,
+                    sources=(train, eval)), resume)
+    t0 = time.perf_counter()
+    for epoch in range(run.state["epoch"], cfg.epochs):
+        train_epoch(run, epoch)
+        end_epoch(run, epoch, t0)
+    return finish(run)

@@ -1,0 +1,116 @@
+"""The frozen-feature cache: with every encoder frozen, each distinct input is encoded once
+and later epochs (and every evaluation) run only fusion and head.
+
+A cached row keeps, per modality, exactly the :class:`zoo.plugin.EncoderOutput` fields the
+encoder gave for that example, so the cache works for any encoder that honours the output
+contract; it never reads the tensors an encoder's ``preprocess`` produced.
+"""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import torch
+
+from ..batch import Batch, ModalityBatch
+from ..encoders import EncoderOutput
+
+__all__ = ["encode_all", "collate_cached", "predict_cached"]
+
+
+def _rows(out: EncoderOutput, n: int) -> list[dict[str, Any]]:
+    """One dict per example of a batch's encoder output (CPU tensors)."""
+    rows: list[dict[str, Any]] = []
+    for j in range(n):
+        row: dict[str, Any] = {}
+        if out.pooled is not None:
+            row["pooled"] = out.pooled[j].cpu()
+        if out.sequence is not None:
+            k = int(out.mask[j].sum()) if out.mask is not None else out.sequence.shape[1]
+            row["sequence"] = out.sequence[j, :k].cpu()
+        if out.features is not None:
+            row["features"] = [f[j].cpu() for f in out.features]
+            row["strides"] = out.strides
+        if out.image_sizes is not None:
+            row["image_sizes"] = out.image_sizes[j].cpu()
+        if out.input_size is not None:
+            row["input_size"] = tuple(out.input_size)
+        rows.append(row)
+    return rows
+
+
+def encode_all(model: Any, examples: Sequence[Any], batch_size: int) -> list[dict[str, Any]]:
+    """Per example: modality -> its encoder output row, computed once per distinct input
+    (an image paired with several texts is encoded once)."""
+    rows: list[dict[str, Any]] = [dict() for _ in examples]
+    model.eval()
+    with torch.inference_mode():
+        for m in model.encoders:
+            groups: dict[Any, list[int]] = {}
+            for i, ex in enumerate(examples):
+                v = ex.inputs.get(m)
+                if v is not None:
+                    groups.setdefault(v if isinstance(v, str) else ("id", id(v)), []).append(i)
+            keys = list(groups)
+            for start in range(0, len(keys), batch_size):
+                chunk = keys[start:start + batch_size]
+                batch = model.preprocess([{m: examples[groups[k][0]].inputs[m]} for k in chunk])
+                out, _ = model.encode(batch)[m]
+                for k, row in zip(chunk, _rows(out, len(chunk))):
+                    for i in groups[k]:
+                        rows[i][m] = row
+    return rows
+
+
+def _pad(seqs: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    t, d = max(s.shape[0] for s in seqs), seqs[0].shape[1]
+    seq = torch.zeros(len(seqs), t, d, dtype=seqs[0].dtype)  # (B, T, D)
+    mask = torch.zeros(len(seqs), t, dtype=torch.bool)  # (B, T)
+    for k, s in enumerate(seqs):
+        seq[k, : s.shape[0]], mask[k, : s.shape[0]] = s, True
+    return seq, mask
+
+
+def collate_cached(rows: Sequence[dict[str, Any]], modalities: Sequence[str],
+                   device: torch.device) -> tuple[dict[str, Any], Batch]:
+    """Cached rows -> (encoded, batch) as ``ZooModel.forward_encoded`` takes them."""
+    encoded, batch = {}, Batch(size=len(rows))
+    for m in modalities:
+        idx = [i for i, r in enumerate(rows) if m in r]
+        if not idx:
+            continue
+        items = [rows[i][m] for i in idx]
+        first = items[0]
+        out = EncoderOutput()
+        if "pooled" in first:
+            out.pooled = torch.stack([r["pooled"] for r in items]).to(device)
+        if "sequence" in first:
+            seq, mask = _pad([r["sequence"] for r in items])
+            out.sequence, out.mask = seq.to(device), mask.to(device)
+        if "features" in first:
+            out.features = [torch.stack([r["features"][lvl] for r in items]).to(device)
+                            for lvl in range(len(first["features"]))]
+            out.strides = first["strides"]
+        if "image_sizes" in first:
+            out.image_sizes = torch.stack([r["image_sizes"] for r in items])
+        out.input_size = first.get("input_size")
+        index = torch.tensor(idx, dtype=torch.long)
+        encoded[m] = (out, index.to(device))
+        batch.modalities[m] = ModalityBatch(index)
+    return encoded, batch
+
+
+def predict_cached(model: Any, rows: Sequence[dict[str, Any]], batch_size: int
+                   ) -> list[dict[str, Any]]:
+    """Predictions from cached encoder outputs: only fusion, head and decoding run."""
+    was = model.training
+    model.eval()
+    preds: list[dict[str, Any]] = []
+    try:
+        with torch.inference_mode():
+            for start in range(0, len(rows), batch_size):
+                encoded, batch = collate_cached(rows[start:start + batch_size],
+                                                model.modalities, model.device)
+                preds += model.head.decode(model(batch, encoded=encoded), batch=batch)
+    finally:
+        model.train(was)
+    return preds

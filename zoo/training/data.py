@@ -1,0 +1,120 @@
+"""The data side of training: reading and checking a split, fitting the task, choosing the
+frozen encoders, and the order of examples in each epoch (random, seeded, optionally
+grouped by length, sharded across processes)."""
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+
+from ..errors import DataError, ZooError
+
+__all__ = ["read_split", "fit_task", "frozen_modalities", "epoch_batches", "example_length",
+           "group_by_length"]
+
+
+def read_split(data: Any, what: str, on_bad_data: str, main: bool) -> tuple[list, Any]:
+    """(examples, categories) of a split; bad examples fail, or are skipped with a warning
+    that names each file:line."""
+    from ..data.check import example_problem
+    from ..evaluation import load_examples
+
+    errors: list[tuple[int, str]] = []  # (line, message), from parsing and from checks
+    examples, cats, _ = load_examples(data, on_bad_data="skip", errors=errors)
+    good = []
+    for ex in examples:
+        problem = example_problem(ex.inputs)
+        if problem is None:
+            good.append(ex)
+        else:
+            errors.append((ex.line, f"{data}:{ex.line}: {problem}"))
+    errors.sort()
+    if errors and on_bad_data != "skip":
+        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        raise DataError(f"{errors[0][1]}{more}; fix it, or pass --on-bad-data skip to leave "
+                        f"bad examples out")
+    if errors and main:
+        warnings.warn(f"{what}: skipped {len(errors)} bad example(s): "
+                      + "; ".join(m for _, m in errors[:5])
+                      + (" ..." if len(errors) > 5 else ""), RuntimeWarning, stacklevel=3)
+    if not good:
+        raise DataError(f"no usable {what} examples in {data}")
+    return good, cats
+
+
+def fit_task(model: Any, task: str | None, examples: Sequence[Any], categories: Any) -> Any:
+    """The model to train for ``task`` (None: the model's own), its head fitted to the
+    data by the task. Only an aligned (retrieval) model changes task, and only when asked."""
+    from ..compose import classifier_from
+    from ..registry import get_task
+
+    if task is not None and task != model.task:
+        if not (model.task == "retrieval" and task == "classification"):
+            raise ZooError(f"this is a {model.task} model; it cannot be trained for {task!r} "
+                           f"(compose a {task} model from its encoders instead)")
+        mods = [m for m in model.modalities if any(m in ex.inputs for ex in examples)]
+        model = classifier_from(model, mods)  # its encoders, a new fusion and head
+    get_task(model.task).prepare(model, examples, categories)
+    return model
+
+
+def frozen_modalities(model: Any, freeze: Any) -> set[str]:
+    if freeze in (None, "none", False):
+        return set()
+    if freeze in ("all", True):
+        return set(model.encoders)
+    if freeze == "auto":
+        return {m for m, e in model.config["encoders"].items() if e.get("weights")}
+    names = [freeze] if isinstance(freeze, str) else list(freeze)
+    out = set()
+    for n in names:
+        hits = [m for m, e in model.config["encoders"].items() if n in (m, e["name"])]
+        if not hits:
+            raise ZooError(f"--freeze {n!r} names no encoder of this model (modalities: "
+                           f"{', '.join(model.encoders)})")
+        out.update(hits)
+    return out
+
+
+def example_length(ex: Any) -> float:
+    """A sort key for length grouping: seconds of audio, else characters of text."""
+    audio, text = ex.inputs.get("audio"), ex.inputs.get("text")
+    if isinstance(audio, (str, Path)):
+        import soundfile as sf
+
+        info = sf.info(str(audio))
+        return info.frames / info.samplerate
+    if audio is not None and hasattr(audio, "__len__"):
+        return float(len(audio))
+    return float(len(text)) if isinstance(text, str) else 0.0
+
+
+def group_by_length(order: list[int], lengths: Sequence[float], batch: int,
+                    g: torch.Generator) -> list[int]:
+    """Reorder a random permutation so that each run of ``batch`` indices has similar
+    lengths: sort within mega-batches of 50 batches, then shuffle the batches (the
+    sampler of HF's ``group_by_length``, with the batch order randomised too)."""
+    mega = batch * 50
+    chunks = []
+    for i in range(0, len(order), mega):
+        part = sorted(order[i:i + mega], key=lambda j: lengths[j], reverse=True)
+        chunks += [part[k:k + batch] for k in range(0, len(part), batch)]
+    full = [c for c in chunks if len(c) == batch]
+    rest = [c for c in chunks if len(c) < batch]  # at most one: keep it last
+    perm = torch.randperm(len(full), generator=g).tolist()
+    return [j for k in perm for j in full[k]] + [j for c in rest for j in c]
+
+
+def epoch_batches(n: int, epoch: int, seed: int, per_rank: int, rank: int, world: int,
+                  lengths: Sequence[float] | None) -> list[list[int]]:
+    """This process's batches (example indices) for one epoch: the same seeded global
+    order on every process, padded to equal shards, then split by rank."""
+    g = torch.Generator().manual_seed(seed * 1000 + epoch)
+    order = torch.randperm(n, generator=g).tolist()
+    if lengths is not None:
+        order = group_by_length(order, lengths, per_rank * world, g)
+    order += order[: (-len(order)) % world]  # equal shards
+    mine = order[rank::world]
+    return [mine[i:i + per_rank] for i in range(0, len(mine), per_rank)]

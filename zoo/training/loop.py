@@ -1,0 +1,275 @@
+"""The steps of a training run, each one function: set-up (optimizer, schedule, resume,
+feature cache), one epoch, evaluation, end of epoch (keep the best, save the resume state)
+and the finish (pictures, training record, card). ``zoo.training.train`` composes them."""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+
+from .cache import collate_cached, encode_all, predict_cached
+from .checkpoint import load_state, save_state
+from .config import TrainConfig
+from .data import epoch_batches, example_length, frozen_modalities
+from .dist import Dist
+
+__all__ = ["Run", "start", "train_epoch", "end_epoch", "finish"]
+
+
+@dataclass
+class Run:
+    """Everything one training run holds between its steps."""
+
+    model: Any
+    cfg: TrainConfig
+    dist: Dist
+    out: Path
+    task: Any  # the zoo.plugin.Task
+    train_ex: list
+    eval_ex: list | None
+    eval_cats: Any
+    sources: tuple[Any, Any]  # the train and eval data as given (recorded, not re-read)
+    frozen: set[str] = field(default_factory=set)
+    net: Any = None  # the model, or its DDP wrapper
+    opt: Any = None
+    sched: Any = None
+    total: int = 1
+    per_rank: int = 1
+    lengths: list[float] | None = None
+    cached: list | None = None
+    eval_cached: list | None = None
+    state: dict[str, Any] = field(default_factory=dict)
+    best_predictions: list | None = None
+    progress: Any = None
+
+    @property
+    def log_path(self) -> Path:
+        return self.out / "metrics.jsonl"
+
+    def log(self, record: dict[str, Any]) -> None:
+        if self.dist.main:
+            with open(self.log_path, "a") as f:
+                f.write(json.dumps(record) + "\n")
+        self.state["log_lines"] += 1
+
+
+def _optimizer(model: Any, cfg: TrainConfig) -> torch.optim.Optimizer:
+    """New layers at ``lr``; fine-tuned pretrained encoders lower (``encoder_lr``)."""
+    enc_lr = cfg.encoder_lr if cfg.encoder_lr is not None else cfg.lr / 10
+    groups = [{"params": [p for n, p in model.named_parameters()
+                          if not n.startswith("encoders.") and p.requires_grad],
+               "lr": cfg.lr, "name": "new layers"}]
+    for m, enc in model.encoders.items():
+        params = [p for p in enc.parameters() if p.requires_grad]
+        pretrained = bool(model.config["encoders"][m].get("weights"))
+        groups.append({"params": params, "lr": enc_lr if pretrained else cfg.lr,
+                       "name": f"encoder {m}"})
+    return torch.optim.AdamW([g for g in groups if g["params"]], weight_decay=cfg.weight_decay)
+
+
+def _schedule(total: int, warmup: float) -> Any:
+    """Linear warm-up over ``warmup`` of the steps, then cosine decay to zero."""
+    warm = max(1, int(warmup * total))
+
+    def factor(step: int) -> float:
+        if step < warm:
+            return (step + 1) / warm
+        return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warm) / max(1, total - warm))))
+
+    return factor
+
+
+def start(run: Run, resume: bool) -> Run:
+    """Freeze, build optimizer and schedule, restore or start the state, fill the cache."""
+    model, cfg, dist = run.model, run.cfg, run.dist
+    run.frozen = frozen_modalities(model, cfg.freeze)
+    for m in run.frozen:
+        model.encoders[m].requires_grad_(False)
+    model.to(dist.device)
+    run.opt = _optimizer(model, cfg)
+    run.per_rank = max(1, cfg.batch_size // dist.world)
+    n_batches = math.ceil(math.ceil(len(run.train_ex) / dist.world) / run.per_rank)
+    run.total = max(1, n_batches * cfg.epochs)
+    run.sched = torch.optim.lr_scheduler.LambdaLR(run.opt, _schedule(run.total, cfg.warmup))
+    run.state = {"epoch": 0, "batch": 0, "global_step": 0, "best": None, "best_epoch": None,
+                 "log_lines": 0, "epoch_losses": []}
+    if resume:
+        run.state = load_state(run.out / "train_state", model, run.opt, run.sched)
+        if dist.main and run.log_path.exists():  # drop lines logged after the checkpoint
+            lines = run.log_path.read_text().splitlines(keepends=True)[: run.state["log_lines"]]
+            run.log_path.write_text("".join(lines))
+    elif dist.main:
+        run.log_path.write_text("")
+    group = cfg.group_by_length is True or (cfg.group_by_length == "auto"
+                                            and "audio" in model.encoders)
+    run.lengths = [example_length(ex) for ex in run.train_ex] if group else None
+    if cfg.cache_features and run.frozen == set(model.encoders):
+        run.cached = encode_all(model, run.train_ex, cfg.eval_batch_size)
+        if run.eval_ex is not None:
+            run.eval_cached = encode_all(model, run.eval_ex, cfg.eval_batch_size)
+    run.net = model
+    if dist.world > 1:
+        from torch.nn.parallel import DistributedDataParallel as DDP
+
+        # heads and most fusions use every parameter each step; a null embedding is used
+        # only when its modality is missing, a trained encoder may skip parts (BERT's pooler)
+        partial = (any(p.requires_grad for p in model.encoders.parameters())
+                   or hasattr(model.fusion, "null"))
+        run.net = DDP(model, find_unused_parameters=partial)
+    if cfg.progress and dist.main:
+        from tqdm.auto import tqdm
+
+        run.progress = tqdm(total=run.total, initial=run.state["global_step"], unit="step",
+                            dynamic_ncols=True, desc="train")
+    return run
+
+
+def _autocast(run: Run) -> Any:
+    if run.cfg.amp and run.dist.device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def _step(run: Run, idx: Sequence[int]) -> float:
+    model = run.model
+    exs = [run.train_ex[i] for i in idx]
+    with _autocast(run):
+        if run.cached is not None:
+            encoded, batch = collate_cached([run.cached[i] for i in idx], model.modalities,
+                                            run.dist.device)
+            outputs = run.net(batch, encoded=encoded)
+        else:
+            batch = model.preprocess([ex.inputs for ex in exs])
+            outputs = run.net(batch)
+        loss = model.loss(outputs, [ex.targets for ex in exs], batch)
+    run.opt.zero_grad(set_to_none=True)
+    loss.backward()
+    if run.cfg.grad_clip:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), run.cfg.grad_clip)
+    run.opt.step()
+    run.sched.step()
+    return float(loss.detach())
+
+
+def train_epoch(run: Run, epoch: int) -> None:
+    cfg, dist, state = run.cfg, run.dist, run.state
+    batches = epoch_batches(len(run.train_ex), epoch, cfg.seed, run.per_rank, dist.rank,
+                            dist.world, run.lengths)
+    run.model.train()
+    for m in run.frozen:
+        run.model.encoders[m].eval()  # frozen: no dropout, BatchNorm statistics kept
+    for bi in range(state["batch"], len(batches)):
+        lv = _step(run, batches[bi])
+        state["global_step"] += 1
+        state["batch"] = bi + 1
+        state["epoch_losses"].append(lv)
+        if run.progress is not None:
+            run.progress.update(1)
+            run.progress.set_postfix(epoch=epoch + 1, loss=f"{lv:.4f}")
+        if state["global_step"] % cfg.log_every == 0:
+            run.log({"step": state["global_step"], "epoch": epoch + 1, "loss": lv,
+                     "lr": run.sched.get_last_lr()[0]})
+        if (cfg.checkpoint_every and state["global_step"] % cfg.checkpoint_every == 0
+                and bi + 1 < len(batches) and dist.main):
+            save_state(run.out / "train_state", run.model, run.opt, run.sched,
+                       {**state, "epoch": epoch})
+
+
+def evaluate(run: Run) -> tuple[dict[str, float], list[dict[str, Any]]]:
+    """Metrics on the eval split (sharded across processes, gathered in order)."""
+    dist, examples = run.dist, run.eval_ex
+    shard = list(range(dist.rank, len(examples), dist.world))
+    if run.eval_cached is not None:
+        preds = predict_cached(run.model, [run.eval_cached[i] for i in shard],
+                               run.cfg.eval_batch_size)
+    else:
+        preds = run.model.predict([examples[i].inputs for i in shard],
+                                  batch_size=run.cfg.eval_batch_size)
+    gathered = dist.gather(list(zip(shard, preds)))
+    ordered = [p for _, p in sorted((x for part in gathered for x in part), key=lambda t: t[0])]
+    return run.task.metrics(run.model, examples, ordered, run.eval_cats), ordered
+
+
+def end_epoch(run: Run, epoch: int, t0: float) -> None:
+    """Evaluate, keep the best model, log, save the resume state."""
+    from ..evaluation import EVAL_RESULTS
+
+    state, dist, task = run.state, run.dist, run.task
+    losses = state["epoch_losses"]
+    record: dict[str, Any] = {"epoch": epoch + 1, "step": state["global_step"],
+                              "train_loss": sum(losses) / max(1, len(losses)),
+                              "seconds": round(time.perf_counter() - t0, 2)}
+    metrics: dict[str, float] = {}
+    better = True
+    if run.eval_ex is not None:
+        metrics, preds = evaluate(run)
+        record["eval"] = metrics
+        best = state["best"]
+        value = metrics[task.metric]
+        better = best is None or (value > best[task.metric] if task.higher_is_better
+                                  else value < best[task.metric])
+        if better:
+            run.best_predictions = preds
+    if better:
+        state["best"], state["best_epoch"] = metrics, epoch + 1
+        if dist.main:
+            run.model.save_pretrained(run.out)
+            eval_src = run.sources[1]
+            (run.out / EVAL_RESULTS).write_text(json.dumps({
+                "task": run.model.task,
+                "dataset": Path(str(eval_src)).stem if eval_src is not None else None,
+                "data": str(eval_src) if isinstance(eval_src, (str, Path)) else None,
+                "epoch": epoch + 1, "metrics": {**metrics, "n": len(run.eval_ex or [])}},
+                indent=2) + "\n")
+    run.log(record)
+    if run.progress is not None and run.eval_ex is not None:
+        run.progress.write(f"epoch {epoch + 1}: train loss {record['train_loss']:.4f}  "
+                           f"eval {task.metric} {metrics[task.metric]:.4f}"
+                           + ("  (best)" if better else ""))
+    state.update(epoch=epoch + 1, batch=0, epoch_losses=[])
+    if dist.main:
+        save_state(run.out / "train_state", run.model, run.opt, run.sched, state)
+    dist.barrier()
+
+
+def finish(run: Run) -> dict[str, Any]:
+    """Pictures, the training record and the card; returns the summary."""
+    from ..cards import write_card
+    from .plots import plot_curves
+
+    cfg, dist, out, state = run.cfg, run.dist, run.out, run.state
+    if run.progress is not None:
+        run.progress.close()
+    summary = {"best": state["best"], "best_epoch": state["best_epoch"], "out": str(out),
+               "epochs": cfg.epochs, "steps": state["global_step"],
+               "frozen": sorted(run.frozen), "feature_cache": run.cached is not None,
+               "group_by_length": run.lengths is not None,
+               "config": dataclasses.asdict(cfg)}
+    if dist.main:
+        history = [json.loads(line) for line in run.log_path.read_text().splitlines() if line]
+        plot_curves(history, run.task.metric, out / "training_curves.png")
+        if run.eval_ex is not None:
+            from .. import load
+
+            best = load(out)  # the saved best: the pictures describe what was published
+            preds = run.best_predictions
+            if preds is None:  # resumed after the best epoch: predict again
+                preds = best.predict([ex.inputs for ex in run.eval_ex],
+                                     batch_size=cfg.eval_batch_size)
+            run.task.report(best, run.eval_ex, preds, out)
+        train_src, eval_src = run.sources
+        record = {"train_data": str(train_src) if isinstance(train_src, (str, Path)) else None,
+                  "eval_data": str(eval_src) if isinstance(eval_src, (str, Path)) else None,
+                  "n_train": len(run.train_ex), "n_eval": len(run.eval_ex or []),
+                  "world_size": dist.world, **summary}
+        (out / "training.json").write_text(json.dumps(record, indent=2) + "\n")
+        write_card(out)
+    dist.barrier()
+    return summary
