@@ -17,7 +17,7 @@ from pathlib import Path
 from _common import WORK, Timer, report
 
 import zoo
-from zoo.data.synthetic import speak
+from zoo.testing.synthetic import speak
 
 SEEN = ["en-us", "en-gb", "en-us+f3", "en-gb+m3", "en-029"]
 UNSEEN = "en-gb-scotland+f2"

@@ -10,7 +10,7 @@ import json
 from _common import WORK, report
 
 import zoo
-from zoo.data.synthetic import digits_manifests
+from zoo.testing.synthetic import digits_manifests
 
 
 def epoch_seconds(out) -> list[float]:

@@ -11,7 +11,7 @@ import argparse
 from _common import WORK, Timer, report
 
 import zoo
-from zoo.data.synthetic import digit_detection
+from zoo.testing.synthetic import digit_detection
 
 
 def main() -> None:

@@ -11,7 +11,7 @@ import json
 from _common import WORK, Timer, report
 
 import zoo
-from zoo.data.synthetic import digits_manifests
+from zoo.testing.synthetic import digits_manifests
 
 
 def svc_baseline(data) -> float:

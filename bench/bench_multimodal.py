@@ -19,7 +19,7 @@ import random
 from _common import WORK, Timer, report
 
 import zoo
-from zoo.data.synthetic import NUMBER_WORDS, digits_manifests
+from zoo.testing.synthetic import NUMBER_WORDS, digits_manifests
 
 TEMPLATES = ["add {}", "plus {}", "increase it by {}", "{} more", "count up {}"]
 

@@ -14,7 +14,7 @@ from _common import WORK, Timer, report
 
 import zoo
 from zoo.compose import compose
-from zoo.data.synthetic import NUMBER_WORDS, digits_manifests
+from zoo.testing.synthetic import NUMBER_WORDS, digits_manifests
 
 CAPTIONS = ["a photo of the digit {}", "the number {}", "a handwritten {}", "{} written by hand"]
 PROMPT = "a photo of the digit {}"

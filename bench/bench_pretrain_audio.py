@@ -17,7 +17,7 @@ from _common import WORK, Timer, report
 
 import zoo
 from zoo.compose import compose
-from zoo.data.synthetic import NUMBER_WORDS, speak
+from zoo.testing.synthetic import NUMBER_WORDS, speak
 
 VOICES = ["en-us", "en-gb", "en-us+f3", "en-gb+m3", "en-029"]
 

@@ -75,7 +75,7 @@ def main() -> None:
          "on 127.0.0.1: the offline stand-in for huggingface.co)")
     import huggingface_hub.constants
 
-    from zoo.hubserver import serve_in_thread
+    from zoo.testing.hubserver import serve_in_thread
 
     with serve_in_thread(OUT / "hub", token="demo-token") as hub:
         os.environ.update(HF_ENDPOINT=hub.url, HF_TOKEN="demo-token", HF_HUB_OFFLINE="0",

@@ -79,7 +79,8 @@ def installed_test_plugins(tmp_path_factory) -> Path:
     entry points (dist-info metadata), exactly as after `pip install`.
     """
     target = tmp_path_factory.mktemp("site")
-    for name in ("zoo-plugin-example", "zoo-plugin-broken", "zoo-plugin-dup"):
+    for name in ("zoo-plugin-example", "zoo-plugin-broken", "zoo-plugin-dup",
+                 "zoo-plugin-regression"):
         subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps",
                         "--no-build-isolation", "--disable-pip-version-check", "--target",
                         str(target / name), str(TEST_PLUGINS / name)],

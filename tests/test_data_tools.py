@@ -8,7 +8,7 @@ import pytest
 
 import zoo
 from conftest import run_zoo, zoo_json
-from zoo.data.synthetic import digits_manifests
+from zoo.testing.synthetic import digits_manifests
 
 
 @pytest.fixture

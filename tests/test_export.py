@@ -7,7 +7,7 @@ import json
 import pytest
 
 from conftest import run_zoo
-from zoo.data.synthetic import digits_manifests
+from zoo.testing.synthetic import digits_manifests
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ import torch
 import zoo
 from conftest import run_zoo
 from zoo.errors import LoadError, ZooError
-from zoo.hubserver import serve_in_thread
+from zoo.testing.hubserver import serve_in_thread
 
 TOKEN = "hf_local_test_token"
 
@@ -170,7 +170,7 @@ def test_after_train_and_eval_the_pushed_card_carries_the_measured_figures(hub, 
     from huggingface_hub import metadata_load
 
     from zoo.compose import compose
-    from zoo.data.synthetic import digits_manifests
+    from zoo.testing.synthetic import digits_manifests
 
     data = digits_manifests(tmp_path / "digits", size=32, limit=150)
     model = compose("classification", {"image": {"name": "timm-tiny", "data_config": {

@@ -10,7 +10,7 @@ import torch
 import zoo
 from conftest import run_zoo
 from zoo.compose import compose
-from zoo.data.synthetic import NUMBER_WORDS, digits_manifests
+from zoo.testing.synthetic import NUMBER_WORDS, digits_manifests
 from zoo.metrics import retrieval_metrics
 
 TINY = {"image": {"name": "timm-tiny", "data_config": {"input_size": [3, 32, 32]}},

@@ -15,7 +15,7 @@ import torch
 import zoo
 from conftest import ROOT, run_zoo
 from zoo.compose import compose
-from zoo.data.synthetic import digits_manifests
+from zoo.testing.synthetic import digits_manifests
 
 
 @pytest.fixture(scope="module")
@@ -190,7 +190,7 @@ def test_length_of_an_example_reads_audio_headers_and_text(tmp_path):
 def test_asr_training_groups_by_length_learns_and_evaluates_with_jiwer(tmp_path):
     import shutil
 
-    from zoo.data.synthetic import speak
+    from zoo.testing.synthetic import speak
 
     if shutil.which("espeak-ng") is None:
         pytest.skip("needs espeak-ng (apt-get install espeak-ng; .ci/run installs it)")

@@ -27,6 +27,9 @@ Encoded = Mapping[str, tuple[EncoderOutput, torch.Tensor]]
 
 
 class Fusion(nn.Module):
+    """Optional base class of fusions: ``modalities``, ``in_dims``, null embeddings and
+    ``pooled()``. Set ``out_dim`` and implement ``forward(encoded, batch_size)``."""
+
     out_dim: int
 
     def __init__(self, inputs: Mapping[str, Mapping[str, Any]]) -> None:

@@ -27,6 +27,9 @@ __all__ = ["Head"]
 
 
 class Head(nn.Module):
+    """Base class of task heads: implement ``forward``, ``encode_targets``, ``loss`` and
+    ``decode`` (see the module docstring for when each is called)."""
+
     #: names of the keyword options ``decode`` takes (``predict(..., **options)``)
     decode_options: tuple[str, ...] = ()
     #: the label names a classifier-like head predicts; None for other heads

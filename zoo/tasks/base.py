@@ -18,6 +18,9 @@ __all__ = ["Task"]
 
 
 class Task:
+    """A task: targets, metrics, the metric that picks the best epoch, head fitting, and
+    how the task shows on the Hub and in serving. Subclass it and implement ``metrics``."""
+
     #: registry name (set from the registration)
     name: str = ""
     #: example keys that hold this task's targets (a JSONL line's other keys are ignored)

@@ -16,6 +16,12 @@ def register_heads(register):
 
 
 @hookimpl
+def register_fusions(register):
+    register("sum-mlp", "zoo_plugin_regression.parts:SumMLP", accepts=("pooled",),
+             defaults={"dim": 16}, description="Per-modality MLPs, summed (keeps scale).")
+
+
+@hookimpl
 def register_encoders(register):
     register("word-lengths", "zoo_plugin_regression.parts:WordLengths", modality="text",
              outputs=("pooled",), dim=8, description="Counts of words by length (1-8+).")
@@ -26,4 +32,4 @@ def register_models(register):
     register("length-regressor", {
         "task": "regression", "description": "Predicts a number from word lengths.",
         "encoders": {"text": "word-lengths"},
-        "fusion": {"name": "concat-mlp", "dim": 16}, "head": "regression"})
+        "fusion": {"name": "sum-mlp", "dim": 16}, "head": "regression"})

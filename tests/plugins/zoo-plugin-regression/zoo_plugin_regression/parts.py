@@ -26,6 +26,22 @@ class WordLengths(Encoder):
         return EncoderOutput(pooled=counts * self.scale)  # (B, 8)
 
 
+class SumMLP(torch.nn.Module):
+    """A plain fusion without config(): its constructor arguments are captured."""
+
+    def __init__(self, inputs, dim=16):
+        super().__init__()
+        self.mlp = torch.nn.ModuleDict({m: torch.nn.Sequential(
+            torch.nn.Linear(s["dim"], dim), torch.nn.GELU()) for m, s in inputs.items()})
+        self.out_dim = dim
+
+    def forward(self, encoded, batch_size):
+        out = torch.zeros(batch_size, self.out_dim)
+        for m, (enc, index) in encoded.items():
+            out = out.index_add(0, index, self.mlp[m](enc.pooled))
+        return out
+
+
 class RegressionHead(Head):
     def __init__(self, in_dim):
         super().__init__()

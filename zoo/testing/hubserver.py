@@ -5,7 +5,7 @@ uses to create repos, upload (regular files in the commit, large ones through th
 batch API), branch, list and download, so zoo's publishing is tested with the real client
 over real HTTP. It has no Xet: run the client with ``HF_HUB_DISABLE_XET=1``.
 
-    python -m zoo.hubserver --port 8765 [--token secret] [--root DIR]
+    python -m zoo.testing.hubserver --port 8765 [--token secret] [--root DIR]
     HF_ENDPOINT=http://127.0.0.1:8765 HF_HUB_DISABLE_XET=1 zoo push out/m org/name
 
 Everything is kept in memory; blobs are stored by sha256 under ``--root``. For tests,
@@ -308,7 +308,7 @@ def serve_in_thread(root: str | Path | None = None, *, token: str | None = None,
                     host: str = "127.0.0.1", port: int = 0) -> Any:
     """Start the server on a free loopback port in a background thread; the returned
     handle has ``url``, ``state`` and ``stop()`` (and works as a context manager)."""
-    from ._uvicorn import run_in_thread
+    from .._uvicorn import run_in_thread
 
     state = HubState(Path(root or tempfile.mkdtemp(prefix="zoo-hub-")), token=token)
     handle = run_in_thread(create_app(state), host, port, lifespan="off")
