@@ -142,9 +142,13 @@ def _check_encoder(spec: Any, results: list[CheckResult], tmp: Path) -> None:
     if spec.weights:
         def pretrained() -> str:
             try:
-                create_model(qn, pretrained=True)
+                a = create_model(qn, pretrained=True).state_dict()
             except WeightsError as e:
                 raise _Skip(f"weights not available offline: {str(e)[:150]}") from None
+            b = create_model(qn, pretrained=True).state_dict()
+            if any(not torch.equal(a[k], b[k]) for k in a):  # random init both times
+                raise AssertionError(f"two pretrained builds differ: the factory does not "
+                                     f"load weights={spec.weights!r} (use load_weights)")
             return f"weights {spec.weights}"
         _run(results, subject, "builds (pretrained)", pretrained)
     enc = model.encoders[spec.modality]

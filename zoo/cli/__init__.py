@@ -34,9 +34,17 @@ def _add_plugin_commands(group: click.Group) -> None:
             plugins_mod.report_failure(info, "register_commands", exc)
 
 
+def _one_line_warning(message, category, filename, lineno, line=None):  # noqa: ANN001
+    """Warnings as users read them: ``warning: <message>``, no source path or code."""
+    return f"warning: {message}\n"
+
+
 def main(argv: list[str] | None = None) -> None:
+    import warnings
+
     from ..plugins import lenient
 
+    warnings.formatwarning = _one_line_warning
     args = sys.argv[1:] if argv is None else list(argv)
     try:
         if args[:1] == ["plugins"]:  # diagnosing plugins must work whatever they do
