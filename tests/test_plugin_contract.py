@@ -360,3 +360,24 @@ def test_modules_stay_small_and_train_reads_as_a_composition():
     from zoo.training import train
 
     assert len(inspect.getsource(train).splitlines()) <= 60
+
+
+@pytest.mark.parametrize("plugin", ["zoo-mm", "text_hf", "vision_timm", "speech_torchaudio"])
+def test_the_built_in_plugins_pass_zoo_plugins_check(plugin):
+    proc = run_zoo("plugins", "check", plugin, "--json")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr
+    rows = json.loads(proc.stdout)
+    assert not [r for r in rows if r["status"] == "fail"]
+    assert sum(r["status"] == "pass" for r in rows) >= 10
+
+
+def test_captured_configs_keep_every_argument_of_every_kind(tmp_path):
+    """A fusion argument may share a name with an encoder's framework argument (late
+    fusion's ``weights``): it is stored and rebuilt, not dropped."""
+    model = compose("classification", {"text": "bert-tiny", "image": "timm-tiny"},
+                    head={"name": "classification", "labels": ["a", "b"]},
+                    fusion={"name": "late", "dim": 8, "weights": "mean"})
+    assert model.config["fusion"]["kwargs"]["weights"] == "mean"
+    back = zoo.load(model.save_pretrained(tmp_path / "m"))
+    assert back.fusion.weights == "mean" and back.config["fusion"]["kwargs"] == \
+        model.config["fusion"]["kwargs"]

@@ -13,8 +13,9 @@ from .errors import RegistryError
 
 __all__ = ["FRAMEWORK_ARGS", "capture", "config_of", "check_json"]
 
-#: arguments the core passes to factories itself; never part of a stored config
-FRAMEWORK_ARGS = ("pretrained", "weights", "assets_dir", "inputs", "in_dim")
+#: per kind, the arguments the core passes to factories itself; never in a stored config
+FRAMEWORK_ARGS = {"encoder": ("pretrained", "weights", "assets_dir"),
+                  "fusion": ("inputs",), "head": ("in_dim", "inputs")}
 
 _JSON_SCALARS = (str, int, float, bool, type(None))
 
@@ -42,10 +43,11 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def capture(component: Any, kwargs: Mapping[str, Any], what: str) -> None:
-    """Remember the JSON arguments ``component`` was built with (``what`` names it in
-    errors: ``fusion 'film' (plugin 'tv')``)."""
-    stored = {k: v for k, v in kwargs.items() if k not in FRAMEWORK_ARGS}
+def capture(component: Any, kwargs: Mapping[str, Any], what: str, kind: str) -> None:
+    """Remember the JSON arguments ``component`` (a ``kind``) was built with (``what``
+    names it in errors: ``fusion 'film' (plugin 'tv')``)."""
+    skip = FRAMEWORK_ARGS.get(kind, ())
+    stored = {k: v for k, v in kwargs.items() if k not in skip}
     for k, v in stored.items():
         check_json(v, f"{what}: argument {k!r}")
     try:

@@ -35,7 +35,7 @@ def build_component(spec: ComponentSpec, *, check: bool = True, **kwargs: Any) -
         built = spec.build(**kwargs)
     except TypeError as e:
         raise ZooError(f"{_what(spec)} does not take these arguments: {e}") from None
-    capture(built, {**spec.defaults, **kwargs}, _what(spec))
+    capture(built, {**spec.defaults, **kwargs}, _what(spec), spec.kind)
     if check:
         _check_built(spec, built, user_kwargs=kwargs)
     return built

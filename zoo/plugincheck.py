@@ -246,6 +246,42 @@ def _check_fusion(spec: Any, results: list[CheckResult]) -> None:
     _run(results, subject, "config round trip", round_trip)
 
 
+def _check_head(spec: Any, results: list[CheckResult]) -> None:
+    import torch
+
+    from .compose import build_component
+    from .registry import get_task
+
+    subject = f"head {spec.name}"
+    if "fused" not in spec.accepts:
+        results.append(CheckResult(subject, "builds", "skip", "reads encoder outputs: "
+                                   "checked through the models that use it"))
+        return
+
+    def build() -> Any:
+        try:
+            return build_component(spec, in_dim=16)
+        except ZooError:  # classifier-like heads need their labels
+            return build_component(spec, in_dim=16, labels=["a", "b"])
+    head = _run(results, subject, "builds", build)
+    if head is None:
+        return
+
+    def decode() -> str:
+        head.eval()
+        with torch.no_grad():
+            results_ = head.decode(head(torch.randn(3, 16)))
+        if len(results_) != 3:
+            raise AssertionError(f"decode gave {len(results_)} results for 3 examples")
+        for task in spec.tasks:
+            want = set(get_task(task).outputs)
+            if not want <= set(results_[0]):
+                raise AssertionError(f"results lack {sorted(want - set(results_[0]))} that "
+                                     f"task {task!r} promises")
+        return f"keys {sorted(results_[0])}"
+    _run(results, subject, "forward + decode", decode)
+
+
 def _check_task(spec: Any, results: list[CheckResult]) -> None:
     from .tasks.base import Task
 
@@ -337,6 +373,8 @@ def check_plugin(name: str) -> list[CheckResult]:
                 _check_encoder(spec, results, Path(d))
             for spec in mine("fusion"):
                 _check_fusion(spec, results)
+            for spec in mine("head"):
+                _check_head(spec, results)
             for spec in mine("model"):
                 _check_model(spec, results, Path(d))
         if not any(r.subject != subject for r in results):
