@@ -116,14 +116,22 @@ def test_an_encoder_giving_only_pixel_values_trains_with_the_feature_cache(regis
     summary = zoo.train("pix-clf", data, data, tmp_path / "clf", epochs=2, batch_size=4,
                         freeze="all", progress=False)
     assert summary["feature_cache"] is True and summary["best"]["accuracy"] >= 0.0
-    # detection on the same encoder: no image_sizes given, boxes map through the input size
-    boxes = [{"image": im, "boxes": [[4.0, 4.0, 30.0, 28.0]], "labels": ["x"]}
-             for im in _images(4)]
-    det = compose("detection", {"image": "pix-only"}, head={"name": "detection", "dim": 8, "labels": ["x"]})
-    summary = zoo.train(det, boxes, boxes, tmp_path / "det", epochs=1, batch_size=2,
-                        freeze="all", progress=False)
+    # detection on the same encoder, from a JSONL manifest with boxes + labels: no
+    # image_sizes given, so boxes map through the input size
+    lines = []
+    for i, im in enumerate(_images(4)):
+        im.save(tmp_path / f"{i}.png")
+        lines.append(json.dumps({"image": f"{i}.png", "boxes": [[4.0, 4.0, 30.0, 28.0]],
+                                 "labels": ["x" if i % 2 else "y"]}))
+    (tmp_path / "det.jsonl").write_text("\n".join(lines) + "\n")
+    det = compose("detection", {"image": "pix-only"},
+                  head={"name": "detection", "dim": 8, "labels": ["?"]})
+    summary = zoo.train(det, tmp_path / "det.jsonl", tmp_path / "det.jsonl", tmp_path / "det",
+                        epochs=1, batch_size=2, freeze="all", progress=False)
     assert summary["feature_cache"] is True
-    pred = zoo.load(tmp_path / "det").predict([{"image": boxes[0]["image"]}])[0]
+    trained = zoo.load(tmp_path / "det")
+    assert trained.labels == ["x", "y"]  # the manifest's labels reached the head
+    pred = trained.predict([{"image": str(tmp_path / "0.png")}])[0]
     assert set(pred) == {"boxes", "labels", "scores"}
     assert all(0 <= b[2] <= 48 and 0 <= b[3] <= 40 for b in pred["boxes"])  # original pixels
 
