@@ -184,10 +184,35 @@ def test_after_train_and_eval_the_pushed_card_carries_the_measured_figures(hub, 
     results = meta["model-index"][0]["results"]
     values = {m["type"]: m["value"] for r in results for m in r["metrics"]}
     assert values["accuracy"] == pytest.approx(round(result["accuracy"], 4))
-    assert meta["datasets"] == ["train", "val"] and meta["library_name"] == "zoo"
-    files = set(_repo_files(hub, "zoo-tests/trained"))
-    assert {"training_curves.png", "confusion_matrix.png", "README.md"} <= files
+    # local manifests are no Hub dataset ids: described in the body with size and hash
+    assert "datasets" not in meta and meta["library_name"] == "zoo"
+    assert meta["pipeline_tag"] == "image-classification"
+    card = _download(hub, "zoo-tests/trained", "README.md")
+    text = open(card).read()
+    assert "`train.jsonl`, " in text and "sha256 `" in text and "pip install zoo-mm" in text
+    files = _repo_files(hub, "zoo-tests/trained")
+    assert {"training_curves.png", "confusion_matrix.png", "README.md"} <= set(files)
     assert not any(f.startswith("train_state") or f == "metrics.jsonl" for f in files)
+    # push_to_hub() publishes exactly what `zoo push DIR` does: same files, same bytes
+    run_zoo("push", str(out), "zoo-tests/both", "--revision", "cli", env=hub.env, check=True)
+    zoo.load(out).push_to_hub("zoo-tests/both", revision="api")
+    cli, api = _repo_files(hub, "zoo-tests/both", "cli"), _repo_files(hub, "zoo-tests/both", "api")
+    assert set(cli) == set(api) and "eval_results.json" in api
+    for name in sorted(cli):
+        a = open(_download(hub, "zoo-tests/both", name, revision="cli"), "rb").read()
+        b = open(_download(hub, "zoo-tests/both", name, revision="api"), "rb").read()
+        assert a == b, name
+
+
+def test_cards_list_every_pretrained_part_as_base_model(tmp_path):
+    from huggingface_hub import ModelCard
+
+    m = zoo.create_model("minilm-effnet-clf", pretrained=True)
+    card = ModelCard.load(m.save_pretrained(tmp_path / "m") / "README.md")
+    assert card.data.base_model == ["sentence-transformers/all-MiniLM-L6-v2",
+                                    "timm/tf_efficientnet_lite0.in1k"]
+    assert card.data.pipeline_tag is None  # text + image classification: no tag fits
+    assert {"text", "image", "multimodal"} <= set(card.data.tags)
 
 
 def test_a_pretrained_alignment_round_trips_through_the_hub(hub, photo):

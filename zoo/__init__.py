@@ -19,12 +19,13 @@ from .errors import ZooError  # noqa: E402  (cheap, no torch)
 
 def list_models(pattern: str | None = None, *, task: str | None = None,
                 modality: str | None = None, kind: str | None = "model",
-                pretrained: bool | None = None) -> list[str]:
-    """Names of registered models (``kind=None`` for every kind), filtered like ``zoo list``."""
+                pretrained: bool | None = None, ready: bool | None = None) -> list[str]:
+    """Names of registered models (``kind=None`` for every kind), filtered like ``zoo list``
+    (``ready=True``: models whose every trained part, head included, has real weights)."""
     from .registry import get_registry
 
     rows = get_registry().rows(pattern, kind=kind, task=task, modality=modality,
-                               pretrained=pretrained)
+                               pretrained=pretrained, ready=ready)
     return sorted(r["name"] for r in rows)
 
 

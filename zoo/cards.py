@@ -31,27 +31,37 @@ def pipeline_tag(task: str, modalities: list[str]) -> str | None:
 
 
 def _weights_info(config: dict[str, Any]) -> tuple[list[str], list[str], list[str]]:
-    """(hub ids of the base models, licenses, human-readable weight names)."""
+    """(Hub ids of the base models, licences, weight tags) over every part with weights."""
     from .errors import ZooError
     from .registry import get_registry
 
     hub_ids, licenses, names = [], [], []
-    for enc in config["encoders"].values():
-        tag = enc.get("weights")
-        if not tag:
+    parts = [*config["encoders"].values(), config.get("fusion"), config.get("head")]
+    for part in parts:
+        tag = (part or {}).get("weights")
+        if not isinstance(tag, str) or tag.startswith(("trained", "aligned:", "unknown")):
             continue
         names.append(tag)
         try:
             spec = get_registry().weights(tag)
         except ZooError:
             continue
-        for s in spec.sources:
-            if s.startswith("hf-hub:"):
-                hub_ids.append(s[len("hf-hub:"):].split("@")[0])
-                break
+        hub = spec.base_model or next((s[len("hf-hub:"):].split("@")[0] for s in spec.sources
+                                       if s.startswith("hf-hub:")), None)
+        if hub and hub not in hub_ids:
+            hub_ids.append(hub)
         if spec.license:
             licenses.append(spec.license)
     return hub_ids, licenses, names
+
+
+def _data_text(training: dict[str, Any], split: str) -> str:
+    """A local data set described by name, size and content hash (not a Hub id)."""
+    path, n = training.get(f"{split}_data"), training.get(f"n_{split}", 0)
+    digest = training.get(f"{split}_sha256")
+    text = f"`{Path(path).name}`, " if path else ""
+    text += f"{n} examples"
+    return text + (f", sha256 `{digest[:16]}`" if digest else "")
 
 
 def _fmt(v: Any) -> str:
@@ -91,8 +101,9 @@ def render_card(directory: str | Path, repo_id: str | None = None) -> str:
                                metric_name=names[k],
                                metric_value=round(float(v), 4))
                     for k, v in metrics.items()] or None
-    datasets = sorted({Path(p).stem for p in ((training or {}).get("train_data"),
-                                              (training or {}).get("eval_data")) if p}) or None
+    # only real Hub dataset ids belong under `datasets:`; local files are described below
+    datasets = sorted({d for d in ((training or {}).get("train_dataset_id"),
+                                   (training or {}).get("eval_dataset_id")) if d}) or None
     name = repo_id.split("/")[-1] if repo_id else config.get("name", "zoo-model")
     card_data = ModelCardData(
         library_name="zoo", tags=["zoo", *modalities, task, "multimodal"] if len(modalities) > 1
@@ -122,10 +133,8 @@ def render_card(directory: str | Path, repo_id: str | None = None) -> str:
     train_rows = []
     if training:
         cfgt = training.get("config", {})
-        train_rows = [("training data", f"`{Path(training['train_data']).name}` "
-                       f"({training['n_train']} examples)" if training.get("train_data") else
-                       f"{training['n_train']} examples"),
-                      ("eval data", f"{training.get('n_eval', 0)} examples"),
+        train_rows = [("training data", _data_text(training, "train")),
+                      ("eval data", _data_text(training, "eval")),
                       ("epochs", cfgt.get("epochs")), ("best epoch", training.get("best_epoch")),
                       ("batch size", cfgt.get("batch_size")), ("learning rate", cfgt.get("lr")),
                       ("encoder learning rate", cfgt.get("encoder_lr") or "lr / 10"),

@@ -92,9 +92,26 @@ def _encoder_entry(spec: ComponentSpec, enc: Any, tag: str | None) -> dict[str, 
 
 
 def _split_ref(ref: Mapping[str, Any]) -> dict[str, Any]:
-    kwargs = {k: v for k, v in ref.items() if k not in ("name", "kwargs")}
+    """A fusion / head entry -> its factory kwargs (``weights`` names pretrained weights for
+    the part itself and is not an argument)."""
+    kwargs = {k: v for k, v in ref.items() if k not in ("name", "kwargs", "weights")}
     kwargs.update(ref.get("kwargs") or {})
     return kwargs
+
+
+def _load_part_weights(model: Any, refs: Mapping[str, Any], pretrained: bool) -> None:
+    """Pretrained weights of the fusion and head (``weights = "tag"`` in their entries):
+    loaded when the model is built pretrained, recorded in config.json either way."""
+    from .plugin import load_weights
+
+    for part in ("fusion", "head"):
+        ref, module = refs.get(part), getattr(model, part)
+        tag = ref.get("weights") if isinstance(ref, Mapping) else None
+        if module is None or not tag:
+            continue
+        if pretrained:
+            load_weights(module, tag)
+        model.config[part]["weights"] = tag if pretrained else None
 
 
 def _compose(name: str, task: str, encoders: dict[str, Any], enc_entries: dict[str, Any],
@@ -112,12 +129,12 @@ def _compose(name: str, task: str, encoders: dict[str, Any], enc_entries: dict[s
     if fusion_ref is not None:
         fspec = reg.component("fusion", fusion_ref["name"])
         fusion = build_component(fspec, inputs=inputs, **_split_ref(fusion_ref))
-        config["fusion"] = {"name": fspec.name, **_provider(fspec),
+        config["fusion"] = {"name": fspec.name, **_provider(fspec), "weights": None,
                             "kwargs": config_of(fusion, _what(fspec))}
     if head_ref is not None:
         hspec = reg.component("head", head_ref["name"])
         head = build_component(hspec, **_head_inputs(encoders, fusion), **_split_ref(head_ref))
-        config["head"] = {"name": hspec.name, **_provider(hspec),
+        config["head"] = {"name": hspec.name, **_provider(hspec), "weights": None,
                           "kwargs": config_of(head, _what(hspec))}
     model = ZooModel(config, encoders, fusion, head)
     model.config = model.component_config()
@@ -216,7 +233,10 @@ def compose(task: str, encoders: Mapping[str, Any], head: Any, fusion: Any = Non
         encs[m] = _build_encoder(espec, tag=f"{espec.name}.{tag}" if tag else None,
                                  pretrained=use, kwargs=kwargs)
         entries[m] = _encoder_entry(espec, encs[m], enc_tag(espec, tag, use))
-    return _compose(name, task, encs, entries, spec.fusion, spec.head, description)
+    model = _compose(name, task, encs, entries, spec.fusion, spec.head, description)
+    _load_part_weights(model, {"fusion": spec.fusion, "head": spec.head}, pretrained)
+    model.config = model.component_config()
+    return model
 
 
 def enc_tag(spec: ComponentSpec, tag: str | None, pretrained: bool) -> str | None:
@@ -338,7 +358,11 @@ def build_from_config(config: Mapping[str, Any], assets_root: Path | None) -> An
         raise LoadError(f"config.json: component kwargs do not fit: {e}") from None
     # keep what the file said (weights tags, provenance), with kwargs as rebuilt
     saved = dict(config)
-    saved.update({k: model.config[k] for k in ("encoders", "fusion", "head")})
+    for part in ("encoders", "fusion", "head"):
+        rebuilt = model.config[part]
+        if part != "encoders" and rebuilt is not None and isinstance(config.get(part), Mapping):
+            rebuilt = {**rebuilt, "weights": config[part].get("weights", "unknown")}
+        saved[part] = rebuilt
     model.config = saved
     return model
 
@@ -351,6 +375,7 @@ def replace_head(model: Any, **head_kwargs: Any) -> None:
     kwargs = {**config_of(model.head, _what(hspec)), **head_kwargs}
     model.head = build_component(hspec, **_head_inputs(model.encoders, model.fusion),
                                  **kwargs).to(model.device)
+    model.config["head"]["weights"] = None  # a fresh head: untrained until trained
     model.config = model.component_config()
 
 

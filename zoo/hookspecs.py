@@ -107,11 +107,13 @@ def register_weights(register: Callable[..., None]) -> None:
     """Register pretrained weights as data.
 
     Call ``register(tag, *, sources, sha256=None, file=None, key_map=None, license=None,
-    description="")``. ``tag`` is ``"encoder-name.tag"``. ``sources`` are tried in order:
+    description="", base_model=None)``. ``base_model`` is the Hub id of the model the
+    weights are (listed under ``base_model`` on model cards). ``tag`` is ``"encoder-name.tag"``. ``sources`` are tried in order:
     ``"hf-hub:org/repo@revision"``, ``"pip:DIST:module/path/in/package"``,
     ``"file:/path"``. ``sha256`` is checked on the resolved file (``file`` names it inside
     a folder source). ``key_map`` names how foreign checkpoint keys map to ours
-    (``"by-order"``: same order and shapes, other names).
+    (``"by-order"``: same order and shapes, other names; ``"tail-by-order"``: the module
+    loading them is the checkpoint's last tensors, e.g. a classifier head).
 
     Returns nothing; not firstresult.
     """

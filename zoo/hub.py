@@ -48,7 +48,8 @@ def save_pretrained(model: Any, directory: str | Path, *, max_shard_size: str | 
         state = {k: _own_storage(v.detach().cpu()) for k, v in model.state_dict().items()}
         with _quiet_hub():
             save_torch_state_dict(state, tmp, max_shard_size=max_shard_size,
-                                  metadata={"format": "pt", "zoo_format": "1"})
+                                  metadata={"format": "pt"})  # one key: safetensors
+            # orders header metadata by hash, so more keys would make equal saves differ
         for m, enc in model.encoders.items():
             enc.save_assets(tmp / PREPROCESSOR_DIR / m)
         config = model.component_config()
@@ -246,11 +247,23 @@ def pull(repo_id: str, *, revision: str | None = None, token: str | None = None)
 def push_to_hub(model: Any, repo_id: str, *, revision: str | None = None,
                 private: bool = False, commit_message: str | None = None,
                 token: str | None = None) -> str:
-    """Save into a temporary folder and upload it as one commit; returns the commit URL."""
+    """Publish exactly what ``zoo push`` publishes for the model's folder: the model saved
+    into a temporary folder, with the training record, eval results and pictures of the
+    folder it was loaded from; one commit. Returns the commit URL."""
     with tempfile.TemporaryDirectory(prefix="zoo-push-") as tmp:
         save_pretrained(model, tmp)
+        source = getattr(model, "source", None)
+        if source and Path(source).is_dir():
+            for name in RECORD_FILES:
+                for path in Path(source).glob(name):
+                    if path.is_file() and not path.is_symlink():
+                        shutil.copyfile(path, Path(tmp) / path.name)
         return push_folder(tmp, repo_id, revision=revision, private=private,
                            commit_message=commit_message, token=token)
+
+
+#: what a model folder holds besides the model itself, published with it
+RECORD_FILES = ("training.json", "eval_results.json", "*.png")
 
 
 def push_folder(directory: str | Path, repo_id: str, *, revision: str | None = None,

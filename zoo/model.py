@@ -217,6 +217,7 @@ class ZooModel(nn.Module):
                         counters[m] += 1
                 out.append({"embedding": row})
             return out
+        self._warn_if_untrained()
         open_labels = decode_kwargs.pop("labels", None)
         was_training = self.training
         self.eval()
@@ -232,6 +233,22 @@ class ZooModel(nn.Module):
             self.train(was_training)
             if open_labels is not None:
                 self.head.active_labels = None
+
+    def _warn_if_untrained(self) -> None:
+        """Once per model: a head (or fusion) that never saw training predicts noise."""
+        if getattr(self, "_warned_untrained", False):
+            return
+        parts = [p for p in ("fusion", "head") if isinstance(self.config.get(p), Mapping)
+                 and "weights" in self.config[p] and not self.config[p]["weights"]]
+        if parts:
+            import warnings
+
+            self._warned_untrained = True
+            name = self.config.get("name") or "model"
+            warnings.warn(f"model {name!r}: its {' and '.join(parts)} never trained (random "
+                          f"weights), so predictions mean nothing yet; fine-tune it with "
+                          f"`zoo train {name} --train data.jsonl --out DIR`", UserWarning,
+                          stacklevel=3)
 
     # ---- saving ---------------------------------------------------------------------
     def component_config(self) -> dict[str, Any]:

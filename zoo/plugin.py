@@ -98,7 +98,9 @@ def weights_path(tag: str) -> Any:
 def load_weights(module: Any, tag: str, *, strict: bool = True) -> None:
     """Load registered weights ``tag`` into ``module`` (a ``torch.nn.Module``): resolved
     and checked as :func:`weights_path`, read as safetensors or as a pickle with
-    ``weights_only=True``, renamed by the registered ``key_map``."""
+    ``weights_only=True``, renamed by the registered ``key_map`` (``"by-order"``: the
+    checkpoint's tensors in the module's order and shapes; ``"tail-by-order"``: the module
+    is the checkpoint's last tensors, as a classifier taken from a whole network)."""
     from .errors import WeightsError
     from .registry import get_registry
     from .weights import load_checkpoint, remap_by_order, resolve
@@ -111,8 +113,11 @@ def load_weights(module: Any, tag: str, *, strict: bool = True) -> None:
                                f"file=... naming the checkpoint inside it")
         path = path / spec.file
     sd = load_checkpoint(path)
-    if spec.key_map == "by-order":
-        sd = remap_by_order(sd, module.state_dict(), what=f"weights {tag}")
+    target = module.state_dict()
+    if spec.key_map == "tail-by-order":  # a part of a checkpoint: its last tensors
+        sd = dict(list(sd.items())[-len(target):]) if target else {}
+    if spec.key_map in ("by-order", "tail-by-order"):
+        sd = remap_by_order(sd, target, what=f"weights {tag}")
     missing, unexpected = module.load_state_dict(sd, strict=False)
     if strict and (missing or unexpected):
         raise WeightsError(f"weights {tag!r} do not fit {type(module).__name__}: "

@@ -21,29 +21,32 @@ from .base import _echo_json, _table, cli
               help="Only this kind (tasks and weights are listed only when asked for).")
 @click.option("--pretrained/--no-pretrained", default=None,
               help="Only entries with (or without) pretrained weights.")
+@click.option("--ready/--not-ready", default=None,
+              help="Only models ready to use: every trained part, head included, has weights.")
 @click.option("--json", "as_json", is_flag=True, help="A JSON array, for machines.")
 def list_cmd(pattern: str | None, task: str | None, modality: str | None, kind: str | None,
-             pretrained: bool | None, as_json: bool) -> None:
+             pretrained: bool | None, ready: bool | None, as_json: bool) -> None:
     """List models and components; PATTERN takes shell wildcards (e.g. '*clf*')."""
     from ..registry import get_registry
 
     rows = get_registry().rows(pattern, kind=kind, task=task, modality=modality,
-                               pretrained=pretrained)
+                               pretrained=pretrained, ready=ready)
     from ..registry import KINDS
 
     rows.sort(key=lambda r: (KINDS.index(r["kind"]), r["name"]))
     if as_json:
         keys = ("name", "kind", "task", "modalities", "description", "source", "pretrained",
-                "license", "sources", "sha256", "targets")
+                "ready", "license", "sources", "sha256", "targets")
         _echo_json([{k: r.get(k) for k in keys if k in r or k in keys[:7]} for r in rows])
         return
     if not rows:
         click.echo("no matches (see `zoo list` for everything)", err=True)
         return
     click.echo(_table([[r["name"], r["kind"], r["task"] or "-", ",".join(r["modalities"]) or "-",
-                        "yes" if r["pretrained"] else "-", r["source"], r["description"]]
+                        "ready" if r.get("ready") else "yes" if r["pretrained"] else "-",
+                        r["source"], r["description"]]
                        for r in rows],
-                      ["NAME", "KIND", "TASK", "MODALITIES", "PRETRAINED", "SOURCE",
+                      ["NAME", "KIND", "TASK", "MODALITIES", "WEIGHTS", "SOURCE",
                        "DESCRIPTION"]))
 
 

@@ -104,7 +104,8 @@ def make_callbacks(pending: list[tuple[str, Any]], plugin: str, dist: str, versi
 
     def weights(tag: str, *, sources: Iterable[str], sha256: str | None = None,
                 file: str | None = None, key_map: str | None = None,
-                license: str | None = None, description: str = "") -> None:
+                license: str | None = None, description: str = "",
+                base_model: str | None = None) -> None:
         base, t = split_tag(tag)
         _name_ok(base, "weights")
         if not t:
@@ -114,11 +115,12 @@ def make_callbacks(pending: list[tuple[str, Any]], plugin: str, dist: str, versi
             if not isinstance(s, str) or not s.startswith(("hf-hub:", "pip:", "file:")):
                 raise RegistryError(f"weights {tag!r}: source {s!r} must start with hf-hub:, "
                                     f"pip: or file:")
-        if key_map not in (None, "by-order"):
-            raise RegistryError(f"weights {tag!r}: key_map must be None or 'by-order'")
+        if key_map not in (None, "by-order", "tail-by-order"):
+            raise RegistryError(f"weights {tag!r}: key_map must be None, 'by-order' or "
+                                f"'tail-by-order'")
         pending.append(("weights", WeightSpec(
             tag=tag, sources=srcs, sha256=sha256, file=file, key_map=key_map,
-            license=license, description=description, **common)))
+            license=license, description=description, base_model=base_model, **common)))
 
     return {"register_encoders": encoder, "register_fusions": fusion,
             "register_heads": head, "register_tasks": task, "register_models": model,

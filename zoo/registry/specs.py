@@ -120,6 +120,7 @@ class WeightSpec:
     key_map: str | None = None  # "by-order" for foreign checkpoints with other names
     license: str | None = None
     description: str = ""
+    base_model: str | None = None  # the Hub id of the model these weights are (model cards)
     kind: str = "weights"
 
     @property
@@ -136,7 +137,8 @@ class WeightSpec:
                 "description": self.description, "source": self.distribution,
                 "plugin": self.plugin, "version": self.version, "encoder": base,
                 "sources": list(self.sources), "sha256": self.sha256,
-                "license": self.license, "key_map": self.key_map, "pretrained": True}
+                "license": self.license, "key_map": self.key_map,
+                "base_model": self.base_model, "pretrained": True}
 
 
 @dataclass(frozen=True)
@@ -174,7 +176,20 @@ class ModelSpec:
                 "plugin": self.plugin,
                 "encoders": {k: dict(v) for k, v in self.encoders.items()},
                 "fusion": dict(self.fusion) if self.fusion else None,
-                "head": dict(self.head), "pretrained": pretrained}
+                "head": dict(self.head), "pretrained": pretrained,
+                "ready": self.ready(registry)}
+
+    def ready(self, registry: Any) -> bool:
+        """Every trained part carries real weights: each encoder (its tag or default
+        weights), the fusion if any, and the head (a ``weights`` tag in their entries)."""
+        for m, enc in self.encoders.items():
+            base, tag = split_tag(enc["name"])
+            espec = registry.resolved(self, f"encoders.{m}", "encoder", base)
+            if not enc.get("pretrained", True) or not (tag or (espec and espec.weights)):
+                return False
+        if self.fusion is not None and not self.fusion.get("weights"):
+            return False
+        return bool(self.head.get("weights"))
 
 
 def _ref(value: Any, where: str) -> dict[str, Any]:

@@ -161,7 +161,8 @@ class Registry:
 
     def rows(self, pattern: str | None = None, *, kind: str | None = None,
              task: str | None = None, modality: str | None = None,
-             pretrained: bool | None = None) -> list[dict[str, Any]]:
+             pretrained: bool | None = None, ready: bool | None = None
+             ) -> list[dict[str, Any]]:
         rows = []
         for k in KINDS:
             if (kind is None and k in ("task", "weights")) or (kind and k != kind):
@@ -181,4 +182,6 @@ class Registry:
             rows = [r for r in rows if modality in r["modalities"]]
         if pretrained is not None:
             rows = [r for r in rows if r["pretrained"] == pretrained]
+        if ready is not None:
+            rows = [r for r in rows if r.get("ready", False) == ready]
         return rows

@@ -89,6 +89,11 @@ def _schedule(total: int, warmup: float) -> Any:
 def start(run: Run, resume: bool) -> Run:
     """Freeze, build optimizer and schedule, restore or start the state, fill the cache."""
     model, cfg, dist = run.model, run.cfg, run.dist
+    data = run.sources[0]
+    for part in ("fusion", "head"):  # what is saved from here on has been trained
+        if model.config.get(part) is not None:
+            model.config[part]["weights"] = (f"trained:{Path(str(data)).name}"
+                                             if isinstance(data, (str, Path)) else "trained")
     run.frozen = frozen_modalities(model, cfg.freeze)
     for m in run.frozen:
         model.encoders[m].requires_grad_(False)
@@ -267,9 +272,20 @@ def finish(run: Run) -> dict[str, Any]:
         train_src, eval_src = run.sources
         record = {"train_data": str(train_src) if isinstance(train_src, (str, Path)) else None,
                   "eval_data": str(eval_src) if isinstance(eval_src, (str, Path)) else None,
+                  "train_sha256": _file_sha256(train_src),
+                  "eval_sha256": _file_sha256(eval_src),
                   "n_train": len(run.train_ex), "n_eval": len(run.eval_ex or []),
                   "world_size": dist.world, **summary}
         (out / "training.json").write_text(json.dumps(record, indent=2) + "\n")
         write_card(out)
     dist.barrier()
     return summary
+
+
+def _file_sha256(data: Any) -> str | None:
+    """The content hash of a local data file (how the model card identifies it)."""
+    if not isinstance(data, (str, Path)) or not Path(data).is_file():
+        return None
+    from ..weights import sha256_file
+
+    return sha256_file(Path(data))

