@@ -52,8 +52,11 @@ def _pixels_only_encoder(pretrained=False, weights=None, assets_dir=None, dim=16
             self.b = nn.Conv2d(8, dim, 3, 2, 1)
 
         def preprocess(self, values):
+            from PIL import Image
+
+            images = [Image.open(v) if isinstance(v, str) else v for v in values]
             arrays = [np.asarray(v.convert("RGB").resize((32, 32)), dtype=np.float32) / 255
-                      for v in values]
+                      for v in images]
             return {"pixel_values": torch.tensor(np.stack(arrays)).permute(0, 3, 1, 2)}
 
         def forward(self, pixel_values):

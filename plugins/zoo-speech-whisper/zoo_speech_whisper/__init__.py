@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from zoo.plugin import hookimpl
 
-from .weights import BASE, TINY_EN, register_all
+from .weights import BASE, DECODERS, TINY_EN, register_all
 
 _ENCODER = "zoo_speech_whisper.encoder:build_encoder"
 _HEAD = "zoo_speech_whisper.head:build_head"
@@ -45,7 +45,7 @@ def register_heads(register):
     register("whisper-decoder", _HEAD, tasks=("asr",), accepts=("sequence",),
              description="Whisper's text decoder over a Whisper encoder's windows: greedy "
                          "(default) or beam search (num_beams), language, task, "
-                         "max_new_tokens; weights=TAG names its tokenizer and weights.")
+                         "max_new_tokens; tokenizer=TAG names the model.bin weights it comes with.")
 
 
 @hookimpl
@@ -56,6 +56,6 @@ def register_models(register):
             "description": f"{_ABOUT[size]}: speech recognition, ready to use with "
                            f"pretrained=True (weights from pip).",
             "encoders": {"audio": f"whisper-{size}-encoder"},
-            "head": {"name": "whisper-decoder", "weights": tag, "vocab_size": vocab,
-                     **_arch(size)},
+            "head": {"name": "whisper-decoder", "weights": DECODERS[tag], "tokenizer": tag,
+                     "vocab_size": vocab, **_arch(size)},
         })

@@ -15,6 +15,7 @@ import math
 from typing import Any, Sequence
 
 import torch
+from torch import nn
 
 from zoo.plugin import DataError, Encoder, EncoderOutput
 
@@ -39,7 +40,10 @@ class WhisperAudioEncoder(Encoder):
         self.dim = d_model
         self.n_mels = n_mels
         self.window_batch = window_batch
-        self.encoder = WhisperEncoderNet(d_model, layers, heads, ffn_dim, n_mels, WINDOW_FRAMES)
+        # parameters named as transformers' WhisperForConditionalGeneration: model.encoder.*
+        self.model = nn.Module()
+        self.model.encoder = WhisperEncoderNet(d_model, layers, heads, ffn_dim, n_mels,
+                                               WINDOW_FRAMES)
         self._features = None
 
     @property
@@ -71,7 +75,7 @@ class WhisperAudioEncoder(Encoder):
     def forward(self, features: torch.Tensor, windows: torch.Tensor,
                 samples: torch.Tensor) -> EncoderOutput:
         k = max(1, int(self.window_batch))
-        enc = torch.cat([self.encoder(features[i:i + k])
+        enc = torch.cat([self.model.encoder(features[i:i + k])
                          for i in range(0, features.shape[0], k)])  # (sum W, 1500, D)
         b, d = windows.numel(), enc.shape[-1]
         t = int(windows.max()) * WINDOW_FRAMES
@@ -97,11 +101,11 @@ def build_encoder(*, pretrained: bool = False, weights: str | None = None,
                   assets_dir: str | None = None, **kwargs: Any) -> WhisperAudioEncoder:
     enc = WhisperAudioEncoder(**kwargs)
     if pretrained:
-        from .cache import load_part
+        from .cache import load_encoder
 
         if not weights:
             from zoo.plugin import ZooError
 
             raise ZooError("a pretrained Whisper encoder needs a weights tag")
-        load_part(enc.encoder, weights, "model.encoder.")
+        load_encoder(enc, weights)  # converted from the model.bin once, then cached
     return enc

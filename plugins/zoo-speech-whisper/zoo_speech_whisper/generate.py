@@ -84,13 +84,15 @@ def beam_search(decoder: WhisperDecoderNet, cross: list[KV], prompt: torch.Tenso
         keep_rows, keep_tok, keep_score = [], [], []
         for score, flat in zip(top.tolist(), idx.tolist()):
             row, tok = divmod(flat, logp.shape[1])
-            if tok == s.eot:
+            if tok == s.eot:  # ranked above the last live beam: a finished hypothesis
                 if len(finished) < beams:
                     finished.append((score / max(len(seqs[row]) + 1, 1), seqs[row]))
-            elif len(keep_rows) < beams:
-                keep_rows.append(row)
-                keep_tok.append(tok)
-                keep_score.append(score)
+                continue
+            keep_rows.append(row)
+            keep_tok.append(tok)
+            keep_score.append(score)
+            if len(keep_rows) == beams:
+                break
         if len(finished) >= beams or not keep_rows or step == steps - 1:
             break
         rows = torch.tensor(keep_rows, device=prompt.device)

