@@ -31,20 +31,30 @@ def main() -> None:
     zoo_exe = Path(sys.executable).with_name("zoo")
     subprocess.run([str(zoo_exe), "list", "--kind", "model"], check=True)
 
+    cat, coffee = OUT / "cat.png", OUT / "coffee.png"
+    Image.fromarray(data.chelsea()).save(cat)
+    Image.fromarray(data.coffee()).save(coffee)
+    step("zoo list --ready   (models whose every part, head included, has real weights)")
+    subprocess.run([str(zoo_exe), "list", "--ready"], check=True)
+    step("zoo.create_model('efficientnet-lite0-imagenet', pretrained=True).predict(...)")
+    ready = zoo.create_model("efficientnet-lite0-imagenet", pretrained=True)
+    for path, p in zip((cat, coffee), ready.predict([{"image": str(cat)}, {"image": str(coffee)}])):
+        print(f"  {path.name:11} -> {p['label']!r} ({p['score']:.2f})")
+
     step("zoo.create_model('minilm-effnet-clf', pretrained=True)")
     t = time.perf_counter()
     model = zoo.create_model("minilm-effnet-clf", pretrained=True, labels=["cat", "coffee"])
     print(f"{model!r}  built in {time.perf_counter() - t:.1f}s")
 
-    cat, coffee = OUT / "cat.png", OUT / "coffee.png"
-    Image.fromarray(data.chelsea()).save(cat)
-    Image.fromarray(data.coffee()).save(coffee)
     inputs = [
         {"text": "a tabby cat resting", "image": str(cat)},
         {"text": "a cup of espresso on a saucer", "image": str(coffee)},
         {"text": "only a sentence, no picture"},  # a missing modality is fine
     ]
     step("model.predict(...)   (untrained head: scores are near 0.5 until `zoo train`)")
+    import warnings
+
+    warnings.filterwarnings("ignore", message=".*never trained")  # said just above
     preds = model.predict(inputs)
     for x, p in zip(inputs, preds):
         print(f"  {x['text']!r:38} -> {p['label']:6} {p['score']:.3f}")
