@@ -24,8 +24,12 @@ def real_inputs(model, photo, speech):
 def check_output(task, out, model):
     if task == "classification":
         assert set(out) == {"label", "score", "scores"}
-        assert out["label"] in model.labels and set(out["scores"]) == set(model.labels)
-        assert abs(sum(out["scores"].values()) - 1) < 1e-5
+        assert out["label"] in model.labels and set(out["scores"]) <= set(model.labels)
+        if len(out["scores"]) == len(model.labels):
+            assert abs(sum(out["scores"].values()) - 1) < 1e-5
+        else:  # a many-class head gives its top-k
+            assert 1 <= len(out["scores"]) < len(model.labels)
+            assert sum(out["scores"].values()) <= 1 + 1e-5
         assert out["score"] == max(out["scores"].values())
     elif task == "detection":
         assert set(out) == {"boxes", "labels", "scores"}
@@ -58,7 +62,7 @@ def test_registry_model_predicts_and_round_trips_bit_identically(name, photo, sp
     config = json.loads((tmp_path / "config.json").read_text())
     for m, entry in config["encoders"].items():
         assert entry["distribution"].startswith("zoo-") and entry["version"]
-    assert config["head"]["distribution"] == "zoo-mm"
+    assert config["head"]["distribution"].startswith("zoo-")
     assert {p["distribution"] for p in config["plugins"]} >= {
         e["distribution"] for e in config["encoders"].values()}
 

@@ -92,21 +92,25 @@ def _encoder_entry(spec: ComponentSpec, enc: Any, tag: str | None) -> dict[str, 
 
 
 def _split_ref(ref: Mapping[str, Any]) -> dict[str, Any]:
-    """A fusion / head entry -> its factory kwargs (``weights`` names pretrained weights for
-    the part itself and is not an argument)."""
-    kwargs = {k: v for k, v in ref.items() if k not in ("name", "kwargs", "weights")}
+    """A fusion / head entry -> its factory kwargs (``pretrained`` names pretrained weights
+    for the part itself and is not an argument)."""
+    kwargs = {k: v for k, v in ref.items() if k not in ("name", "kwargs", "pretrained")}
     kwargs.update(ref.get("kwargs") or {})
     return kwargs
 
 
 def _load_part_weights(model: Any, refs: Mapping[str, Any], pretrained: bool) -> None:
-    """Pretrained weights of the fusion and head (``weights = "tag"`` in their entries):
-    loaded when the model is built pretrained, recorded in config.json either way."""
+    """Pretrained weights of the fusion and head (``pretrained = "tag"`` in their entries):
+    loaded when the model is built pretrained and recorded as the part's ``weights`` in
+    config.json."""
     from .plugin import load_weights
 
     for part in ("fusion", "head"):
         ref, module = refs.get(part), getattr(model, part)
-        tag = ref.get("weights") if isinstance(ref, Mapping) else None
+        tag = ref.get("pretrained") if isinstance(ref, Mapping) else None
+        if tag is not None and not isinstance(tag, str):
+            raise ZooError(f"{part}: pretrained= must name registered weights (a tag), "
+                           f"got {tag!r}")
         if module is None or not tag:
             continue
         if pretrained:

@@ -36,7 +36,8 @@ def list_cmd(pattern: str | None, task: str | None, modality: str | None, kind: 
     rows.sort(key=lambda r: (KINDS.index(r["kind"]), r["name"]))
     if as_json:
         keys = ("name", "kind", "task", "modalities", "description", "source", "pretrained",
-                "ready", "license", "sources", "sha256", "targets")
+                "ready", "license", "params", "metrics", "measured_by", "sources", "sha256",
+                "targets")
         _echo_json([{k: r.get(k) for k in keys if k in r or k in keys[:7]} for r in rows])
         return
     if not rows:

@@ -186,6 +186,18 @@ def load_file(reg: Registry, path: Path, *, strict: bool, expected_missing: str 
 _registry: Registry | None = None
 
 
+def load_results(path: Path) -> dict[str, dict[str, Any]]:
+    """Measured figures of models (``bench/bench_ready.py`` writes the file): model name ->
+    ``{"params", "metrics", "measured_by"}``; an unreadable file gives none."""
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError):
+        return {}
+    models = data.get("models")
+    return {k: dict(v) for k, v in models.items() if isinstance(v, Mapping)} \
+        if isinstance(models, Mapping) else {}
+
+
 def registry_files() -> list[Path]:
     """The shipped registry.toml, then any in ZOO_REGISTRY (os.pathsep-separated)."""
     files = [Path(__file__).parent.parent / "registry.toml"]
@@ -243,6 +255,7 @@ def get_registry() -> Registry:
         expected = "ZOO_PLUGINS limits which plugins load"
     for i, path in enumerate(registry_files()):
         load_file(reg, path, strict=strict, expected_missing=expected, shipped=i == 0)
+    reg.results = load_results(Path(__file__).parent.parent / "results.toml")
     _registry = reg
     return reg
 

@@ -177,19 +177,37 @@ class ModelSpec:
                 "encoders": {k: dict(v) for k, v in self.encoders.items()},
                 "fusion": dict(self.fusion) if self.fusion else None,
                 "head": dict(self.head), "pretrained": pretrained,
-                "ready": self.ready(registry)}
+                "ready": self.ready(registry), "license": self.licenses(registry),
+                **registry.results.get(self.name, {})}
+
+    def licenses(self, registry: Any) -> list[str]:
+        """The licences of the weights every part of the model loads."""
+        tags = []
+        for m, enc in self.encoders.items():
+            base, tag = split_tag(enc["name"])
+            espec = registry.resolved(self, f"encoders.{m}", "encoder", base)
+            tags.append(f"{espec.name}.{tag}" if tag and espec else
+                        espec.weights if espec else None)
+        tags += [(part or {}).get("pretrained") for part in (self.fusion, self.head)]
+        out = []
+        for t in tags:
+            if t and registry.has("weights", t):
+                lic = registry.weights(t).license
+                if lic and lic not in out:
+                    out.append(lic)
+        return out
 
     def ready(self, registry: Any) -> bool:
         """Every trained part carries real weights: each encoder (its tag or default
-        weights), the fusion if any, and the head (a ``weights`` tag in their entries)."""
+        weights), the fusion if any, and the head (a ``pretrained`` tag in their entries)."""
         for m, enc in self.encoders.items():
             base, tag = split_tag(enc["name"])
             espec = registry.resolved(self, f"encoders.{m}", "encoder", base)
             if not enc.get("pretrained", True) or not (tag or (espec and espec.weights)):
                 return False
-        if self.fusion is not None and not self.fusion.get("weights"):
+        if self.fusion is not None and not isinstance(self.fusion.get("pretrained"), str):
             return False
-        return bool(self.head.get("weights"))
+        return isinstance(self.head.get("pretrained"), str)
 
 
 def _ref(value: Any, where: str) -> dict[str, Any]:

@@ -36,6 +36,8 @@ class Registry:
         self._bare: dict[str, dict[str, list[str]]] = {k: {} for k in KINDS}
         # registry files that were read, for `zoo info` and error messages
         self.files: list[Path] = []
+        # model name -> measured figures (params, metrics, the command), from results.toml
+        self.results: dict[str, dict[str, Any]] = {}
 
     # ---- adding ---------------------------------------------------------------------
     def add(self, kind: str, spec: Any, *, strict: bool = False) -> None:

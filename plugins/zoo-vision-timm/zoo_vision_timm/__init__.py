@@ -82,4 +82,4 @@ def register_models(register):
                         "description": f"Ready ImageNet-1k classifier: {what} with its own "
                                        f"pretrained classifier (1000 classes).",
                         "encoders": {"image": enc},
-                        "head": {"name": "image-classifier", "weights": tag}})
+                        "head": {"name": "image-classifier", "pretrained": tag}})
