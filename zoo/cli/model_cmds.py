@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +10,7 @@ import click
 
 from ..errors import ZooError
 from .base import _AUDIO_EXT, _IMAGE_EXT, _echo_json, cli
+
 
 @cli.command()
 @click.argument("name")

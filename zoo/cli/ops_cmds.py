@@ -1,16 +1,12 @@
 """Commands for publishing, serving, data and export: push, pull, card, serve, data, export."""
 from __future__ import annotations
 
-import json
-import os
-import sys
 from pathlib import Path
-from typing import Any
 
 import click
 
-from ..errors import ZooError
 from .base import _echo_json, _table, cli
+
 
 @cli.command()
 @click.argument("directory", type=click.Path(exists=True, file_okay=False))

@@ -2,15 +2,13 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
-from pathlib import Path
-from typing import Any
 
 import click
 
 from ..errors import ZooError
 from .base import _echo_json, _table, cli
+
 
 @cli.command("list")
 @click.argument("pattern", required=False)

@@ -19,7 +19,7 @@ from .._config import check_json
 from ..errors import PluginError, RegistryError
 from .specs import (CONTRACTS, MODALITIES, NAME_RE, ComponentSpec, ModelSpec, TaskSpec,
                     WeightSpec, parse_model_spec, split_tag)
-from .store import AmbiguousNameError, Registry
+from .store import Registry
 from .validate import UnresolvedError, check_model
 
 __all__ = ["get_registry", "reset", "registry_files", "HOOK_ORDER"]
@@ -263,7 +263,3 @@ def get_registry() -> Registry:
 def reset() -> None:
     global _registry
     _registry = None
-
-
-# AmbiguousNameError is re-exported for callers that catch it
-_ = AmbiguousNameError
