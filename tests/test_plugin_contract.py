@@ -392,3 +392,128 @@ def test_captured_configs_keep_every_argument_of_every_kind(tmp_path):
     back = zoo.load(model.save_pretrained(tmp_path / "m"))
     assert back.fusion.weights == "mean" and back.config["fusion"]["kwargs"] == \
         model.config["fusion"]["kwargs"]
+
+
+# ---- regressions found in review ------------------------------------------------------------
+
+class Clash:
+    @zoo.hookimpl
+    def register_fusions(register):
+        register("concat-mlp", PlainSum, accepts=("pooled",), defaults={"dim": 8})
+
+    @zoo.hookimpl
+    def register_encoders(register):
+        register("wrong-dim", _pixels_only_encoder, modality="image", outputs=("pooled",),
+                 dim=99)
+
+
+def test_compose_builds_what_the_clash_resolution_chose(register_plugin):
+    register_plugin(Clash, "clash", dist="zoo-clash")
+    m = compose("classification", {"text": "bert-tiny"}, head={"name": "classification",
+                                                               "labels": ["a"]},
+                fusion="concat-mlp")
+    assert m.config["fusion"]["distribution"] == "zoo-mm"
+    with pytest.raises(ZooError, match="ambiguous"):
+        zoo.model_info("concat-mlp")
+
+
+def test_a_head_that_reads_encoder_outputs_refuses_a_fusion():
+    with pytest.raises(RegistryError, match="reads encoder outputs"):
+        compose("classification", {"image": "timm-tiny"}, head="image-classifier",
+                fusion="concat-mlp")
+
+
+def test_the_checker_fails_a_component_that_is_not_what_was_registered(register_plugin):
+    from zoo.plugincheck import check_plugin
+
+    register_plugin(Clash, "clash", dist="zoo-clash")
+    rows = [r for r in check_plugin("clash") if r.subject == "encoder wrong-dim"]
+    assert rows[0].status == "fail" and "dim=99" in rows[0].detail
+
+
+class Scored:
+    """A task that keeps the default metric: the best epoch is the lowest eval loss."""
+
+    @zoo.hookimpl
+    def register_tasks(register):
+        register("score", "test_plugin_contract:_ScoreTask", targets=("target",))
+
+    @zoo.hookimpl
+    def register_heads(register):
+        register("score", "test_plugin_contract:_ScoreHead", tasks=("score",))
+
+
+def _score_task():
+    from zoo.plugin import Task
+
+    class ScoreTask(Task):
+        def metrics(self, model, examples, predictions, categories=None):
+            return {"n_scored": float(len(predictions))}
+    return ScoreTask()
+
+
+def _score_head(in_dim):
+    from zoo.plugin import Head
+
+    class ScoreHead(Head):
+        def __init__(self):
+            super().__init__()
+            self.proj = nn.Linear(in_dim, 1)
+
+        def forward(self, fused):
+            return self.proj(fused)
+
+        def encode_targets(self, targets, batch=None):
+            return torch.tensor([[float(t["target"])] for t in targets])
+
+        def loss(self, outputs, targets):
+            return torch.nn.functional.mse_loss(outputs, targets)
+
+        def decode(self, outputs, batch=None):
+            return [{"value": float(v)} for v in outputs[:, 0]]
+    return ScoreHead()
+
+
+_ScoreTask, _ScoreHead = _score_task, _score_head
+
+
+def test_a_task_with_the_default_metric_picks_epochs_by_eval_loss(register_plugin, tmp_path):
+    register_plugin(Scored, "scored")
+    data = [{"text": w, "target": len(w)} for w in ("a", "to", "cat", "fish", "house")]
+    m = compose("score", {"text": "bert-tiny"}, head="score", fusion="concat-mlp")
+    summary = zoo.train(m, data, data, tmp_path / "s", epochs=2, progress=False)
+    assert summary["best"]["loss"] >= 0 and summary["best"]["n_scored"] == 5
+
+
+def test_malformed_config_kwargs_fail_with_one_line(tmp_path):
+    from zoo.errors import LoadError
+
+    d = zoo.create_model("tiny-text-image-clf").save_pretrained(tmp_path / "m")
+    cfg = json.loads((d / "config.json").read_text())
+    for key, value in (("fusion", "ab"), ("head", [1, 2])):
+        bad = json.loads(json.dumps(cfg))
+        bad[key]["kwargs"] = value
+        (d / "config.json").write_text(json.dumps(bad))
+        with pytest.raises(LoadError, match=f"{key}.kwargs must be an object"):
+            zoo.load(d)
+    bad = {**cfg, "task_provider": ["x"]}
+    (d / "config.json").write_text(json.dumps(bad))
+    with pytest.raises(LoadError, match="task_provider"):
+        zoo.load(d)
+
+
+def test_small_contract_edges(tmp_path):
+    # an encoder-only model has no task metrics: one clear error
+    with pytest.raises(ZooError, match="encoder-only"):
+        zoo.evaluate(zoo.create_model("bert-tiny"), [{"text": "a", "label": "x"}])
+    # a ready model given new labels drops the pretrained head instead of failing to load it
+    m = zoo.create_model("mobilenetv2-imagenet", pretrained=True, labels=["a", "b"])
+    assert m.labels == ["a", "b"] and m.config["head"]["weights"] is None
+    # rebuilding the registry starts from the plugins' imports, not from the last build
+    first = dict(zoo.plugins.info_for("zoo.tasks").registered)
+    zoo.registry.reset()
+    zoo.registry.get_registry()
+    assert zoo.plugins.info_for("zoo.tasks").registered == first
+    # a scaffold name that would make a broken package is refused
+    proc = run_zoo("plugin", "new", "zoo-2d", "--out", str(tmp_path))
+    assert proc.returncode == 1 and proc.stderr.count("\n") == 1 and "letter" in proc.stderr

@@ -64,6 +64,19 @@ def _data_text(training: dict[str, Any], split: str) -> str:
     return text + (f", sha256 `{digest[:16]}`" if digest else "")
 
 
+def _distributions(plugins: Any) -> list[str]:
+    """Distribution names from config.json's ``plugins``, only those that look like one
+    (an untrusted file is never echoed into an install command)."""
+    import re
+
+    names = []
+    for p in plugins if isinstance(plugins, list) else []:
+        d = p.get("distribution") if isinstance(p, dict) else None
+        if isinstance(d, str) and re.match(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$", d):
+            names.append(d)
+    return names
+
+
 def _fmt(v: Any) -> str:
     return f"{v:.4f}" if isinstance(v, float) else str(v)
 
@@ -149,13 +162,14 @@ def render_card(directory: str | Path, repo_id: str | None = None) -> str:
         title=name, description=config.get("description") or "",
         task=task, modalities_text=" + ".join(modalities),
         composition_text=_composition_text(config),
-        pip_install=" ".join([CORE_DISTRIBUTION, *[p["distribution"] for p in plugins
-                                                    if p["distribution"] not in
-                                                    (CORE_DISTRIBUTION, "zoo")]]),
+        pip_install=" ".join([CORE_DISTRIBUTION, *[d for d in _distributions(plugins)
+                                                    if d not in (CORE_DISTRIBUTION, "zoo")]]),
         load_id=f"hf-hub:{repo_id}" if repo_id else str(d),
         example_input=example, example_output=output, composition=composition,
         labels=labels, labels_text=", ".join(f"`{x}`" for x in (labels or [])[:50]),
-        plugins_text=", ".join(f"`{p['distribution']}` {p['version']}" for p in plugins),
+        plugins_text=", ".join(f"`{p['distribution']}` {p.get('version', '')}"
+                               for p in plugins if isinstance(p, dict)
+                               and p.get("distribution") in _distributions([p])),
         training=train_rows, weights_text=", ".join(weight_names) or "none",
         metrics=[(names[k], _fmt(v)) for k, v in metrics.items()],
         eval_note=(f"On `{dataset}` ({(evals or {}).get('metrics', {}).get('n', '?')} "

@@ -200,6 +200,8 @@ def create_model(name: str, pretrained: bool = False, **overrides: Any) -> Any:
                 **(overrides.get("head") or {})}
     if overrides.get("labels") is not None:
         head_ref["labels"] = list(overrides["labels"])
+    if overrides.get("labels") is not None or overrides.get("head"):
+        head_ref.pop("pretrained", None)  # a changed head: its pretrained weights do not fit
     return compose(mspec.resolved.get("task", mspec.task), enc_refs, head_ref, fusion_ref,
                    name=mspec.name, pretrained=pretrained, description=mspec.description)
 
@@ -227,19 +229,20 @@ def compose(task: str, encoders: Mapping[str, Any], head: Any, fusion: Any = Non
     spec = parse_model_spec(name, raw, where="compose", plugin="user", distribution="user",
                             version="")
     reg = get_registry()
-    check_model(reg, spec, "compose")
+    resolved = check_model(reg, spec, "compose")  # names as resolved (clashes decided once)
     encs, entries = {}, {}
     for m, ref in spec.encoders.items():
         base, tag = split_tag(ref["name"])
-        espec = reg.encoder(base)
+        espec = reg.lookup("encoder", resolved[f"encoders.{m}"])
         use = bool(pretrained and ref.get("pretrained", True) and (tag or espec.weights))
         kwargs = {k: v for k, v in ref.items() if k not in ("name", "pretrained")}
         encs[m] = _build_encoder(espec, tag=f"{espec.name}.{tag}" if tag else None,
                                  pretrained=use, kwargs=kwargs)
         entries[m] = _encoder_entry(espec, encs[m], enc_tag(espec, tag, use))
-    model = _compose(name, task, encs, entries, spec.fusion, spec.head, description)
+    fusion_ref = {**spec.fusion, "name": resolved["fusion"]} if spec.fusion else None
+    head_ref = {**spec.head, "name": resolved["head"]}
+    model = _compose(name, resolved["task"], encs, entries, fusion_ref, head_ref, description)
     _load_part_weights(model, {"fusion": spec.fusion, "head": spec.head}, pretrained)
-    model.config = model.component_config()
     return model
 
 
@@ -328,8 +331,10 @@ def build_from_config(config: Mapping[str, Any], assets_root: Path | None) -> An
             raise LoadError(f"config.json: missing key {key!r}")
     if not isinstance(config["task"], str):
         raise LoadError("config.json: 'task' must be a string")
-    _lookup_for_load("task", {"name": config["task"], **(config.get("task_provider") or {})},
-                     "task")
+    provider = config.get("task_provider") or {}
+    if not isinstance(provider, Mapping):
+        raise LoadError("config.json: 'task_provider' must be an object")
+    _lookup_for_load("task", {"name": config["task"], **provider}, "task")
     if not isinstance(config["encoders"], Mapping) or not config["encoders"]:
         raise LoadError("config.json: 'encoders' must be a non-empty object")
     encoders, entries = {}, {}
@@ -351,10 +356,10 @@ def build_from_config(config: Mapping[str, Any], assets_root: Path | None) -> An
     fusion_ref = head_ref = None
     if config.get("fusion"):
         fspec = _lookup_for_load("fusion", config["fusion"], "fusion")
-        fusion_ref = {"name": fspec.qualified_name, "kwargs": config["fusion"].get("kwargs") or {}}
+        fusion_ref = {"name": fspec.qualified_name, "kwargs": _kwargs(config["fusion"], "fusion")}
     if config.get("head"):
         hspec = _lookup_for_load("head", config["head"], "head")
-        head_ref = {"name": hspec.qualified_name, "kwargs": config["head"].get("kwargs") or {}}
+        head_ref = {"name": hspec.qualified_name, "kwargs": _kwargs(config["head"], "head")}
     try:
         model = _compose(config.get("name") or "model", config["task"], encoders, entries,
                          fusion_ref, head_ref, str(config.get("description") or ""))
@@ -369,6 +374,13 @@ def build_from_config(config: Mapping[str, Any], assets_root: Path | None) -> An
         saved[part] = rebuilt
     model.config = saved
     return model
+
+
+def _kwargs(entry: Mapping[str, Any], where: str) -> Mapping[str, Any]:
+    kwargs = entry.get("kwargs") or {}
+    if not isinstance(kwargs, Mapping):
+        raise LoadError(f"config.json: {where}.kwargs must be an object")
+    return kwargs
 
 
 def replace_head(model: Any, **head_kwargs: Any) -> None:

@@ -16,6 +16,7 @@ model's modalities; the fusion's missing-modality policy covers it.
 from __future__ import annotations
 
 import copy
+import re
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
@@ -218,7 +219,9 @@ class ZooModel(nn.Module):
                 out.append({"embedding": row})
             return out
         self._warn_if_untrained()
-        open_labels = decode_kwargs.pop("labels", None)
+        # open-vocabulary heads (active_labels) take new label prompts at predict time
+        open_labels = (decode_kwargs.pop("labels", None)
+                       if hasattr(self.head, "active_labels") else None)
         was_training = self.training
         self.eval()
         if open_labels is not None:  # open-vocabulary detection: new text prompts
@@ -244,7 +247,9 @@ class ZooModel(nn.Module):
             import warnings
 
             self._warned_untrained = True
-            name = self.config.get("name") or "model"
+            name = str(self.config.get("name") or "model")
+            if not re.match(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$", name):
+                name = "MODEL"  # never echo an untrusted name as a command
             warnings.warn(f"model {name!r}: its {' and '.join(parts)} never trained (random "
                           f"weights), so predictions mean nothing yet; fine-tune it with "
                           f"`zoo train {name} --train data.jsonl --out DIR`", UserWarning,

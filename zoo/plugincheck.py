@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from .errors import WeightsError, ZooError
+from .errors import RegistryError, WeightsError, ZooError
 
 __all__ = ["check_plugin", "CheckResult"]
 
@@ -55,15 +55,15 @@ def _registration_is_light(name: str) -> str:
     code = ("import sys, warnings; warnings.simplefilter('ignore'); "
             "from zoo.plugins import plugin_infos; "
             "infos = {i.name: i for i in plugin_infos() if not i.builtin}; "
-            "bad = sorted(m for m in ('torch', 'transformers', 'timm', 'torchaudio') "
-            "if m in sys.modules); print(bad)")
+            "import json; bad = sorted(m for m in ('torch', 'transformers', 'timm', "
+            "'torchaudio') if m in sys.modules); print(json.dumps(bad))")
     env = {**os.environ, "ZOO_PLUGINS": name}
     env.pop("ZOO_STRICT_PLUGINS", None)
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           env=env, timeout=120)
     if proc.returncode:
         raise RuntimeError(proc.stderr.strip().splitlines()[-1] if proc.stderr else "failed")
-    heavy = json.loads(proc.stdout.strip().splitlines()[-1].replace("'", '"'))
+    heavy = json.loads(proc.stdout.strip().splitlines()[-1])
     if heavy:
         raise AssertionError(f"registering imports {', '.join(heavy)}; import heavy "
                              f"libraries inside factories, not in the registration module")
@@ -133,6 +133,8 @@ def _check_encoder(spec: Any, results: list[CheckResult], tmp: Path) -> None:
     def build() -> Any:
         try:
             return create_model(qn)
+        except RegistryError:
+            raise  # built, but not what was registered: a plugin bug
         except ZooError as e:
             raise _Skip(f"needs arguments to build: {e}") from None
 
@@ -291,6 +293,8 @@ def _check_task(spec: Any, results: list[CheckResult]) -> None:
             raise AssertionError(f"factory returned {type(task).__name__}, not a zoo.plugin.Task")
         if type(task).metrics is Task.metrics:
             raise AssertionError("metrics() is not implemented")
+        if not task.metric:
+            raise AssertionError("no 'metric' to choose the best epoch by")
         return f"targets {list(spec.targets)}, metric {task.metric}"
     _run(results, f"task {spec.name}", "builds", build)
 

@@ -44,6 +44,7 @@ class PluginInfo:
     version: str
     builtin: bool = False
     error: str | None = None  # "ExceptionType: message" when loading failed
+    failed_at: str | None = None  # "import" or the hook that failed
     registered: dict[str, list[str]] = field(default_factory=dict)  # kind -> names
 
 
@@ -78,7 +79,7 @@ def _allowed() -> set[str] | None:
 
 def report_failure(info: PluginInfo, stage: str, exc: BaseException) -> None:
     """Record a plugin failure; warn, or raise when ZOO_STRICT_PLUGINS=1."""
-    info.error = f"{type(exc).__name__}: {exc}"
+    info.error, info.failed_at = f"{type(exc).__name__}: {exc}", stage
     what = (f"plugin {info.name!r} (distribution {info.distribution} {info.version}) failed "
             f"during {stage}: {info.error}")
     if strict():

@@ -216,11 +216,11 @@ def test_it_is_listed_under_its_distribution():
 
 
 def _names(name: str) -> dict[str, str]:
-    if not re.match(r"^[a-z][a-z0-9-]*[a-z0-9]$", name):
-        raise ZooError(f"plugin name {name!r}: use lower-case letters, digits and '-' "
-                       f"(e.g. zoo-my-encoder)")
-    module = name.replace("-", "_")
     short = name.removeprefix("zoo-")
+    if not re.match(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$", name) or not short[:1].isalpha():
+        raise ZooError(f"plugin name {name!r}: use lower-case words of letters and digits "
+                       f"joined by '-', starting with a letter (e.g. zoo-my-encoder)")
+    module = name.replace("-", "_")
     return {"dist": name, "module": module, "ep": module, "short": short,
             "cls": "".join(p.title() for p in short.split("-")) + "Encoder"}
 

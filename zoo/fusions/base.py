@@ -8,8 +8,7 @@ out_dim). Subclassing :class:`Fusion` is optional and gives the helpers below.
 Null embeddings (concat-mlp, gated): an absent modality's pooled vector is replaced by a
 learned vector of that modality, so the model still predicts and training can teach it what
 "absent" means. Only fusions that call :meth:`Fusion.add_null_embeddings` own these
-parameters (a batch where every modality is present leaves them unused, so only then does
-DDP search for unused parameters).
+parameters.
 """
 from __future__ import annotations
 

@@ -245,6 +245,10 @@ def get_registry() -> Registry:
 
     pm = plugins.get_plugin_manager()
     strict = plugins.strict()
+    for info in plugins.plugin_infos_raw():  # a rebuilt registry starts from the imports
+        info.registered = {}
+        if info.failed_at not in (None, "import"):
+            info.error = info.failed_at = None
     reg = Registry()
     _collect(reg, pm, plugins, strict)
     failed = [i.name for i in plugins.plugin_infos_raw() if i.error]

@@ -48,11 +48,12 @@ class Registry:
         self._items[kind][qn] = spec
         others = self._bare[kind].setdefault(spec.name, [])
         others.append(qn)
-        if len(others) == 2:
-            a, b = (self._items[kind][q] for q in others)
-            msg = (f"{kind} {spec.name!r} is registered by two plugins: {a.plugin!r} "
-                   f"({a.distribution}) and {b.plugin!r} ({b.distribution}); both stay "
-                   f"reachable as {a.qualified_name!r} and {b.qualified_name!r}")
+        if len(others) >= 2:
+            specs = [self._items[kind][q] for q in others]
+            msg = (f"{kind} {spec.name!r} is registered by {len(specs)} plugins: "
+                   + " and ".join(f"{s.plugin!r} ({s.distribution})" for s in specs)
+                   + "; each stays reachable as "
+                   + ", ".join(repr(s.qualified_name) for s in specs))
             if strict:
                 raise PluginError(msg + " (ZOO_STRICT_PLUGINS=1 makes a clash an error; "
                                   "uninstall one, or unset it)")

@@ -60,6 +60,11 @@ def check_model(reg: Registry, spec: ModelSpec, where: str) -> dict[str, str]:
             raise RegistryError(f"{w}: key 'encoders.{modality}': unknown weights "
                                 f"{base}.{tag!s} (see `zoo list --kind weights`)")
         encs[modality] = enc
+    for part in ("fusion", "head"):  # pretrained weights named for the part itself
+        tag = (getattr(spec, part) or {}).get("pretrained")
+        if tag is not None and not (isinstance(tag, str) and reg.has("weights", tag)):
+            raise RegistryError(f"{w}: key '{part}.pretrained': unknown weights {tag!r} "
+                                f"(see `zoo list --kind weights`)")
     head = find("head", spec.head["name"], "head")
     if task.name not in head.tasks:
         raise RegistryError(f"{w}: key 'head': head {head.name!r} serves "
@@ -77,6 +82,9 @@ def check_model(reg: Registry, spec: ModelSpec, where: str) -> dict[str, str]:
                                 f"{'/'.join(head.accepts)} outputs but {given}")
         return resolved
     fusion = find("fusion", spec.fusion["name"], "fusion")
+    if "fused" not in head.accepts:
+        raise RegistryError(f"{w}: key 'head': head {head.name!r} reads encoder outputs "
+                            f"({'/'.join(head.accepts)}), not a fusion's: drop the fusion")
     for modality, enc in encs.items():
         if not set(enc.outputs) & set(fusion.accepts):
             raise RegistryError(

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-from ..errors import DataError
+from ..errors import DataError, ZooError
 from .base import Task
 
 
@@ -41,10 +41,13 @@ class Embedding(Retrieval):
     example_output = "[{'embedding': {...}}]"
 
     def prepare(self, model: Any, examples: Sequence[Any], categories: Any = None) -> bool:
-        from ..errors import ZooError
-
         raise ZooError("an encoder-only model has no head to train; compose it into a task "
                        "model (registry.toml or zoo.compose) first")
+
+    def metrics(self, model: Any, examples: Sequence[Any], predictions: Sequence[dict],
+                categories: Any = None) -> dict[str, float]:
+        raise ZooError("an encoder-only model has no task metrics; evaluate a task model "
+                       "composed from it")
 
 
 def require_pairs(examples: Sequence[Any], modalities: Sequence[str]) -> None:

@@ -123,11 +123,10 @@ def start(run: Run, resume: bool) -> Run:
     if dist.world > 1:
         from torch.nn.parallel import DistributedDataParallel as DDP
 
-        # heads and most fusions use every parameter each step; a null embedding is used
-        # only when its modality is missing, a trained encoder may skip parts (BERT's pooler)
-        partial = (any(p.requires_grad for p in model.encoders.parameters())
-                   or hasattr(model.fusion, "null"))
-        run.net = DDP(model, find_unused_parameters=partial)
+        # a batch without some modality leaves that modality's fusion parameters unused (a
+        # null embedding, a branch, a projection), and trained encoders may skip parts of
+        # themselves (BERT's pooler): DDP must look for unused parameters
+        run.net = DDP(model, find_unused_parameters=True)
     if cfg.progress and dist.main:
         from tqdm.auto import tqdm
 
@@ -199,7 +198,35 @@ def evaluate(run: Run) -> tuple[dict[str, float], list[dict[str, Any]]]:
                                   batch_size=run.cfg.eval_batch_size)
     gathered = dist.gather(list(zip(shard, preds)))
     ordered = [p for _, p in sorted((x for part in gathered for x in part), key=lambda t: t[0])]
-    return run.task.metrics(run.model, examples, ordered, run.eval_cats), ordered
+    metrics = run.task.metrics(run.model, examples, ordered, run.eval_cats)
+    if run.task.metric == "loss" and "loss" not in metrics:  # the default: mean eval loss
+        metrics["loss"] = _eval_loss(run)
+    return metrics, ordered
+
+
+def _eval_loss(run: Run) -> float:
+    """The mean loss over the eval split (this process's shard, averaged across ranks)."""
+    model, examples, bs = run.model, run.eval_ex, run.cfg.eval_batch_size
+    shard = list(range(run.dist.rank, len(examples), run.dist.world))
+    total, n = 0.0, 0
+    was = model.training
+    model.eval()
+    with torch.no_grad():
+        for start in range(0, len(shard), bs):
+            idx = shard[start:start + bs]
+            if run.eval_cached is not None:
+                encoded, batch = collate_cached([run.eval_cached[i] for i in idx],
+                                                model.modalities, run.dist.device)
+                outputs = model(batch, encoded=encoded)
+            else:
+                batch = model.preprocess([examples[i].inputs for i in idx])
+                outputs = model(batch)
+            total += float(model.loss(outputs, [examples[i].targets for i in idx], batch)) \
+                * len(idx)
+            n += len(idx)
+    model.train(was)
+    parts = run.dist.gather((total, n))
+    return sum(t for t, _ in parts) / max(1, sum(k for _, k in parts))
 
 
 def end_epoch(run: Run, epoch: int, t0: float) -> None:

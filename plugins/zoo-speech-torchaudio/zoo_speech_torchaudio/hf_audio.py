@@ -71,8 +71,9 @@ def _folder(source: str) -> str:
     from zoo.plugin import has_weights, weights_info, weights_path
 
     if has_weights(source):
-        hub = [s for s in weights_info(source).sources if s.startswith("hf-hub:")]
-        if hub and len(hub) == len(weights_info(source).sources):
+        sources = weights_info(source).sources
+        hub = [s for s in sources if s.startswith("hf-hub:")]
+        if hub and len(hub) == len(sources):
             return hub[0][len("hf-hub:"):].split("@")[0]
         return str(weights_path(source))
     if source.startswith("hf-hub:"):

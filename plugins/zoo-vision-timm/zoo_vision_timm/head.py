@@ -46,6 +46,8 @@ class ImageClassifierHead(Head):
         return self.fc(encoded["image"][0].pooled)  # (B, C) logits
 
     def encode_targets(self, targets: Sequence[Any], batch: Any = None) -> torch.Tensor:
+        if any("label" not in t for t in targets):
+            raise DataError("an image classification example needs a 'label'")
         try:
             return torch.tensor([self._index[str(t["label"])] for t in targets])  # (B,)
         except KeyError as e:
