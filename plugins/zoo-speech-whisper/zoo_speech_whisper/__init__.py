@@ -56,6 +56,6 @@ def register_models(register):
             "description": f"{_ABOUT[size]}: speech recognition, ready to use with "
                            f"pretrained=True (weights from pip).",
             "encoders": {"audio": f"whisper-{size}-encoder"},
-            "head": {"name": "whisper-decoder", "weights": DECODERS[tag], "tokenizer": tag,
+            "head": {"name": "whisper-decoder", "pretrained": DECODERS[tag], "tokenizer": tag,
                      "vocab_size": vocab, **_arch(size)},
         })

@@ -27,7 +27,7 @@ import torch
 
 from zoo.plugin import ZooError
 
-__all__ = ["Ct2Model", "Ct2FormatError", "read_model_bin", "parse_model_bin",
+__all__ = ["Ct2Model", "Ct2FormatError", "read_model_bin", "read_parts", "parse_model_bin",
            "MAX_FILE_BYTES"]
 
 #: binary versions whose layout is the one above (v4 added dtype ids; v3 aliases)

@@ -93,11 +93,13 @@ def beam_search(decoder: WhisperDecoderNet, cross: list[KV], prompt: torch.Tenso
             keep_score.append(score)
             if len(keep_rows) == beams:
                 break
-        if len(finished) >= beams or not keep_rows or step == steps - 1:
+        if len(finished) >= beams or not keep_rows:
             break
-        rows = torch.tensor(keep_rows, device=prompt.device)
         seqs = [seqs[r] + [t] for r, t in zip(keep_rows, keep_tok)]
         scores = torch.tensor(keep_score, device=prompt.device)
+        if step == steps - 1:
+            break
+        rows = torch.tensor(keep_rows, device=prompt.device)
         cache = [(k.index_select(0, rows), v.index_select(0, rows)) for k, v in cache]
         live = len(keep_rows)
         cross_live = [(k[:live], v[:live]) for k, v in cross_b]

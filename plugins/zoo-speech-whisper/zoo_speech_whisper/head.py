@@ -4,7 +4,7 @@ sequence. It decodes each 30 s window of an example and joins the texts.
 ``tokenizer`` names the model.bin weights tag whose tokenizer.json and config.json (special
 tokens, suppressed ids) it uses. Building the head converts that model.bin into the zoo
 cache if it is not there yet, so that zoo can load the decoder's weights (the model entry's
-``weights = "whisper-decoder.…"``, a file of that cache) into a pretrained model.
+``pretrained = "whisper-decoder.…"``, a file of that cache) into a pretrained model.
 """
 from __future__ import annotations
 
@@ -72,7 +72,12 @@ class WhisperDecoderHead(Head):
     def _windows(self, outputs: Mapping[str, torch.Tensor]) -> tuple[torch.Tensor, list[int]]:
         """(sum of windows, 1500, D) and each example's number of windows."""
         memory, mask = outputs["memory"], outputs["mask"]
-        counts = (mask.sum(1) // WINDOW_FRAMES).tolist()
+        frames = mask.sum(1)  # (B,)
+        if bool((frames % WINDOW_FRAMES != 0).any() | (frames == 0).any()):
+            raise ZooError(f"whisper-decoder reads a Whisper encoder's whole 30 s windows "
+                           f"({WINDOW_FRAMES} positions each); got sequences of "
+                           f"{frames.tolist()} positions")
+        counts = (frames // WINDOW_FRAMES).tolist()
         parts = [memory[i, :n * WINDOW_FRAMES].reshape(n, WINDOW_FRAMES, memory.shape[-1])
                  for i, n in enumerate(counts)]  # (n, 1500, D) each
         return torch.cat(parts), counts
@@ -80,20 +85,30 @@ class WhisperDecoderHead(Head):
     def _settings(self, max_new_tokens: int | None) -> Settings:
         t = self.tokenizer
         limit = self.decoder.max_positions // 2
-        n = limit if max_new_tokens is None else int(max_new_tokens)
-        if not 1 <= n <= limit:
+        n = limit if max_new_tokens is None else max_new_tokens
+        if not isinstance(n, int) or not 1 <= n <= limit:
             raise ZooError(f"max_new_tokens must be in 1..{limit}, got {max_new_tokens}")
         return Settings(eot=t.special.eot, suppress=tuple(t.suppress),
                         suppress_begin=tuple(t.suppress_begin), max_new_tokens=n)
+
+    def _check(self, num_beams: Any, language: str | None, task: str,
+               max_new_tokens: Any) -> Settings:
+        self.tokenizer.check(language, task)
+        if not isinstance(num_beams, int) or num_beams < 1:
+            raise ZooError(f"num_beams must be an integer of at least 1, got {num_beams!r}")
+        return self._settings(max_new_tokens)
+
+    def check_decode_kwargs(self, kwargs: Mapping[str, Any]) -> None:
+        """Names and values, before any audio is encoded."""
+        super().check_decode_kwargs(kwargs)
+        self._check(kwargs.get("num_beams", 1), kwargs.get("language") or self.language,
+                    kwargs.get("task", "transcribe"), kwargs.get("max_new_tokens"))
 
     def decode(self, outputs: Mapping[str, torch.Tensor], batch: Any = None,
                num_beams: int = 1, language: str | None = None, task: str = "transcribe",
                max_new_tokens: int | None = None) -> list[dict[str, str]]:
         language = language or self.language
-        self.tokenizer.check(language, task)
-        if int(num_beams) < 1:
-            raise ZooError(f"num_beams must be at least 1, got {num_beams}")
-        settings = self._settings(max_new_tokens)
+        settings = self._check(num_beams, language, task, max_new_tokens)
         with torch.inference_mode():
             memory, counts = self._windows(outputs)
             cross = self.decoder.cross_kv(memory)  # per layer: (N, H, 1500, hd) twice
@@ -107,11 +122,11 @@ class WhisperDecoderHead(Head):
                                         sorted(t.languages.values()))
             prompts = torch.tensor([t.prompt(lang, task) for lang in langs],
                                    device=memory.device)  # (N, P)
-            if int(num_beams) == 1:
+            if num_beams == 1:
                 ids = greedy(self.decoder, cross, prompts, settings)
             else:
                 ids = [beam_search(self.decoder, [(k[i:i + 1], v[i:i + 1]) for k, v in cross],
-                                   prompts[i:i + 1], settings, int(num_beams))
+                                   prompts[i:i + 1], settings, num_beams)
                        for i in range(memory.shape[0])]
         texts, start = [], 0
         for n in counts:

