@@ -153,7 +153,7 @@ def load_dir(directory: str | Path) -> Any:
     """A saved model from a local folder: architecture from config.json, then weights."""
     from huggingface_hub import load_torch_model
 
-    from .compose import build_from_config
+    from .from_config import build_from_config
 
     directory = Path(directory)
     config = read_config(directory)

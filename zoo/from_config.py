@@ -1,0 +1,142 @@
+"""Building the model a saved ``config.json`` describes (without weights): every part
+looked up by the distribution that provided it, its kwargs checked, the saved preprocessing
+compared with the rebuilt one. The file is untrusted: every malformed value is one line."""
+from __future__ import annotations
+
+import re
+import warnings
+from pathlib import Path
+from typing import Any, Mapping
+
+from .compose import FORMAT_VERSION, _compose, build_component
+from .errors import LoadError, RegistryError, ZooError
+from .registry import get_registry
+
+__all__ = ["build_from_config", "lookup_for_load"]
+
+_noted: set[tuple[str, str, str]] = set()
+#: what a distribution name looks like (PEP 508); anything else is not echoed as a command
+_DIST_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+
+
+def lookup_for_load(kind: str, entry: Mapping[str, Any], where: str) -> Any:
+    from .plugins import CORE_DISTRIBUTION
+
+    if not isinstance(entry, Mapping) or not isinstance(entry.get("name"), str):
+        raise LoadError(f"config.json: {where} must be an object with a 'name'")
+    reg = get_registry()
+    name = entry["name"]
+    dist = entry.get("distribution")
+    if dist == "zoo":  # saved before the core distribution had its own name
+        dist = CORE_DISTRIBUTION
+    try:
+        spec = reg.lookup(kind, f"{dist}:{name}" if dist and reg.has(kind, f"{dist}:{name}")
+                          else name)
+    except RegistryError:
+        if isinstance(dist, str) and dist != CORE_DISTRIBUTION and _DIST_RE.match(dist):
+            version = entry.get("version")
+            raise LoadError(
+                f"this model needs {kind} {name!r} from the plugin distribution {dist}"
+                f"{' ' + str(version) if version else ''}, which is not installed: "
+                f"`pip install {dist}` (or `zoo install {dist}`)") from None
+        raise LoadError(f"config.json names {kind} {name!r}, which no installed plugin "
+                        f"provides (see `zoo list --kind {kind}`)") from None
+    saved = entry.get("version")
+    key = (spec.distribution, str(saved), spec.version)
+    if saved and spec.version and str(saved) != spec.version and key not in _noted:
+        _noted.add(key)
+        warnings.warn(f"this model was saved with {spec.distribution} {saved}; {spec.version} "
+                      f"is installed ({kind} {name!r}): check its changelog if predictions "
+                      f"differ", UserWarning, stacklevel=3)
+    return spec
+
+
+def _check_preprocessing(encoder: Any, assets: Path, modality: str) -> None:
+    """The preprocessing the rebuilt encoder will apply must be the one that was saved:
+    a silent mismatch (open_clip#1068) gives wrong predictions that look plausible."""
+    import json
+
+    from .encoders import PREPROCESSOR_FILE
+
+    path = assets / PREPROCESSOR_FILE
+    if not path.is_file():
+        raise LoadError(f"preprocessor/{modality}/{PREPROCESSOR_FILE} is missing; the model "
+                        f"folder is incomplete (download or save it again)")
+    try:
+        saved = json.loads(path.read_text())
+    except ValueError as e:
+        raise LoadError(f"preprocessor/{modality}/{PREPROCESSOR_FILE} is not valid JSON: {e}"
+                        ) from None
+    if not isinstance(saved, dict):
+        raise LoadError(f"preprocessor/{modality}/{PREPROCESSOR_FILE} must hold a JSON object")
+    now = json.loads(json.dumps({"modality": encoder.modality, **encoder.preprocessor_config()}))
+    for key in sorted(set(saved) | set(now)):
+        if saved.get(key) != now.get(key):
+            raise LoadError(f"preprocessor/{modality}/{PREPROCESSOR_FILE}: {key} is "
+                            f"{saved.get(key)!r} but config.json rebuilds {now.get(key)!r}; "
+                            f"the files disagree (edited by hand?): fix one or save again")
+
+
+def build_from_config(config: Mapping[str, Any], assets_root: Path | None) -> Any:
+    """The architecture a config.json describes, without weights (nothing is downloaded)."""
+    if not isinstance(config, Mapping):
+        raise LoadError("config.json must hold a JSON object")
+    fmt = config.get("zoo_format")
+    if fmt != FORMAT_VERSION:
+        raise LoadError(f"config.json has zoo_format {fmt!r}; this zoo reads format "
+                        f"{FORMAT_VERSION} (upgrade: pip install -U zoo-mm)")
+    for key in ("task", "encoders"):
+        if key not in config:
+            raise LoadError(f"config.json: missing key {key!r}")
+    if not isinstance(config["task"], str):
+        raise LoadError("config.json: 'task' must be a string")
+    provider = config.get("task_provider") or {}
+    if not isinstance(provider, Mapping):
+        raise LoadError("config.json: 'task_provider' must be an object")
+    lookup_for_load("task", {"name": config["task"], **provider}, "task")
+    if not isinstance(config["encoders"], Mapping) or not config["encoders"]:
+        raise LoadError("config.json: 'encoders' must be a non-empty object")
+    encoders, entries = {}, {}
+    for m, entry in config["encoders"].items():
+        espec = lookup_for_load("encoder", entry, f"encoders.{m}")
+        kwargs = entry.get("kwargs") or {}
+        if not isinstance(kwargs, Mapping):
+            raise LoadError(f"config.json: encoders.{m}.kwargs must be an object")
+        assets = assets_root / m if assets_root is not None else None
+        try:
+            encoders[m] = build_component(espec, check=False, pretrained=False, weights=None,
+                                          assets_dir=str(assets) if assets else None, **kwargs)
+        except ZooError as e:
+            raise LoadError(f"config.json: encoders.{m}.kwargs do not fit encoder "
+                            f"{espec.name!r}: {e}") from None
+        if assets is not None:
+            _check_preprocessing(encoders[m], assets, m)
+        entries[m] = {**entry, "name": espec.name}
+    fusion_ref = head_ref = None
+    if config.get("fusion"):
+        fspec = lookup_for_load("fusion", config["fusion"], "fusion")
+        fusion_ref = {"name": fspec.qualified_name, "kwargs": _kwargs(config["fusion"], "fusion")}
+    if config.get("head"):
+        hspec = lookup_for_load("head", config["head"], "head")
+        head_ref = {"name": hspec.qualified_name, "kwargs": _kwargs(config["head"], "head")}
+    try:
+        model = _compose(config.get("name") or "model", config["task"], encoders, entries,
+                         fusion_ref, head_ref, str(config.get("description") or ""))
+    except ZooError as e:
+        raise LoadError(f"config.json: component kwargs do not fit: {e}") from None
+    # keep what the file said (weights tags, provenance), with kwargs as rebuilt
+    saved = dict(config)
+    for part in ("encoders", "fusion", "head"):
+        rebuilt = model.config[part]
+        if part != "encoders" and rebuilt is not None and isinstance(config.get(part), Mapping):
+            rebuilt = {**rebuilt, "weights": config[part].get("weights", "unknown")}
+        saved[part] = rebuilt
+    model.config = saved
+    return model
+
+
+def _kwargs(entry: Mapping[str, Any], where: str) -> Mapping[str, Any]:
+    kwargs = entry.get("kwargs") or {}
+    if not isinstance(kwargs, Mapping):
+        raise LoadError(f"config.json: {where}.kwargs must be an object")
+    return kwargs
