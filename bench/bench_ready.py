@@ -6,7 +6,8 @@ params / metrics) and prints the README table.
   coffee, rocket; matplotlib's grace_hopper), a sanity check of the pretrained head, not an
   ImageNet accuracy (ImageNet is not available offline);
 - speech recognition: WER / CER (jiwer) on the five LibriVox clips of Debian's
-  pocketsphinx-testdata, after lower-casing and removing punctuation.
+  pocketsphinx-testdata, normalised as bench_whisper.py does (lower case, punctuation
+  removed, numbers in words as the references write them).
 
     ../.venv/bin/python bench_ready.py [--models a,b] [--no-write]
 """
@@ -15,16 +16,15 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import re
 import resource
 import statistics
 import time
 from pathlib import Path
 
 import _common  # noqa: F401  (offline switches)
+from bench_whisper import clips as librivox, normalize  # one normalisation for both benches
 
 ROOT = Path(__file__).resolve().parent.parent
-LIBRIVOX = Path("/usr/share/pocketsphinx/test/data/librivox")
 # expected top-1 (any of these ImageNet classes) for each photo
 PHOTOS = {"chelsea": ("tabby, tabby cat", "tiger cat", "Egyptian cat", "Persian cat"),
           "coffee": ("espresso", "cup", "coffee mug"),
@@ -41,21 +41,6 @@ def photos() -> dict[str, object]:
     with cbook.get_sample_data("grace_hopper.jpg") as f:
         out["grace_hopper"] = Image.open(f).convert("RGB")
     return out
-
-
-def normalize(text: str) -> str:
-    text = re.sub(r"[^a-z0-9' ]+", " ", text.lower().replace("-", " "))
-    return " ".join(text.split())
-
-
-def librivox() -> list[tuple[Path, str]]:
-    refs = {}
-    for line in (LIBRIVOX / "transcription").read_text().splitlines():
-        m = re.match(r"^(.*)\s+\((\S+)\)\s*$", line.strip())
-        if m:
-            refs[m.group(2)] = m.group(1)
-    return [(LIBRIVOX / f"{k}.wav", refs[k]) for k in sorted(refs)
-            if (LIBRIVOX / f"{k}.wav").is_file()]
 
 
 def rss_mb() -> float:

@@ -371,3 +371,15 @@ def test_fine_tuning_loss_prefers_the_true_transcript(tiny_en):
         texts = ("he might even have been made amiable himself", "the cat sat on a mat")
         losses = [float(head.loss(out, head.encode_targets([{"transcript": t}]))) for t in texts]
     assert losses[0] < 1.0 < losses[1], losses
+
+
+def test_zoo_predict_transcribes_from_the_command_line(transcribed):
+    """The same transcript through `zoo predict` as through the Python API."""
+    import json as _json
+
+    from conftest import run_zoo
+
+    inputs, got = transcribed
+    proc = run_zoo("predict", "whisper-tiny-en", inputs[0]["audio"])
+    assert proc.returncode == 0, proc.stderr
+    assert _json.loads(proc.stdout)[0]["text"] == got[0]
