@@ -104,3 +104,18 @@ def test_a_ready_classifier_fine_tunes_to_new_labels(tmp_path):
     tuned = zoo.load(tmp_path / "ft")
     assert tuned.labels == ["a", "b"]
     assert tuned.config["head"]["weights"] == "trained"
+
+
+def test_listed_results_are_current_for_every_measured_model():
+    """zoo list --json shows params, licence and measured figures; the params recorded by
+    bench_ready.py must still be the models' (rerun the bench when a model changes)."""
+    from conftest import zoo_json
+
+    rows = {r["name"]: r for r in zoo_json("list", "--ready", "--json")}
+    reg = zoo.registry.get_registry()
+    assert set(reg.results) <= set(zoo.list_models())
+    for name, measured in reg.results.items():
+        assert rows[name]["params"] == measured["params"] and rows[name]["license"]
+        assert rows[name]["metrics"] and "bench_ready.py" in rows[name]["measured_by"]
+        model = zoo.create_model(name)
+        assert sum(p.numel() for p in model.parameters()) == measured["params"], name
