@@ -114,6 +114,10 @@ def test_listed_results_are_current_for_every_measured_model():
     rows = {r["name"]: r for r in zoo_json("list", "--ready", "--json")}
     reg = zoo.registry.get_registry()
     assert set(reg.results) <= set(zoo.list_models())
+    info = zoo.model_info("mobilenetv2-imagenet")["weights"]  # provenance of every part
+    assert info["head"]["tag"] == "mobilenetv2-100.tv_in1k-classifier"
+    assert info["encoder image"]["license"] == "bsd-3-clause"
+    assert zoo.model_info("effnet-lite0-image-clf")["weights"]["head"] is None
     for name, measured in reg.results.items():
         assert rows[name]["params"] == measured["params"] and rows[name]["license"]
         assert rows[name]["metrics"] and "bench_ready.py" in rows[name]["measured_by"]

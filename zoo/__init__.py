@@ -35,7 +35,34 @@ def model_info(name: str) -> dict[str, Any]:
 
     reg = get_registry()
     kind, spec = reg.find(name)
-    return spec.row(reg) if kind == "model" else spec.row()
+    if kind != "model":
+        return spec.row()
+    row = spec.row(reg)
+    row["weights"] = _provenance(reg, spec)
+    return row
+
+
+def _provenance(reg: Any, spec: Any) -> dict[str, Any]:
+    """part -> where its pretrained weights come from (tag, sources, sha256, licence)."""
+    from .registry import split_tag
+
+    tags = {}
+    for m, enc in spec.encoders.items():
+        base, tag = split_tag(enc["name"])
+        espec = reg.resolved(spec, f"encoders.{m}", "encoder", base)
+        if enc.get("pretrained", True) and espec is not None:
+            tags[f"encoder {m}"] = f"{espec.name}.{tag}" if tag else espec.weights
+    for part in ("fusion", "head"):
+        tags[part] = (getattr(spec, part) or {}).get("pretrained")
+    out = {}
+    for part, tag in tags.items():
+        if tag and reg.has("weights", tag):
+            w = reg.weights(tag)
+            out[part] = {"tag": tag, "license": w.license, "sources": list(w.sources),
+                         "sha256": w.sha256, "base_model": w.base_model}
+        else:
+            out[part] = None  # random initialisation
+    return out
 
 
 def create_model(name: str, pretrained: bool = False, **overrides: Any) -> Any:
