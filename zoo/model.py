@@ -35,11 +35,9 @@ def _ignored_keys() -> set[str]:
     from .registry import get_registry
 
     reg = get_registry()
-    keys = reg.__dict__.get("_ignored_keys")
-    if keys is None:
-        keys = {"id"} | {k for t in reg.all("task") for k in t.targets}
-        reg.__dict__["_ignored_keys"] = keys
-    return keys
+    if reg.ignored_keys is None:
+        reg.ignored_keys = {"id"} | {k for t in reg.all("task") for k in t.targets}
+    return reg.ignored_keys
 
 
 class ZooModel(nn.Module):

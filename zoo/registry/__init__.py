@@ -25,7 +25,6 @@ def get_task(name: str):  # noqa: ANN201
     """The :class:`zoo.plugin.Task` registered as ``name`` (built once per registry)."""
     reg = get_registry()
     spec = reg.task(name)
-    cache = reg.__dict__.setdefault("_task_cache", {})
-    if spec.qualified_name not in cache:
-        cache[spec.qualified_name] = spec.build()
-    return cache[spec.qualified_name]
+    if spec.qualified_name not in reg.task_cache:
+        reg.task_cache[spec.qualified_name] = spec.build()
+    return reg.task_cache[spec.qualified_name]

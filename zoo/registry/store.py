@@ -38,6 +38,9 @@ class Registry:
         self.files: list[Path] = []
         # model name -> measured figures (params, metrics, the command), from results.toml
         self.results: dict[str, dict[str, Any]] = {}
+        # built once per registry: qualified task name -> Task; keys inputs may carry
+        self.task_cache: dict[str, Any] = {}
+        self.ignored_keys: set[str] | None = None
 
     # ---- adding ---------------------------------------------------------------------
     def add(self, kind: str, spec: Any, *, strict: bool = False) -> None:
