@@ -5,6 +5,8 @@ params / metrics) and prints the README table.
 - image classifiers: top-1 on four real photos with known contents (scikit-image's chelsea,
   coffee, rocket; matplotlib's grace_hopper), a sanity check of the pretrained head, not an
   ImageNet accuracy (ImageNet is not available offline);
+- face detection: one face (score >= 0.9) found on scikit-image's astronaut and on Grace
+  Hopper, none on the cat and the coffee;
 - speech recognition: WER / CER (jiwer) on the five LibriVox clips of Debian's
   pocketsphinx-testdata, normalised as bench_whisper.py does (lower case, punctuation
   removed, numbers in words as the references write them).
@@ -68,6 +70,24 @@ def measure(name: str) -> dict:
         metrics = {"photos_top1": hits / len(imgs),
                    "ms_per_image": round(1000 * statistics.median(times) / len(inputs), 1)}
         detail = {n: p["label"] for n, p in zip(imgs, preds)}
+    elif model.task == "detection":  # faces: two photos with one face, two with none
+        from PIL import Image
+        from skimage import data
+
+        imgs = photos()
+        imgs = {"astronaut": Image.fromarray(data.astronaut()),
+                "grace_hopper": imgs["grace_hopper"], "chelsea": imgs["chelsea"],
+                "coffee": imgs["coffee"]}
+        times = []
+        for _ in range(3):
+            t = time.perf_counter()
+            preds = model.predict([{"image": im} for im in imgs.values()])
+            times.append(time.perf_counter() - t)
+        found = [sum(s >= 0.9 for s in p["scores"]) for p in preds]
+        metrics = {"faces_found": sum(n == 1 for n in found[:2]) / 2,
+                   "false_faces": sum(found[2:]),
+                   "ms_per_image": round(1000 * statistics.median(times) / len(imgs), 1)}
+        detail = {n: [[round(v) for v in b] for b in p["boxes"]] for n, p in zip(imgs, preds)}
     else:
         import jiwer
 
@@ -129,6 +149,9 @@ def main() -> None:
         m = r["metrics"]
         if "photos_top1" in m:
             fig = f"top-1 on 4 real photos: {m['photos_top1']:.2f}"
+            lat = f"{m['ms_per_image']} ms/image"
+        elif "faces_found" in m:
+            fig = f"faces found {m['faces_found']:.2f}, false faces {m['false_faces']}"
             lat = f"{m['ms_per_image']} ms/image"
         else:
             fig = f"LibriVox WER {m['librivox_wer']:.3f} (CER {m['librivox_cer']:.3f})"
