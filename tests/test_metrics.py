@@ -71,3 +71,46 @@ def test_detection_metrics_equal_pycocotools_run_on_files(tmp_path):
     assert ours["map"] == pytest.approx(ev.stats[0], abs=1e-12)
     assert ours["map_50"] == pytest.approx(ev.stats[1], abs=1e-12)
     assert 0 < ours["map"] < 1 and ours["map_50"] == pytest.approx(1.0)
+
+
+def test_macro_f1_equals_scikit_learn_with_unseen_and_missing_labels():
+    """A label in the eval data the model never predicts (or cannot: it never saw it) counts
+    with F1 0; a predicted label absent from the eval data counts too, as in scikit-learn."""
+    from sklearn.metrics import accuracy_score, f1_score
+
+    cases = [
+        (["a", "a", "b", "c", "c", "d"], ["a", "a", "b", "a", "a", "a"]),  # c, d never predicted
+        (["a", "b", "b", "b"], ["a", "b", "x", "b"]),  # x predicted, never true
+        ([0, 1, 1, 2], [0, 1, 1, 1]),  # int labels
+    ]
+    for y_true, y_pred in cases:
+        m = classification_metrics(y_true, y_pred, ["a", "b"])
+        t, p = list(map(str, y_true)), list(map(str, y_pred))
+        assert m["f1_macro"] == pytest.approx(f1_score(t, p, average="macro", zero_division=0))
+        assert m["accuracy"] == pytest.approx(accuracy_score(t, p))
+        assert m["f1_macro"] <= m["accuracy"] or len(set(t)) > 1
+    m = classification_metrics(*cases[0], ["a", "b"])
+    assert set(m["per_class"]) == {"a", "b", "c", "d"} and m["per_class"]["c"]["f1-score"] == 0
+
+
+def test_multi_label_metrics_equal_scikit_learn():
+    from sklearn.metrics import f1_score
+    from sklearn.preprocessing import MultiLabelBinarizer
+
+    y_true = [["a", "b"], ["b"], ["c"], []]
+    y_pred = [["a"], ["b"], ["b", "c"], ["a"]]
+    m = classification_metrics(y_true, y_pred)
+    mlb = MultiLabelBinarizer().fit(y_true + y_pred)
+    want = f1_score(mlb.transform(y_true), mlb.transform(y_pred), average="macro",
+                    zero_division=0)
+    assert m["f1_macro"] == pytest.approx(want) and m["accuracy"] == pytest.approx(1 / 4)
+
+
+def test_evaluating_on_labels_the_model_cannot_predict_warns(tmp_path):
+    import zoo
+
+    model = zoo.create_model("tiny-text-image-clf", labels=["cat", "dog"])
+    data = [{"text": "a cat", "label": "cat"}, {"text": "a bird", "label": "bird"}]
+    with pytest.warns(UserWarning, match="cannot predict.*bird"):
+        m = zoo.evaluate(model, data, write=False)
+    assert "bird" in m["per_class"]

@@ -1,5 +1,5 @@
-"""Thin adapters over the reference implementations: pycocotools for COCO mAP, jiwer for
-WER/CER; accuracy and macro-F1 computed plainly (they need no library)."""
+"""Thin adapters over the reference implementations: scikit-learn for classification,
+pycocotools for COCO mAP, jiwer for WER/CER."""
 from __future__ import annotations
 
 import contextlib
@@ -10,25 +10,40 @@ __all__ = ["classification_metrics", "detection_metrics", "asr_metrics", "retrie
 
 
 def classification_metrics(y_true: Sequence[Any], y_pred: Sequence[Any],
-                           labels: Sequence[str]) -> dict[str, float]:
-    """``accuracy`` and ``f1_macro`` (mean of per-label F1 over ``labels``). Multi-label
-    targets (lists) count an example correct when the predicted set equals the true set."""
+                           labels: Sequence[str] | None = None) -> dict[str, Any]:
+    """``accuracy``, ``f1_macro`` and a ``per_class`` report, as scikit-learn computes them.
+
+    Macro-F1 averages over the union of the true and the predicted labels (scikit-learn's
+    ``labels=None``): a class in the eval data that the model never predicts counts, with
+    F1 0, instead of vanishing from the average. Multi-label targets (lists) are binarised;
+    accuracy is then the exact-set match. ``labels`` (the model's) is accepted for the
+    caller's warnings and no longer narrows the average."""
+    from sklearn.metrics import accuracy_score, classification_report, f1_score
+    from sklearn.preprocessing import MultiLabelBinarizer
+
     if len(y_true) != len(y_pred):
         raise ValueError("y_true and y_pred differ in length")
     if not y_true:
         return {"accuracy": 0.0, "f1_macro": 0.0}
-    as_set = lambda y: set(y) if isinstance(y, (list, tuple, set)) else {y}  # noqa: E731
-    correct = sum(as_set(t) == as_set(p) for t, p in zip(y_true, y_pred))
-    f1s = []
-    for label in labels:
-        tp = sum(label in as_set(t) and label in as_set(p) for t, p in zip(y_true, y_pred))
-        fp = sum(label not in as_set(t) and label in as_set(p) for t, p in zip(y_true, y_pred))
-        fn = sum(label in as_set(t) and label not in as_set(p) for t, p in zip(y_true, y_pred))
-        f1s.append(2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 0.0)
-    present = [f for f, lab in zip(f1s, labels)
-               if any(lab in as_set(t) for t in y_true) or any(lab in as_set(p) for p in y_pred)]
-    return {"accuracy": correct / len(y_true),
-            "f1_macro": sum(present) / len(present) if present else 0.0}
+    multi = any(isinstance(y, (list, tuple, set)) for y in (*y_true, *y_pred))
+    if multi:
+        as_list = lambda y: [str(v) for v in y] if isinstance(y, (list, tuple, set)) \
+            else [str(y)]  # noqa: E731
+        mlb = MultiLabelBinarizer()
+        mlb.fit([as_list(y) for y in (*y_true, *y_pred)])
+        t, p = mlb.transform(map(as_list, y_true)), mlb.transform(map(as_list, y_pred))
+        names = list(mlb.classes_)
+    else:
+        t, p = [str(y) for y in y_true], [str(y) for y in y_pred]
+        names = sorted(set(t) | set(p))
+    report = classification_report(t, p, labels=None if not multi else range(len(names)),
+                                   target_names=names if multi else None,
+                                   output_dict=True, zero_division=0)
+    per_class = {k: {m: round(float(v), 6) for m, v in r.items()}
+                 for k, r in report.items() if k in names}
+    return {"accuracy": float(accuracy_score(t, p)),
+            "f1_macro": float(f1_score(t, p, average="macro", zero_division=0)),
+            "per_class": per_class}
 
 
 def detection_metrics(targets: Sequence[Mapping[str, Any]],

@@ -16,7 +16,6 @@ class Classification(Task):
     outputs = ("label", "score", "scores")
     metric, higher_is_better = "accuracy", True
     metric_names = {"accuracy": "Accuracy", "f1_macro": "Macro F1"}
-    metrics_library = "zoo.metrics"
     limitations = ("Predicts only the labels it was trained on; scores are not calibrated "
                    "probabilities. Inputs far from the training data (other domains, "
                    "languages or image styles) degrade accuracy without warning.")
@@ -51,8 +50,12 @@ class Classification(Task):
         for ex in examples:
             if "label" not in ex.targets:
                 raise DataError(f"line {ex.line}: no 'label' to evaluate against")
-        return metrics.classification_metrics([ex.targets["label"] for ex in examples],
-                                              [p["label"] for p in predictions], model.labels)
+        truth = [ex.targets["label"] for ex in examples]
+        _warn_about(truth, model.labels)
+        return metrics.classification_metrics(truth, [p["label"] for p in predictions],
+                                              model.labels)
+
+    metrics_library = "scikit-learn"
 
     def report(self, model: Any, examples: Sequence[Any], predictions: Sequence[dict],
                out: Path) -> list[str]:
@@ -63,3 +66,18 @@ class Classification(Task):
         plot_confusion(model.labels, [str(ex.targets["label"]) for ex in examples],
                        [str(p["label"]) for p in predictions], out / "confusion_matrix.png")
         return ["confusion_matrix.png"]
+
+
+def _warn_about(truth: Sequence[Any], model_labels: Sequence[str] | None) -> None:
+    """Say when the figures will mislead: labels the model cannot predict, or one class."""
+    import warnings
+
+    seen = {str(v) for y in truth for v in (y if isinstance(y, list) else [y])}
+    unknown = sorted(seen - set(model_labels or ()))
+    if unknown:
+        warnings.warn(f"the eval data holds {len(unknown)} label(s) the model cannot predict "
+                      f"({', '.join(unknown[:5])}{', ...' if len(unknown) > 5 else ''}): they "
+                      f"count as errors in accuracy and macro-F1", UserWarning, stacklevel=4)
+    if len(seen) == 1:
+        warnings.warn(f"the eval data holds one class only ({next(iter(seen))}): accuracy and "
+                      f"macro-F1 say little about the model", UserWarning, stacklevel=4)
