@@ -14,30 +14,16 @@ EVAL_RESULTS = "eval_results.json"
 
 
 def load_examples(data: Any, *, on_bad_data: str = "fail",
-                  errors: list[tuple[int, str]] | None = None
+                  errors: list[tuple[int, str]] | None = None,
+                  columns: dict[str, str] | None = None
                   ) -> tuple[list[Any], list[str] | None, str]:
-    """A manifest (.jsonl), a COCO file (.json) or a list of Examples / dicts ->
-    (examples, categories or None, dataset name)."""
-    from .data.coco import read_coco
-    from .data.manifest import MODALITY_KEYS, Example, read_manifest
+    """Any data shape ``zoo.data.formats.read_any`` reads (JSONL, COCO, CSV/TSV/Parquet,
+    ImageFolder, audiofolder, Hugging Face datasets, torch datasets, lists of dicts) ->
+    (examples, categories or None, dataset name). ``columns`` maps zoo's keys (text, image,
+    audio, label, ...) to the data's column names."""
+    from .data.formats import read_any
 
-    if isinstance(data, (str, Path)):
-        p = Path(data)
-        if p.suffix == ".json":
-            examples, cats = read_coco(p)
-            return examples, cats, p.stem
-        return read_manifest(p, on_error=on_bad_data, errors=errors), None, p.stem
-    examples = []
-    for i, x in enumerate(data):
-        if isinstance(x, Example):
-            examples.append(x)
-        elif isinstance(x, dict):
-            inputs = {k: x[k] for k in MODALITY_KEYS if x.get(k) is not None}
-            targets = {k: v for k, v in x.items() if k not in MODALITY_KEYS}
-            examples.append(Example(i + 1, inputs, targets, x))
-        else:
-            raise DataError(f"example {i}: expected a dict, got {type(x).__name__}")
-    return examples, None, "data"
+    return read_any(data, columns=columns, on_bad_data=on_bad_data, errors=errors)
 
 
 def metrics_for(task: str, model: Any, examples: Sequence[Any],
@@ -50,7 +36,8 @@ def metrics_for(task: str, model: Any, examples: Sequence[Any],
 
 
 def evaluate(model: Any, data: Any, *, batch_size: int = 32, write: bool = True,
-             on_bad_data: str = "fail", **decode_kwargs: Any) -> dict[str, Any]:
+             on_bad_data: str = "fail", columns: dict[str, str] | None = None,
+             **decode_kwargs: Any) -> dict[str, Any]:
     """Metrics as a flat dict (``accuracy``, ``f1_macro``, ``map``, ``map_50``, ``wer``,
     ``cer``, ..., plus ``n``). For a model loaded from a folder, also writes
     ``eval_results.json`` there, which the model card reads."""
@@ -59,7 +46,8 @@ def evaluate(model: Any, data: Any, *, batch_size: int = 32, write: bool = True,
     if isinstance(model, (str, Path)):
         model = load(model)
     errors: list[tuple[int, str]] = []
-    examples, categories, name = load_examples(data, on_bad_data=on_bad_data, errors=errors)
+    examples, categories, name = load_examples(data, on_bad_data=on_bad_data, errors=errors,
+                                               columns=columns)
     if not examples:
         raise DataError(f"no examples to evaluate in {data}")
     preds = model.predict([ex.inputs for ex in examples], batch_size=batch_size,

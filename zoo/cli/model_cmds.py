@@ -76,6 +76,17 @@ def predict(model: str, inputs: tuple[str, ...], batch_size: int) -> None:
     _echo_json(m.predict(examples, batch_size=batch_size))
 
 
+def _columns(pairs: tuple[str, ...]) -> dict[str, str] | None:
+    """``("text=review", "label=sentiment")`` -> ``{"text": "review", ...}``."""
+    out = {}
+    for pair in pairs:
+        key, sep, name = pair.partition("=")
+        if not sep or not key or not name:
+            raise ZooError(f"--column {pair!r}: expected KEY=NAME, e.g. --column text=review")
+        out[key] = name
+    return out or None
+
+
 def _freeze_arg(freeze: str) -> Any:
     """--freeze: auto, none, all, or comma-separated modalities / encoder names."""
     if freeze in ("auto", "none", "all"):
@@ -85,10 +96,14 @@ def _freeze_arg(freeze: str) -> Any:
 
 @cli.command("train")
 @click.argument("model")
-@click.option("--train", "train_data", required=True, type=click.Path(exists=True, dir_okay=False),
-              help="Training data: a JSONL manifest, or COCO JSON for detection.")
-@click.option("--eval", "eval_data", type=click.Path(exists=True, dir_okay=False),
-              help="Eval data (same format); picks the best epoch.")
+@click.option("--train", "train_data", required=True, type=click.Path(exists=True),
+              help="Training data: JSONL, CSV/TSV/Parquet, an ImageFolder tree, an "
+                   "audiofolder (metadata.csv), a datasets folder, or COCO JSON.")
+@click.option("--eval", "eval_data", type=click.Path(exists=True),
+              help="Eval data (any of those); picks the best epoch.")
+@click.option("--column", "column", multiple=True, metavar="KEY=NAME",
+              help="Map zoo's keys to the data's columns, e.g. --column text=review "
+                   "--column label=sentiment.")
 @click.option("--out", required=True, type=click.Path(file_okay=False),
               help="Output folder: the best model, metrics.jsonl, plots, resume state.")
 @click.option("--epochs", type=int, default=10, show_default=True)
@@ -109,13 +124,20 @@ def _freeze_arg(freeze: str) -> Any:
 @click.option("--group-by-length", type=click.Choice(["auto", "on", "off"]), default="auto",
               show_default=True,
               help="Batch examples of similar length (less padding); auto: on for audio.")
+@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), default="auto",
+              show_default=True, help="auto: bf16 autocast on a CUDA GPU, fp32 on CPU.")
+@click.option("--accumulate", type=int, default=1, show_default=True,
+              help="Compute each batch in N chunks (same update, less memory).")
+@click.option("--patience", type=int, default=0, show_default=True,
+              help="Stop after N epochs without improvement of the eval metric (0: never).")
 @click.option("--task", help="Train for another task than the model's: only 'classification' "
                              "from an aligned (retrieval) model.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def train_cmd(model: str, train_data: str, eval_data: str | None, out: str, epochs: int,
               lr: float, encoder_lr: float | None, batch_size: int, freeze: str, seed: int,
               resume: bool, on_bad_data: str, checkpoint_every: int, warmup: float,
-              no_cache: bool, group_by_length: str, task: str | None, quiet: bool) -> None:
+              no_cache: bool, group_by_length: str, precision: str, accumulate: int,
+              patience: int, task: str | None, quiet: bool, column: tuple[str, ...]) -> None:
     """Fine-tune MODEL (registry name or folder) and save the best epoch to --out.
 
     Under `torchrun --nproc_per_node=N -m zoo train ...` it runs DDP (gloo on CPU)."""
@@ -126,6 +148,8 @@ def train_cmd(model: str, train_data: str, eval_data: str | None, out: str, epoc
                     seed=seed,
                     on_bad_data=on_bad_data, checkpoint_every=checkpoint_every,
                     warmup=warmup, cache_features=not no_cache, progress=not quiet, task=task,
+                    precision=precision, accumulate=accumulate, patience=patience,
+                    columns=_columns(column),
                     group_by_length={"on": True, "off": False}.get(group_by_length, "auto"))
     if int(os.environ.get("RANK", "0")) == 0:
         _echo_json({"best": summary["best"], "best_epoch": summary["best_epoch"],
@@ -173,8 +197,10 @@ def pretrain_cmd(encoders: str, data: str, eval_data: str | None, out: str, epoc
 
 @cli.command("eval")
 @click.argument("model")
-@click.option("--data", required=True, type=click.Path(exists=True, dir_okay=False),
-              help="A labelled JSONL manifest, or COCO JSON for detection.")
+@click.option("--data", required=True, type=click.Path(exists=True),
+              help="Labelled data in any format `zoo train` reads.")
+@click.option("--column", "column", multiple=True, metavar="KEY=NAME",
+              help="Map zoo's keys to the data's columns (as for zoo train).")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object, metrics at top level.")
 @click.option("--batch-size", default=32, show_default=True)
 @click.option("--decoder", type=click.Choice(["greedy", "beam"]), help="ASR decoding.")
@@ -184,13 +210,14 @@ def pretrain_cmd(encoders: str, data: str, eval_data: str | None, out: str, epoc
 @click.option("--on-bad-data", type=click.Choice(["fail", "skip"]), default="fail")
 def eval_cmd(model: str, data: str, as_json: bool, batch_size: int, decoder: str | None,
              beam_size: int | None, lexicon: str | None, lm: str | None,
-             on_bad_data: str) -> None:
+             on_bad_data: str, column: tuple[str, ...]) -> None:
     """Evaluate MODEL on --data; writes eval_results.json beside a saved model."""
     from .. import evaluate
 
     kw = {k: v for k, v in dict(decoder=decoder, beam_size=beam_size, lexicon=lexicon,
                                 lm=lm).items() if v is not None}
-    result = evaluate(model, data, batch_size=batch_size, on_bad_data=on_bad_data, **kw)
+    result = evaluate(model, data, batch_size=batch_size, on_bad_data=on_bad_data,
+                      columns=_columns(column), **kw)
     if as_json:
         click.echo(json.dumps(result))
         return

@@ -50,8 +50,8 @@ def train(model: Any, train: Any, eval: Any = None, out: str | Path = "out", *,
     out = Path(out)
     if dist.main:
         out.mkdir(parents=True, exist_ok=True)
-    train_ex, cats = read_split(train, "train", cfg.on_bad_data, dist.main)
-    eval_ex, eval_cats = (read_split(eval, "eval", cfg.on_bad_data, dist.main)
+    train_ex, cats = read_split(train, "train", cfg.on_bad_data, dist.main, cfg.columns)
+    eval_ex, eval_cats = (read_split(eval, "eval", cfg.on_bad_data, dist.main, cfg.columns)
                           if eval is not None else (None, None))
     model = fit_task(model, cfg.task, train_ex, cats)  # same seed: same head on every rank
     run = start(Run(model=model, cfg=cfg, dist=dist, out=out, task=get_task(model.task),
@@ -61,4 +61,6 @@ def train(model: Any, train: Any, eval: Any = None, out: str | Path = "out", *,
     for epoch in range(run.state["epoch"], cfg.epochs):
         train_epoch(run, epoch)
         end_epoch(run, epoch, t0)
+        if run.stop:
+            break
     return finish(run)

@@ -30,7 +30,16 @@ class TrainConfig:
     # batch examples of similar length (less padding: a speech epoch ran 1.7x faster);
     # "auto": on when the model has an audio encoder. The order stays random and seeded.
     group_by_length: Any = "auto"
-    amp: bool = True  # bfloat16 autocast on GPU (ignored on CPU)
+    # "auto": bf16 autocast on a CUDA GPU, fp32 on CPU; "fp32"; "bf16" (CPU or GPU);
+    # "fp16" (CUDA only, with loss scaling)
+    precision: str = "auto"
+    # split each batch into this many chunks, gradients summed before the step: the same
+    # update as the whole batch in 1/N of the activation memory
+    accumulate: int = 1
+    # stop when the eval metric has not improved for this many epochs (0: never)
+    patience: int = 0
+    # zoo's keys -> the data's column names ({"text": "review", "label": "sentiment"})
+    columns: dict | None = None
     eval_batch_size: int = 64
     log_every: int = 10
     progress: bool = True
@@ -50,4 +59,11 @@ def make_config(options: dict[str, Any]) -> TrainConfig:
         raise ZooError("--on-bad-data must be 'fail' or 'skip'")
     if cfg.group_by_length not in ("auto", True, False):
         raise ZooError("group_by_length must be 'auto', True or False")
+    if cfg.precision not in ("auto", "fp32", "bf16", "fp16"):
+        raise ZooError("--precision must be auto, fp32, bf16 or fp16")
+    if not isinstance(cfg.accumulate, int) or cfg.accumulate < 1:
+        raise ZooError("--accumulate must be a whole number >= 1")
+    if cfg.accumulate > cfg.batch_size:
+        raise ZooError(f"--accumulate {cfg.accumulate} exceeds --batch-size {cfg.batch_size}: "
+                       f"each chunk needs at least one example")
     return cfg

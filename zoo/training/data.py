@@ -15,14 +15,16 @@ __all__ = ["read_split", "fit_task", "frozen_modalities", "epoch_batches", "exam
            "group_by_length"]
 
 
-def read_split(data: Any, what: str, on_bad_data: str, main: bool) -> tuple[list, Any]:
+def read_split(data: Any, what: str, on_bad_data: str, main: bool,
+               columns: dict | None = None) -> tuple[list, Any]:
     """(examples, categories) of a split; bad examples fail, or are skipped with a warning
     that names each file:line."""
     from ..data.check import example_problem
     from ..evaluation import load_examples
 
     errors: list[tuple[int, str]] = []  # (line, message), from parsing and from checks
-    examples, cats, _ = load_examples(data, on_bad_data="skip", errors=errors)
+    examples, cats, _ = load_examples(data, on_bad_data="skip", errors=errors,
+                                      columns=columns)
     good = []
     for ex in examples:
         problem = example_problem(ex.inputs)

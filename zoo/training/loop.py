@@ -48,6 +48,8 @@ class Run:
     state: dict[str, Any] = field(default_factory=dict)
     best_predictions: list | None = None
     progress: Any = None
+    scaler: Any = None  # fp16 loss scaling (CUDA)
+    stop: bool = False  # early stopping: no improvement for `patience` epochs
 
     @property
     def log_path(self) -> Path:
@@ -119,6 +121,8 @@ def start(run: Run, resume: bool) -> Run:
         run.cached = encode_all(model, run.train_ex, cfg.eval_batch_size)
         if run.eval_ex is not None:
             run.eval_cached = encode_all(model, run.eval_ex, cfg.eval_batch_size)
+    if precision_of(cfg, dist.device) == "fp16":
+        run.scaler = torch.amp.GradScaler("cuda")
     run.net = model
     if dist.world > 1:
         from torch.nn.parallel import DistributedDataParallel as DDP
@@ -135,31 +139,63 @@ def start(run: Run, resume: bool) -> Run:
     return run
 
 
+def precision_of(cfg: TrainConfig, device: torch.device) -> str:
+    """The precision a run uses: ``auto`` is bf16 on a CUDA GPU, fp32 elsewhere."""
+    from ..errors import ZooError
+
+    if cfg.precision == "auto":
+        return "bf16" if device.type == "cuda" else "fp32"
+    if cfg.precision == "fp16" and device.type != "cuda":
+        raise ZooError("--precision fp16 needs a CUDA GPU; on CPU use bf16 or fp32")
+    return cfg.precision
+
+
 def _autocast(run: Run) -> Any:
-    if run.cfg.amp and run.dist.device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
+    precision = precision_of(run.cfg, run.dist.device)
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+    return torch.autocast(run.dist.device.type, dtype=dtype)
+
+
+def _chunks(idx: Sequence[int], n: int) -> list[Sequence[int]]:
+    size = -(-len(idx) // n)  # ceil: n chunks at most, none empty
+    return [idx[i:i + size] for i in range(0, len(idx), size)]
 
 
 def _step(run: Run, idx: Sequence[int]) -> float:
+    """One optimizer step on the batch ``idx``, computed in ``accumulate`` chunks whose
+    losses are weighted by their share of the batch (their gradients sum to the batch's)."""
     model = run.model
-    exs = [run.train_ex[i] for i in idx]
-    with _autocast(run):
-        if run.cached is not None:
-            encoded, batch = collate_cached([run.cached[i] for i in idx], model.modalities,
-                                            run.dist.device)
-            outputs = run.net(batch, encoded=encoded)
-        else:
-            batch = model.preprocess([ex.inputs for ex in exs])
-            outputs = run.net(batch)
-        loss = model.loss(outputs, [ex.targets for ex in exs], batch)
     run.opt.zero_grad(set_to_none=True)
-    loss.backward()
+    total = 0.0
+    for part in _chunks(idx, run.cfg.accumulate):
+        exs = [run.train_ex[i] for i in part]
+        with _autocast(run):
+            if run.cached is not None:
+                encoded, batch = collate_cached([run.cached[i] for i in part],
+                                                model.modalities, run.dist.device)
+                outputs = run.net(batch, encoded=encoded)
+            else:
+                batch = model.preprocess([ex.inputs for ex in exs])
+                outputs = run.net(batch)
+            loss = model.loss(outputs, [ex.targets for ex in exs], batch) * (len(part) / len(idx))
+        if run.scaler is not None:
+            run.scaler.scale(loss).backward()
+        else:
+            loss.backward()
+        total += float(loss.detach())
+    if run.scaler is not None:
+        run.scaler.unscale_(run.opt)
     if run.cfg.grad_clip:
         torch.nn.utils.clip_grad_norm_(model.parameters(), run.cfg.grad_clip)
-    run.opt.step()
+    if run.scaler is not None:
+        run.scaler.step(run.opt)
+        run.scaler.update()
+    else:
+        run.opt.step()
     run.sched.step()
-    return float(loss.detach())
+    return total
 
 
 def train_epoch(run: Run, epoch: int) -> None:
@@ -251,6 +287,9 @@ def end_epoch(run: Run, epoch: int, t0: float) -> None:
             run.best_predictions = preds
     if better:
         state["best"], state["best_epoch"] = metrics, epoch + 1
+    elif run.cfg.patience and epoch + 1 - state["best_epoch"] >= run.cfg.patience:
+        run.stop = True  # early stopping: the metric has not improved for `patience` epochs
+    if better:
         if dist.main:
             run.model.save_pretrained(run.out)
             eval_src = run.sources[1]
@@ -280,7 +319,8 @@ def finish(run: Run) -> dict[str, Any]:
     if run.progress is not None:
         run.progress.close()
     summary = {"best": state["best"], "best_epoch": state["best_epoch"], "out": str(out),
-               "epochs": cfg.epochs, "steps": state["global_step"],
+               "epochs": cfg.epochs, "epochs_run": state["epoch"],
+               "steps": state["global_step"], "precision": precision_of(cfg, dist.device),
                "frozen": sorted(run.frozen), "feature_cache": run.cached is not None,
                "group_by_length": run.lengths is not None,
                "config": dataclasses.asdict(cfg)}

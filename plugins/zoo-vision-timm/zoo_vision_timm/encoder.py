@@ -46,7 +46,8 @@ class TimmEncoder(Encoder):
     modality = "image"
 
     def __init__(self, model: Any, arch: str, data_config: dict[str, Any],
-                 features: bool = False, out_indices: Sequence[int] | None = None) -> None:
+                 features: bool = False, out_indices: Sequence[int] | None = None,
+                 augment: bool = True) -> None:
         super().__init__()
         import timm.data
 
@@ -56,6 +57,13 @@ class TimmEncoder(Encoder):
         self.transform = timm.data.create_transform(**self.data_config, is_training=False)
         self.dim = int(model.num_features)
         self.features = bool(features)
+        # while this encoder trains (not frozen), timm's training transforms: random-resized
+        # crop, flip, RandAugment. Not with feature maps: a crop would move detection boxes.
+        self.augment = bool(augment) and not self.features
+        self.train_transform = timm.data.create_transform(
+            **{k: self.data_config[k] for k in ("input_size", "interpolation", "mean", "std")
+               if k in self.data_config},
+            is_training=True, auto_augment="rand-m9-mstd0.5-inc1") if self.augment else None
         info = model.feature_info
         n = len(info)
         self.out_indices = tuple(out_indices) if out_indices else tuple(range(max(0, n - 3), n))
@@ -65,10 +73,11 @@ class TimmEncoder(Encoder):
 
     def preprocess(self, values: Sequence[Any]) -> dict[str, torch.Tensor]:
         sizes, pixels = [], []
+        transform = self.train_transform if self.training and self.augment else self.transform
         for v in values:
             img = to_pil(v)
             sizes.append((img.height, img.width))
-            pixels.append(self.transform(img))
+            pixels.append(transform(img))
         return {"pixel_values": torch.stack(pixels),  # (B, 3, H, W)
                 "image_sizes": torch.tensor(sizes, dtype=torch.long)}  # (B, 2) original h, w
 
@@ -89,7 +98,8 @@ class TimmEncoder(Encoder):
 
     def config(self) -> dict[str, Any]:
         return {"arch": self.arch, "data_config": _jsonable(self.data_config),
-                "features": self.features, "out_indices": list(self.out_indices)}
+                "features": self.features, "out_indices": list(self.out_indices),
+                "augment": self.augment}
 
     def preprocessor_config(self) -> dict[str, Any]:
         return _jsonable(self.data_config)
@@ -102,7 +112,7 @@ def _jsonable(d: dict[str, Any]) -> dict[str, Any]:
 def build(*, arch: str | None = None, pretrained: bool = False, weights: str | None = None,
           assets_dir: str | None = None, data_config: dict[str, Any] | None = None,
           features: bool = False, out_indices: Sequence[int] | None = None,
-          timm_pretrained: bool = False) -> TimmEncoder:
+          timm_pretrained: bool = False, augment: bool = True) -> TimmEncoder:
     """The factory behind every vision encoder of this plugin.
 
     ``pretrained`` with a zoo ``weights`` tag loads that checkpoint (key-mapped when it
@@ -130,4 +140,5 @@ def build(*, arch: str | None = None, pretrained: bool = False, weights: str | N
     for k in ("input_size", "mean", "std"):
         if k in cfg:
             cfg[k] = tuple(cfg[k])
-    return TimmEncoder(model, arch, cfg, features=features, out_indices=out_indices)
+    return TimmEncoder(model, arch, cfg, features=features, out_indices=out_indices,
+                       augment=augment)
