@@ -88,7 +88,8 @@ def test_every_encoder_builds_and_gives_its_declared_outputs(name, photo, speech
 
 
 @pytest.mark.parametrize("name", [n for n in ENCODERS
-                                  if "features" in zoo.model_info(n)["outputs"]])
+                                  if "features" in zoo.model_info(n)["outputs"]
+                                  and zoo.model_info(n)["source"] == "zoo-vision-timm"])
 def test_vision_encoders_give_multiscale_features_with_strides(name, photo):
     kwargs = {"arch": "test_efficientnet"} if name == "timm" else {}
     enc = zoo.create_model(name, features=True, **kwargs).encoders["image"]
