@@ -27,14 +27,24 @@ __all__ = ["TrainConfig", "train"]
 from .config import TrainConfig
 
 
+def _seed_everything(seed: int) -> None:
+    """torch, Python and numpy: augmentation draws from all three."""
+    import random
+
+    import numpy as np
+    import torch
+
+    torch.manual_seed(seed)
+    random.seed(seed)
+    np.random.seed(seed)
+
+
 def train(model: Any, train: Any, eval: Any = None, out: str | Path = "out", *,
           resume: bool = False, **options: Any) -> dict[str, Any]:
     """Fine-tune ``model`` (a model, a folder or a registry name) on ``train`` (a JSONL
     manifest, a COCO file or a list of examples); pick the best epoch on ``eval``; write
     the best model and the training record to ``out``. Options: see :class:`TrainConfig`.
     Returns ``{"best": metrics, "best_epoch": n, "out": path, ...}``."""
-    import torch
-
     from .. import load
     from ..registry import get_task
     from .config import make_config
@@ -44,7 +54,7 @@ def train(model: Any, train: Any, eval: Any = None, out: str | Path = "out", *,
 
     cfg = make_config(options)
     dist = Dist.from_env()
-    torch.manual_seed(cfg.seed)
+    _seed_everything(cfg.seed)
     if isinstance(model, (str, Path)):
         model = load(model)
     out = Path(out)

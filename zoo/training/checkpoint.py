@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import random
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from ..errors import ZooError
@@ -29,7 +31,13 @@ def save_state(path: Path, model: Any, opt: Any, sched: Any, state: dict[str, An
     tensors["rng/torch"] = torch.get_rng_state()
     if torch.cuda.is_available():
         tensors["rng/cuda"] = torch.cuda.get_rng_state()
+    # augmentation draws from Python's and numpy's generators too (timm's RandAugment)
+    np_state = np.random.get_state()
+    tensors["rng/numpy"] = torch.from_numpy(np_state[1].astype(np.int64))
+    py_state = random.getstate()
     meta = {**state, "scheduler": sched.state_dict(),
+            "rng_python": [py_state[0], list(py_state[1]), py_state[2]],
+            "rng_numpy": [np_state[0], int(np_state[2]), int(np_state[3]), float(np_state[4])],
             "optim_groups": opt_state["param_groups"],
             "optim_scalars": {str(pid): {k: v for k, v in st.items() if not torch.is_tensor(v)}
                               for pid, st in opt_state["state"].items()}}
@@ -68,6 +76,13 @@ def load_state(path: Path, model: Any, opt: Any, sched: Any) -> dict[str, Any]:
     torch.set_rng_state(tensors["rng/torch"])
     if "rng/cuda" in tensors and torch.cuda.is_available():
         torch.cuda.set_rng_state(tensors["rng/cuda"])
-    for k in ("scheduler", "optim_groups", "optim_scalars"):
-        meta.pop(k)
+    if "rng_python" in meta:
+        v, internal, gauss = meta["rng_python"]
+        random.setstate((v, tuple(internal), gauss))
+    if "rng_numpy" in meta and "rng/numpy" in tensors:
+        name, pos, has_gauss, cached = meta["rng_numpy"]
+        np.random.set_state((name, tensors["rng/numpy"].numpy().astype(np.uint32), pos,
+                             has_gauss, cached))
+    for k in ("scheduler", "optim_groups", "optim_scalars", "rng_python", "rng_numpy"):
+        meta.pop(k, None)
     return meta

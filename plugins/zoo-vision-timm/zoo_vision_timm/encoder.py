@@ -47,7 +47,7 @@ class TimmEncoder(Encoder):
 
     def __init__(self, model: Any, arch: str, data_config: dict[str, Any],
                  features: bool = False, out_indices: Sequence[int] | None = None,
-                 augment: bool = True) -> None:
+                 augment: bool = False) -> None:
         super().__init__()
         import timm.data
 
@@ -57,13 +57,14 @@ class TimmEncoder(Encoder):
         self.transform = timm.data.create_transform(**self.data_config, is_training=False)
         self.dim = int(model.num_features)
         self.features = bool(features)
-        # while this encoder trains (not frozen), timm's training transforms: random-resized
-        # crop, flip, RandAugment. Not with feature maps: a crop would move detection boxes.
+        # augment=True: while this encoder trains (not frozen), timm's training transforms
+        # (random-resized crop, flip, RandAugment). Opt-in: it changes what a from-scratch
+        # run learns in few epochs. Never with feature maps: a crop would move boxes.
         self.augment = bool(augment) and not self.features
         self.train_transform = timm.data.create_transform(
             **{k: self.data_config[k] for k in ("input_size", "interpolation", "mean", "std")
                if k in self.data_config},
-            is_training=True, auto_augment="rand-m9-mstd0.5-inc1") if self.augment else None
+            is_training=True, auto_augment="rand-m9-mstd0.5") if self.augment else None
         info = model.feature_info
         n = len(info)
         self.out_indices = tuple(out_indices) if out_indices else tuple(range(max(0, n - 3), n))
@@ -112,7 +113,7 @@ def _jsonable(d: dict[str, Any]) -> dict[str, Any]:
 def build(*, arch: str | None = None, pretrained: bool = False, weights: str | None = None,
           assets_dir: str | None = None, data_config: dict[str, Any] | None = None,
           features: bool = False, out_indices: Sequence[int] | None = None,
-          timm_pretrained: bool = False, augment: bool = True) -> TimmEncoder:
+          timm_pretrained: bool = False, augment: bool = False) -> TimmEncoder:
     """The factory behind every vision encoder of this plugin.
 
     ``pretrained`` with a zoo ``weights`` tag loads that checkpoint (key-mapped when it
