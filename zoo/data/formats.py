@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import csv
 import difflib
-import json
 import os
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from ..errors import DataError
-from .manifest import MODALITY_KEYS, Example, read_manifest
+from .manifest import MODALITY_KEYS, Example, json_object, read_manifest
 
 __all__ = ["read_any", "IMAGE_EXTS", "AUDIO_EXTS"]
 
@@ -152,12 +151,7 @@ def _read_jsonl(path: Path, columns, on_bad_data, errors) -> list[Example]:
         lines = [(n, ln) for n, ln in enumerate(f, 1) if ln.strip()]
 
     def make(line: str, n: int) -> Example:
-        try:
-            obj = json.loads(line)
-        except ValueError as e:
-            raise DataError(f"{path}:{n}: not valid JSON ({e.msg}); fix or remove the line")
-        if not isinstance(obj, dict):
-            raise DataError(f"{path}:{n}: expected a JSON object, got {type(obj).__name__}")
+        obj = json_object(line, n, str(path))
         _check_columns(columns, obj, f"{path}:{n}")
         return _example(_rename(obj, columns), n, path.parent, f"{path}:{n}")
 

@@ -25,13 +25,19 @@ class Example:
     raw: dict[str, Any] = field(default_factory=dict)
 
 
-def _parse(line: str, lineno: int, root: Path, where: str) -> Example:
+def json_object(line: str, lineno: int, where: str) -> dict[str, Any]:
+    """One manifest line as a dict, or a DataError naming file and line."""
     try:
         obj = json.loads(line)
     except ValueError as e:
         raise DataError(f"{where}:{lineno}: not valid JSON ({e.msg}); fix or remove the line")
     if not isinstance(obj, dict):
         raise DataError(f"{where}:{lineno}: expected a JSON object, got {type(obj).__name__}")
+    return obj
+
+
+def _parse(line: str, lineno: int, root: Path, where: str) -> Example:
+    obj = json_object(line, lineno, where)
     inputs = {}
     for k in MODALITY_KEYS:
         v = obj.get(k)
