@@ -383,3 +383,23 @@ def test_zoo_predict_transcribes_from_the_command_line(transcribed):
     proc = run_zoo("predict", "whisper-tiny-en", inputs[0]["audio"])
     assert proc.returncode == 0, proc.stderr
     assert _json.loads(proc.stdout)[0]["text"] == got[0]
+
+
+def test_whisper_base_transcribes_the_librivox_clips_within_five_percent_wer():
+    """The acceptance figure: whisper-base through `zoo predict`, all five LibriVox clips of
+    pocketsphinx-testdata, WER <= 0.05 after lower-casing and removing punctuation."""
+    import json as _json
+
+    import jiwer
+
+    from conftest import run_zoo
+
+    if not LIBRIVOX.is_dir():
+        pytest.skip("apt-get install pocketsphinx-testdata (.ci/run installs it)")
+    refs = references()
+    clips = sorted(refs)
+    proc = run_zoo("predict", "whisper-base", *[str(LIBRIVOX / f"{c}.wav") for c in clips])
+    assert proc.returncode == 0, proc.stderr
+    hyps = [normalize(r["text"]) for r in _json.loads(proc.stdout)]
+    wer = jiwer.wer([refs[c] for c in clips], hyps)
+    assert len(hyps) == 5 and wer <= 0.05, (wer, hyps)
