@@ -31,8 +31,10 @@ def messy(tmp_path, speech):
 
 
 def test_check_reports_every_problem_by_line_with_statistics(messy):
-    r = zoo_json("data", "check", str(messy), "--labels", ",".join(map(str, range(10))),
-                 "--json")
+    proc = run_zoo("data", "check", str(messy), "--labels", ",".join(map(str, range(10))),
+                   "--json")
+    assert proc.returncode == 1, proc.stderr  # problems found: a non-zero exit for scripts
+    r = json.loads(proc.stdout)
     problems = {p["line"]: p["problem"] for p in r["problems"]}
     assert problems[11] == "duplicate of line 1"
     assert "not found" in problems[12] and "cannot decode image" in problems[13]
@@ -91,3 +93,31 @@ def test_label_splits_confident_pseudo_labels_from_a_review_queue(tmp_path):
 def test_check_of_a_missing_manifest_is_one_clear_line(tmp_path):
     proc = run_zoo("data", "check", str(tmp_path / "none.jsonl"))
     assert proc.returncode == 2 and "does not exist" in proc.stderr
+
+
+def test_check_reads_a_csv_names_its_lines_and_exits_0_only_when_clean(tmp_path):
+    """Any format zoo trains on is checked the same way: a CSV with its own column names,
+    problems by file line (the header is line 1), exit 1; the same CSV fixed exits 0."""
+    data = digits_manifests(tmp_path / "d", size=32, limit=6)
+    rows = [json.loads(x) for x in data["train"].read_text().splitlines()]
+    root = data["train"].parent
+    good = "".join(f"{r['image']},{r['label']}\n" for r in rows)
+    (root / "ok.csv").write_text("picture,digit\n" + good)
+    proc = run_zoo("data", "check", str(root / "ok.csv"), "--column", "image=picture",
+                   "--column", "label=digit")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert f"{len(rows)} ok, 0 with problems" in proc.stdout
+    (root / "bad.csv").write_text("picture,digit\n" + good + "img/nope.png,3\n"
+                                  + "a,b,c\n")
+    proc = run_zoo("data", "check", str(root / "bad.csv"), "--column", "image=picture",
+                   "--column", "label=digit", "--json")
+    assert proc.returncode == 1
+    problems = {p["line"]: p["problem"] for p in json.loads(proc.stdout)["problems"]}
+    n = len(rows)
+    assert set(problems) == {n + 2, n + 3}
+    assert "not found" in problems[n + 2] and "3 fields" in problems[n + 3]
+    # clean turns it into a JSONL manifest of the good rows
+    r = zoo_json("data", "clean", str(root / "bad.csv"), "--out", str(tmp_path / "c.jsonl"),
+                 "--column", "image=picture", "--column", "label=digit")
+    assert r["kept"] == n and r["dropped"] == 2
+    assert run_zoo("data", "check", str(tmp_path / "c.jsonl")).returncode == 0

@@ -187,7 +187,10 @@ def test_length_of_an_example_reads_audio_headers_and_text(tmp_path):
     assert _example_length(Example(3, {"image": "x.png"})) == 0.0
 
 
-def test_asr_training_groups_by_length_learns_and_evaluates_with_jiwer(tmp_path):
+@pytest.mark.parametrize("shape", ["jsonl", "audiofolder"])
+def test_asr_training_groups_by_length_learns_and_evaluates_with_jiwer(tmp_path, shape):
+    """ASR from a JSONL manifest (Python API) and from a Hugging Face audiofolder with
+    metadata.csv (file_name, transcription) through the CLI."""
     import shutil
 
     from zoo.testing.synthetic import speak
@@ -200,15 +203,23 @@ def test_asr_training_groups_by_length_learns_and_evaluates_with_jiwer(tmp_path)
         speak(w, tmp_path / f"{i}.wav", voice=["en-us", "en-gb"][i % 2])
         rows.append(json.dumps({"audio": f"{i}.wav", "transcript": w}))
     (tmp_path / "train.jsonl").write_text("\n".join(rows) + "\n")
+    (tmp_path / "metadata.csv").write_text("file_name,transcription\n" + "".join(
+        f"{i}.wav,{w}\n" for i, w in enumerate(words)))
+    data = tmp_path / "train.jsonl" if shape == "jsonl" else tmp_path
     out = tmp_path / "run"
-    s = zoo.train("conformer-ctc-tiny", tmp_path / "train.jsonl", tmp_path / "train.jsonl",
-                  out, epochs=12, lr=3e-3, batch_size=4, progress=False)
+    if shape == "jsonl":
+        s = zoo.train("conformer-ctc-tiny", data, data, out, epochs=12, lr=3e-3,
+                      batch_size=4, progress=False)
+    else:
+        proc = run_zoo("train", "conformer-ctc-tiny", "--train", str(data), "--eval",
+                       str(data), "--out", str(out), "--epochs", "12", "--lr", "3e-3",
+                       "--batch-size", "4", "--quiet", check=True)
+        s = {**json.loads((out / "training.json").read_text()), **json.loads(proc.stdout)}
     assert s["group_by_length"] is True  # "auto": on for a model with an audio encoder
     history = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
     losses = [r["train_loss"] for r in history if "train_loss" in r]
     assert losses[-1] < 0.5 * losses[0]
-    proc = run_zoo("eval", str(out), "--data", str(tmp_path / "train.jsonl"), "--json",
-                   check=True)
+    proc = run_zoo("eval", str(out), "--data", str(data), "--json", check=True)
     metrics = json.loads(proc.stdout)
     assert set(metrics) >= {"cer", "wer"} and metrics["n"] == len(words)
     assert metrics["cer"] == pytest.approx(s["best"]["cer"])  # the best epoch was kept

@@ -1,6 +1,7 @@
 """Commands for publishing, serving, data and export: push, pull, card, serve, data, export."""
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import click
@@ -85,19 +86,37 @@ def data() -> None:
     """Data lifecycle: check, clean, label, and feedback back into a manifest."""
 
 
+_COLUMN = click.option("--column", "column", multiple=True, metavar="KEY=NAME",
+                       help="Map zoo's key to the data's column, e.g. --column label=sentiment.")
+
+
 @data.command("check")
-@click.argument("manifest", type=click.Path(exists=True, dir_okay=False))
+@click.argument("manifest", type=click.Path(exists=True))
 @click.option("--labels", help="Comma-separated allowed labels (others are reported).")
 @click.option("--plot", type=click.Path(dir_okay=False), help="PNG of the label distribution.")
 @click.option("--json", "as_json", is_flag=True)
-def data_check(manifest: str, labels: str | None, plot: str | None, as_json: bool) -> None:
+@_COLUMN
+def data_check(manifest: str, labels: str | None, plot: str | None, as_json: bool,
+               column: tuple[str, ...]) -> None:
     """Report missing or corrupt files, empty texts, unknown labels, duplicates, class
-    balance, image sizes, audio durations and sample rates."""
+    balance, image sizes, audio durations and sample rates. MANIFEST is any data zoo
+    reads (JSONL, CSV/TSV, Parquet, an ImageFolder tree, an audiofolder, a datasets
+    folder). Exits 1 when it finds problems (the report is printed either way)."""
     from ..data.tools import check_manifest
+    from .model_cmds import _columns
 
     allowed = [x.strip() for x in labels.split(",")] if labels else None
-    r = check_manifest(manifest, labels=allowed,
-                       plot=plot or str(Path(manifest).with_suffix(".labels.png")))
+    src = Path(manifest)
+    default_plot = (src.with_suffix(".labels.png") if src.is_file()
+                    else src.parent / f"{src.name}.labels.png")
+    r = check_manifest(manifest, labels=allowed, plot=plot or str(default_plot),
+                       columns=_columns(column))
+    _report_check(r, as_json)
+    if r["problems"]:
+        sys.exit(1)
+
+
+def _report_check(r: dict, as_json: bool) -> None:
     if as_json:
         _echo_json(r)
         return
@@ -120,15 +139,18 @@ def data_check(manifest: str, labels: str | None, plot: str | None, as_json: boo
 
 
 @data.command("clean")
-@click.argument("manifest", type=click.Path(exists=True, dir_okay=False))
+@click.argument("manifest", type=click.Path(exists=True))
 @click.option("--out", required=True, type=click.Path(dir_okay=False))
 @click.option("--labels", help="Comma-separated allowed labels.")
-def data_clean(manifest: str, out: str, labels: str | None) -> None:
-    """Write a cleaned manifest and OUT.dropped.jsonl (what was dropped and why)."""
+@_COLUMN
+def data_clean(manifest: str, out: str, labels: str | None, column: tuple[str, ...]) -> None:
+    """Write a cleaned JSONL manifest and OUT.dropped.jsonl (what was dropped and why).
+    MANIFEST is any data zoo reads."""
     from ..data.tools import clean_manifest
+    from .model_cmds import _columns
 
     allowed = [x.strip() for x in labels.split(",")] if labels else None
-    _echo_json(clean_manifest(manifest, out, labels=allowed))
+    _echo_json(clean_manifest(manifest, out, labels=allowed, columns=_columns(column)))
 
 
 @data.command("label")

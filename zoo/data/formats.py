@@ -164,7 +164,11 @@ def _read_metadata(meta: Path, columns, on_bad_data, errors) -> list[Example]:
         first = next(csv.DictReader(f), None) or {}
     col = str((columns or {}).get("audio", (columns or {}).get("image", "file_name")))
     kind = "image" if Path(first.get(col) or "").suffix.lower() in IMAGE_EXTS else "audio"
-    return _read_table(meta, {kind: col, **(columns or {})}, on_bad_data, errors)
+    mapped = {kind: col, **(columns or {})}
+    if kind == "audio" and "transcription" in first and "transcript" not in first \
+            and "transcript" not in mapped:  # the audiofolder convention's column name
+        mapped["transcript"] = "transcription"
+    return _read_table(meta, mapped, on_bad_data, errors)
 
 
 def _read_folder(root: Path, columns, on_bad_data, errors):
@@ -276,6 +280,18 @@ def read_any(data: Any, *, columns: dict[str, str] | None = None, on_bad_data: s
         if not p.is_file():
             raise DataError(f"data not found: {p}")
         suffix = p.suffix.lower()
+        if suffix == ".arrow":  # a datasets cache / save_to_disk shard: keep its features
+            try:
+                import datasets
+            except ImportError:
+                raise DataError(f"{p}: an Arrow file; reading it needs datasets: "
+                                "pip install datasets") from None
+            try:
+                ds = datasets.Dataset.from_file(str(p))
+            except Exception as e:  # noqa: BLE001 - pyarrow raises many kinds
+                raise DataError(f"{p}: not a readable Arrow file ({type(e).__name__}: "
+                                f"{str(e).splitlines()[0] if str(e) else ''})") from None
+            return (*_read_hf(ds, columns, on_bad_data, errors, str(p), p.parent), p.stem)
         if suffix == ".json":
             from .coco import read_coco
             return (*read_coco(p), p.stem)

@@ -15,11 +15,40 @@ from .manifest import MODALITY_KEYS
 __all__ = ["check_manifest", "clean_manifest", "label_manifest", "export_feedback"]
 
 
-def _raw_lines(path: Path) -> list[tuple[int, str]]:
-    if not path.is_file():
-        raise DataError(f"manifest not found: {path}")
-    return [(i, line) for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
-            if line.strip()]
+def _is_jsonl(path: Path) -> bool:
+    return path.is_file() and path.suffix.lower() in (".jsonl", ".ndjson", "")
+
+
+def _records(path: Path, columns: dict[str, str] | None = None
+             ) -> list[tuple[int, str, dict[str, Any] | None, str | None]]:
+    """``(line, raw text, row or None, problem or None)`` for every row of ``path``: JSONL
+    line by line (a malformed line is kept as a problem); any other format zoo reads (CSV,
+    TSV, Parquet, an ImageFolder tree or audiofolder, a datasets folder) through
+    :func:`zoo.data.formats.read_any`, its bad rows kept as problems too."""
+    if not path.exists():
+        raise DataError(f"data not found: {path}")
+    if _is_jsonl(path) and not columns:
+        out = []
+        for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except ValueError:
+                obj = None
+            ok = isinstance(obj, dict)
+            out.append((i, line, obj if ok else None, None if ok else "malformed JSON line"))
+        return out
+    from .formats import read_any
+
+    errors: list[tuple[int, str]] = []
+    examples = read_any(path, columns=columns, on_bad_data="skip", errors=errors)[0]
+    out = [(line, "", None, msg.split(": ", 1)[-1] if msg.startswith(str(path)) else msg)
+           for line, msg in errors]
+    for ex in examples:
+        obj = {**ex.inputs, **ex.targets}
+        out.append((ex.line, json.dumps(obj, default=str), obj, None))
+    return sorted(out, key=lambda r: r[0])
 
 
 def _content_key(obj: dict[str, Any], root: Path) -> str:
@@ -31,30 +60,29 @@ def _content_key(obj: dict[str, Any], root: Path) -> str:
             continue
         h.update(k.encode())
         if k == "text":
-            h.update(v.strip().encode())
+            h.update(str(v).strip().encode())
+        elif not isinstance(v, str):  # embedded (a datasets Image/Audio): its bytes
+            h.update(v.tobytes() if hasattr(v, "tobytes") else
+                     v.getvalue() if hasattr(v, "getvalue") else repr(v).encode())
         else:
             p = root / v
             h.update(p.read_bytes() if p.is_file() else str(p).encode())
     return h.hexdigest()
 
 
-def _inspect(path: Path, labels: Sequence[str] | None = None) -> tuple[list[dict], dict]:
+def _inspect(path: Path, labels: Sequence[str] | None = None,
+             columns: dict[str, str] | None = None) -> tuple[list[dict], dict]:
     """Every line with its problems (None when fine) and the data set's statistics."""
-    root = path.parent
+    root = path.parent if path.is_file() else path
     rows: list[dict] = []
     seen: dict[str, int] = {}
     stats: dict[str, Any] = {"lines": 0, "labels": Counter(), "image_sizes": Counter(),
                              "audio_seconds": [], "sample_rates": Counter()}
-    for lineno, line in _raw_lines(path):
+    for lineno, line, obj, problem in _records(path, columns):
         stats["lines"] += 1
-        row = {"line": lineno, "raw": line, "problem": None}
+        row = {"line": lineno, "raw": line, "problem": problem}
         rows.append(row)
-        try:
-            obj = json.loads(line)
-            if not isinstance(obj, dict):
-                raise ValueError("not an object")
-        except ValueError:
-            row["problem"] = "malformed JSON line"
+        if obj is None:
             continue
         row["obj"] = obj
         inputs = {k: (str(root / obj[k]) if k != "text" and isinstance(obj[k], str) else obj[k])
@@ -78,12 +106,12 @@ def _inspect(path: Path, labels: Sequence[str] | None = None) -> tuple[list[dict
             row["problem"] = f"duplicate of line {seen[key]}"
             continue
         seen[key] = lineno
-        if "image" in inputs:
+        if isinstance(inputs.get("image"), str):
             from PIL import Image
 
             with Image.open(inputs["image"]) as im:
                 stats["image_sizes"][f"{im.width}x{im.height}"] += 1
-        if "audio" in inputs:
+        if isinstance(inputs.get("audio"), str):
             import soundfile as sf
 
             info = sf.info(inputs["audio"])
@@ -93,10 +121,12 @@ def _inspect(path: Path, labels: Sequence[str] | None = None) -> tuple[list[dict
 
 
 def check_manifest(path: str | Path, *, labels: Sequence[str] | None = None,
-                   plot: str | Path | None = None) -> dict[str, Any]:
-    """A report: problems by line, class balance, image sizes, audio durations and rates."""
+                   plot: str | Path | None = None,
+                   columns: dict[str, str] | None = None) -> dict[str, Any]:
+    """A report: problems by line, class balance, image sizes, audio durations and rates.
+    ``path`` is any data zoo reads (JSONL, CSV/TSV, Parquet, a folder, a datasets folder)."""
     path = Path(path)
-    rows, stats = _inspect(path, labels)
+    rows, stats = _inspect(path, labels, columns)
     problems = [{"line": r["line"], "problem": r["problem"]} for r in rows if r["problem"]]
     secs = sorted(stats["audio_seconds"])
     report = {
@@ -137,12 +167,13 @@ def _plot_labels(counts: Counter, out: Path, title: str) -> None:
     plt.close(fig)
 
 
-def clean_manifest(path: str | Path, out: str | Path, *,
-                   labels: Sequence[str] | None = None) -> dict[str, Any]:
+def clean_manifest(path: str | Path, out: str | Path, *, labels: Sequence[str] | None = None,
+                   columns: dict[str, str] | None = None) -> dict[str, Any]:
     """Write the good lines (paths rewritten relative to ``out``) and ``<out>.dropped.jsonl``
     with each dropped line and why. Nothing is deleted from disk."""
     path, out = Path(path), Path(out)
-    rows, _ = _inspect(path, labels)
+    rows, _ = _inspect(path, labels, columns)
+    root = path.parent if path.is_file() else path
     out.parent.mkdir(parents=True, exist_ok=True)
     kept, dropped = [], []
     for r in rows:
@@ -152,8 +183,14 @@ def clean_manifest(path: str | Path, out: str | Path, *,
         obj = dict(r["obj"])
         for k in ("image", "audio"):
             if isinstance(obj.get(k), str):
-                obj[k] = _relative(path.parent / obj[k], out.parent)
-        kept.append(json.dumps(obj))
+                obj[k] = _relative(root / obj[k], out.parent)
+            elif obj.get(k) is not None:
+                dropped.append({"line": r["line"], "reason": f"embedded {k}: clean writes "
+                                f"JSONL with file paths; export the files first",
+                                "content": r["raw"]})
+                break
+        else:
+            kept.append(json.dumps(obj))
     out.write_text("".join(x + "\n" for x in kept))
     log = out.with_suffix(".dropped.jsonl")
     log.write_text("".join(json.dumps(d) + "\n" for d in dropped))
