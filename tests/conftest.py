@@ -96,3 +96,15 @@ def plugin_env(site: Path, *names: str, **extra: str) -> dict[str, str]:
 def zoo_json(*args: str, env: dict | None = None):
     proc = run_zoo(*args, env=env, check=True)
     return json.loads(proc.stdout)
+
+
+@pytest.fixture
+def register_plugin():
+    """Register an in-process plugin object as if it came from a distribution (the
+    autouse reset above drops it after the test)."""
+    from zoo import plugins
+
+    def add(obj, name, dist="dist-test", version="1.0"):
+        plugins.get_plugin_manager().register(obj, name=name)
+        plugins._infos[name] = plugins.PluginInfo(name, dist, version)
+    return add

@@ -21,17 +21,6 @@ from zoo.compose import compose
 from zoo.errors import RegistryError, ZooError
 
 
-@pytest.fixture
-def register_plugin():
-    """Register an in-process plugin object as if it came from a distribution."""
-    from zoo import plugins
-
-    def add(obj, name, dist="dist-test", version="1.0"):
-        plugins.get_plugin_manager().register(obj, name=name)
-        plugins._infos[name] = plugins.PluginInfo(name, dist, version)
-    return add
-
-
 # ---- components that only honour the documented interfaces ---------------------------------
 
 def _pixels_only_encoder(pretrained=False, weights=None, assets_dir=None, dim=16):

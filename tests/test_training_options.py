@@ -77,3 +77,102 @@ def test_images_are_augmented_only_while_the_encoder_trains():
                            augment=True).encoders["image"]  # boxes must not move
     det.train()
     assert torch.equal(det.preprocess([img])["pixel_values"], det.preprocess([img])["pixel_values"])
+
+
+def _lrs(out):
+    import json
+
+    rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    return [r["lr"] for r in rows if "lr" in r]
+
+
+def test_scheduler_choice_shapes_the_learning_rate(tmp_path):
+    data = _data(32)
+    lrs = {}
+    for kind in ("cosine", "linear", "constant"):
+        zoo.train(_model(), data, None, tmp_path / kind, epochs=4, batch_size=4, lr=1e-3,
+                  warmup=0.0, freeze="all", scheduler=kind, log_every=1, progress=False,
+                  loggers=[])
+        lrs[kind] = _lrs(tmp_path / kind)
+    n = len(lrs["constant"])
+    assert n == 32 and all(x == pytest.approx(1e-3) for x in lrs["constant"])
+    mid = n // 2 - 1  # after step n/2 the decay is half done
+    assert lrs["linear"][mid] == pytest.approx(0.5e-3, rel=0.1)
+    assert lrs["cosine"][mid] == pytest.approx(0.5e-3, rel=0.1)
+    quarter = n // 4 - 1  # cosine stays higher than linear early, lower late
+    assert lrs["cosine"][quarter] > lrs["linear"][quarter] * 1.05
+    assert lrs["cosine"][-5] < lrs["linear"][-5]
+    with pytest.raises(zoo.ZooError, match="--scheduler must be one of"):
+        zoo.train(_model(), data, None, tmp_path / "x", scheduler="step")
+
+
+def test_tensorboard_logs_the_same_figures_as_metrics_jsonl(tmp_path):
+    import json
+
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    data = _data(16)
+    out = tmp_path / "tb"
+    zoo.train(_model(), data, data, out, epochs=3, batch_size=4, freeze="all", log_every=2,
+              progress=False)  # loggers="auto": tensorboard is installed here
+    acc = EventAccumulator(str(out / "tensorboard"))
+    acc.Reload()
+    rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    steps = [r for r in rows if "loss" in r]
+    epochs = [r for r in rows if "eval" in r]
+    loss = acc.Scalars("train/loss")
+    assert [e.step for e in loss] == [r["step"] for r in steps]
+    assert [e.value for e in loss] == pytest.approx([r["loss"] for r in steps], rel=1e-6)
+    acc_ev = acc.Scalars("eval/accuracy")
+    assert [e.value for e in acc_ev] == pytest.approx([r["eval"]["accuracy"] for r in epochs])
+    none = tmp_path / "none"
+    zoo.train(_model(), data, None, none, epochs=1, freeze="all", progress=False, loggers=[])
+    assert not (none / "tensorboard").exists()
+
+
+class _Recorder:
+    """A training logger from a plugin: keeps every record it is given."""
+
+    @zoo.hookimpl
+    def register_loggers(register):
+        register("recorder", "test_training_options:_make_recorder",
+                 description="keeps records in a list")
+
+
+RECORDS: list = []
+
+
+def _make_recorder(out, config):
+    class Recorder:
+        def log(self, record):
+            RECORDS.append(("log", record, config["scheduler"], config["resume_step"]))
+
+        def close(self):
+            RECORDS.append(("close", None, None, None))
+    return Recorder()
+
+
+def test_a_plugin_logger_gets_every_record_and_is_closed(tmp_path, register_plugin):
+    import json
+
+    register_plugin(_Recorder, "recorder", dist="zoo-recorder")
+    RECORDS.clear()
+    data = _data(16)
+    out = tmp_path / "rec"
+    zoo.train(_model(), data, data, out, epochs=2, batch_size=4, freeze="all", log_every=1,
+              progress=False, loggers=["recorder"], scheduler="linear")
+    rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r for kind, r, _, _ in RECORDS if kind == "log"] == rows
+    assert RECORDS[-1][0] == "close" and RECORDS[0][2] == "linear" and RECORDS[0][3] == 0
+    with pytest.raises(zoo.ZooError, match="logger.*nope"):
+        zoo.train(_model(), data, None, tmp_path / "x", epochs=1, loggers=["nope"],
+                  progress=False)
+
+
+def test_every_phase_shows_progress(tmp_path, capfd):
+    data = _data(16)
+    zoo.train(_model(), data, data, tmp_path / "p", epochs=1, freeze="all", loggers=[])
+    err = capfd.readouterr().err
+    for phase in ("cache train features", "cache eval features", "train", "evaluate",
+                  "reloading the best model"):
+        assert phase in err, phase

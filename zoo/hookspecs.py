@@ -91,6 +91,24 @@ def register_tasks(register: Callable[..., None]) -> None:
 
 
 @hookspec
+def register_loggers(register: Callable[..., None]) -> None:
+    """Register training loggers (where ``zoo train`` sends its metrics besides
+    ``metrics.jsonl``; zoo's own: ``tensorboard``).
+
+    Call ``register(name, factory, *, description="")``. On the main process of a run with
+    ``loggers=[name]`` (``zoo train --logger NAME``), ``factory(out_dir, config)`` is called
+    once (``config``: the run's options as a dict plus ``resume_step``, the global step a
+    resumed run continues from, 0 for a new run; ``out_dir``: the run's output folder)
+    and returns an object with ``log(record)`` — called with every line written to
+    ``metrics.jsonl`` (step records ``{"step", "epoch", "loss", "lr"}``, epoch records
+    ``{"epoch", "step", "train_loss", "seconds", "eval": {metric: value}}``) — and
+    ``close()``, called when the run ends.
+
+    Returns nothing; not firstresult.
+    """
+
+
+@hookspec
 def register_models(register: Callable[..., None]) -> None:
     """Register named model compositions, in the same shape as a ``registry.toml`` entry.
 
@@ -138,6 +156,7 @@ HOOKS = {
         register_fusions,
         register_heads,
         register_tasks,
+        register_loggers,
         register_models,
         register_weights,
         register_commands,

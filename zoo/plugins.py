@@ -27,7 +27,7 @@ __all__ = ["DEFAULT_PLUGINS", "CORE_DISTRIBUTION", "PluginInfo", "get_plugin_man
            "plugin_infos", "reset", "strict", "lenient"]
 
 #: the core's own tasks, fusions and heads, registered exactly like external plugins
-DEFAULT_PLUGINS = ("zoo.tasks", "zoo.fusions", "zoo.heads")
+DEFAULT_PLUGINS = ("zoo.tasks", "zoo.fusions", "zoo.heads", "zoo.training.loggers")
 
 #: the distribution that provides the import package ``zoo`` (``pip install zoo-mm``)
 CORE_DISTRIBUTION = "zoo-mm"

@@ -130,6 +130,13 @@ def _freeze_arg(freeze: str) -> Any:
               help="Compute each batch in N chunks (same update, less memory).")
 @click.option("--patience", type=int, default=0, show_default=True,
               help="Stop after N epochs without improvement of the eval metric (0: never).")
+@click.option("--scheduler", type=click.Choice(["cosine", "linear", "constant"]),
+              default="cosine", show_default=True,
+              help="Learning rate after the warm-up: cosine or linear decay to zero, or "
+                   "constant.")
+@click.option("--logger", "loggers", multiple=True, metavar="NAME",
+              help="Send metrics to this registered logger too (zoo list --kind logger); "
+                   "repeatable; 'none' for none. Default: tensorboard when installed.")
 @click.option("--task", help="Train for another task than the model's: only 'classification' "
                              "from an aligned (retrieval) model.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
@@ -137,7 +144,8 @@ def train_cmd(model: str, train_data: str, eval_data: str | None, out: str, epoc
               lr: float, encoder_lr: float | None, batch_size: int, freeze: str, seed: int,
               resume: bool, on_bad_data: str, checkpoint_every: int, warmup: float,
               no_cache: bool, group_by_length: str, precision: str, accumulate: int,
-              patience: int, task: str | None, quiet: bool, column: tuple[str, ...]) -> None:
+              patience: int, task: str | None, quiet: bool, column: tuple[str, ...],
+              scheduler: str, loggers: tuple[str, ...]) -> None:
     """Fine-tune MODEL (registry name or folder) and save the best epoch to --out.
 
     Under `torchrun --nproc_per_node=N -m zoo train ...` it runs DDP (gloo on CPU)."""
@@ -149,7 +157,9 @@ def train_cmd(model: str, train_data: str, eval_data: str | None, out: str, epoc
                     on_bad_data=on_bad_data, checkpoint_every=checkpoint_every,
                     warmup=warmup, cache_features=not no_cache, progress=not quiet, task=task,
                     precision=precision, accumulate=accumulate, patience=patience,
-                    columns=_columns(column),
+                    columns=_columns(column), scheduler=scheduler,
+                    loggers=("auto" if not loggers else
+                             [x for x in loggers if x != "none"]),
                     group_by_length={"on": True, "off": False}.get(group_by_length, "auto"))
     if int(os.environ.get("RANK", "0")) == 0:
         _echo_json({"best": summary["best"], "best_epoch": summary["best_epoch"],

@@ -17,8 +17,8 @@ from typing import Any, Callable, Iterable, Mapping
 
 from .._config import check_json
 from ..errors import PluginError, RegistryError
-from .specs import (CONTRACTS, MODALITIES, NAME_RE, ComponentSpec, ModelSpec, TaskSpec,
-                    WeightSpec, parse_model_spec, split_tag)
+from .specs import (CONTRACTS, MODALITIES, NAME_RE, ComponentSpec, LoggerSpec, ModelSpec,
+                    TaskSpec, WeightSpec, parse_model_spec, split_tag)
 from .store import Registry
 from .validate import UnresolvedError, check_model
 
@@ -98,6 +98,11 @@ def make_callbacks(pending: list[tuple[str, Any]], plugin: str, dist: str, versi
                                          targets=_tuple(targets, f"{what} targets"),
                                          description=description, **common)))
 
+    def logger(name: str, factory: str | Callable, *, description: str = "") -> None:
+        what = f"logger {_name_ok(name, 'logger')!r}"
+        pending.append(("logger", LoggerSpec(name=name, factory=_factory_ok(factory, what),
+                                             description=description, **common)))
+
     def model(name: str, spec: Mapping[str, Any]) -> None:
         pending.append(("model", parse_model_spec(name, spec, where=f"plugin {plugin!r}",
                                                   **common)))
@@ -124,13 +129,14 @@ def make_callbacks(pending: list[tuple[str, Any]], plugin: str, dist: str, versi
 
     return {"register_encoders": encoder, "register_fusions": fusion,
             "register_heads": head, "register_tasks": task, "register_models": model,
-            "register_weights": weights}
+            "register_weights": weights, "register_loggers": logger}
 
 
 #: hooks in the order they are collected: what a model refers to comes before models
 HOOK_ORDER = ("register_tasks", "register_weights", "register_encoders", "register_fusions",
-              "register_heads", "register_models")
+              "register_heads", "register_models", "register_loggers")
 _HOOK_KIND = {"register_tasks": "task", "register_weights": "weights",
+              "register_loggers": "logger",
               "register_encoders": "encoder", "register_fusions": "fusion",
               "register_heads": "head", "register_models": "model"}
 

@@ -9,13 +9,13 @@ from typing import Any, Callable, Mapping
 from .._config import check_json
 from ..errors import RegistryError
 
-__all__ = ["ComponentSpec", "ModelSpec", "WeightSpec", "TaskSpec", "split_tag",
+__all__ = ["ComponentSpec", "ModelSpec", "WeightSpec", "TaskSpec", "LoggerSpec", "split_tag",
            "resolve_import", "parse_model_spec", "MODALITIES", "KINDS", "CONTRACTS",
            "NAME_RE"]
 
 MODALITIES = ("text", "image", "audio")
 #: kinds in lookup order (a bare name is tried as a model first)
-KINDS = ("model", "encoder", "fusion", "head", "task", "weights")
+KINDS = ("model", "encoder", "fusion", "head", "task", "weights", "logger")
 #: encoder output contracts; "fused" is what a fusion gives a head
 CONTRACTS = ("pooled", "sequence", "features", "fused")
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
@@ -104,6 +104,29 @@ class TaskSpec:
                 "description": self.description, "source": self.distribution,
                 "plugin": self.plugin, "version": self.version,
                 "targets": list(self.targets), "pretrained": False}
+
+
+@dataclass(frozen=True)
+class LoggerSpec:
+    """A registered training logger: ``factory(out_dir, config)`` returns an object with
+    ``log(record)`` and ``close()`` (the records are the lines of metrics.jsonl)."""
+
+    name: str
+    factory: str | Callable
+    plugin: str
+    distribution: str
+    version: str
+    description: str = ""
+    kind: str = "logger"
+
+    @property
+    def qualified_name(self) -> str:
+        return f"{self.plugin}:{self.name}"
+
+    def row(self) -> dict[str, Any]:
+        return {"name": self.name, "kind": "logger", "task": None, "modalities": [],
+                "description": self.description, "source": self.distribution,
+                "plugin": self.plugin, "version": self.version, "pretrained": False}
 
 
 @dataclass(frozen=True)

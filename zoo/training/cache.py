@@ -38,9 +38,11 @@ def _rows(out: EncoderOutput, n: int) -> list[dict[str, Any]]:
     return rows
 
 
-def encode_all(model: Any, examples: Sequence[Any], batch_size: int) -> list[dict[str, Any]]:
+def encode_all(model: Any, examples: Sequence[Any], batch_size: int,
+               tick: Any = None) -> list[dict[str, Any]]:
     """Per example: modality -> its encoder output row, computed once per distinct input
-    (an image paired with several texts is encoded once)."""
+    (an image paired with several texts is encoded once). ``tick(n)`` is called as
+    examples are done (a progress bar's ``update``)."""
     rows: list[dict[str, Any]] = [dict() for _ in examples]
     model.eval()
     with torch.inference_mode():
@@ -58,6 +60,8 @@ def encode_all(model: Any, examples: Sequence[Any], batch_size: int) -> list[dic
                 for k, row in zip(chunk, _rows(out, len(chunk))):
                     for i in groups[k]:
                         rows[i][m] = row
+                if tick is not None:
+                    tick(sum(len(groups[k]) for k in chunk))
     return rows
 
 

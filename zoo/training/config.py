@@ -8,7 +8,9 @@ from typing import Any
 
 from ..errors import ZooError
 
-__all__ = ["TrainConfig", "make_config"]
+__all__ = ["TrainConfig", "make_config", "SCHEDULERS"]
+
+SCHEDULERS = ("cosine", "linear", "constant")
 
 
 @dataclass
@@ -19,6 +21,8 @@ class TrainConfig:
     batch_size: int = 32  # global: split across DDP processes
     weight_decay: float = 0.01
     warmup: float = 0.05  # fraction of all steps with a linear warm-up
+    # after the warm-up: "cosine" decay to zero, "linear" decay to zero, or "constant"
+    scheduler: str = "cosine"
     # "auto": freeze encoders that came with pretrained weights (fast, robust on small
     # data); "none"; "all"; or a list of modalities / encoder names to freeze
     freeze: Any = "auto"
@@ -40,6 +44,9 @@ class TrainConfig:
     patience: int = 0
     # zoo's keys -> the data's column names ({"text": "review", "label": "sentiment"})
     columns: dict | None = None
+    # where metrics go besides metrics.jsonl: registered logger names (zoo list --kind
+    # logger); "auto": tensorboard when the tensorboard package is installed
+    loggers: Any = "auto"
     eval_batch_size: int = 64
     log_every: int = 10
     progress: bool = True
@@ -59,6 +66,9 @@ def make_config(options: dict[str, Any]) -> TrainConfig:
         raise ZooError("--on-bad-data must be 'fail' or 'skip'")
     if cfg.group_by_length not in ("auto", True, False):
         raise ZooError("group_by_length must be 'auto', True or False")
+    if cfg.scheduler not in SCHEDULERS:
+        raise ZooError(f"--scheduler must be one of {', '.join(SCHEDULERS)}, "
+                       f"not {cfg.scheduler!r}")
     if cfg.precision not in ("auto", "fp32", "bf16", "fp16"):
         raise ZooError("--precision must be auto, fp32, bf16 or fp16")
     if not isinstance(cfg.accumulate, int) or cfg.accumulate < 1:

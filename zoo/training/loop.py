@@ -3,10 +3,10 @@ feature cache), one epoch, evaluation, end of epoch (keep the best, save the res
 and the finish (pictures, training record, card). ``zoo.training.train`` composes them."""
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import math
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +19,7 @@ from .checkpoint import load_state, save_state
 from .config import TrainConfig
 from .data import epoch_batches, example_length, frozen_modalities
 from .dist import Dist
+from .optim import autocast, lr_factor, make_optimizer, precision_of
 
 __all__ = ["Run", "start", "train_epoch", "end_epoch", "finish"]
 
@@ -50,6 +51,7 @@ class Run:
     progress: Any = None
     scaler: Any = None  # fp16 loss scaling (CUDA)
     stop: bool = False  # early stopping: no improvement for `patience` epochs
+    loggers: list = field(default_factory=list)  # registered loggers (main process only)
 
     @property
     def log_path(self) -> Path:
@@ -59,33 +61,23 @@ class Run:
         if self.dist.main:
             with open(self.log_path, "a") as f:
                 f.write(json.dumps(record) + "\n")
+            for logger in self.loggers:
+                logger.log(record)
         self.state["log_lines"] += 1
 
+    def bar(self, desc: str, total: int) -> Any:
+        """A progress bar with ETA for one phase (None when quiet or not the main rank)."""
+        if not (self.cfg.progress and self.dist.main) or total <= 0:
+            return None
+        from tqdm.auto import tqdm
 
-def _optimizer(model: Any, cfg: TrainConfig) -> torch.optim.Optimizer:
-    """New layers at ``lr``; fine-tuned pretrained encoders lower (``encoder_lr``)."""
-    enc_lr = cfg.encoder_lr if cfg.encoder_lr is not None else cfg.lr / 10
-    groups = [{"params": [p for n, p in model.named_parameters()
-                          if not n.startswith("encoders.") and p.requires_grad],
-               "lr": cfg.lr, "name": "new layers"}]
-    for m, enc in model.encoders.items():
-        params = [p for p in enc.parameters() if p.requires_grad]
-        pretrained = bool(model.config["encoders"][m].get("weights"))
-        groups.append({"params": params, "lr": enc_lr if pretrained else cfg.lr,
-                       "name": f"encoder {m}"})
-    return torch.optim.AdamW([g for g in groups if g["params"]], weight_decay=cfg.weight_decay)
+        return tqdm(total=total, desc=desc, unit="ex", dynamic_ncols=True, leave=False)
 
+    def say(self, line: str) -> None:
+        if self.cfg.progress and self.dist.main:
+            from tqdm.auto import tqdm
 
-def _schedule(total: int, warmup: float) -> Any:
-    """Linear warm-up over ``warmup`` of the steps, then cosine decay to zero."""
-    warm = max(1, int(warmup * total))
-
-    def factor(step: int) -> float:
-        if step < warm:
-            return (step + 1) / warm
-        return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warm) / max(1, total - warm))))
-
-    return factor
+            tqdm.write(line, file=sys.stderr)
 
 
 def start(run: Run, resume: bool) -> Run:
@@ -100,11 +92,12 @@ def start(run: Run, resume: bool) -> Run:
     for m in run.frozen:
         model.encoders[m].requires_grad_(False)
     model.to(dist.device)
-    run.opt = _optimizer(model, cfg)
+    run.opt = make_optimizer(model, cfg)
     run.per_rank = max(1, cfg.batch_size // dist.world)
     n_batches = math.ceil(math.ceil(len(run.train_ex) / dist.world) / run.per_rank)
     run.total = max(1, n_batches * cfg.epochs)
-    run.sched = torch.optim.lr_scheduler.LambdaLR(run.opt, _schedule(run.total, cfg.warmup))
+    run.sched = torch.optim.lr_scheduler.LambdaLR(run.opt, lr_factor(run.total, cfg.warmup,
+                                                                     cfg.scheduler))
     run.state = {"epoch": 0, "batch": 0, "global_step": 0, "best": None, "best_epoch": None,
                  "log_lines": 0, "epoch_losses": []}
     if resume:
@@ -118,9 +111,14 @@ def start(run: Run, resume: bool) -> Run:
                                             and "audio" in model.encoders)
     run.lengths = [example_length(ex) for ex in run.train_ex] if group else None
     if cfg.cache_features and run.frozen == set(model.encoders):
-        run.cached = encode_all(model, run.train_ex, cfg.eval_batch_size)
+        run.cached = _encode(run, run.train_ex, "cache train features")
         if run.eval_ex is not None:
-            run.eval_cached = encode_all(model, run.eval_ex, cfg.eval_batch_size)
+            run.eval_cached = _encode(run, run.eval_ex, "cache eval features")
+    if dist.main:
+        from .loggers import open_loggers
+
+        run.loggers = open_loggers(cfg.loggers, run.out, dataclasses.asdict(cfg),
+                                   run.state["global_step"])
     if precision_of(cfg, dist.device) == "fp16":
         run.scaler = torch.amp.GradScaler("cuda")
     run.net = model
@@ -139,23 +137,15 @@ def start(run: Run, resume: bool) -> Run:
     return run
 
 
-def precision_of(cfg: TrainConfig, device: torch.device) -> str:
-    """The precision a run uses: ``auto`` is bf16 on a CUDA GPU, fp32 elsewhere."""
-    from ..errors import ZooError
-
-    if cfg.precision == "auto":
-        return "bf16" if device.type == "cuda" else "fp32"
-    if cfg.precision == "fp16" and device.type != "cuda":
-        raise ZooError("--precision fp16 needs a CUDA GPU; on CPU use bf16 or fp32")
-    return cfg.precision
-
-
-def _autocast(run: Run) -> Any:
-    precision = precision_of(run.cfg, run.dist.device)
-    if precision == "fp32":
-        return contextlib.nullcontext()
-    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
-    return torch.autocast(run.dist.device.type, dtype=dtype)
+def _encode(run: Run, examples: list, desc: str) -> list:
+    bar = run.bar(desc, sum(ex.inputs.get(m) is not None for ex in examples
+                            for m in run.model.encoders))
+    try:
+        return encode_all(run.model, examples, run.cfg.eval_batch_size,
+                          tick=bar.update if bar is not None else None)
+    finally:
+        if bar is not None:
+            bar.close()
 
 
 def _chunks(idx: Sequence[int], n: int) -> list[Sequence[int]]:
@@ -171,7 +161,7 @@ def _step(run: Run, idx: Sequence[int]) -> float:
     total = 0.0
     for part in _chunks(idx, run.cfg.accumulate):
         exs = [run.train_ex[i] for i in part]
-        with _autocast(run):
+        with autocast(run.cfg, run.dist.device):
             if run.cached is not None:
                 encoded, batch = collate_cached([run.cached[i] for i in part],
                                                 model.modalities, run.dist.device)
@@ -226,12 +216,19 @@ def evaluate(run: Run) -> tuple[dict[str, float], list[dict[str, Any]]]:
     """Metrics on the eval split (sharded across processes, gathered in order)."""
     dist, examples = run.dist, run.eval_ex
     shard = list(range(dist.rank, len(examples), dist.world))
-    if run.eval_cached is not None:
-        preds = predict_cached(run.model, [run.eval_cached[i] for i in shard],
-                               run.cfg.eval_batch_size)
-    else:
-        preds = run.model.predict([examples[i].inputs for i in shard],
-                                  batch_size=run.cfg.eval_batch_size)
+    bs = run.cfg.eval_batch_size
+    bar = run.bar("evaluate", len(shard))
+    preds: list = []
+    for start in range(0, len(shard), bs):
+        part = shard[start:start + bs]
+        if run.eval_cached is not None:
+            preds += predict_cached(run.model, [run.eval_cached[i] for i in part], bs)
+        else:
+            preds += run.model.predict([examples[i].inputs for i in part], batch_size=bs)
+        if bar is not None:
+            bar.update(len(part))
+    if bar is not None:
+        bar.close()
     gathered = dist.gather(list(zip(shard, preds)))
     ordered = [p for _, p in sorted((x for part in gathered for x in part), key=lambda t: t[0])]
     metrics = run.task.metrics(run.model, examples, ordered, run.eval_cats)
@@ -300,10 +297,9 @@ def end_epoch(run: Run, epoch: int, t0: float) -> None:
                 "epoch": epoch + 1, "metrics": {**metrics, "n": len(run.eval_ex or [])}},
                 indent=2) + "\n")
     run.log(record)
-    if run.progress is not None and run.eval_ex is not None:
-        run.progress.write(f"epoch {epoch + 1}: train loss {record['train_loss']:.4f}  "
-                           f"eval {task.metric} {metrics[task.metric]:.4f}"
-                           + ("  (best)" if better else ""))
+    if run.eval_ex is not None:
+        run.say(f"epoch {epoch + 1}: train loss {record['train_loss']:.4f}  eval {task.metric} "
+                f"{metrics[task.metric]:.4f}" + ("  (best)" if better else ""))
     state.update(epoch=epoch + 1, batch=0, epoch_losses=[])
     if dist.main:
         save_state(run.out / "train_state", run.model, run.opt, run.sched, state)
@@ -318,6 +314,8 @@ def finish(run: Run) -> dict[str, Any]:
     cfg, dist, out, state = run.cfg, run.dist, run.out, run.state
     if run.progress is not None:
         run.progress.close()
+    for logger in run.loggers:
+        logger.close()
     summary = {"best": state["best"], "best_epoch": state["best_epoch"], "out": str(out),
                "epochs": cfg.epochs, "epochs_run": state["epoch"],
                "steps": state["global_step"], "precision": precision_of(cfg, dist.device),
@@ -330,11 +328,20 @@ def finish(run: Run) -> dict[str, Any]:
         if run.eval_ex is not None:
             from .. import load
 
+            run.say(f"reloading the best model (epoch {state['best_epoch']}) for the report")
             best = load(out)  # the saved best: the pictures describe what was published
             preds = run.best_predictions
             if preds is None:  # resumed after the best epoch: predict again
-                preds = best.predict([ex.inputs for ex in run.eval_ex],
-                                     batch_size=cfg.eval_batch_size)
+                bar = run.bar("predict eval (best)", len(run.eval_ex))
+                preds = []
+                for i in range(0, len(run.eval_ex), cfg.eval_batch_size):
+                    part = run.eval_ex[i:i + cfg.eval_batch_size]
+                    preds += best.predict([ex.inputs for ex in part],
+                                          batch_size=cfg.eval_batch_size)
+                    if bar is not None:
+                        bar.update(len(part))
+                if bar is not None:
+                    bar.close()
             run.task.report(best, run.eval_ex, preds, out)
         train_src, eval_src = run.sources
         record = {"train_data": str(train_src) if isinstance(train_src, (str, Path)) else None,

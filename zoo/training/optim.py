@@ -1,0 +1,63 @@
+"""The optimizer, its learning-rate schedule and the numeric precision of a run."""
+from __future__ import annotations
+
+import contextlib
+import math
+from typing import Any
+
+import torch
+
+from .config import TrainConfig
+
+__all__ = ["make_optimizer", "lr_factor", "precision_of", "autocast"]
+
+
+def make_optimizer(model: Any, cfg: TrainConfig) -> torch.optim.Optimizer:
+    """New layers at ``lr``; fine-tuned pretrained encoders lower (``encoder_lr``)."""
+    enc_lr = cfg.encoder_lr if cfg.encoder_lr is not None else cfg.lr / 10
+    groups = [{"params": [p for n, p in model.named_parameters()
+                          if not n.startswith("encoders.") and p.requires_grad],
+               "lr": cfg.lr, "name": "new layers"}]
+    for m, enc in model.encoders.items():
+        params = [p for p in enc.parameters() if p.requires_grad]
+        pretrained = bool(model.config["encoders"][m].get("weights"))
+        groups.append({"params": params, "lr": enc_lr if pretrained else cfg.lr,
+                       "name": f"encoder {m}"})
+    return torch.optim.AdamW([g for g in groups if g["params"]], weight_decay=cfg.weight_decay)
+
+
+def lr_factor(total: int, warmup: float, kind: str = "cosine") -> Any:
+    """Linear warm-up over ``warmup`` of the steps, then ``kind``: cosine or linear decay
+    to zero, or constant."""
+    warm = max(1, int(warmup * total))
+
+    def factor(step: int) -> float:
+        if step < warm:
+            return (step + 1) / warm
+        done = min(1.0, (step - warm) / max(1, total - warm))
+        if kind == "constant":
+            return 1.0
+        if kind == "linear":
+            return 1.0 - done
+        return 0.5 * (1 + math.cos(math.pi * done))
+
+    return factor
+
+
+def precision_of(cfg: TrainConfig, device: torch.device) -> str:
+    """The precision a run uses: ``auto`` is bf16 on a CUDA GPU, fp32 elsewhere."""
+    from ..errors import ZooError
+
+    if cfg.precision == "auto":
+        return "bf16" if device.type == "cuda" else "fp32"
+    if cfg.precision == "fp16" and device.type != "cuda":
+        raise ZooError("--precision fp16 needs a CUDA GPU; on CPU use bf16 or fp32")
+    return cfg.precision
+
+
+def autocast(cfg: TrainConfig, device: torch.device) -> Any:
+    precision = precision_of(cfg, device)
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+    return torch.autocast(device.type, dtype=dtype)
