@@ -176,3 +176,85 @@ def test_every_phase_shows_progress(tmp_path, capfd):
     for phase in ("cache train features", "cache eval features", "train", "evaluate",
                   "reloading the best model"):
         assert phase in err, phase
+
+
+# ---- LP-FT: the default freeze="auto" probes, then fine-tunes a weak probe ---------------
+
+@pytest.fixture(scope="module")
+def small_digits(tmp_path_factory):
+    from zoo.testing.synthetic import digits_manifests
+
+    return digits_manifests(tmp_path_factory.mktemp("lpft"), size=32, limit=120)
+
+
+def _effnet32():
+    torch.manual_seed(0)
+    return zoo.create_model("effnet-lite0-image-clf", pretrained=True, encoders={
+        "image": {"name": "efficientnet-lite0", "data_config": {"input_size": [3, 32, 32]}}})
+
+
+def _state_weights(out):
+    from safetensors.torch import load_file
+
+    step = (out / "train_state" / "latest").read_text().strip()
+    return {k[len("model/"):]: v for k, v in
+            load_file(str(out / "train_state" / f"state-{step}.safetensors")).items()
+            if k.startswith("model/encoders.")}
+
+
+def test_lp_ft_fine_tunes_a_weak_probe_and_keeps_a_strong_one(small_digits, tmp_path):
+    import json
+
+    pretrained = {f"encoders.{k}": v for k, v in _effnet32().encoders.state_dict().items()}
+    # 32 px digits are far from ImageNet: the frozen probe stays under 0.98
+    s = zoo.train(_effnet32(), small_digits["train"], small_digits["val"], tmp_path / "ft",
+                  epochs=2, finetune_epochs=1, batch_size=16, progress=False, loggers=[])
+    assert s["finetuned"] is True and s["epochs_run"] == 3 and s["frozen"] == []
+    assert s["probe_best"]["accuracy"] < 0.98
+    assert s["best"]["accuracy"] >= s["probe_best"]["accuracy"]  # the better stage is kept
+    moved = _state_weights(tmp_path / "ft")
+    assert any(not torch.equal(moved[k], pretrained[k]) for k in pretrained
+               if moved[k].is_floating_point() and "running" not in k)
+    # BatchNorm keeps the statistics the probe was fitted on
+    assert all(torch.equal(moved[k], pretrained[k]) for k in pretrained if "running" in k)
+    rows = [json.loads(x) for x in (tmp_path / "ft" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in rows if "eval" in r] == [1, 2, 3]
+    # finetune_epochs=0 keeps the probe: the encoder never moves
+    s0 = zoo.train(_effnet32(), small_digits["train"], small_digits["val"], tmp_path / "p",
+                   epochs=2, finetune_epochs=0, batch_size=16, progress=False, loggers=[])
+    assert s0["finetuned"] is False and s0["epochs_run"] == 2 and s0["frozen"] == ["image"]
+    kept = _state_weights(tmp_path / "p")
+    assert all(torch.equal(kept[k], pretrained[k]) for k in pretrained)
+
+
+def test_lp_ft_resumes_inside_the_fine_tuning_stage_exactly(small_digits, tmp_path,
+                                                            monkeypatch):
+    import json
+
+    from zoo.training import loop
+
+    opts = dict(epochs=1, finetune_epochs=2, batch_size=16, progress=False, loggers=[])
+    full = zoo.train(_effnet32(), small_digits["train"], small_digits["val"],
+                     tmp_path / "full", **opts)
+    assert full["finetuned"] and full["epochs_run"] == 3
+    real = loop.train_epoch
+
+    def crash_in_second_finetune_epoch(run, epoch):
+        if epoch == 2:
+            raise KeyboardInterrupt  # the state saved at the end of epoch 2 is in "finetune"
+        real(run, epoch)
+
+    monkeypatch.setattr(loop, "train_epoch", crash_in_second_finetune_epoch)
+    with pytest.raises(KeyboardInterrupt):
+        zoo.train(_effnet32(), small_digits["train"], small_digits["val"], tmp_path / "cut",
+                  **opts)
+    assert loop.saved_stage(tmp_path / "cut" / "train_state") == "finetune"
+    monkeypatch.setattr(loop, "train_epoch", real)
+    again = zoo.train(_effnet32(), small_digits["train"], small_digits["val"],
+                      tmp_path / "cut", resume=True, **opts)
+    assert again["best"] == full["best"] and again["finetuned"]
+    a, b = _state_weights(tmp_path / "full"), _state_weights(tmp_path / "cut")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    strip = lambda p: [{k: v for k, v in json.loads(x).items() if k != "seconds"}  # noqa
+                       for x in (p / "metrics.jsonl").read_text().splitlines()]
+    assert strip(tmp_path / "full") == strip(tmp_path / "cut")

@@ -29,7 +29,7 @@ def register_encoders(register: Callable[..., None]) -> None:
     """Register encoder components.
 
     Call ``register(name, factory, *, modality, outputs, dim=None, description="",
-    defaults=None, weights=None, tasks=())`` once per encoder.
+    defaults=None, weights=None, tasks=(), languages=())`` once per encoder.
 
     - ``name``: registry name, lower-case with dashes (``"minilm-l6"``).
     - ``factory``: ``"module:callable"`` or a callable; called as
@@ -42,6 +42,8 @@ def register_encoders(register: Callable[..., None]) -> None:
       against the built encoder's ``dim``.
     - ``defaults``: keyword arguments passed to the factory (JSON values only).
     - ``weights``: default pretrained tag (``"minilm-l6.sbert"``), see ``register_weights``.
+    - ``languages``: text encoders: the languages their weights know (``("en",)``); empty:
+      any. A model entry's ``fallback`` is trained instead on text in other languages.
 
     Returns nothing; not firstresult: every plugin's implementation is called.
     """

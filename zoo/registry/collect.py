@@ -61,7 +61,7 @@ def make_callbacks(pending: list[tuple[str, Any]], plugin: str, dist: str, versi
     def encoder(name: str, factory: str | Callable, *, modality: str, outputs: Iterable[str],
                 dim: int | None = None, description: str = "",
                 defaults: Mapping[str, Any] | None = None, weights: str | None = None,
-                tasks: Iterable[str] = ()) -> None:
+                tasks: Iterable[str] = (), languages: Iterable[str] = ()) -> None:
         what = f"encoder {_name_ok(name, 'encoder')!r}"
         if modality not in MODALITIES:
             raise RegistryError(f"{what}: modality {modality!r} is not one of "
@@ -72,7 +72,8 @@ def make_callbacks(pending: list[tuple[str, Any]], plugin: str, dist: str, versi
             name=name, kind="encoder", factory=_factory_ok(factory, what), modality=modality,
             outputs=_tuple(outputs, f"{what} outputs", CONTRACTS[:3]), dim=dim,
             description=description, defaults=_defaults(defaults, what), weights=weights,
-            tasks=_tuple(tasks, "tasks"), **common)))
+            tasks=_tuple(tasks, "tasks"), languages=_tuple(languages, f"{what} languages"),
+            **common)))
 
     def fusion(name: str, factory: str | Callable, *, accepts: Iterable[str],
                description: str = "", defaults: Mapping[str, Any] | None = None) -> None:

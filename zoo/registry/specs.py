@@ -56,6 +56,8 @@ class ComponentSpec:
     description: str = ""
     defaults: Mapping[str, Any] = field(default_factory=dict)  # factory kwargs
     weights: str | None = None  # encoders: default pretrained tag
+    # text encoders: the languages they were trained on ("en"); empty: any language
+    languages: tuple[str, ...] = ()
 
     @property
     def qualified_name(self) -> str:
@@ -178,6 +180,9 @@ class ModelSpec:
     version: str
     description: str = ""
     unavailable: str | None = None  # why it cannot be built here (a component is missing)
+    # the model `zoo train` uses instead when the training text is in a language the text
+    # encoder was not trained on (its `languages`)
+    fallback: str | None = None
     # part ("encoders.text", "fusion", "head") -> the qualified name it resolved to
     resolved: Mapping[str, str] = field(default_factory=dict)
     kind: str = "model"
@@ -249,7 +254,7 @@ def _ref(value: Any, where: str) -> dict[str, Any]:
                         f"{type(value).__name__}")
 
 
-_MODEL_KEYS = ("task", "description", "encoders", "fusion", "head")
+_MODEL_KEYS = ("task", "description", "encoders", "fusion", "head", "fallback")
 
 
 def parse_model_spec(name: str, raw: Any, *, where: str, plugin: str, distribution: str,
@@ -285,6 +290,9 @@ def parse_model_spec(name: str, raw: Any, *, where: str, plugin: str, distributi
         encoders[modality] = _ref(ref, f"{w}: key 'encoders.{modality}'")
     fusion = _ref(raw["fusion"], f"{w}: key 'fusion'") if raw.get("fusion") is not None else None
     head = _ref(raw["head"], f"{w}: key 'head'")
+    fallback = raw.get("fallback")
+    if fallback is not None and not (isinstance(fallback, str) and NAME_RE.match(fallback)):
+        raise RegistryError(f"{w}: key 'fallback': expected a model name, got {fallback!r}")
     return ModelSpec(name=name, task=task, encoders=encoders, fusion=fusion, head=head,
                      plugin=plugin, distribution=distribution, version=version,
-                     description=desc)
+                     description=desc, fallback=fallback)

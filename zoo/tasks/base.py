@@ -30,6 +30,9 @@ class Task:
     #: the eval metric that picks the best checkpoint, and its direction
     metric: str = "loss"
     higher_is_better: bool = False
+    #: LP-FT: with ``freeze="auto"``, a probe (pretrained encoders frozen) whose best eval
+    #: metric is worse than this is followed by fine-tuning them; None: probe only
+    finetune_below: float | None = None
     #: modalities every input must have (a detector needs an image); serving checks them
     requires: tuple[str, ...] = ()
     #: metric key -> display name on the model card (others are shown as they are)

@@ -15,6 +15,7 @@ class Classification(Task):
     targets = ("label",)
     outputs = ("label", "score", "scores")
     metric, higher_is_better = "accuracy", True
+    finetune_below = 0.98  # a weaker probe is fine-tuned after (LP-FT)
     metric_names = {"accuracy": "Accuracy", "f1_macro": "Macro F1"}
     limitations = ("Predicts only the labels it was trained on; scores are not calibrated "
                    "probabilities. Inputs far from the training data (other domains, "

@@ -48,29 +48,32 @@ def train(model: Any, train: Any, eval: Any = None, out: str | Path = "out", *,
     from .. import load
     from ..registry import get_task
     from .config import make_config
-    from .data import fit_task, read_split
+    from .data import fit_task, pick_model, read_split
     from .dist import Dist
-    from .loop import Run, end_epoch, finish, start, train_epoch
+    from .loop import Run, begin_finetune, end_epoch, finish, last_epoch, start, train_epoch
 
     cfg = make_config(options)
     dist = Dist.from_env()
     _seed_everything(cfg.seed)
-    if isinstance(model, (str, Path)):
-        model = load(model)
     out = Path(out)
     if dist.main:
         out.mkdir(parents=True, exist_ok=True)
     train_ex, cats = read_split(train, "train", cfg.on_bad_data, dist.main, cfg.columns)
     eval_ex, eval_cats = (read_split(eval, "eval", cfg.on_bad_data, dist.main, cfg.columns)
                           if eval is not None else (None, None))
+    if isinstance(model, (str, Path)):  # a registry name may pick its fallback by the data
+        model = load(pick_model(model, train_ex, dist.main))
     model = fit_task(model, cfg.task, train_ex, cats)  # same seed: same head on every rank
     run = start(Run(model=model, cfg=cfg, dist=dist, out=out, task=get_task(model.task),
                     train_ex=train_ex, eval_ex=eval_ex, eval_cats=eval_cats,
                     sources=(train, eval)), resume)
     t0 = time.perf_counter()
-    for epoch in range(run.state["epoch"], cfg.epochs):
-        train_epoch(run, epoch)
-        end_epoch(run, epoch, t0)
-        if run.stop:
-            break
-    return finish(run)
+    while True:  # the probe, then (LP-FT, when the probe is weak) the fine-tuning stage
+        for epoch in range(run.state["epoch"], last_epoch(run)):
+            train_epoch(run, epoch)
+            end_epoch(run, epoch, t0)
+            if run.stop:
+                break
+        run.stop = False
+        if run.state["stage"] != "probe" or not begin_finetune(run):
+            return finish(run)

@@ -24,8 +24,13 @@ class TrainConfig:
     # after the warm-up: "cosine" decay to zero, "linear" decay to zero, or "constant"
     scheduler: str = "cosine"
     # "auto": freeze encoders that came with pretrained weights (fast, robust on small
-    # data); "none"; "all"; or a list of modalities / encoder names to freeze
+    # data) and, when the task says the probe is weak (classification: best eval accuracy
+    # below 0.98), fine-tune them afterwards from the best probe (LP-FT); "none"; "all";
+    # or a list of modalities / encoder names to freeze
     freeze: Any = "auto"
+    # epochs of LP-FT's fine-tuning stage (freeze="auto" only); None: epochs // 2 (at
+    # least 1); 0: never fine-tune, keep the probe
+    finetune_epochs: int | None = None
     seed: int = 0
     on_bad_data: str = "fail"  # or "skip": drop bad examples, report each with its line
     checkpoint_every: int = 0  # also save the resume state every N steps (0: per epoch)

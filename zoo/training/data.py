@@ -46,6 +46,42 @@ def read_split(data: Any, what: str, on_bad_data: str, main: bool,
     return good, cats
 
 
+def pick_model(name: Any, examples: Sequence[Any], main: bool) -> Any:
+    """A registry model whose text encoder knows only some languages (its registration's
+    ``languages``) and whose entry names a ``fallback``: the fallback when the training
+    text is in another language. Anything else is returned as it is."""
+    import sys
+
+    from ..registry import get_registry
+    from ..registry.specs import split_tag
+
+    if not isinstance(name, str) or Path(name).exists():
+        return name
+    reg = get_registry()
+    try:
+        spec = reg.lookup("model", name)
+    except ZooError:
+        return name  # not a registry name: loading it says what is wrong
+    text = spec.encoders.get("text")
+    if not spec.fallback or text is None:
+        return name
+    enc = reg.resolved(spec, "encoders.text", "encoder", split_tag(text["name"])[0])
+    if enc is None or not enc.languages:
+        return name
+    from ..data.language import text_language
+
+    lang, share = text_language(ex.inputs["text"] for ex in examples
+                                if isinstance(ex.inputs.get("text"), str))
+    if lang is None or lang in enc.languages:
+        return name
+    reg.lookup("model", spec.fallback)  # an unknown fallback is one line
+    if main:
+        sys.stderr.write(f"{name}: the training text is not in {enc.name}'s languages "
+                         f"({', '.join(enc.languages)}; {share:.0%} English function words): "
+                         f"training {spec.fallback} instead (the entry's fallback)\n")
+    return spec.fallback
+
+
 def fit_task(model: Any, task: str | None, examples: Sequence[Any], categories: Any) -> Any:
     """The model to train for ``task`` (None: the model's own), its head fitted to the
     data by the task. Only an aligned (retrieval) model changes task, and only when asked."""

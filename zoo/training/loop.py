@@ -52,6 +52,7 @@ class Run:
     scaler: Any = None  # fp16 loss scaling (CUDA)
     stop: bool = False  # early stopping: no improvement for `patience` epochs
     loggers: list = field(default_factory=list)  # registered loggers (main process only)
+    stats_frozen: set[str] = field(default_factory=set)  # LP-FT: BatchNorm stats kept
 
     @property
     def log_path(self) -> Path:
@@ -88,18 +89,13 @@ def start(run: Run, resume: bool) -> Run:
         if model.config.get(part) is not None:
             model.config[part]["weights"] = (f"trained:{Path(str(data)).name}"
                                              if isinstance(data, (str, Path)) else "trained")
-    run.frozen = frozen_modalities(model, cfg.freeze)
-    for m in run.frozen:
-        model.encoders[m].requires_grad_(False)
-    model.to(dist.device)
-    run.opt = make_optimizer(model, cfg)
-    run.per_rank = max(1, cfg.batch_size // dist.world)
-    n_batches = math.ceil(math.ceil(len(run.train_ex) / dist.world) / run.per_rank)
-    run.total = max(1, n_batches * cfg.epochs)
-    run.sched = torch.optim.lr_scheduler.LambdaLR(run.opt, lr_factor(run.total, cfg.warmup,
-                                                                     cfg.scheduler))
     run.state = {"epoch": 0, "batch": 0, "global_step": 0, "best": None, "best_epoch": None,
-                 "log_lines": 0, "epoch_losses": []}
+                 "log_lines": 0, "epoch_losses": [], "stage": "probe", "probe_best": None}
+    stage = saved_stage(run.out / "train_state") if resume else "probe"
+    group = cfg.group_by_length is True or (cfg.group_by_length == "auto"
+                                            and "audio" in model.encoders)
+    run.lengths = [example_length(ex) for ex in run.train_ex] if group else None
+    _configure(run, stage)
     if resume:
         run.state = load_state(run.out / "train_state", model, run.opt, run.sched)
         if dist.main and run.log_path.exists():  # drop lines logged after the checkpoint
@@ -107,13 +103,6 @@ def start(run: Run, resume: bool) -> Run:
             run.log_path.write_text("".join(lines))
     elif dist.main:
         run.log_path.write_text("")
-    group = cfg.group_by_length is True or (cfg.group_by_length == "auto"
-                                            and "audio" in model.encoders)
-    run.lengths = [example_length(ex) for ex in run.train_ex] if group else None
-    if cfg.cache_features and run.frozen == set(model.encoders):
-        run.cached = _encode(run, run.train_ex, "cache train features")
-        if run.eval_ex is not None:
-            run.eval_cached = _encode(run, run.eval_ex, "cache eval features")
     if dist.main:
         from .loggers import open_loggers
 
@@ -121,6 +110,40 @@ def start(run: Run, resume: bool) -> Run:
                                    run.state["global_step"])
     if precision_of(cfg, dist.device) == "fp16":
         run.scaler = torch.amp.GradScaler("cuda")
+    _progress(run)
+    return run
+
+
+def _configure(run: Run, stage: str) -> None:
+    """Set a stage up: "probe" freezes as ``freeze`` says (and caches frozen features);
+    "finetune" (LP-FT's second stage) trains the encoders the probe kept frozen, every
+    parameter at the fine-tuning learning rate."""
+    model, cfg, dist = run.model, run.cfg, run.dist
+    if stage == "probe":
+        run.frozen = frozen_modalities(model, cfg.freeze)
+        for m in run.frozen:
+            model.encoders[m].requires_grad_(False)
+    else:
+        probed = frozen_modalities(model, cfg.freeze)  # also right after a resume
+        for m in probed:
+            model.encoders[m].requires_grad_(True)
+        # their BatchNorm layers keep the statistics the probe's head was fitted on: batch
+        # statistics of a far-off domain (upscaled 8x8 digits) would shift every feature
+        # under the head at once and undo the probe (tested: accuracy 0.95 -> 0.35)
+        run.stats_frozen = probed
+        run.frozen, run.cached, run.eval_cached = set(), None, None
+    run.state["stage"] = stage
+    model.to(dist.device)
+    run.opt = make_optimizer(model, cfg, finetune=stage == "finetune")
+    run.per_rank = max(1, cfg.batch_size // dist.world)
+    n_batches = math.ceil(math.ceil(len(run.train_ex) / dist.world) / run.per_rank)
+    run.total = max(1, n_batches * stage_epochs(run, stage))
+    run.sched = torch.optim.lr_scheduler.LambdaLR(run.opt, lr_factor(run.total, cfg.warmup,
+                                                                     cfg.scheduler))
+    if stage == "probe" and cfg.cache_features and run.frozen == set(model.encoders):
+        run.cached = _encode(run, run.train_ex, "cache train features")
+        if run.eval_ex is not None:
+            run.eval_cached = _encode(run, run.eval_ex, "cache eval features")
     run.net = model
     if dist.world > 1:
         from torch.nn.parallel import DistributedDataParallel as DDP
@@ -129,12 +152,77 @@ def start(run: Run, resume: bool) -> Run:
         # null embedding, a branch, a projection), and trained encoders may skip parts of
         # themselves (BERT's pooler): DDP must look for unused parameters
         run.net = DDP(model, find_unused_parameters=True)
-    if cfg.progress and dist.main:
+
+
+def _progress(run: Run) -> None:
+    if run.progress is not None:
+        run.progress.close()
+        run.progress = None
+    if run.cfg.progress and run.dist.main:
         from tqdm.auto import tqdm
 
-        run.progress = tqdm(total=run.total, initial=run.state["global_step"], unit="step",
-                            dynamic_ncols=True, desc="train")
-    return run
+        first = run.cfg.epochs if run.state["stage"] == "finetune" else 0
+        done = run.state["global_step"] - (run.state.get("probe_steps") or 0) * (first > 0)
+        run.progress = tqdm(total=run.total, initial=max(0, done), unit="step",
+                            dynamic_ncols=True,
+                            desc="fine-tune" if first else "train")
+
+
+def saved_stage(path: Path) -> str:
+    """The stage a saved resume state was in ("probe" when it predates stages)."""
+    latest = path / "latest"
+    if not latest.is_file():
+        return "probe"
+    meta = json.loads((path / f"state-{latest.read_text().strip()}.json").read_text())
+    return meta.get("stage", "probe")
+
+
+def stage_epochs(run: Run, stage: str) -> int:
+    """Epochs of a stage: ``epochs`` for the probe; ``finetune_epochs`` after it (None:
+    half the probe's, at least one)."""
+    if stage == "probe":
+        return run.cfg.epochs
+    n = run.cfg.finetune_epochs
+    return max(1, run.cfg.epochs // 2) if n is None else n
+
+
+def last_epoch(run: Run) -> int:
+    """The epoch number the current stage ends at."""
+    end = run.cfg.epochs
+    if run.state["stage"] == "finetune":
+        end += stage_epochs(run, "finetune")
+    return end
+
+
+def begin_finetune(run: Run) -> bool:
+    """LP-FT: after the probe, fine-tune the pretrained encoders it kept frozen when the
+    probe is weak — ``freeze="auto"``, eval data given, and the best probe metric below
+    the task's ``finetune_below`` — starting from the best probe. False: the run is done."""
+    task, cfg, state = run.task, run.cfg, run.state
+    threshold = getattr(task, "finetune_below", None)
+    best = state["best"]
+    if (cfg.freeze != "auto" or not run.frozen or threshold is None or best is None
+            or run.eval_ex is None or stage_epochs(run, "finetune") <= 0
+            or task.metric not in best):
+        return False
+    value = best[task.metric]
+    weak = value < threshold if task.higher_is_better else value > threshold
+    if not weak:
+        run.say(f"probe eval {task.metric} {value:.4f} reaches {threshold}: the pretrained "
+                f"encoders stay frozen")
+        return False
+    n = stage_epochs(run, "finetune")
+    run.say(f"probe eval {task.metric} {value:.4f} < {threshold}: fine-tuning "
+            f"{', '.join(sorted(run.frozen))} for {n} epochs from the best probe (LP-FT; "
+            f"finetune_epochs=0 / --finetune-epochs 0 keeps the probe)")
+    from .. import load
+
+    run.dist.barrier()  # the best probe is on disk: fine-tune from it, not the last epoch
+    run.model.load_state_dict(load(run.out).state_dict(), strict=True)
+    state["probe_best"], state["probe_steps"] = best, state["global_step"]
+    _configure(run, "finetune")
+    _progress(run)
+    return True
 
 
 def _encode(run: Run, examples: list, desc: str) -> list:
@@ -195,6 +283,10 @@ def train_epoch(run: Run, epoch: int) -> None:
     run.model.train()
     for m in run.frozen:
         run.model.encoders[m].eval()  # frozen: no dropout, BatchNorm statistics kept
+    for m in run.stats_frozen:
+        for module in run.model.encoders[m].modules():
+            if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+                module.eval()
     for bi in range(state["batch"], len(batches)):
         lv = _step(run, batches[bi])
         state["global_step"] += 1
@@ -284,7 +376,9 @@ def end_epoch(run: Run, epoch: int, t0: float) -> None:
             run.best_predictions = preds
     if better:
         state["best"], state["best_epoch"] = metrics, epoch + 1
-    elif run.cfg.patience and epoch + 1 - state["best_epoch"] >= run.cfg.patience:
+    elif run.cfg.patience and epoch + 1 - max(
+            state["best_epoch"] or 0, run.cfg.epochs * (state["stage"] == "finetune")
+    ) >= run.cfg.patience:  # counted within the stage: fine-tuning starts afresh
         run.stop = True  # early stopping: the metric has not improved for `patience` epochs
     if better:
         if dist.main:
@@ -320,6 +414,7 @@ def finish(run: Run) -> dict[str, Any]:
                "epochs": cfg.epochs, "epochs_run": state["epoch"],
                "steps": state["global_step"], "precision": precision_of(cfg, dist.device),
                "frozen": sorted(run.frozen), "feature_cache": run.cached is not None,
+               "finetuned": state["stage"] == "finetune", "probe_best": state.get("probe_best"),
                "group_by_length": run.lengths is not None,
                "config": dataclasses.asdict(cfg)}
     if dist.main:

@@ -12,12 +12,14 @@ from .config import TrainConfig
 __all__ = ["make_optimizer", "lr_factor", "precision_of", "autocast"]
 
 
-def make_optimizer(model: Any, cfg: TrainConfig) -> torch.optim.Optimizer:
-    """New layers at ``lr``; fine-tuned pretrained encoders lower (``encoder_lr``)."""
+def make_optimizer(model: Any, cfg: TrainConfig, *, finetune: bool = False
+                   ) -> torch.optim.Optimizer:
+    """New layers at ``lr``; fine-tuned pretrained encoders lower (``encoder_lr``). In
+    LP-FT's fine-tuning stage the probed layers take the encoders' rate too."""
     enc_lr = cfg.encoder_lr if cfg.encoder_lr is not None else cfg.lr / 10
     groups = [{"params": [p for n, p in model.named_parameters()
                           if not n.startswith("encoders.") and p.requires_grad],
-               "lr": cfg.lr, "name": "new layers"}]
+               "lr": enc_lr if finetune else cfg.lr, "name": "new layers"}]
     for m, enc in model.encoders.items():
         params = [p for p in enc.parameters() if p.requires_grad]
         pretrained = bool(model.config["encoders"][m].get("weights"))

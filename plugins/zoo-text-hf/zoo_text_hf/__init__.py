@@ -23,7 +23,7 @@ def register_weights(register):
 @hookimpl
 def register_encoders(register):
     register("minilm-l6", _FACTORY, modality="text", outputs=("pooled", "sequence"), dim=384,
-             weights="minilm-l6.sbert",
+             weights="minilm-l6.sbert", languages=("en",),
              description="all-MiniLM-L6-v2 sentence encoder (6 layers, 384-d, mean pooling).",
              defaults={"source": "minilm-l6.sbert", "pooling": "mean", "max_length": 128})
     register("bert-tiny", _FACTORY, modality="text", outputs=("pooled", "sequence"), dim=64,
@@ -34,6 +34,12 @@ def register_encoders(register):
                                      "hidden_size": 64, "num_hidden_layers": 2,
                                      "num_attention_heads": 2, "intermediate_size": 128,
                                      "max_position_embeddings": 128}})
+    register("char-ngram", "zoo_text_hf.ngram:build_ngram", modality="text",
+             outputs=("pooled",), dim=64,
+             description="Hashed word (1-2) and character (2-5) n-grams summed into 64-d "
+                         "(fastText-style), trained from scratch: any language or script, "
+                         "no tokenizer.",
+             defaults={"dim": 64, "buckets": 131072})
     register("hf-text", _FACTORY, modality="text", outputs=("pooled", "sequence"),
              description="Any transformers text encoder: pass source='org/name' (a Hub id) or "
                          "a local folder (AutoModel + AutoTokenizer).",

@@ -1,0 +1,110 @@
+"""Text classification in another language: the topic (file) of Debian's Russian fortunes
+(`apt-get install fortunes-ru`; `--lang de` for fortunes-de), a fixed stratified 60/20/20
+split. `zoo train text-clf` with no flags (it sees Russian text and trains its fallback,
+char-text-clf: hashed word + character n-grams from scratch) against TF-IDF + logistic
+regression on the same split (words 1-2, as in bench_text.py; and character 2-5 grams),
+C tuned on the validation split as zoo's best epoch is. Also the English MiniLM classifier
+forced onto the same data, to show why the fallback exists.
+
+    .venv/bin/python bench/bench_text_multilingual.py [--lang ru] [--minilm]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+from _common import WORK, Timer, report
+
+import zoo
+
+TOPICS = {"ru": ["computer", "education", "love", "polit", "war", "work", "wealth",
+                 "friendship", "knowledge", "murphy"],
+          "de": ["computer", "fussball", "letzteworte", "ms", "namen", "regeln", "sprueche",
+                 "warmduscher", "witze", "woerterbuch"]}
+FORTUNES = Path("/usr/share/games/fortunes")
+
+
+def build(lang: str, w: Path, cap: int = 300, seed: int = 0) -> dict[str, Path]:
+    rng = random.Random(seed)
+    rows: dict[str, list] = {"train": [], "val": [], "test": []}
+    for topic in TOPICS[lang]:
+        text = (FORTUNES / lang / topic).read_text(encoding="utf-8", errors="replace")
+        items = [" ".join(x.split()) for x in text.split("\n%\n")]
+        items = [x for x in items if 20 <= len(x) <= 600]
+        rng.shuffle(items)
+        items = items[:cap]
+        a, b = int(0.6 * len(items)), int(0.8 * len(items))
+        for name, part in (("train", items[:a]), ("val", items[a:b]), ("test", items[b:])):
+            rows[name] += [{"text": x, "label": topic} for x in part]
+    w.mkdir(parents=True, exist_ok=True)
+    paths = {}
+    for name, r in rows.items():
+        rng.shuffle(r)
+        paths[name] = w / f"{name}.jsonl"
+        paths[name].write_text("".join(json.dumps(x, ensure_ascii=False) + "\n" for x in r))
+    return paths
+
+
+def tfidf(paths, analyzer: str, ngrams: tuple[int, int]) -> float:
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+
+    def load(p):
+        r = [json.loads(x) for x in p.read_text().splitlines()]
+        return [x["text"] for x in r], [x["label"] for x in r]
+
+    (xtr, ytr), (xva, yva), (xte, yte) = (load(paths[k]) for k in ("train", "val", "test"))
+
+    def fit(c):
+        return make_pipeline(TfidfVectorizer(sublinear_tf=True, analyzer=analyzer,
+                                             ngram_range=ngrams),
+                             LogisticRegression(C=c, max_iter=3000)).fit(xtr, ytr)
+    best_c = max((1, 3, 10, 30), key=lambda c: fit(c).score(xva, yva))
+    return float(fit(best_c).score(xte, yte))
+
+
+def zoo_train(model: str, paths, out: Path) -> tuple[dict, float]:
+    cmd = [sys.executable, "-m", "zoo", "train", model, "--train", str(paths["train"]),
+           "--eval", str(paths["val"]), "--out", str(out), "--quiet"]
+    print("$", " ".join(cmd[2:]), flush=True)
+    with Timer() as t:
+        subprocess.run(cmd, check=True)
+    return json.loads((out / "training.json").read_text()), t.s
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--lang", choices=sorted(TOPICS), default="ru")
+    ap.add_argument("--minilm", action="store_true", help="also force minilm-text-clf")
+    args = ap.parse_args()
+    paths = build(args.lang, WORK / f"fortunes-{args.lang}")
+    words, chars = tfidf(paths, "word", (1, 2)), tfidf(paths, "char_wb", (2, 5))
+    rec, secs = zoo_train("text-clf", paths, WORK / f"text-{args.lang}-run")
+    acc = zoo.evaluate(WORK / f"text-{args.lang}-run", paths["test"])
+    picked = json.loads((WORK / f"text-{args.lang}-run" / "config.json").read_text())
+    figures = {"lang": args.lang, "n_train": rec["n_train"],
+               "encoder": picked["encoders"]["text"]["name"],
+               "test_accuracy": round(acc["accuracy"], 4), "f1_macro": round(acc["f1_macro"], 4),
+               "tfidf_words_lr": round(words, 4), "tfidf_chars_lr": round(chars, 4),
+               "train_s": round(secs), "epochs_run": rec["epochs_run"]}
+    print(f"fortunes-{args.lang} topics ({len(TOPICS[args.lang])} classes, {rec['n_train']} "
+          f"train): zoo train text-clf -> {figures['encoder']}: test accuracy "
+          f"{acc['accuracy']:.4f} (f1 {acc['f1_macro']:.4f}), {secs:.0f}s; TF-IDF words + LR "
+          f"{words:.4f}; TF-IDF chars + LR {chars:.4f}")
+    if args.minilm:
+        rec_m, secs_m = zoo_train("minilm-text-clf", paths, WORK / f"text-{args.lang}-minilm")
+        m = zoo.evaluate(WORK / f"text-{args.lang}-minilm", paths["test"])
+        figures.update(minilm_test_accuracy=round(m["accuracy"], 4), minilm_s=round(secs_m),
+                       minilm_finetuned=rec_m.get("finetuned"))
+        print(f"minilm-text-clf (English MiniLM, LP-FT) on the same split: test accuracy "
+              f"{m['accuracy']:.4f}, {secs_m:.0f}s")
+    report(f"text-{args.lang}", figures)
+
+
+if __name__ == "__main__":
+    main()
