@@ -55,6 +55,11 @@ def test_push_to_hub_then_load_by_hub_id_is_bit_identical_and_large_weights_use_
     assert lfs_puts, "weights over 10 MB must go through the LFS batch API"
     loaded = zoo.load("hf-hub:zoo-tests/wide-tiny")
     assert _same_weights(model, loaded)
+    # the commit whose file list was vetted is the one downloaded, and it is recorded
+    from huggingface_hub import HfApi
+
+    head = HfApi(endpoint=hub.url, token=TOKEN).model_info("zoo-tests/wide-tiny").sha
+    assert loaded.hub_revision == head and len(head) == 40
     assert loaded.predict(_inputs(photo)) == model.predict(_inputs(photo))
     card_path = _download(hub, "zoo-tests/wide-tiny", "README.md")
     from huggingface_hub import ModelCard

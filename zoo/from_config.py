@@ -96,16 +96,28 @@ def build_from_config(config: Mapping[str, Any], assets_root: Path | None) -> An
     lookup_for_load("task", {"name": config["task"], **provider}, "task")
     if not isinstance(config["encoders"], Mapping) or not config["encoders"]:
         raise LoadError("config.json: 'encoders' must be a non-empty object")
+    from .registry import MODALITIES
+
     encoders, entries = {}, {}
     for m, entry in config["encoders"].items():
+        if m not in MODALITIES:  # it names a folder under preprocessor/: never a path
+            raise LoadError(f"config.json: encoders has key {str(m)[:40]!r}; modalities are "
+                            f"{', '.join(MODALITIES)}")
         espec = lookup_for_load("encoder", entry, f"encoders.{m}")
+        if espec.modality != m:
+            raise LoadError(f"config.json: encoders.{m} names {espec.name!r}, a "
+                            f"{espec.modality} encoder")
         kwargs = entry.get("kwargs") or {}
         if not isinstance(kwargs, Mapping):
             raise LoadError(f"config.json: encoders.{m}.kwargs must be an object")
+        _no_locations(kwargs, f"encoders.{m}.kwargs")
         assets = assets_root / m if assets_root is not None else None
         try:
-            encoders[m] = build_component(espec, check=False, pretrained=False, weights=None,
-                                          assets_dir=str(assets) if assets else None, **kwargs)
+            with offline_build():  # an "hf-hub:" kwarg may be provenance, never a download
+                encoders[m] = build_component(espec, check=False, pretrained=False,
+                                              weights=None,
+                                              assets_dir=str(assets) if assets else None,
+                                              **kwargs)
         except ZooError as e:
             raise LoadError(f"config.json: encoders.{m}.kwargs do not fit encoder "
                             f"{espec.name!r}: {e}") from None
@@ -135,8 +147,57 @@ def build_from_config(config: Mapping[str, Any], assets_root: Path | None) -> An
     return model
 
 
+#: a saved model is rebuilt from its own folder only: kwargs naming another place are refused
+_LOCATION_PREFIXES = ("local-dir:", "file:", "http://", "https://", "s3://", "gs://")
+
+
+class offline_build:
+    """Within: Hugging Face libraries act offline (HF_HUB_OFFLINE), so a config.json can
+    never make a load reach the network or send the user's token; restored after."""
+
+    def __enter__(self) -> None:
+        import os
+        import sys
+
+        self.env = os.environ.get("HF_HUB_OFFLINE")
+        os.environ["HF_HUB_OFFLINE"] = "1"
+        consts = sys.modules.get("huggingface_hub.constants")
+        self.const = getattr(consts, "HF_HUB_OFFLINE", None) if consts else None
+        if consts is not None:
+            consts.HF_HUB_OFFLINE = True
+
+    def __exit__(self, *exc: Any) -> None:
+        import os
+        import sys
+
+        if self.env is None:
+            os.environ.pop("HF_HUB_OFFLINE", None)
+        else:
+            os.environ["HF_HUB_OFFLINE"] = self.env
+        consts = sys.modules.get("huggingface_hub.constants")
+        if consts is not None and self.const is not None:
+            consts.HF_HUB_OFFLINE = self.const
+
+
+def _no_locations(value: Any, where: str, depth: int = 0) -> None:
+    if depth > 20:
+        raise LoadError(f"config.json: {where} is nested too deeply")
+    if isinstance(value, str):
+        if value.lower().startswith(_LOCATION_PREFIXES):
+            raise LoadError(f"config.json: {where} names a location ({value[:60]!r}); a saved "
+                            f"model is rebuilt only from its own folder, so this file was "
+                            f"edited or comes from an untrusted source")
+    elif isinstance(value, Mapping):
+        for k, v in value.items():
+            _no_locations(v, f"{where}.{k}", depth + 1)
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            _no_locations(v, f"{where}[{i}]", depth + 1)
+
+
 def _kwargs(entry: Mapping[str, Any], where: str) -> Mapping[str, Any]:
     kwargs = entry.get("kwargs") or {}
+    _no_locations(kwargs, f"{where}.kwargs")
     if not isinstance(kwargs, Mapping):
         raise LoadError(f"config.json: {where}.kwargs must be an object")
     return kwargs

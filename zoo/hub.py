@@ -43,7 +43,8 @@ def save_pretrained(model: Any, directory: str | Path, *, max_shard_size: str | 
 
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".zoo-save-", dir=directory))
+    recover(directory)  # finish (or drop) a save a kill interrupted
+    tmp = Path(tempfile.mkdtemp(prefix=STAGING, dir=directory))
     try:
         state = {k: _own_storage(v.detach().cpu()) for k, v in model.state_dict().items()}
         with _quiet_hub():
@@ -59,21 +60,92 @@ def save_pretrained(model: Any, directory: str | Path, *, max_shard_size: str | 
         (tmp / CONFIG_NAME).write_text(json.dumps(config, indent=2) + "\n")
         for name, text in (extra_files or {}).items():
             (tmp / name).write_text(text)
-
-        for old in directory.glob("model*.safetensors*"):
-            old.unlink()
-        if (directory / PREPROCESSOR_DIR).exists():
-            shutil.rmtree(directory / PREPROCESSOR_DIR)
-        for item in tmp.iterdir():
-            os.replace(item, directory / item.name)
+        _fsync_tree(tmp)
+        (tmp / COMPLETE).write_text("")  # the commit point: from here the new model wins
+        _fsync_tree(tmp, files=False)
+        _roll_forward(directory, tmp)
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        if tmp.exists() and not (tmp / COMPLETE).exists():
+            shutil.rmtree(tmp, ignore_errors=True)  # an error before the commit point
     model.config = {**model.component_config(), "zoo_version": config["zoo_version"],
                     "weights": config["weights"], "plugins": config["plugins"]}
     from .cards import write_card
 
     write_card(directory)  # reads training.json / eval_results.json when they are there
     return directory
+
+
+#: a save is staged in ``<folder>/.zoo-save-*`` and committed by writing COMPLETE into it;
+#: the files then move in one by one. A kill before COMPLETE leaves the old model; after
+#: it, ``recover`` (run by every load and save) moves the rest in: old or new, never a mix.
+STAGING = ".zoo-save-"
+TRASH = ".zoo-trash-"
+COMPLETE = "COMPLETE"
+
+
+def _fsync_tree(root: Path, files: bool = True) -> None:
+    for path in sorted(root.rglob("*")) if files else []:
+        if path.is_file():
+            with open(path, "rb") as f:
+                os.fsync(f.fileno())
+    for d in [root, *(p for p in root.rglob("*") if p.is_dir())]:
+        try:
+            fd = os.open(d, os.O_RDONLY)
+        except OSError:
+            continue
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def _roll_forward(directory: Path, staged: Path) -> None:
+    """Move a committed staging folder's files into ``directory``, then drop weight files
+    the new config does not list; the staging folder goes last (COMPLETE first of all)."""
+    config = json.loads((staged / CONFIG_NAME).read_text()) \
+        if (staged / CONFIG_NAME).is_file() else None
+    for item in sorted(staged.iterdir(), key=lambda p: p.name == CONFIG_NAME):
+        if item.name == COMPLETE:
+            continue
+        target = directory / item.name
+        if item.is_dir():
+            if target.exists():
+                trash = directory / f"{TRASH}{staged.name[len(STAGING):]}-{item.name}"
+                os.replace(target, trash)
+            os.replace(item, target)
+        else:
+            os.replace(item, target)
+    keep = set((config or {}).get("weights") or ())
+    if len(keep) > 1:  # sharded: its index stays beside the shards
+        keep.add(WEIGHTS_NAME + ".index.json")
+    if config is not None:
+        for old in directory.glob("model*.safetensors*"):
+            if old.name not in keep:
+                old.unlink(missing_ok=True)
+    (staged / COMPLETE).unlink(missing_ok=True)
+    shutil.rmtree(staged, ignore_errors=True)
+    for trash in directory.glob(f"{TRASH}*"):
+        shutil.rmtree(trash, ignore_errors=True)
+
+
+def recover(directory: Path) -> None:
+    """Finish what a killed save left: a committed staging folder is moved in, an
+    uncommitted one (the old model is intact) is removed, as are leftovers of either."""
+    if not directory.is_dir():
+        return
+    staged = sorted(directory.glob(f"{STAGING}*"), key=lambda p: p.stat().st_mtime_ns)
+    for st in staged:
+        if not st.is_dir() or st.is_symlink():
+            continue
+        try:
+            if (st / COMPLETE).is_file():
+                _roll_forward(directory, st)
+            else:
+                shutil.rmtree(st, ignore_errors=True)
+        except OSError:
+            pass  # a read-only folder: loading what is there is still checked by sha256
+    for trash in directory.glob(f"{TRASH}*"):
+        shutil.rmtree(trash, ignore_errors=True)
 
 
 class _quiet_hub:
@@ -149,13 +221,41 @@ def _check_weights(directory: Path, config: dict[str, Any]) -> None:
                             f"corrupt download); download the model again")
 
 
-def load_dir(directory: str | Path) -> Any:
-    """A saved model from a local folder: architecture from config.json, then weights."""
-    from huggingface_hub import load_torch_model
+def _check_tree(directory: Path, root: Path) -> None:
+    """Every file a load reads stays inside ``root`` (the model folder; for a Hub download
+    the repo's cache folder, whose snapshot files link to its blobs): a symlink or ``..``
+    pointing elsewhere is refused, never followed."""
+    base = root.resolve()
+    paths = [directory / CONFIG_NAME, *directory.glob("model*.safetensors")]
+    pre = directory / PREPROCESSOR_DIR
+    if pre.is_symlink():
+        paths.append(pre)
+    elif pre.is_dir():
+        paths += [pre, *pre.rglob("*")]
+    for path in paths:
+        if not (path.exists() or path.is_symlink()):
+            continue
+        target = path.resolve()
+        if target != base and base not in target.parents:
+            raise LoadError(f"{path.relative_to(directory)} points outside the model folder "
+                            f"(to {target}); zoo reads only files inside it")
+
+
+def load_dir(directory: str | Path, *, root: str | Path | None = None) -> Any:
+    """A saved model from a local folder: architecture from config.json, then weights.
+    Nothing outside ``root`` (default: the folder itself) is read."""
+    from safetensors.torch import load_file
 
     from .from_config import build_from_config
 
     directory = Path(directory)
+    recover(directory)
+    if root is None:  # a Hub cache snapshot links into its repo's blobs: that bounds it
+        snap = directory.absolute()
+        hub_repo = snap.parent.name == "snapshots" and snap.parents[1].name.startswith(
+            ("models--", "datasets--"))
+        root = snap.parents[1] if hub_repo else directory
+    _check_tree(directory, Path(root))
     config = read_config(directory)
     _check_weights(directory, config)
     from ._init import skip_init
@@ -163,7 +263,11 @@ def load_dir(directory: str | Path) -> Any:
     with skip_init():  # every weight is overwritten by the strict load below
         model = build_from_config(config, directory / PREPROCESSOR_DIR)
     try:
-        load_torch_model(model, directory, strict=True, safe=True)
+        # exactly the files whose sha256 config.json records (never an index's other shards)
+        state: dict[str, Any] = {}
+        for name in sorted(config["weights"]):
+            state.update(load_file(str(directory / name)))
+        model.load_state_dict(state, strict=True)
     except Exception as e:
         raise LoadError(f"weights in {directory} do not fit the model config.json describes: "
                         f"{type(e).__name__}: {str(e).splitlines()[0]}") from None
@@ -179,7 +283,11 @@ def load(name_or_path: str | Path, *, revision: str | None = None) -> Any:
     s = str(name_or_path)
     if s.startswith("hf-hub:"):
         repo, _, rev = s[len("hf-hub:"):].partition("@")
-        return load_dir(pull(repo, revision=rev or revision))
+        path = pull(repo, revision=rev or revision)
+        # the snapshot's files link into the repo's blobs: the repo's cache folder bounds it
+        model = load_dir(path)
+        model.hub_revision = path.name  # the commit loaded (snapshot folders are commits)
+        return model
     if s.startswith((".", "/", "~")) or os.sep in s and not s.startswith("hf-hub:"):
         raise LoadError(f"no model folder at {s!r} (a folder with config.json, "
                         f"'hf-hub:org/name' or a registry name from `zoo list`)")
@@ -219,6 +327,30 @@ def check_repo_files(repo_id: str, names: list[str]) -> None:
                         f"author to publish with zoo push)")
 
 
+def hub_timeout() -> float:
+    """Seconds a Hub request may wait for an answer (ZOO_HUB_TIMEOUT, default 30)."""
+    try:
+        return max(0.1, float(os.environ.get("ZOO_HUB_TIMEOUT", "30")))
+    except ValueError:
+        raise ZooError("ZOO_HUB_TIMEOUT must be a number of seconds") from None
+
+
+class _download_timeout:
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+
+    def __enter__(self) -> None:
+        import huggingface_hub.constants as C
+
+        self.was = C.HF_HUB_DOWNLOAD_TIMEOUT
+        C.HF_HUB_DOWNLOAD_TIMEOUT = self.seconds
+
+    def __exit__(self, *exc: Any) -> None:
+        import huggingface_hub.constants as C
+
+        C.HF_HUB_DOWNLOAD_TIMEOUT = self.was
+
+
 def pull(repo_id: str, *, revision: str | None = None, token: str | None = None) -> Path:
     """Download a model repo (safetensors, JSON, card and pictures only) into the HF cache,
     after checking its file list; offline, only the cache is used."""
@@ -227,14 +359,21 @@ def pull(repo_id: str, *, revision: str | None = None, token: str | None = None)
     from .weights import offline
 
     where = f"{repo_id}{'@' + revision if revision else ''}"
+    timeout = hub_timeout()
     try:
         if not offline():
-            info = HfApi(token=token, **_hub_kwargs()).model_info(repo_id, revision=revision)
+            info = HfApi(token=token, **_hub_kwargs()).model_info(repo_id, revision=revision,
+                                                                  timeout=timeout)
             check_repo_files(repo_id, [s.rfilename for s in info.siblings or []])
-        path = snapshot_download(repo_id=repo_id, revision=revision, token=token,
-                                 cache_dir=_cache_dir(), local_files_only=offline(),
-                                 allow_patterns=["*.json", "*.safetensors", "*.md", "*.png",
-                                                 "preprocessor/**"], **_hub_kwargs())
+            # download the very commit whose file list was vetted, not the branch again
+            revision = info.sha or revision
+        with _download_timeout(timeout):
+            path = snapshot_download(repo_id=repo_id, revision=revision, token=token,
+                                     cache_dir=_cache_dir(), local_files_only=offline(),
+                                     etag_timeout=timeout,
+                                     allow_patterns=["*.json", "*.safetensors", "*.md",
+                                                     "*.png", "preprocessor/**"],
+                                     **_hub_kwargs())
     except LoadError:
         raise
     except Exception as e:
@@ -276,6 +415,7 @@ def push_folder(directory: str | Path, repo_id: str, *, revision: str | None = N
     from .cards import write_card
 
     directory = Path(directory)
+    recover(directory)
     config = read_config(directory)  # refuse to publish something that is not a zoo model
     _check_weights(directory, config)
     write_card(directory, repo_id)
@@ -289,7 +429,9 @@ def push_folder(directory: str | Path, repo_id: str, *, revision: str | None = N
                                  commit_message=commit_message or "Upload zoo model",
                                  allow_patterns=["*.json", "*.safetensors", "*.md", "*.png",
                                                  "preprocessor/**"],
-                                 ignore_patterns=["train_state/**", "metrics.jsonl"])
+                                 ignore_patterns=["train_state/**", "metrics.jsonl",
+                                                  f"{STAGING}*/**", f"{STAGING}*",
+                                                  f"{TRASH}*/**", f"{TRASH}*"])
     except Exception as e:
         first = str(e).splitlines()[0] if str(e) else ""
         hint = ""

@@ -35,9 +35,12 @@ def _cache_dir() -> Path:
 
 
 def sha256_file(path: Path) -> str:
-    """sha256 of a file, remembered by (path, size, mtime) so a check costs one stat."""
+    """sha256 of a file, remembered by (path, inode, size, mtime, ctime) so a check costs
+    one stat. ctime is in the key because a same-size edit can restore the mtime (utime)
+    but not the ctime, which the kernel sets on every change."""
     st = path.stat()
-    key = f"{path.resolve()}:{st.st_size}:{st.st_mtime_ns}"
+    key = (f"{path.resolve()}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}:"
+           f"{st.st_ctime_ns}")
     cache_file = _cache_dir() / "sha256.json"
     try:
         cache = json.loads(cache_file.read_text())

@@ -99,6 +99,12 @@ def build(*, pretrained: bool = False, weights: str | None = None,
     if assets_dir is not None:
         if not hf_config:
             raise ZooError("a saved text encoder needs 'hf_config' in config.json")
+        vocab = ("tokenizer.json", "vocab.txt", "spiece.model", "sentencepiece.bpe.model",
+                 "vocab.json")
+        if not any((Path(assets_dir) / f).is_file() for f in vocab):
+            raise ZooError(f"{Path(assets_dir).name}: no tokenizer vocabulary (tokenizer.json or "
+                           f"vocab.txt) in preprocessor/{Path(assets_dir).name}; the model folder "
+                           f"is incomplete: download or save it again")
         tok = AutoTokenizer.from_pretrained(assets_dir, local_files_only=True)
         cfg = AutoConfig.for_model(**hf_config)
         model = AutoModel.from_config(cfg)

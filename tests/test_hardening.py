@@ -1,0 +1,190 @@
+"""Loading and saving as an adversary would test them: a kill at any instant of a save,
+weight files the checksum does not cover, edits that keep size and mtime."""
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+import zoo
+from conftest import ROOT
+from zoo.errors import LoadError
+
+SAVER = r"""
+import sys, torch, zoo
+folder = sys.argv[1]
+models = []
+for seed in (1, 2):
+    torch.manual_seed(seed)
+    models.append(zoo.create_model("tiny-text-image-clf", labels=["a", "b"]))
+models[0].save_pretrained(folder)
+print("ready", flush=True)
+i = 0
+while True:
+    i += 1
+    models[i % 2].save_pretrained(folder)
+"""
+
+
+def _weights(folder):
+    return zoo.load(folder).state_dict()
+
+
+def test_a_kill_at_any_instant_of_a_save_leaves_the_old_or_the_new_model(tmp_path):
+    script = tmp_path / "saver.py"
+    script.write_text(SAVER)
+    folder = tmp_path / "m"
+    references = []
+    for seed in (1, 2):
+        torch.manual_seed(seed)
+        ref = tmp_path / f"ref{seed}"
+        zoo.create_model("tiny-text-image-clf", labels=["a", "b"]).save_pretrained(ref)
+        references.append(_weights(ref))
+    rng = random.Random(0)
+    staged_seen = 0
+    for trial in range(6):
+        proc = subprocess.Popen([sys.executable, str(script), str(folder)], cwd=ROOT,
+                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        assert proc.stdout.readline().strip() == "ready"
+        time.sleep(rng.uniform(0.05, 0.6))  # several saves in, killed somewhere inside one
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        staged_seen += any(p.name.startswith(".zoo-save-") for p in folder.iterdir())
+        got = _weights(folder)  # loads (recovering a committed save if there is one)
+        assert any(got.keys() == r.keys() and all(torch.equal(got[k], r[k]) for k in r)
+                   for r in references), f"trial {trial}: a mix of two saves"
+        assert not [p for p in folder.iterdir() if p.name.startswith((".zoo-save-",
+                                                                       ".zoo-trash-"))]
+    assert staged_seen >= 1, "no kill landed inside a save: the test proved nothing"
+
+
+def test_an_interrupted_save_is_finished_or_dropped_by_the_next_load(tmp_path):
+    from zoo.hub import COMPLETE
+
+    torch.manual_seed(1)
+    old = zoo.create_model("tiny-text-image-clf", labels=["a", "b"])
+    torch.manual_seed(2)
+    new = zoo.create_model("tiny-text-image-clf", labels=["a", "b"])
+    # committed, half moved in: the new weights already replaced, the config not yet
+    folder = old.save_pretrained(tmp_path / "m")
+    staged = new.save_pretrained(tmp_path / "stage-src")
+    st = folder / ".zoo-save-x1"
+    shutil.copytree(staged, st)
+    (st / COMPLETE).write_text("")
+    os.replace(st / "model.safetensors", folder / "model.safetensors")
+    got = zoo.load(folder).state_dict()
+    assert all(torch.equal(got[k], v) for k, v in new.state_dict().items())
+    assert not st.exists()
+    # not committed: the old model stays, the staging folder is removed
+    shutil.copytree(zoo.create_model("tiny-text-image-clf", labels=["a", "b"])
+                    .save_pretrained(tmp_path / "other"), folder / ".zoo-save-x2")
+    got = zoo.load(folder).state_dict()
+    assert all(torch.equal(got[k], v) for k, v in new.state_dict().items())
+    assert not (folder / ".zoo-save-x2").exists()
+
+
+def test_an_index_with_an_unlisted_shard_is_never_loaded(tmp_path):
+    torch.manual_seed(0)
+    model = zoo.create_model("tiny-text-image-clf", labels=["a", "b"])
+    folder = model.save_pretrained(tmp_path / "m")
+    # an attacker adds a shard holding other weights and an index pointing at it
+    from safetensors.torch import save_file
+
+    evil = {k: torch.full_like(v, 7.0) if v.is_floating_point() else v
+            for k, v in model.state_dict().items()}
+    save_file(evil, str(folder / "model-00001-of-00001.safetensors"))
+    (folder / "model.safetensors.index.json").write_text(json.dumps({
+        "metadata": {}, "weight_map": {k: "model-00001-of-00001.safetensors" for k in evil}}))
+    got = zoo.load(folder).state_dict()
+    assert all(torch.equal(got[k], v) for k, v in model.state_dict().items())
+
+
+def test_a_same_size_edit_with_the_mtime_restored_is_caught(tmp_path):
+    torch.manual_seed(0)
+    folder = zoo.create_model("tiny-text-image-clf", labels=["a", "b"]).save_pretrained(
+        tmp_path / "m")
+    zoo.load(folder)  # the checksum is now cached
+    path = folder / "model.safetensors"
+    st = path.stat()
+    data = bytearray(path.read_bytes())
+    data[-8] ^= 0xFF  # one weight byte, same size
+    path.write_bytes(bytes(data))
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))  # mtime as it was
+    assert path.stat().st_size == st.st_size and path.stat().st_mtime_ns == st.st_mtime_ns
+    with pytest.raises(LoadError, match="does not match the sha256"):
+        zoo.load(folder)
+
+
+@pytest.fixture
+def saved_tiny(tmp_path):
+    torch.manual_seed(0)
+    return zoo.create_model("tiny-text-image-clf", labels=["a", "b"]).save_pretrained(
+        tmp_path / "m")
+
+
+def _edit_config(folder, fn):
+    cfg = json.loads((folder / "config.json").read_text())
+    fn(cfg)
+    (folder / "config.json").write_text(json.dumps(cfg))
+
+
+@pytest.mark.parametrize("key", ["../../etc", "/etc", "text/../../x"])
+def test_a_modality_key_is_never_a_path(saved_tiny, key):
+    _edit_config(saved_tiny, lambda c: c["encoders"].update({key: c["encoders"].pop("text")}))
+    with pytest.raises(LoadError, match="modalities are text, image, audio"):
+        zoo.load(saved_tiny)
+
+
+def test_kwargs_naming_another_place_are_refused(saved_tiny):
+    _edit_config(saved_tiny, lambda c: c["encoders"]["image"]["kwargs"].update(
+        arch="local-dir:/tmp/elsewhere"))
+    with pytest.raises(LoadError, match="names a location"):
+        zoo.load(saved_tiny)
+
+
+def test_a_symlink_out_of_the_folder_is_refused(saved_tiny, tmp_path):
+    outside = tmp_path / "outside.json"
+    target = next((saved_tiny / "preprocessor" / "text").glob("tokenizer.json"))
+    shutil.copy(target, outside)
+    target.unlink()
+    target.symlink_to(outside)
+    with pytest.raises(LoadError, match="points outside the model folder"):
+        zoo.load(saved_tiny)
+
+
+def test_a_text_encoder_without_its_tokenizer_does_not_load(saved_tiny):
+    for f in (saved_tiny / "preprocessor" / "text").iterdir():
+        if f.name in ("tokenizer.json", "vocab.txt"):
+            f.unlink()
+    with pytest.raises(LoadError, match="no tokenizer vocabulary"):
+        zoo.load(saved_tiny)
+
+
+def test_a_hub_that_never_answers_times_out(monkeypatch, tmp_path):
+    import socket
+
+    import huggingface_hub.constants as C
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(8)  # accepts connections, never answers
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{sock.getsockname()[1]}")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("ZOO_HUB_TIMEOUT", "1")
+    monkeypatch.setattr(C, "HF_HUB_OFFLINE", False)
+    t = time.perf_counter()
+    try:
+        with pytest.raises(LoadError, match="cannot download"):
+            zoo.load("hf-hub:org/silent")
+    finally:
+        sock.close()
+    assert time.perf_counter() - t < 15
