@@ -149,3 +149,71 @@ def test_2000_concurrent_feedback_posts_give_2000_ids_and_manifest_lines(server,
     from zoo.data.manifest import read_manifest
 
     assert len(read_manifest(out)) == len(lines)
+
+
+# ---- bounded serving: every limit answers with its name, before the expensive step -------
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+def _png(w: int, h: int) -> bytes:
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("L", (w, h)).save(buf, format="PNG", optimize=True)
+    return buf.getvalue()
+
+
+def _wav(seconds: float, rate: int) -> bytes:
+    import io
+
+    import numpy as np
+    import soundfile as sf
+
+    buf = io.BytesIO()
+    sf.write(buf, np.zeros(max(1, int(seconds * rate)), "float32"), rate, format="FLAC"
+             if rate >= 1000 else "WAV")
+    return buf.getvalue()
+
+
+def test_limits_bound_each_request_and_name_the_limit(server):
+    import time as _time
+
+    post = lambda body: httpx.post(f"{server.url}/predict", json=body, timeout=60)  # noqa
+    big = _png(9000, 9000)  # 81 Mpx of blank pixels in a small file
+    assert len(big) < 1_000_000
+    t = _time.perf_counter()
+    r = post({"inputs": [{"text": "x", "image": _b64(big)}]})
+    assert r.status_code == 413 and "ZOO_SERVE_MAX_PIXELS" in r.json()["error"]
+    assert "9000x9000" in r.json()["error"] and _time.perf_counter() - t < 5
+    r = post({"inputs": [{"text": "x" * 100_001}]})
+    assert r.status_code == 413 and "ZOO_SERVE_MAX_TEXT_CHARS" in r.json()["error"]
+    r = post({"inputs": [{"text": "x"}] * 65})
+    assert r.status_code == 413 and "ZOO_SERVE_MAX_INPUTS" in r.json()["error"]
+    deep = "[" * 5000 + "]" * 5000
+    r = httpx.post(f"{server.url}/predict", content=deep,
+                   headers={"content-type": "application/json"}, timeout=60)
+    assert r.status_code == 422 and "nested" in r.json()["error"]
+    r = httpx.post(f"{server.url}/feedback", content='{"input": ' + "[" * 100 + "]" * 100
+                   + "}", headers={"content-type": "application/json"}, timeout=60)
+    assert r.status_code == 422
+    assert httpx.get(f"{server.url}/health", timeout=5).json() == {"status": "ok"}
+
+
+def test_audio_limits_read_the_header_first(tmp_path):
+    from zoo.serve import Limits, decode_input
+    from zoo.serve_inputs import BadInput
+
+    with pytest.raises(BadInput, match="__422__.*1 Hz"):
+        decode_input({"audio": _b64(_wav(4, 1))}, 0)  # a 4 s file declaring 1 Hz
+    with pytest.raises(BadInput, match="__413__.*600.0 s.*ZOO_SERVE_MAX_AUDIO_SECONDS"):
+        decode_input({"audio": _b64(_wav(600, 8000))}, 0)  # ten minutes of silence
+    ok = decode_input({"audio": _b64(_wav(1, 16000))}, 0)
+    assert ok["audio"][1] == 16000
+    roomy = Limits.from_env(max_audio_seconds="900")
+    assert decode_input({"audio": _b64(_wav(600, 8000))}, 0, roomy)["audio"][1] == 8000
+    with pytest.raises(zoo.ZooError, match="unknown serving limit"):
+        Limits.from_env(max_bananas=3)

@@ -12,9 +12,6 @@ of one-at-a-time. Bad requests get a 4xx with a message; the server keeps servin
 
 
 import asyncio
-import base64
-import binascii
-import io
 import json
 import sqlite3
 import threading
@@ -23,59 +20,12 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-__all__ = ["create_app", "FeedbackStore", "MicroBatcher", "decode_input"]
+from .serve_inputs import BadInput, Limits, decode_input, json_depth
+
+__all__ = ["create_app", "FeedbackStore", "MicroBatcher", "decode_input", "Limits"]
 
 MAX_BODY = 20 * 1024 * 1024  # bytes; larger requests get a 413
 _LAT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
-
-
-class BadInput(ValueError):
-    """A client error: answered with a 400 and its message."""
-
-
-def decode_input(raw: Any, i: int) -> dict[str, Any]:
-    """One request input: text as is; image / audio from base64 (or a data: URL)."""
-    if not isinstance(raw, dict):
-        raise BadInput(f"inputs[{i}] must be an object such as {{\"text\": \"...\"}}")
-    if not raw:
-        raise BadInput(f"inputs[{i}] is empty: give text, image or audio")
-    out: dict[str, Any] = {}
-    for key, value in raw.items():
-        if key not in ("text", "image", "audio"):
-            raise BadInput(f"inputs[{i}]: unknown key {key!r} (text, image, audio)")
-        if not isinstance(value, str):
-            raise BadInput(f"inputs[{i}].{key} must be a string"
-                           + ("" if key == "text" else " (base64)"))
-        if key == "text":
-            out["text"] = value
-            continue
-        b64 = value.split(",", 1)[1] if value.startswith("data:") else value
-        try:
-            data = base64.b64decode(b64, validate=True)
-        except (binascii.Error, ValueError):
-            raise BadInput(f"inputs[{i}].{key} is not valid base64") from None
-        if not data:
-            raise BadInput(f"inputs[{i}].{key} is empty")
-        if key == "image":
-            from PIL import Image, UnidentifiedImageError
-
-            try:
-                with Image.open(io.BytesIO(data)) as im:
-                    out["image"] = im.convert("RGB")
-            except (UnidentifiedImageError, OSError):
-                raise BadInput(f"inputs[{i}].image is not a readable image") from None
-        else:
-            import soundfile as sf
-
-            try:
-                wav, rate = sf.read(io.BytesIO(data), dtype="float32", always_2d=True)
-            except Exception:
-                raise BadInput(f"inputs[{i}].audio is not a readable audio file "
-                               f"(WAV, FLAC or OGG)") from None
-            if not len(wav):
-                raise BadInput(f"inputs[{i}].audio has no samples")
-            out["audio"] = (wav.mean(axis=1), rate)
-    return out
 
 
 class FeedbackStore:
@@ -240,12 +190,17 @@ def _jsonable(obj: Any) -> Any:
 
 
 def create_app(model: Any, *, feedback_db: str | Path = "feedback.db", max_batch: int = 32,
-               max_wait_ms: float = 5.0, max_body: int = MAX_BODY) -> Any:
+               max_wait_ms: float = 5.0, max_body: int = MAX_BODY,
+               limits: Limits | None = None) -> Any:
+    """The FastAPI app. ``limits`` bound the work one request can cause (decoded pixels,
+    audio length and rate, text length, inputs, JSON depth; :class:`Limits`, defaults from
+    ``ZOO_SERVE_*`` variables): beyond one, a 413 (422 for an impossible value) names it."""
     from fastapi import FastAPI, Request
     from fastapi.responses import JSONResponse, PlainTextResponse
 
     from .errors import ZooError
 
+    limits = limits or Limits.from_env()
     metrics = Metrics()
     batcher = MicroBatcher(model, max_batch, max_wait_ms, metrics)
     store = FeedbackStore(feedback_db)
@@ -285,9 +240,16 @@ def create_app(model: Any, *, feedback_db: str | Path = "feedback.db", max_batch
             if len(body) > max_body:
                 raise BadInput("__413__")
         try:
-            return json.loads(body)
-        except (ValueError, UnicodeDecodeError):
-            raise BadInput("the body is not valid JSON") from None
+            value = json.loads(body)
+        except (ValueError, UnicodeDecodeError) as e:
+            where = f" (line {e.lineno}, column {e.colno})" if hasattr(e, "lineno") else ""
+            raise BadInput(f"the body is not valid JSON{where}") from None
+        except RecursionError:
+            raise BadInput("__422__the body's JSON is nested too deeply") from None
+        if json_depth(value, limits.max_json_depth) > limits.max_json_depth:
+            raise BadInput(f"__422__the body's JSON is nested deeper than "
+                           f"{limits.max_json_depth} levels (ZOO_SERVE_MAX_JSON_DEPTH)")
+        return value
 
     @app.post("/predict")
     async def predict(request: Request) -> Any:
@@ -300,13 +262,15 @@ def create_app(model: Any, *, feedback_db: str | Path = "feedback.db", max_batch
                 raise BadInput("'inputs' must be a list")
             if not raw:
                 raise BadInput("'inputs' is empty")
-            if len(raw) > 256:
-                raise BadInput("at most 256 inputs per request")
-            inputs = [decode_input(x, i) for i, x in enumerate(raw)]
+            if len(raw) > limits.max_inputs:
+                raise BadInput(f"__413__{len(raw)} inputs; at most {limits.max_inputs} per "
+                               f"request (ZOO_SERVE_MAX_INPUTS)")
+            # decoding is CPU work: off the event loop, so /health and light requests answer
+            inputs = await asyncio.to_thread(
+                lambda: [decode_input(x, i, limits) for i, x in enumerate(raw)])
             _check_modalities(model, inputs)
         except BadInput as e:
-            return bad(413, f"request body over {max_body} bytes") if str(e) == "__413__" \
-                else bad(400, str(e))
+            return _client_error(bad, e, max_body)
         try:
             outputs = await batcher.submit(inputs)
         except ZooError as e:
@@ -318,8 +282,7 @@ def create_app(model: Any, *, feedback_db: str | Path = "feedback.db", max_batch
         try:
             body = await read_json(request)
         except BadInput as e:
-            return bad(413 if str(e) == "__413__" else 400,
-                       f"request body over {max_body} bytes" if str(e) == "__413__" else str(e))
+            return _client_error(bad, e, max_body)
         if not isinstance(body, dict) or not isinstance(body.get("input"), dict):
             return bad(400, 'expected {"input": {...}, "prediction": ..., "correction": ...}')
         if body.get("correction") is None:
@@ -344,6 +307,17 @@ def create_app(model: Any, *, feedback_db: str | Path = "feedback.db", max_batch
 
     app.state.store, app.state.metrics, app.state.batcher = store, metrics, batcher
     return app
+
+
+def _client_error(bad: Any, e: Exception, max_body: int) -> Any:
+    """A BadInput as its response: ``__413__``/``__422__`` prefixes pick the status."""
+    msg = str(e)
+    if msg == "__413__":
+        return bad(413, f"request body over {max_body} bytes")
+    for code in (413, 422):
+        if msg.startswith(f"__{code}__"):
+            return bad(code, msg[len(f"__{code}__"):])
+    return bad(400, msg)
 
 
 def _check_modalities(model: Any, inputs: list[dict[str, Any]]) -> None:

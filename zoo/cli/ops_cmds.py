@@ -68,15 +68,23 @@ def card(directory: str, repo_id: str | None, show: bool) -> None:
               help="Most inputs run together in one model call.")
 @click.option("--max-wait-ms", default=5.0, show_default=True,
               help="How long a request waits for others to batch with.")
+@click.option("--limit", "limit", multiple=True, metavar="NAME=VALUE",
+              help="A bound on one request: max_pixels, max_audio_seconds, min_sample_rate, "
+                   "max_sample_rate, max_text_chars, max_inputs, max_json_depth (also "
+                   "ZOO_SERVE_<NAME>).")
 def serve(model: str, host: str, port: int, feedback_db: str, max_batch: int,
-          max_wait_ms: float) -> None:
+          max_wait_ms: float, limit: tuple[str, ...]) -> None:
     """Serve MODEL over HTTP: POST /predict, POST /feedback, GET /health /info /metrics."""
     import uvicorn
 
     from .. import load
-    from ..serve import create_app
+    from ..serve import Limits, create_app
 
-    app = create_app(load(model), feedback_db=feedback_db, max_batch=max_batch,
+    pairs = dict(x.split("=", 1) for x in limit if "=" in x)
+    if len(pairs) != len(limit):
+        raise click.BadParameter("expected NAME=VALUE", param_hint="--limit")
+    limits = Limits.from_env(**pairs)  # checked before the model loads
+    app = create_app(load(model), feedback_db=feedback_db, max_batch=max_batch, limits=limits,
                      max_wait_ms=max_wait_ms)
     uvicorn.run(app, host=host, port=port, log_level="warning")
 
