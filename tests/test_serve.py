@@ -86,7 +86,7 @@ def _wav_b64(seconds=0.5, rate=16000) -> str:
 
 @pytest.mark.parametrize("body,status,message", [
     (b"{not json", 400, "not valid JSON"),
-    (json.dumps({"inputs": "a cat"}).encode(), 400, "must be a list"),
+    (json.dumps({"inputs": 3}).encode(), 400, "must be a list"),
     (json.dumps({"items": []}).encode(), 400, "expected"),
     (json.dumps({"inputs": []}).encode(), 400, "is empty"),
     (json.dumps({"inputs": [{}]}).encode(), 400, "is empty"),
@@ -217,3 +217,111 @@ def test_audio_limits_read_the_header_first(tmp_path):
     assert decode_input({"audio": _b64(_wav(600, 8000))}, 0, roomy)["audio"][1] == 8000
     with pytest.raises(zoo.ZooError, match="unknown serving limit"):
         Limits.from_env(max_bananas=3)
+
+
+# ---- an API that fits its ecosystem: auth, docs, multipart, raw bodies, other shapes ------
+
+@pytest.fixture(scope="module")
+def keyed(tmp_path_factory):
+    d = tmp_path_factory.mktemp("keyed")
+    model = zoo.create_model("tiny-text-image-clf", labels=["cat", "dog"])
+    app = create_app(model, feedback_db=d / "feedback.db", max_wait_ms=5,
+                     api_key="s3cret-key")
+    with run_in_thread(app) as srv:
+        srv.model, srv.db = model, d / "feedback.db"
+        yield srv
+
+
+def test_api_key_guards_every_route_but_health(keyed):
+    body = {"inputs": [{"text": "a cat"}]}
+    assert httpx.post(f"{keyed.url}/predict", json=body).status_code == 401
+    wrong = httpx.post(f"{keyed.url}/predict", json=body,
+                       headers={"Authorization": "Bearer nope"})
+    assert wrong.status_code == 401 and wrong.headers["www-authenticate"] == "Bearer"
+    assert "API key" in wrong.json()["error"]
+    ok = httpx.post(f"{keyed.url}/predict", json=body,
+                    headers={"Authorization": "Bearer s3cret-key"})
+    assert ok.status_code == 200
+    assert httpx.post(f"{keyed.url}/predict", json=body,
+                      headers={"X-API-Key": "s3cret-key"}).status_code == 200
+    assert httpx.get(f"{keyed.url}/metrics").status_code == 401
+    assert httpx.get(f"{keyed.url}/health").status_code == 200
+
+
+def test_docs_multipart_raw_bodies_and_other_request_shapes(keyed, photo):
+    from PIL import Image
+
+    h = {"X-API-Key": "s3cret-key"}
+    docs = httpx.get(f"{keyed.url}/docs", headers=h)
+    assert docs.status_code == 200 and "swagger" in docs.text.lower()
+    spec = httpx.get(f"{keyed.url}/openapi.json", headers=h).json()
+    body = spec["paths"]["/predict"]["post"]["requestBody"]["content"]
+    assert {"application/json", "multipart/form-data", "image/*"} <= set(body)
+    expected = keyed.model.predict([{"text": "a cat", "image": Image.open(photo)}])[0]["label"]
+    multi = httpx.post(f"{keyed.url}/predict", headers=h, data={"text": "a cat"},
+                       files={"image": ("p.png", photo.read_bytes(), "image/png")})
+    assert multi.status_code == 200 and multi.json()["outputs"][0]["label"] == expected
+    raw = httpx.post(f"{keyed.url}/predict?text=a%20cat", content=photo.read_bytes(),
+                     headers={**h, "content-type": "image/png"})
+    assert raw.status_code == 200 and raw.json()["outputs"][0]["label"] == expected
+    text_only = keyed.model.predict([{"text": "a dog"}])[0]["label"]
+    kserve = httpx.post(f"{keyed.url}/predict", headers=h,
+                        json={"instances": [{"text": "a dog"}, "a dog"]})
+    assert [p["label"] for p in kserve.json()["predictions"]] == [text_only] * 2
+    hf = httpx.post(f"{keyed.url}/predict", headers=h, json={"inputs": "a dog"})
+    assert hf.json()["outputs"][0]["label"] == text_only
+    bad = httpx.post(f"{keyed.url}/predict", headers=h, data={"txt": "x"},
+                     files={"image": ("p.png", photo.read_bytes(), "image/png")})
+    assert bad.status_code == 400 and "unknown form field" in bad.json()["error"]
+
+
+def test_feedback_rows_are_validated_and_a_retried_post_is_stored_once(keyed, photo):
+    h = {"X-API-Key": "s3cret-key"}
+    post = lambda body, **kw: httpx.post(f"{keyed.url}/feedback", json=body,  # noqa: E731
+                                         headers={**h, **kw.get("headers", {})}, timeout=30)
+    r = post({"input": {"audio": base64.b64encode(b"RIFF0000").decode()}, "correction": "x"})
+    assert r.status_code == 400  # not this model's modality, or not decodable
+    r = post({"input": {"text": "x" * 200_000}, "correction": "cat"})
+    assert r.status_code == 413
+    r = post({"input": {"text": "a cat"}, "correction": {"bogus": 1}})
+    assert r.status_code == 400 and "'correction' must be" in r.json()["error"]
+    first = post({"input": {"text": "a cat"}, "correction": "cat"},
+                 headers={"Idempotency-Key": "retry-1"})
+    again = post({"input": {"text": "a cat"}, "correction": "cat"},
+                 headers={"Idempotency-Key": "retry-1"})
+    assert first.status_code == again.status_code == 200
+    assert first.json()["id"] == again.json()["id"]
+    from zoo.serve import FeedbackStore
+
+    rows = FeedbackStore(keyed.db).rows()
+    assert sum(r["correction"] == "cat" and r["input"] == {"text": "a cat"} for r in rows) == 1
+
+
+def test_metrics_labels_are_a_fixed_set(keyed):
+    h = {"X-API-Key": "s3cret-key"}
+    for i in range(50):
+        httpx.get(f"{keyed.url}/nope-{i}\"}}injected", headers=h)
+    text = httpx.get(f"{keyed.url}/metrics", headers=h).text
+    assert "injected" not in text and "nope-" not in text
+    assert 'path="other",status="404"' in text
+
+
+def test_from_feedback_reports_a_bad_row_and_exports_the_rest(tmp_path):
+    import sqlite3
+
+    from zoo.serve import FeedbackStore
+
+    store = FeedbackStore(tmp_path / "fb.db")
+    good = store.add({"text": "a cat"}, None, "cat")
+    store.add({"text": "a dog"}, None, "dog")
+    con = sqlite3.connect(tmp_path / "fb.db")  # an old or hand-edited row: broken base64
+    con.execute("INSERT INTO feedback (created, input, correction) VALUES (0, ?, ?)",
+                (json.dumps({"image": "%%%not base64"}), json.dumps("cat")))
+    con.commit()
+    out = tmp_path / "fb.jsonl"
+    proc = run_zoo("data", "from-feedback", str(tmp_path / "fb.db"), "--out", str(out),
+                   check=True)
+    r = json.loads(proc.stdout)
+    assert r["rows"] == 3 and r["exported"] == 2 and r["skipped"] == 1
+    assert [json.loads(x)["feedback_id"] for x in out.read_text().splitlines()] == [good, 2]
+    assert "Error" in json.loads(open(r["log"]).readline())["reason"]

@@ -13,105 +13,16 @@ of one-at-a-time. Bad requests get a 4xx with a message; the server keeps servin
 
 import asyncio
 import json
-import sqlite3
-import threading
 import time
-from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
 from .serve_inputs import BadInput, Limits, decode_input, json_depth
+from .serve_state import FeedbackStore, Metrics
 
 __all__ = ["create_app", "FeedbackStore", "MicroBatcher", "decode_input", "Limits"]
 
 MAX_BODY = 20 * 1024 * 1024  # bytes; larger requests get a 413
-_LAT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
-
-
-class FeedbackStore:
-    """SQLite (WAL) table of feedback rows; one connection per thread, ids from SQLite."""
-
-    def __init__(self, path: str | Path) -> None:
-        self.path = str(path)
-        self._local = threading.local()
-        con = self._con()
-        con.execute("PRAGMA journal_mode=WAL")
-        con.execute("""CREATE TABLE IF NOT EXISTS feedback (
-            id INTEGER PRIMARY KEY AUTOINCREMENT, created REAL NOT NULL,
-            input TEXT NOT NULL, prediction TEXT, correction TEXT NOT NULL)""")
-        con.commit()
-
-    def _con(self) -> sqlite3.Connection:
-        con = getattr(self._local, "con", None)
-        if con is None:
-            con = sqlite3.connect(self.path, timeout=30, check_same_thread=False)
-            con.execute("PRAGMA busy_timeout=30000")
-            self._local.con = con
-        return con
-
-    def add(self, input: Any, prediction: Any, correction: Any) -> int:
-        con = self._con()
-        cur = con.execute("INSERT INTO feedback (created, input, prediction, correction) "
-                          "VALUES (?, ?, ?, ?)", (time.time(), json.dumps(input),
-                                                  json.dumps(prediction), json.dumps(correction)))
-        con.commit()
-        return int(cur.lastrowid)
-
-    def rows(self) -> list[dict[str, Any]]:
-        cur = self._con().execute("SELECT id, created, input, prediction, correction FROM "
-                                  "feedback ORDER BY id")
-        return [{"id": r[0], "created": r[1], "input": json.loads(r[2]),
-                 "prediction": json.loads(r[3]) if r[3] else None,
-                 "correction": json.loads(r[4])} for r in cur]
-
-
-class Metrics:
-    """Counters and histograms, rendered in the Prometheus text format."""
-
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.requests: dict[tuple[str, int], int] = defaultdict(int)
-        self.latency: dict[str, list[int]] = defaultdict(lambda: [0] * (len(_LAT_BUCKETS) + 1))
-        self.latency_sum: dict[str, float] = defaultdict(float)
-        self.batch_sizes: dict[int, int] = defaultdict(int)
-
-    def observe(self, path: str, status: int, seconds: float) -> None:
-        with self.lock:
-            self.requests[(path, status)] += 1
-            b = next((k for k, le in enumerate(_LAT_BUCKETS) if seconds <= le), len(_LAT_BUCKETS))
-            self.latency[path][b] += 1
-            self.latency_sum[path] += seconds
-
-    def batch(self, size: int) -> None:
-        with self.lock:
-            self.batch_sizes[size] += 1
-
-    def render(self) -> str:
-        lines = ["# HELP zoo_requests_total Requests by path and status.",
-                 "# TYPE zoo_requests_total counter"]
-        with self.lock:
-            for (path, status), n in sorted(self.requests.items()):
-                lines.append(f'zoo_requests_total{{path="{path}",status="{status}"}} {n}')
-            lines += ["# HELP zoo_request_seconds Request latency.",
-                      "# TYPE zoo_request_seconds histogram"]
-            for path, counts in sorted(self.latency.items()):
-                acc = 0
-                for le, c in zip([*map(str, _LAT_BUCKETS), "+Inf"], counts):
-                    acc += c
-                    lines.append(f'zoo_request_seconds_bucket{{path="{path}",le="{le}"}} {acc}')
-                lines.append(f'zoo_request_seconds_sum{{path="{path}"}} {self.latency_sum[path]:.6f}')
-                lines.append(f'zoo_request_seconds_count{{path="{path}"}} {acc}')
-            lines += ["# HELP zoo_batch_size Inputs per model call.",
-                      "# TYPE zoo_batch_size histogram"]
-            acc = total = 0
-            for size in sorted(self.batch_sizes):
-                acc += self.batch_sizes[size]
-                total += size * self.batch_sizes[size]
-                lines.append(f'zoo_batch_size_bucket{{le="{size}"}} {acc}')
-            lines.append(f'zoo_batch_size_bucket{{le="+Inf"}} {acc}')
-            lines.append(f"zoo_batch_size_sum {total}")
-            lines.append(f"zoo_batch_size_count {acc}")
-        return "\n".join(lines) + "\n"
 
 
 class MicroBatcher:
@@ -189,15 +100,45 @@ def _jsonable(obj: Any) -> Any:
     return obj
 
 
+_PREDICT_BODY = {"content": {
+    "application/json": {"schema": {"oneOf": [
+        {"type": "object", "required": ["inputs"], "properties": {"inputs": {
+            "type": "array", "items": {"type": "object", "properties": {
+                "text": {"type": "string"},
+                "image": {"type": "string", "description": "base64 or a data: URL"},
+                "audio": {"type": "string", "description": "base64 WAV/FLAC/OGG"}}}}}},
+        {"type": "object", "required": ["instances"], "description": "KServe v1",
+         "properties": {"instances": {"type": "array"}}},
+        {"type": "object", "required": ["inputs"], "description": "Hugging Face Inference "
+         "API: a string or a list of strings", "properties": {"inputs": {"type": "string"}}}]},
+        "example": {"inputs": [{"text": "a photo of a cat"}]}},
+    "multipart/form-data": {"schema": {"type": "object", "properties": {
+        "text": {"type": "string"}, "image": {"type": "string", "format": "binary"},
+        "audio": {"type": "string", "format": "binary"}}}},
+    "image/*": {"schema": {"type": "string", "format": "binary"}},
+    "audio/*": {"schema": {"type": "string", "format": "binary"}}}}
+_PREDICT_RESPONSES = {"200": {"description": "One output per input: {\"outputs\": [...]} "
+                              "(KServe: {\"predictions\": [...]})"},
+                      "400": {"description": "a bad input, named"},
+                      "401": {"description": "missing or wrong API key"},
+                      "413": {"description": "over a limit, named"},
+                      "422": {"description": "an impossible value (e.g. sample rate)"}}
+
+
 def create_app(model: Any, *, feedback_db: str | Path = "feedback.db", max_batch: int = 32,
                max_wait_ms: float = 5.0, max_body: int = MAX_BODY,
-               limits: Limits | None = None) -> Any:
+               limits: Limits | None = None, api_key: str | None = None) -> Any:
     """The FastAPI app. ``limits`` bound the work one request can cause (decoded pixels,
     audio length and rate, text length, inputs, JSON depth; :class:`Limits`, defaults from
-    ``ZOO_SERVE_*`` variables): beyond one, a 413 (422 for an impossible value) names it."""
+    ``ZOO_SERVE_*`` variables): beyond one, a 413 (422 for an impossible value) names it.
+    With ``api_key`` every route but ``/health`` needs ``Authorization: Bearer KEY`` (or
+    ``X-API-Key: KEY``). ``/predict`` takes our JSON, KServe v1 ``instances``, the Hugging
+    Face ``{"inputs": "text"}``, multipart form fields and raw image/audio bodies."""
+    import hmac
     from fastapi import FastAPI, Request
     from fastapi.responses import JSONResponse, PlainTextResponse
 
+    from . import __version__
     from .errors import ZooError
 
     limits = limits or Limits.from_env()
@@ -214,7 +155,10 @@ def create_app(model: Any, *, feedback_db: str | Path = "feedback.db", max_batch
         yield
         await batcher.stop()
 
-    app = FastAPI(title="zoo", docs_url=None, redoc_url=None, lifespan=lifespan)
+    app = FastAPI(title=f"zoo: {info.get('name') or model.task}", version=__version__,
+                  description=f"{model.task} on {', '.join(model.modalities)}",
+                  docs_url="/docs", redoc_url=None, lifespan=lifespan)
+    expected = api_key.encode() if api_key else None
 
     def bad(status: int, msg: str) -> JSONResponse:
         return JSONResponse({"error": msg}, status_code=status)
@@ -223,7 +167,12 @@ def create_app(model: Any, *, feedback_db: str | Path = "feedback.db", max_batch
     async def guard(request: Request, call_next: Any) -> Any:
         t = time.perf_counter()
         length = request.headers.get("content-length")
-        if length and length.isdigit() and int(length) > max_body:
+        if expected is not None and request.url.path != "/health" and not _authorized(
+                request.headers, expected, hmac):
+            response = JSONResponse({"error": "missing or wrong API key: send "
+                                     "'Authorization: Bearer KEY' or 'X-API-Key: KEY'"},
+                                    status_code=401, headers={"WWW-Authenticate": "Bearer"})
+        elif length and length.isdigit() and int(length) > max_body:
             response = bad(413, f"request body over {max_body} bytes")
         else:
             try:
@@ -251,13 +200,70 @@ def create_app(model: Any, *, feedback_db: str | Path = "feedback.db", max_batch
                            f"{limits.max_json_depth} levels (ZOO_SERVE_MAX_JSON_DEPTH)")
         return value
 
-    @app.post("/predict")
+    async def read_body(request: Request) -> bytes:
+        body = bytearray()
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > max_body:
+                raise BadInput("__413__")
+        return bytes(body)
+
+    async def request_inputs(request: Request) -> tuple[list, str]:
+        """The raw inputs of any accepted shape, and the response shape to answer in."""
+        kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if kind.startswith(("image/", "audio/")):  # a raw file as the body
+            import base64
+
+            raw: dict[str, str] = {kind.split("/")[0]: base64.b64encode(
+                await read_body(request)).decode()}
+            if request.query_params.get("text"):
+                raw["text"] = request.query_params["text"]
+            return [raw], "zoo"
+        if kind == "multipart/form-data":
+            import base64
+
+            form = await request.form()
+            raw = {}
+            for key in ("text", "image", "audio"):
+                value = form.get(key)
+                if value is None:
+                    continue
+                if isinstance(value, str):
+                    raw[key] = value
+                else:
+                    data = await value.read()
+                    if len(data) > max_body:
+                        raise BadInput("__413__")
+                    raw[key] = base64.b64encode(data).decode()
+            unknown = [k for k in form.keys() if k not in ("text", "image", "audio")]
+            if unknown:
+                raise BadInput(f"unknown form field(s) {unknown[:3]} (text, image, audio)")
+            if not raw:
+                raise BadInput("the form has no text, image or audio field")
+            return [raw], "zoo"
+        body = await read_json(request)
+        if isinstance(body, dict) and "instances" in body:  # KServe v1 / Open Inference
+            raw_list = body["instances"]
+            if isinstance(raw_list, list):
+                raw_list = [{"text": x} if isinstance(x, str) else x for x in raw_list]
+            return raw_list, "kserve"
+        if not isinstance(body, dict) or "inputs" not in body:
+            raise BadInput('expected {"inputs": [ {...}, ... ]} (or KServe {"instances": '
+                           '[...]}, or {"inputs": "text"})')
+        raw_list = body["inputs"]
+        if isinstance(raw_list, str):  # the Hugging Face Inference API's text shape
+            raw_list = [raw_list]
+        if isinstance(raw_list, list) and raw_list and all(isinstance(x, str)
+                                                           for x in raw_list):
+            raw_list = [{"text": x} for x in raw_list]
+        return raw_list, "zoo"
+
+    @app.post("/predict", openapi_extra={"requestBody": _PREDICT_BODY},
+              responses=_PREDICT_RESPONSES)
     async def predict(request: Request) -> Any:
+        """Predictions for one or more inputs (micro-batched with concurrent requests)."""
         try:
-            body = await read_json(request)
-            if not isinstance(body, dict) or "inputs" not in body:
-                raise BadInput('expected {"inputs": [ {...}, ... ]}')
-            raw = body["inputs"]
+            raw, shape = await request_inputs(request)
             if not isinstance(raw, list):
                 raise BadInput("'inputs' must be a list")
             if not raw:
@@ -275,7 +281,7 @@ def create_app(model: Any, *, feedback_db: str | Path = "feedback.db", max_batch
             outputs = await batcher.submit(inputs)
         except ZooError as e:
             return bad(400, str(e))
-        return {"outputs": _jsonable(outputs)}
+        return {"predictions" if shape == "kserve" else "outputs": _jsonable(outputs)}
 
     @app.post("/feedback")
     async def feedback(request: Request) -> Any:
@@ -287,10 +293,17 @@ def create_app(model: Any, *, feedback_db: str | Path = "feedback.db", max_batch
             return bad(400, 'expected {"input": {...}, "prediction": ..., "correction": ...}')
         if body.get("correction") is None:
             return bad(400, "'correction' is required (the right label or transcript)")
-        import anyio
-
-        fid = await anyio.to_thread.run_sync(store.add, body["input"], body.get("prediction"),
-                                             body["correction"])
+        try:  # a row must be usable as training data: this model's inputs, within limits
+            inputs = await asyncio.to_thread(decode_input, body["input"], 0, limits)
+            _check_modalities(model, [inputs])
+            _check_correction(body["correction"], limits)
+        except BadInput as e:
+            return _client_error(bad, e, max_body)
+        key = request.headers.get("idempotency-key")
+        if key is not None and not 0 < len(key) <= 200:
+            return bad(400, "Idempotency-Key must be 1-200 characters")
+        fid = await asyncio.to_thread(store.add, body["input"], body.get("prediction"),
+                                      body["correction"], key)
         return {"id": fid}
 
     @app.get("/health")
@@ -307,6 +320,32 @@ def create_app(model: Any, *, feedback_db: str | Path = "feedback.db", max_batch
 
     app.state.store, app.state.metrics, app.state.batcher = store, metrics, batcher
     return app
+
+
+def _authorized(headers: Any, expected: bytes, hmac: Any) -> bool:
+    """Bearer token or X-API-Key, compared in constant time."""
+    auth = headers.get("authorization", "")
+    given = auth[7:].strip() if auth.lower().startswith("bearer ") else \
+        headers.get("x-api-key", "")
+    return hmac.compare_digest(given.encode(), expected)
+
+
+def _check_correction(correction: Any, limits: Limits) -> None:
+    """A label or transcript (a string), or an object of the targets zoo trains on."""
+    if isinstance(correction, str):
+        if len(correction) > limits.max_text_chars:
+            raise BadInput(f"__413__the correction is {len(correction)} characters; the limit "
+                           f"is {limits.max_text_chars} (ZOO_SERVE_MAX_TEXT_CHARS)")
+        return
+    if isinstance(correction, (int, float)) and not isinstance(correction, bool):
+        return
+    allowed = ("label", "transcript", "boxes", "labels")
+    if isinstance(correction, dict) and correction and set(correction) <= set(allowed):
+        if len(json.dumps(correction)) <= limits.max_text_chars:
+            return
+        raise BadInput("__413__the correction is too large (ZOO_SERVE_MAX_TEXT_CHARS)")
+    raise BadInput(f"'correction' must be a label or transcript (a string) or an object with "
+                   f"{', '.join(allowed)}")
 
 
 def _client_error(bad: Any, e: Exception, max_body: int) -> Any:

@@ -72,8 +72,11 @@ def card(directory: str, repo_id: str | None, show: bool) -> None:
               help="A bound on one request: max_pixels, max_audio_seconds, min_sample_rate, "
                    "max_sample_rate, max_text_chars, max_inputs, max_json_depth (also "
                    "ZOO_SERVE_<NAME>).")
+@click.option("--api-key", envvar="ZOO_API_KEY", default=None,
+              help="Require 'Authorization: Bearer KEY' (or X-API-Key) on every route but "
+                   "/health [env ZOO_API_KEY].")
 def serve(model: str, host: str, port: int, feedback_db: str, max_batch: int,
-          max_wait_ms: float, limit: tuple[str, ...]) -> None:
+          max_wait_ms: float, limit: tuple[str, ...], api_key: str | None) -> None:
     """Serve MODEL over HTTP: POST /predict, POST /feedback, GET /health /info /metrics."""
     import uvicorn
 
@@ -85,7 +88,9 @@ def serve(model: str, host: str, port: int, feedback_db: str, max_batch: int,
         raise click.BadParameter("expected NAME=VALUE", param_hint="--limit")
     limits = Limits.from_env(**pairs)  # checked before the model loads
     app = create_app(load(model), feedback_db=feedback_db, max_batch=max_batch, limits=limits,
-                     max_wait_ms=max_wait_ms)
+                     max_wait_ms=max_wait_ms, api_key=api_key or None)
+    click.echo(f"zoo serve: {model} on http://{host}:{port} (POST /predict, docs at /docs"
+               f"{', API key required' if api_key else ''}; Ctrl+C stops)", err=True)
     uvicorn.run(app, host=host, port=port, log_level="warning")
 
 

@@ -245,32 +245,46 @@ def export_feedback(db: str | Path, out: str | Path) -> dict[str, Any]:
     rows = FeedbackStore(db).rows()
     out = Path(out)
     media = out.parent / f"{out.stem}-media"
-    lines = []
+    lines, skipped = [], []
     for r in rows:
-        obj: dict[str, Any] = {}
-        for k, v in (r["input"] or {}).items():
-            if k == "text":
-                obj["text"] = v
-            elif k in ("image", "audio") and isinstance(v, str):
-                data = base64.b64decode(v.split(",", 1)[1] if v.startswith("data:") else v)
-                ext = _sniff(data, k)
-                media.mkdir(parents=True, exist_ok=True)
-                f = media / f"{r['id']:06d}-{k}{ext}"
-                f.write_bytes(data)
-                obj[k] = f"{media.name}/{f.name}"
-        c = r["correction"]
-        if isinstance(c, dict):
-            obj.update({k: v for k, v in c.items() if k in ("label", "transcript", "boxes",
-                                                          "labels")})
-        elif "audio" in obj and "image" not in obj and "text" not in obj:
-            obj["transcript"] = c
-        else:
-            obj["label"] = c
-        obj["feedback_id"] = r["id"]
-        lines.append(json.dumps(obj))
+        try:
+            lines.append(_feedback_line(r, media))
+        except Exception as e:  # noqa: BLE001 - an old or hand-edited row: report, go on
+            skipped.append({"feedback_id": r.get("id"), "reason": f"{type(e).__name__}: "
+                            f"{str(e).splitlines()[0] if str(e) else ''}"[:200]})
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("".join(x + "\n" for x in lines))
-    return {"rows": len(rows), "out": str(out)}
+    result = {"rows": len(rows), "exported": len(lines), "out": str(out)}
+    if skipped:
+        log = out.with_suffix(".skipped.jsonl")
+        log.write_text("".join(json.dumps(x) + "\n" for x in skipped))
+        result.update(skipped=len(skipped), log=str(log))
+    return result
+
+
+def _feedback_line(r: dict[str, Any], media: Path) -> str:
+    """One manifest line for one feedback row (media written beside it)."""
+    obj: dict[str, Any] = {}
+    for k, v in (r["input"] or {}).items():
+        if k == "text":
+            obj["text"] = v
+        elif k in ("image", "audio") and isinstance(v, str):
+            data = base64.b64decode(v.split(",", 1)[1] if v.startswith("data:") else v)
+            ext = _sniff(data, k)
+            media.mkdir(parents=True, exist_ok=True)
+            f = media / f"{r['id']:06d}-{k}{ext}"
+            f.write_bytes(data)
+            obj[k] = f"{media.name}/{f.name}"
+    c = r["correction"]
+    if isinstance(c, dict):
+        obj.update({k: v for k, v in c.items() if k in ("label", "transcript", "boxes",
+                                                      "labels")})
+    elif "audio" in obj and "image" not in obj and "text" not in obj:
+        obj["transcript"] = c
+    else:
+        obj["label"] = c
+    obj["feedback_id"] = r["id"]
+    return json.dumps(obj)
 
 
 def _sniff(data: bytes, kind: str) -> str:
