@@ -121,3 +121,19 @@ def test_check_reads_a_csv_names_its_lines_and_exits_0_only_when_clean(tmp_path)
                  "--column", "image=picture", "--column", "label=digit")
     assert r["kept"] == n and r["dropped"] == 2
     assert run_zoo("data", "check", str(tmp_path / "c.jsonl")).returncode == 0
+
+
+def test_label_sends_an_unreadable_input_to_review_and_labels_the_rest(tmp_path):
+    data = digits_manifests(tmp_path / "d", size=32, limit=12)
+    zoo.create_model("tiny-text-image-clf", labels=["a", "b"]).save_pretrained(tmp_path / "m")
+    lines = [json.dumps({"image": json.loads(x)["image"]})
+             for x in data["train"].read_text().splitlines()]
+    lines.insert(2, json.dumps({"image": "img/gone.png"}))
+    unlabelled = tmp_path / "d" / "u.jsonl"
+    unlabelled.write_text("\n".join(lines) + "\n")
+    out = tmp_path / "l.jsonl"
+    r = zoo_json("data", "label", str(tmp_path / "m"), "--data", str(unlabelled), "--out",
+                 str(out))
+    assert r["labelled"] == len(lines) - 1 and r["unreadable"] == 1 and r["review"] == 1
+    review = json.loads((tmp_path / "l.review.jsonl").read_text())
+    assert "not found" in review["problem"] and review["image"].endswith("gone.png")

@@ -188,3 +188,39 @@ def test_a_hub_that_never_answers_times_out(monkeypatch, tmp_path):
     finally:
         sock.close()
     assert time.perf_counter() - t < 15
+
+
+def test_untrusted_json_gives_one_line_not_a_traceback(saved_tiny):
+    from safetensors.torch import load_file, save_file
+
+    cfg = saved_tiny / "config.json"
+    good = cfg.read_bytes()
+    cfg.write_bytes(b'{"zoo_format": 1, "task": "\xff\xfe"}')
+    with pytest.raises(LoadError, match="not UTF-8"):
+        zoo.load(saved_tiny)
+    cfg.write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(LoadError, match="nested too deeply|not valid JSON"):
+        zoo.load(saved_tiny)
+    cfg.write_bytes(good)
+    pre = next((saved_tiny / "preprocessor").rglob("preprocessing.json"))
+    pre.write_text("[]")
+    with pytest.raises(LoadError, match="must hold a JSON object"):
+        zoo.load(saved_tiny)
+
+
+def test_a_tensor_of_the_wrong_shape_is_named_with_its_shapes(tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    torch.manual_seed(0)
+    folder = zoo.create_model("tiny-text-image-clf", labels=["a", "b"]).save_pretrained(
+        tmp_path / "m")
+    state = load_file(str(folder / "model.safetensors"))
+    key = next(k for k in state if k.startswith("head.") and state[k].dim() == 2)
+    state[key] = torch.zeros(state[key].shape[0] + 1, state[key].shape[1])
+    save_file(state, str(folder / "model.safetensors"), metadata={"format": "pt"})
+    from zoo.weights import sha256_file
+
+    _edit_config(folder, lambda c: c["weights"].update(
+        {"model.safetensors": sha256_file(folder / "model.safetensors")}))
+    with pytest.raises(LoadError, match=f"size mismatch for {key}.*torch.Size"):
+        zoo.load(folder)

@@ -63,8 +63,11 @@ def _check_preprocessing(encoder: Any, assets: Path, modality: str) -> None:
         raise LoadError(f"preprocessor/{modality}/{PREPROCESSOR_FILE} is missing; the model "
                         f"folder is incomplete (download or save it again)")
     try:
-        saved = json.loads(path.read_text())
-    except ValueError as e:
+        saved = json.loads(path.read_text(encoding="utf-8"))
+    except RecursionError:
+        raise LoadError(f"preprocessor/{modality}/{PREPROCESSOR_FILE} is nested too deeply"
+                        ) from None
+    except ValueError as e:  # UnicodeDecodeError too
         raise LoadError(f"preprocessor/{modality}/{PREPROCESSOR_FILE} is not valid JSON: {e}"
                         ) from None
     if not isinstance(saved, dict):

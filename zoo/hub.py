@@ -189,8 +189,12 @@ def read_config(directory: Path) -> dict[str, Any]:
                         f"with model.save_pretrained(dir) or `zoo create NAME --out DIR`")
     try:
         config = json.loads(path.read_text(encoding="utf-8"))
-    except (ValueError, UnicodeDecodeError) as e:
+    except UnicodeDecodeError as e:
+        raise LoadError(f"{path} is not UTF-8 (byte {e.start}); re-save the model") from None
+    except ValueError as e:
         raise LoadError(f"{path} is not valid JSON ({e}); re-save the model") from None
+    except RecursionError:
+        raise LoadError(f"{path} is nested too deeply to be a zoo config") from None
     if not isinstance(config, dict):
         raise LoadError(f"{path} must hold a JSON object")
     from .compose import FORMAT_VERSION
@@ -268,6 +272,12 @@ def load_dir(directory: str | Path, *, root: str | Path | None = None) -> Any:
         for name in sorted(config["weights"]):
             state.update(load_file(str(directory / name)))
         model.load_state_dict(state, strict=True)
+    except RuntimeError as e:  # name the first tensor that does not fit, with its shapes
+        detail = next((ln.strip() for ln in str(e).splitlines()
+                       if "size mismatch" in ln or "Missing key" in ln or "Unexpected key"
+                       in ln), str(e).splitlines()[0] if str(e) else "")
+        raise LoadError(f"weights in {directory} do not fit the model config.json describes: "
+                        f"{detail[:300]}") from None
     except Exception as e:
         raise LoadError(f"weights in {directory} do not fit the model config.json describes: "
                         f"{type(e).__name__}: {str(e).splitlines()[0]}") from None

@@ -215,8 +215,17 @@ def label_manifest(model: Any, data: str | Path, out: str | Path, *,
     if model.task != "classification":
         raise DataError(f"pseudo-labelling needs a classification model, not {model.task}")
     data, out = Path(data), Path(out)
-    examples = read_manifest(data)
-    preds = model.predict([ex.inputs for ex in examples], batch_size=batch_size)
+    from .check import example_problem
+
+    examples, unreadable = [], []
+    for ex in read_manifest(data):
+        problem = example_problem({k: (str(data.parent / v) if k != "text" and
+                                       isinstance(v, str) else v)
+                                   for k, v in ex.inputs.items()})
+        (unreadable if problem else examples).append((ex, problem))
+    examples = [ex for ex, _ in examples]
+    preds = model.predict([ex.inputs for ex in examples], batch_size=batch_size) \
+        if examples else []
     out.parent.mkdir(parents=True, exist_ok=True)
     review = out.with_name(out.stem + ".review.jsonl")
     sure, unsure = [], []
@@ -229,10 +238,17 @@ def label_manifest(model: Any, data: str | Path, out: str | Path, *,
             max(p["score"]) if isinstance(p["score"], list) and p["score"] else
             p["score"] if not isinstance(p["score"], list) else 0.0), 6)
         (sure if obj["confidence"] >= min_confidence else unsure).append(json.dumps(obj))
+    for ex, problem in unreadable:  # a person looks at these too: why is in the line
+        obj = {k: v for k, v in ex.raw.items() if k not in ("label", "confidence")}
+        for k in ("image", "audio"):
+            if isinstance(obj.get(k), str):
+                obj[k] = _relative(data.parent / obj[k], out.parent)
+        unsure.append(json.dumps({**obj, "problem": problem.replace(str(data.parent) + "/",
+                                                                    "")}))
     out.write_text("".join(x + "\n" for x in sure))
     review.write_text("".join(x + "\n" for x in unsure))
-    return {"labelled": len(sure), "review": len(unsure), "out": str(out),
-            "review_file": str(review)}
+    return {"labelled": len(sure), "review": len(unsure), "unreadable": len(unreadable),
+            "out": str(out), "review_file": str(review)}
 
 
 def export_feedback(db: str | Path, out: str | Path) -> dict[str, Any]:
