@@ -236,3 +236,18 @@ def test_a_pretrained_alignment_round_trips_through_the_hub(hub, photo):
 
     card = ModelCard.load(_download(hub, "zoo-tests/tiny-clip", "README.md"))
     assert card.data.pipeline_tag == "feature-extraction"
+
+
+def test_leftovers_of_a_killed_save_are_never_pushed(hub, tmp_path):
+    from zoo.hub import push_folder
+
+    folder = zoo.create_model("tiny-text-image-clf", labels=["a", "b"]).save_pretrained(
+        tmp_path / "m")
+    (folder / ".zoo-save-dead").mkdir()  # a save killed before its commit point
+    (folder / ".zoo-save-dead" / "config.json").write_text("{}")
+    (folder / ".zoo-trash-x").mkdir()
+    (folder / ".zoo-trash-x" / "model.safetensors").write_bytes(b"old")
+    push_folder(folder, "zoo-tests/leftovers")
+    names = set(_repo_files(hub, "zoo-tests/leftovers"))
+    assert "config.json" in names and not [n for n in names if ".zoo-" in n]
+    assert zoo.load("hf-hub:zoo-tests/leftovers") is not None

@@ -325,3 +325,29 @@ def test_from_feedback_reports_a_bad_row_and_exports_the_rest(tmp_path):
     assert r["rows"] == 3 and r["exported"] == 2 and r["skipped"] == 1
     assert [json.loads(x)["feedback_id"] for x in out.read_text().splitlines()] == [good, 2]
     assert "Error" in json.loads(open(r["log"]).readline())["reason"]
+
+
+def test_bombs_are_refused_fast_with_little_memory_and_health_stays_quick(server):
+    import resource
+    import time as _time
+
+    bomb = {"inputs": [{"text": "x", "image": _b64(_png(9000, 9000))}] * 10}  # 810 Mpx
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB, peak so far
+    health: list[float] = []
+
+    def poll():
+        for _ in range(10):
+            t = _time.perf_counter()
+            httpx.get(f"{server.url}/health", timeout=10)
+            health.append(_time.perf_counter() - t)
+
+    with ThreadPoolExecutor(5) as pool:
+        heavy = [pool.submit(httpx.post, f"{server.url}/predict", json=bomb, timeout=60)
+                 for _ in range(4)]
+        pool.submit(poll).result()
+        codes = [f.result().status_code for f in heavy]
+        assert all("ZOO_SERVE_MAX_PIXELS" in f.result().json()["error"] for f in heavy)
+    grown_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+    assert codes == [413] * 4
+    assert grown_mb < 200, f"peak memory grew {grown_mb:.0f} MB"
+    assert max(health) < 1.0, f"/health took {max(health):.2f} s"

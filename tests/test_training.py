@@ -129,6 +129,26 @@ def test_torchrun_two_processes_match_one_process(digits, tmp_path):
     assert rec["n_eval"] == n_val
     saved = json.loads((tmp_path / "two" / "eval_results.json").read_text())
     assert saved["metrics"]["n"] == n_val
+    # two "nodes" of one process each, meeting through torchrun's c10d rendezvous on
+    # 127.0.0.1 (how a multi-machine run starts), train the very same model
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    nodes = [subprocess.Popen(
+        [str(torchrun), "--nnodes=2", "--nproc_per_node=1", "--rdzv_backend=c10d",
+         f"--rdzv_endpoint=127.0.0.1:{port}", "--rdzv_id=zoo-two-nodes", "-m", "zoo",
+         *common, "--out", str(tmp_path / "nodes")], cwd=ROOT, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True,  # one thread each, as torchrun gives 2 per node
+        env={**os.environ, "OMP_NUM_THREADS": "1"}) for _ in range(2)]
+    for node in nodes:
+        _, err = node.communicate(timeout=600)
+        assert node.returncode == 0, err[-2000:]
+    rec2 = json.loads((tmp_path / "nodes" / "training.json").read_text())
+    assert rec2["world_size"] == 2 and rec2["best"] == rec["best"]
+    a2, b2 = _weights(tmp_path / "two"), _weights(tmp_path / "nodes")
+    assert all(torch.equal(a2[k], b2[k]) for k in a2)
 
 
 def test_bad_data_is_reported_with_its_line_and_can_be_skipped(digits, tmp_path):
