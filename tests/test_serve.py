@@ -351,3 +351,47 @@ def test_bombs_are_refused_fast_with_little_memory_and_health_stays_quick(server
     assert codes == [413] * 4
     assert grown_mb < 200, f"peak memory grew {grown_mb:.0f} MB"
     assert max(health) < 1.0, f"/health took {max(health):.2f} s"
+
+
+def test_zoo_serve_workers_share_one_port_and_stop_gracefully(tmp_path):
+    import os
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import time as _time
+
+    from conftest import ROOT
+
+    model = zoo.create_model("tiny-text-image-clf", labels=["cat", "dog"])
+    model.save_pretrained(tmp_path / "m")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "zoo", "serve", str(tmp_path / "m"),
+                             "--port", str(port), "--workers", "2", "--feedback-db",
+                             str(tmp_path / "fb.db")], cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=os.environ.copy())
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = _time.time() + 90
+        while _time.time() < deadline:
+            try:
+                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                _time.sleep(0.3)
+        pids = set()
+        for _ in range(80):
+            with httpx.Client(timeout=30) as c:  # a new connection each time
+                pids.add(c.get(f"{url}/info").json()["pid"])
+            if len(pids) == 2:
+                break
+        assert len(pids) == 2, "one worker answered every connection"
+        r = httpx.post(f"{url}/predict", json={"inputs": [{"text": "a cat"}]}, timeout=30)
+        assert r.status_code == 200 and r.json()["outputs"][0]["label"] in ("cat", "dog")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err[-1000:]
+    assert f"on http://127.0.0.1:{port}" in err and "2 workers" in err

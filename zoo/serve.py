@@ -17,10 +17,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .serve_inputs import BadInput, Limits, decode_input, json_depth
+from .serve_inputs import (_PREDICT_BODY, _PREDICT_RESPONSES, BadInput, Limits, decode_input,
+                           json_depth)
 from .serve_state import FeedbackStore, Metrics
 
-__all__ = ["create_app", "FeedbackStore", "MicroBatcher", "decode_input", "Limits"]
+__all__ = ["create_app", "app_from_env", "FeedbackStore", "MicroBatcher", "decode_input",
+           "Limits"]
 
 MAX_BODY = 20 * 1024 * 1024  # bytes; larger requests get a 413
 
@@ -98,31 +100,6 @@ def _jsonable(obj: Any) -> Any:
     if isinstance(obj, float):
         return round(obj, 6)
     return obj
-
-
-_PREDICT_BODY = {"content": {
-    "application/json": {"schema": {"oneOf": [
-        {"type": "object", "required": ["inputs"], "properties": {"inputs": {
-            "type": "array", "items": {"type": "object", "properties": {
-                "text": {"type": "string"},
-                "image": {"type": "string", "description": "base64 or a data: URL"},
-                "audio": {"type": "string", "description": "base64 WAV/FLAC/OGG"}}}}}},
-        {"type": "object", "required": ["instances"], "description": "KServe v1",
-         "properties": {"instances": {"type": "array"}}},
-        {"type": "object", "required": ["inputs"], "description": "Hugging Face Inference "
-         "API: a string or a list of strings", "properties": {"inputs": {"type": "string"}}}]},
-        "example": {"inputs": [{"text": "a photo of a cat"}]}},
-    "multipart/form-data": {"schema": {"type": "object", "properties": {
-        "text": {"type": "string"}, "image": {"type": "string", "format": "binary"},
-        "audio": {"type": "string", "format": "binary"}}}},
-    "image/*": {"schema": {"type": "string", "format": "binary"}},
-    "audio/*": {"schema": {"type": "string", "format": "binary"}}}}
-_PREDICT_RESPONSES = {"200": {"description": "One output per input: {\"outputs\": [...]} "
-                              "(KServe: {\"predictions\": [...]})"},
-                      "400": {"description": "a bad input, named"},
-                      "401": {"description": "missing or wrong API key"},
-                      "413": {"description": "over a limit, named"},
-                      "422": {"description": "an impossible value (e.g. sample rate)"}}
 
 
 def create_app(model: Any, *, feedback_db: str | Path = "feedback.db", max_batch: int = 32,
@@ -380,7 +357,10 @@ def _check_modalities(model: Any, inputs: list[dict[str, Any]]) -> None:
 
 def _model_info(model: Any) -> dict[str, Any]:
     cfg = model.config
+    import os
+
     info = {"name": cfg.get("name"), "task": model.task, "modalities": model.modalities,
+            "pid": os.getpid(),
             "labels": model.labels, "encoders": {m: e["name"] for m, e in cfg["encoders"].items()},
             "fusion": (cfg.get("fusion") or {}).get("name"),
             "head": (cfg.get("head") or {}).get("name"), "plugins": cfg.get("plugins")}
@@ -390,3 +370,16 @@ def _model_info(model: Any) -> dict[str, Any]:
 
         info["card"] = metadata_load(Path(source) / "README.md")
     return info
+
+
+def app_from_env() -> Any:
+    """The app ``zoo serve`` describes in ``ZOO_SERVE_APP`` (JSON): how each of its worker
+    processes builds its own copy."""
+    import os
+
+    from . import load
+
+    spec = json.loads(os.environ["ZOO_SERVE_APP"])
+    return create_app(load(spec["model"]), feedback_db=spec["feedback_db"],
+                      max_batch=spec["max_batch"], max_wait_ms=spec["max_wait_ms"],
+                      limits=Limits.from_env(**spec["limits"]), api_key=spec["api_key"])

@@ -151,3 +151,30 @@ def _audio(data: bytes, i: int, lim: Limits) -> Any:
     if not len(wav):
         raise BadInput(f"inputs[{i}].audio has no samples")
     return (wav.mean(axis=1), rate)
+
+
+#: the OpenAPI description of POST /predict (FastAPI cannot infer it: the body is read
+#: as a stream so its size is bounded before parsing)
+_PREDICT_BODY = {"content": {
+    "application/json": {"schema": {"oneOf": [
+        {"type": "object", "required": ["inputs"], "properties": {"inputs": {
+            "type": "array", "items": {"type": "object", "properties": {
+                "text": {"type": "string"},
+                "image": {"type": "string", "description": "base64 or a data: URL"},
+                "audio": {"type": "string", "description": "base64 WAV/FLAC/OGG"}}}}}},
+        {"type": "object", "required": ["instances"], "description": "KServe v1",
+         "properties": {"instances": {"type": "array"}}},
+        {"type": "object", "required": ["inputs"], "description": "Hugging Face Inference "
+         "API: a string or a list of strings", "properties": {"inputs": {"type": "string"}}}]},
+        "example": {"inputs": [{"text": "a photo of a cat"}]}},
+    "multipart/form-data": {"schema": {"type": "object", "properties": {
+        "text": {"type": "string"}, "image": {"type": "string", "format": "binary"},
+        "audio": {"type": "string", "format": "binary"}}}},
+    "image/*": {"schema": {"type": "string", "format": "binary"}},
+    "audio/*": {"schema": {"type": "string", "format": "binary"}}}}
+_PREDICT_RESPONSES = {"200": {"description": "One output per input: {\"outputs\": [...]} "
+                              "(KServe: {\"predictions\": [...]})"},
+                      "400": {"description": "a bad input, named"},
+                      "401": {"description": "missing or wrong API key"},
+                      "413": {"description": "over a limit, named"},
+                      "422": {"description": "an impossible value (e.g. sample rate)"}}

@@ -75,23 +75,43 @@ def card(directory: str, repo_id: str | None, show: bool) -> None:
 @click.option("--api-key", envvar="ZOO_API_KEY", default=None,
               help="Require 'Authorization: Bearer KEY' (or X-API-Key) on every route but "
                    "/health [env ZOO_API_KEY].")
+@click.option("--workers", type=int, default=1, show_default=True,
+              help="Server processes, each with its own copy of the model (one port; the "
+                   "feedback database is shared).")
 def serve(model: str, host: str, port: int, feedback_db: str, max_batch: int,
-          max_wait_ms: float, limit: tuple[str, ...], api_key: str | None) -> None:
-    """Serve MODEL over HTTP: POST /predict, POST /feedback, GET /health /info /metrics."""
+          max_wait_ms: float, limit: tuple[str, ...], api_key: str | None,
+          workers: int) -> None:
+    """Serve MODEL over HTTP: POST /predict, POST /feedback, GET /health /info /metrics,
+    /docs. Graceful: Ctrl+C / SIGTERM finish the requests in flight first."""
+    import json
+    import os
+
     import uvicorn
 
-    from .. import load
-    from ..serve import Limits, create_app
+    from ..serve import Limits
 
     pairs = dict(x.split("=", 1) for x in limit if "=" in x)
     if len(pairs) != len(limit):
         raise click.BadParameter("expected NAME=VALUE", param_hint="--limit")
-    limits = Limits.from_env(**pairs)  # checked before the model loads
-    app = create_app(load(model), feedback_db=feedback_db, max_batch=max_batch, limits=limits,
-                     max_wait_ms=max_wait_ms, api_key=api_key or None)
+    Limits.from_env(**pairs)  # checked before any model loads
+    if workers < 1:
+        raise click.BadParameter("must be >= 1", param_hint="--workers")
+    # each worker process builds the app from these (uvicorn imports the factory anew)
+    os.environ["ZOO_SERVE_APP"] = json.dumps({
+        "model": model, "feedback_db": str(Path(feedback_db).absolute()),
+        "max_batch": max_batch, "max_wait_ms": max_wait_ms, "limits": pairs,
+        "api_key": api_key or None})
     click.echo(f"zoo serve: {model} on http://{host}:{port} (POST /predict, docs at /docs"
-               f"{', API key required' if api_key else ''}; Ctrl+C stops)", err=True)
-    uvicorn.run(app, host=host, port=port, log_level="warning")
+               f"{', API key required' if api_key else ''}"
+               f"{f', {workers} workers' if workers > 1 else ''}; Ctrl+C stops)", err=True)
+    if workers == 1:
+        from ..serve import app_from_env
+
+        uvicorn.run(app_from_env(), host=host, port=port, log_level="warning",
+                    timeout_graceful_shutdown=30)
+    else:
+        uvicorn.run("zoo.serve:app_from_env", factory=True, host=host, port=port,
+                    workers=workers, log_level="warning", timeout_graceful_shutdown=30)
 
 
 @cli.group()
