@@ -130,6 +130,9 @@ def _freeze_arg(freeze: str) -> Any:
               help="Compute each batch in N chunks (same update, less memory).")
 @click.option("--patience", type=int, default=0, show_default=True,
               help="Stop after N epochs without improvement of the eval metric (0: never).")
+@click.option("--finetune-epochs", type=int, default=None,
+              help="LP-FT (--freeze auto): epochs of fine-tuning after a weak probe "
+                   "[epochs // 2]; 0 keeps the probe.")
 @click.option("--scheduler", type=click.Choice(["cosine", "linear", "constant"]),
               default="cosine", show_default=True,
               help="Learning rate after the warm-up: cosine or linear decay to zero, or "
@@ -145,7 +148,7 @@ def train_cmd(model: str, train_data: str, eval_data: str | None, out: str, epoc
               resume: bool, on_bad_data: str, checkpoint_every: int, warmup: float,
               no_cache: bool, group_by_length: str, precision: str, accumulate: int,
               patience: int, task: str | None, quiet: bool, column: tuple[str, ...],
-              scheduler: str, loggers: tuple[str, ...]) -> None:
+              scheduler: str, loggers: tuple[str, ...], finetune_epochs: int | None) -> None:
     """Fine-tune MODEL (registry name or folder) and save the best epoch to --out.
 
     Under `torchrun --nproc_per_node=N -m zoo train ...` it runs DDP (gloo on CPU)."""
@@ -158,6 +161,7 @@ def train_cmd(model: str, train_data: str, eval_data: str | None, out: str, epoc
                     warmup=warmup, cache_features=not no_cache, progress=not quiet, task=task,
                     precision=precision, accumulate=accumulate, patience=patience,
                     columns=_columns(column), scheduler=scheduler,
+                    finetune_epochs=finetune_epochs,
                     loggers=("auto" if not loggers else
                              [x for x in loggers if x != "none"]),
                     group_by_length={"on": True, "off": False}.get(group_by_length, "auto"))

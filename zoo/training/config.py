@@ -74,6 +74,9 @@ def make_config(options: dict[str, Any]) -> TrainConfig:
     if cfg.scheduler not in SCHEDULERS:
         raise ZooError(f"--scheduler must be one of {', '.join(SCHEDULERS)}, "
                        f"not {cfg.scheduler!r}")
+    if cfg.finetune_epochs is not None and (not isinstance(cfg.finetune_epochs, int)
+                                            or cfg.finetune_epochs < 0):
+        raise ZooError("--finetune-epochs must be a whole number >= 0")
     if cfg.precision not in ("auto", "fp32", "bf16", "fp16"):
         raise ZooError("--precision must be auto, fp32, bf16 or fp16")
     if not isinstance(cfg.accumulate, int) or cfg.accumulate < 1:
