@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import random
 from pathlib import Path
 
-from _common import WORK, Timer, report
+from _common import WORK, Timer, fortune_splits, report
 
 import zoo
 
@@ -21,25 +20,7 @@ FORTUNES = Path("/usr/share/games/fortunes")
 
 
 def build(w: Path, cap: int = 350, seed: int = 0) -> dict[str, Path]:
-    rng = random.Random(seed)
-    rows = {"train": [], "val": [], "test": []}
-    for topic in TOPICS:
-        text = (FORTUNES / topic).read_text(encoding="utf-8", errors="replace")
-        items = [" ".join(x.split()) for x in text.split("\n%\n")]
-        items = [x for x in items if 20 <= len(x) <= 600]
-        rng.shuffle(items)
-        items = items[:cap]
-        n = len(items)
-        a, b = int(0.6 * n), int(0.8 * n)
-        for name, part in (("train", items[:a]), ("val", items[a:b]), ("test", items[b:])):
-            rows[name] += [{"text": x, "label": topic} for x in part]
-    w.mkdir(parents=True, exist_ok=True)
-    paths = {}
-    for name, r in rows.items():
-        rng.shuffle(r)
-        paths[name] = w / f"{name}.jsonl"
-        paths[name].write_text("\n".join(json.dumps(x) for x in r) + "\n")
-    return paths
+    return fortune_splits({t: FORTUNES / t for t in TOPICS}, w, cap, seed)
 
 
 def tfidf_baseline(paths) -> float:

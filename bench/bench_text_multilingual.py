@@ -12,12 +12,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import random
 import subprocess
 import sys
 from pathlib import Path
 
-from _common import WORK, Timer, report
+from _common import WORK, Timer, fortune_splits, report
 
 import zoo
 
@@ -29,24 +28,7 @@ FORTUNES = Path("/usr/share/games/fortunes")
 
 
 def build(lang: str, w: Path, cap: int = 300, seed: int = 0) -> dict[str, Path]:
-    rng = random.Random(seed)
-    rows: dict[str, list] = {"train": [], "val": [], "test": []}
-    for topic in TOPICS[lang]:
-        text = (FORTUNES / lang / topic).read_text(encoding="utf-8", errors="replace")
-        items = [" ".join(x.split()) for x in text.split("\n%\n")]
-        items = [x for x in items if 20 <= len(x) <= 600]
-        rng.shuffle(items)
-        items = items[:cap]
-        a, b = int(0.6 * len(items)), int(0.8 * len(items))
-        for name, part in (("train", items[:a]), ("val", items[a:b]), ("test", items[b:])):
-            rows[name] += [{"text": x, "label": topic} for x in part]
-    w.mkdir(parents=True, exist_ok=True)
-    paths = {}
-    for name, r in rows.items():
-        rng.shuffle(r)
-        paths[name] = w / f"{name}.jsonl"
-        paths[name].write_text("".join(json.dumps(x, ensure_ascii=False) + "\n" for x in r))
-    return paths
+    return fortune_splits({t: FORTUNES / lang / t for t in TOPICS[lang]}, w, cap, seed)
 
 
 def tfidf(paths, analyzer: str, ngrams: tuple[int, int]) -> float:

@@ -159,12 +159,17 @@ def create_app(model: Any, *, feedback_db: str | Path = "feedback.db", max_batch
         metrics.observe(request.url.path, response.status_code, time.perf_counter() - t)
         return response
 
-    async def read_json(request: Request) -> Any:
+    async def read_body(request: Request) -> bytes:
+        """The body, read in chunks and refused once it passes ``max_body``."""
         body = bytearray()
         async for chunk in request.stream():
             body += chunk
             if len(body) > max_body:
                 raise BadInput("__413__")
+        return bytes(body)
+
+    async def read_json(request: Request) -> Any:
+        body = await read_body(request)
         try:
             value = json.loads(body)
         except (ValueError, UnicodeDecodeError) as e:
@@ -176,14 +181,6 @@ def create_app(model: Any, *, feedback_db: str | Path = "feedback.db", max_batch
             raise BadInput(f"__422__the body's JSON is nested deeper than "
                            f"{limits.max_json_depth} levels (ZOO_SERVE_MAX_JSON_DEPTH)")
         return value
-
-    async def read_body(request: Request) -> bytes:
-        body = bytearray()
-        async for chunk in request.stream():
-            body += chunk
-            if len(body) > max_body:
-                raise BadInput("__413__")
-        return bytes(body)
 
     async def request_inputs(request: Request) -> tuple[list, str]:
         """The raw inputs of any accepted shape, and the response shape to answer in."""
