@@ -5,80 +5,21 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
-import sys
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
 import torch
 
-from .cache import collate_cached, encode_all, predict_cached
+from .cache import collate_cached, predict_cached
 from .checkpoint import load_state, save_state
-from .config import TrainConfig
-from .data import epoch_batches, example_length, frozen_modalities
-from .dist import Dist
-from .optim import autocast, lr_factor, make_optimizer, precision_of
+from .data import epoch_batches, example_length
+from .optim import autocast, precision_of
+from .run import Run
+from .stages import begin_finetune, configure, last_epoch, saved_stage, show_progress
 
-__all__ = ["Run", "start", "train_epoch", "end_epoch", "finish"]
-
-
-@dataclass
-class Run:
-    """Everything one training run holds between its steps."""
-
-    model: Any
-    cfg: TrainConfig
-    dist: Dist
-    out: Path
-    task: Any  # the zoo.plugin.Task
-    train_ex: list
-    eval_ex: list | None
-    eval_cats: Any
-    sources: tuple[Any, Any]  # the train and eval data as given (recorded, not re-read)
-    frozen: set[str] = field(default_factory=set)
-    net: Any = None  # the model, or its DDP wrapper
-    opt: Any = None
-    sched: Any = None
-    total: int = 1
-    per_rank: int = 1
-    lengths: list[float] | None = None
-    cached: list | None = None
-    eval_cached: list | None = None
-    state: dict[str, Any] = field(default_factory=dict)
-    best_predictions: list | None = None
-    progress: Any = None
-    scaler: Any = None  # fp16 loss scaling (CUDA)
-    stop: bool = False  # early stopping: no improvement for `patience` epochs
-    loggers: list = field(default_factory=list)  # registered loggers (main process only)
-    stats_frozen: set[str] = field(default_factory=set)  # LP-FT: BatchNorm stats kept
-
-    @property
-    def log_path(self) -> Path:
-        return self.out / "metrics.jsonl"
-
-    def log(self, record: dict[str, Any]) -> None:
-        if self.dist.main:
-            with open(self.log_path, "a") as f:
-                f.write(json.dumps(record) + "\n")
-            for logger in self.loggers:
-                logger.log(record)
-        self.state["log_lines"] += 1
-
-    def bar(self, desc: str, total: int) -> Any:
-        """A progress bar with ETA for one phase (None when quiet or not the main rank)."""
-        if not (self.cfg.progress and self.dist.main) or total <= 0:
-            return None
-        from tqdm.auto import tqdm
-
-        return tqdm(total=total, desc=desc, unit="ex", dynamic_ncols=True, leave=False)
-
-    def say(self, line: str) -> None:
-        if self.cfg.progress and self.dist.main:
-            from tqdm.auto import tqdm
-
-            tqdm.write(line, file=sys.stderr)
+__all__ = ["Run", "start", "train_epoch", "end_epoch", "finish", "begin_finetune",
+           "last_epoch", "saved_stage"]
 
 
 def start(run: Run, resume: bool) -> Run:
@@ -95,7 +36,7 @@ def start(run: Run, resume: bool) -> Run:
     group = cfg.group_by_length is True or (cfg.group_by_length == "auto"
                                             and "audio" in model.encoders)
     run.lengths = [example_length(ex) for ex in run.train_ex] if group else None
-    _configure(run, stage)
+    configure(run, stage)
     if resume:
         run.state = load_state(run.out / "train_state", model, run.opt, run.sched)
         if dist.main and run.log_path.exists():  # drop lines logged after the checkpoint
@@ -110,130 +51,8 @@ def start(run: Run, resume: bool) -> Run:
                                    run.state["global_step"])
     if precision_of(cfg, dist.device) == "fp16":
         run.scaler = torch.amp.GradScaler("cuda")
-    _progress(run)
+    show_progress(run)
     return run
-
-
-def _configure(run: Run, stage: str) -> None:
-    """Set a stage up: "probe" freezes as ``freeze`` says (and caches frozen features);
-    "finetune" (LP-FT's second stage) trains the encoders the probe kept frozen, every
-    parameter at the fine-tuning learning rate."""
-    model, cfg, dist = run.model, run.cfg, run.dist
-    if stage == "probe":
-        run.frozen = frozen_modalities(model, cfg.freeze)
-        for m in run.frozen:
-            model.encoders[m].requires_grad_(False)
-    else:
-        probed = frozen_modalities(model, cfg.freeze)  # also right after a resume
-        for m in probed:
-            model.encoders[m].requires_grad_(True)
-        # their BatchNorm layers keep the statistics the probe's head was fitted on: batch
-        # statistics of a far-off domain (upscaled 8x8 digits) would shift every feature
-        # under the head at once and undo the probe (tested: accuracy 0.95 -> 0.35)
-        run.stats_frozen = probed
-        run.frozen, run.cached, run.eval_cached = set(), None, None
-    run.state["stage"] = stage
-    model.to(dist.device)
-    run.opt = make_optimizer(model, cfg, finetune=stage == "finetune")
-    run.per_rank = max(1, cfg.batch_size // dist.world)
-    n_batches = math.ceil(math.ceil(len(run.train_ex) / dist.world) / run.per_rank)
-    run.total = max(1, n_batches * stage_epochs(run, stage))
-    run.sched = torch.optim.lr_scheduler.LambdaLR(run.opt, lr_factor(run.total, cfg.warmup,
-                                                                     cfg.scheduler))
-    if stage == "probe" and cfg.cache_features and run.frozen == set(model.encoders):
-        run.cached = _encode(run, run.train_ex, "cache train features")
-        if run.eval_ex is not None:
-            run.eval_cached = _encode(run, run.eval_ex, "cache eval features")
-    run.net = model
-    if dist.world > 1:
-        from torch.nn.parallel import DistributedDataParallel as DDP
-
-        # a batch without some modality leaves that modality's fusion parameters unused (a
-        # null embedding, a branch, a projection), and trained encoders may skip parts of
-        # themselves (BERT's pooler): DDP must look for unused parameters
-        run.net = DDP(model, find_unused_parameters=True)
-
-
-def _progress(run: Run) -> None:
-    if run.progress is not None:
-        run.progress.close()
-        run.progress = None
-    if run.cfg.progress and run.dist.main:
-        from tqdm.auto import tqdm
-
-        first = run.cfg.epochs if run.state["stage"] == "finetune" else 0
-        done = run.state["global_step"] - (run.state.get("probe_steps") or 0) * (first > 0)
-        run.progress = tqdm(total=run.total, initial=max(0, done), unit="step",
-                            dynamic_ncols=True,
-                            desc="fine-tune" if first else "train")
-
-
-def saved_stage(path: Path) -> str:
-    """The stage a saved resume state was in ("probe" when it predates stages)."""
-    latest = path / "latest"
-    if not latest.is_file():
-        return "probe"
-    meta = json.loads((path / f"state-{latest.read_text().strip()}.json").read_text())
-    return meta.get("stage", "probe")
-
-
-def stage_epochs(run: Run, stage: str) -> int:
-    """Epochs of a stage: ``epochs`` for the probe; ``finetune_epochs`` after it (None:
-    half the probe's, at least one)."""
-    if stage == "probe":
-        return run.cfg.epochs
-    n = run.cfg.finetune_epochs
-    return max(1, run.cfg.epochs // 2) if n is None else n
-
-
-def last_epoch(run: Run) -> int:
-    """The epoch number the current stage ends at."""
-    end = run.cfg.epochs
-    if run.state["stage"] == "finetune":
-        end += stage_epochs(run, "finetune")
-    return end
-
-
-def begin_finetune(run: Run) -> bool:
-    """LP-FT: after the probe, fine-tune the pretrained encoders it kept frozen when the
-    probe is weak — ``freeze="auto"``, eval data given, and the best probe metric below
-    the task's ``finetune_below`` — starting from the best probe. False: the run is done."""
-    task, cfg, state = run.task, run.cfg, run.state
-    threshold = getattr(task, "finetune_below", None)
-    best = state["best"]
-    if (cfg.freeze != "auto" or not run.frozen or threshold is None or best is None
-            or run.eval_ex is None or stage_epochs(run, "finetune") <= 0
-            or task.metric not in best):
-        return False
-    value = best[task.metric]
-    weak = value < threshold if task.higher_is_better else value > threshold
-    if not weak:
-        run.say(f"probe eval {task.metric} {value:.4f} reaches {threshold}: the pretrained "
-                f"encoders stay frozen")
-        return False
-    n = stage_epochs(run, "finetune")
-    run.say(f"probe eval {task.metric} {value:.4f} < {threshold}: fine-tuning "
-            f"{', '.join(sorted(run.frozen))} for {n} epochs from the best probe (LP-FT; "
-            f"finetune_epochs=0 / --finetune-epochs 0 keeps the probe)")
-    from .. import load
-
-    run.dist.barrier()  # the best probe is on disk: fine-tune from it, not the last epoch
-    run.model.load_state_dict(load(run.out).state_dict(), strict=True)
-    state["probe_best"], state["probe_steps"] = best, state["global_step"]
-    _configure(run, "finetune")
-    _progress(run)
-    return True
-
-
-def _encode(run: Run, examples: list, desc: str) -> list:
-    bar = run.bar(desc, sum(ex.inputs.get(m) is not None for ex in examples
-                            for m in run.model.encoders))
-    try:
-        return encode_all(run.model, examples, run.cfg.eval_batch_size,
-                          tick=bar.update if bar is not None else None)
-    finally:
-        if bar is not None:
-            bar.close()
 
 
 def _chunks(idx: Sequence[int], n: int) -> list[Sequence[int]]:
