@@ -22,7 +22,7 @@ def test_an_installed_plugin_registers_encoders_models_and_commands(installed_te
     ex = next(r for r in rows if r["name"] == "example")
     assert ex["distribution"] == "zoo-plugin-example" and ex["version"] == "0.0.1"
     assert ex["registered"] == {"encoder": ["char-counts"], "model": ["char-clf"]}
-    listed = zoo_json("list", "char*", "--json", env=env)
+    listed = zoo_json("list", "char-c*", "--json", env=env)
     assert {r["name"]: r["source"] for r in listed} == {
         "char-clf": "zoo-plugin-example", "char-counts": "zoo-plugin-example"}
     out = run_zoo("predict", "char-clf", "abc", env=env, check=True)
