@@ -395,3 +395,39 @@ def test_zoo_serve_workers_share_one_port_and_stop_gracefully(tmp_path):
         _, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err[-1000:]
     assert f"on http://127.0.0.1:{port}" in err and "2 workers" in err
+
+
+def test_heavy_requests_neither_starve_light_ones_nor_run_past_their_deadline(tmp_path, photo):
+    """An image request that takes 3 s (a slow model, simulated) runs in its own lane: a
+    text request sent meanwhile answers at once; past ZOO_SERVE_REQUEST_SECONDS a 504."""
+    import threading
+    import time as _time
+
+    from zoo.serve import Limits
+
+    model = zoo.create_model("tiny-text-image-clf", labels=["cat", "dog"])
+    real = model.predict
+
+    def slow_for_images(inputs, **kw):
+        if any("image" in x for x in inputs):
+            _time.sleep(3)
+        return real(inputs, **kw)
+
+    model.predict = slow_for_images
+    app = create_app(model, feedback_db=tmp_path / "fb.db",
+                     limits=Limits.from_env(request_seconds=2))
+    img = {"inputs": [{"text": "x", "image": png_b64(photo)}]}
+    with run_in_thread(app) as srv:
+        heavy: dict = {}
+        t = threading.Thread(target=lambda: heavy.update(r=httpx.post(
+            f"{srv.url}/predict", json=img, timeout=30)))
+        t.start()
+        _time.sleep(0.5)  # the image batch is running now
+        t0 = _time.perf_counter()
+        light = httpx.post(f"{srv.url}/predict", json={"inputs": [{"text": "a cat"}]},
+                           timeout=30)
+        waited = _time.perf_counter() - t0
+        t.join()
+    assert light.status_code == 200 and waited < 1.5, f"text waited {waited:.2f} s"
+    assert heavy["r"].status_code == 504
+    assert "ZOO_SERVE_REQUEST_SECONDS" in heavy["r"].json()["error"]

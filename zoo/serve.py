@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from .serve_inputs import (_PREDICT_BODY, _PREDICT_RESPONSES, BadInput, Limits, decode_input,
-                           json_depth)
+                           decode_inputs, json_depth, json_inputs)
 from .serve_state import FeedbackStore, Metrics
 
 __all__ = ["create_app", "app_from_env", "FeedbackStore", "MicroBatcher", "decode_input",
@@ -120,7 +120,11 @@ def create_app(model: Any, *, feedback_db: str | Path = "feedback.db", max_batch
 
     limits = limits or Limits.from_env()
     metrics = Metrics()
-    batcher = MicroBatcher(model, max_batch, max_wait_ms, metrics)
+    # one queue per lane: a request with audio (slow to run) never waits behind text, and
+    # text never waits behind audio; the lanes' batches run side by side in threads
+    lanes = {lane: MicroBatcher(model, max_batch, max_wait_ms, metrics)
+             for lane in ("text", "image", "audio")}
+    batcher = lanes["text"]
     store = FeedbackStore(feedback_db)
     info = _model_info(model)
 
@@ -128,9 +132,11 @@ def create_app(model: Any, *, feedback_db: str | Path = "feedback.db", max_batch
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Any) -> Any:
-        await batcher.start()
+        for b in lanes.values():
+            await b.start()
         yield
-        await batcher.stop()
+        for b in lanes.values():
+            await b.stop()
 
     app = FastAPI(title=f"zoo: {info.get('name') or model.task}", version=__version__,
                   description=f"{model.task} on {', '.join(model.modalities)}",
@@ -215,22 +221,7 @@ def create_app(model: Any, *, feedback_db: str | Path = "feedback.db", max_batch
             if not raw:
                 raise BadInput("the form has no text, image or audio field")
             return [raw], "zoo"
-        body = await read_json(request)
-        if isinstance(body, dict) and "instances" in body:  # KServe v1 / Open Inference
-            raw_list = body["instances"]
-            if isinstance(raw_list, list):
-                raw_list = [{"text": x} if isinstance(x, str) else x for x in raw_list]
-            return raw_list, "kserve"
-        if not isinstance(body, dict) or "inputs" not in body:
-            raise BadInput('expected {"inputs": [ {...}, ... ]} (or KServe {"instances": '
-                           '[...]}, or {"inputs": "text"})')
-        raw_list = body["inputs"]
-        if isinstance(raw_list, str):  # the Hugging Face Inference API's text shape
-            raw_list = [raw_list]
-        if isinstance(raw_list, list) and raw_list and all(isinstance(x, str)
-                                                           for x in raw_list):
-            raw_list = [{"text": x} for x in raw_list]
-        return raw_list, "zoo"
+        return json_inputs(await read_json(request))
 
     @app.post("/predict", openapi_extra={"requestBody": _PREDICT_BODY},
               responses=_PREDICT_RESPONSES)
@@ -238,21 +229,17 @@ def create_app(model: Any, *, feedback_db: str | Path = "feedback.db", max_batch
         """Predictions for one or more inputs (micro-batched with concurrent requests)."""
         try:
             raw, shape = await request_inputs(request)
-            if not isinstance(raw, list):
-                raise BadInput("'inputs' must be a list")
-            if not raw:
-                raise BadInput("'inputs' is empty")
-            if len(raw) > limits.max_inputs:
-                raise BadInput(f"__413__{len(raw)} inputs; at most {limits.max_inputs} per "
-                               f"request (ZOO_SERVE_MAX_INPUTS)")
             # decoding is CPU work: off the event loop, so /health and light requests answer
-            inputs = await asyncio.to_thread(
-                lambda: [decode_input(x, i, limits) for i, x in enumerate(raw)])
-            _check_modalities(model, inputs)
+            inputs = await asyncio.to_thread(decode_inputs, raw, limits)
+            check_modalities(model, inputs)
         except BadInput as e:
-            return _client_error(bad, e, max_body)
+            return client_error(bad, e, max_body)
         try:
-            outputs = await batcher.submit(inputs)
+            lane = next((m for m in ("audio", "image") if any(m in x for x in inputs)), "text")
+            outputs = await asyncio.wait_for(lanes[lane].submit(inputs), limits.request_seconds)
+        except asyncio.TimeoutError:
+            return bad(504, f"the prediction took longer than {limits.request_seconds:g} s "
+                            f"(ZOO_SERVE_REQUEST_SECONDS)")
         except ZooError as e:
             return bad(400, str(e))
         return {"predictions" if shape == "kserve" else "outputs": _jsonable(outputs)}
@@ -262,17 +249,17 @@ def create_app(model: Any, *, feedback_db: str | Path = "feedback.db", max_batch
         try:
             body = await read_json(request)
         except BadInput as e:
-            return _client_error(bad, e, max_body)
+            return client_error(bad, e, max_body)
         if not isinstance(body, dict) or not isinstance(body.get("input"), dict):
             return bad(400, 'expected {"input": {...}, "prediction": ..., "correction": ...}')
         if body.get("correction") is None:
             return bad(400, "'correction' is required (the right label or transcript)")
         try:  # a row must be usable as training data: this model's inputs, within limits
             inputs = await asyncio.to_thread(decode_input, body["input"], 0, limits)
-            _check_modalities(model, [inputs])
+            check_modalities(model, [inputs])
             _check_correction(body["correction"], limits)
         except BadInput as e:
-            return _client_error(bad, e, max_body)
+            return client_error(bad, e, max_body)
         key = request.headers.get("idempotency-key")
         if key is not None and not 0 < len(key) <= 200:
             return bad(400, "Idempotency-Key must be 1-200 characters")
@@ -293,6 +280,7 @@ def create_app(model: Any, *, feedback_db: str | Path = "feedback.db", max_batch
         return PlainTextResponse(metrics.render(), media_type="text/plain; version=0.0.4")
 
     app.state.store, app.state.metrics, app.state.batcher = store, metrics, batcher
+    app.state.lanes = lanes
     return app
 
 
@@ -322,7 +310,7 @@ def _check_correction(correction: Any, limits: Limits) -> None:
                    f"{', '.join(allowed)}")
 
 
-def _client_error(bad: Any, e: Exception, max_body: int) -> Any:
+def client_error(bad: Any, e: Exception, max_body: int) -> Any:
     """A BadInput as its response: ``__413__``/``__422__`` prefixes pick the status."""
     msg = str(e)
     if msg == "__413__":
@@ -333,7 +321,9 @@ def _client_error(bad: Any, e: Exception, max_body: int) -> Any:
     return bad(400, msg)
 
 
-def _check_modalities(model: Any, inputs: list[dict[str, Any]]) -> None:
+def check_modalities(model: Any, inputs: list[dict[str, Any]]) -> None:
+    """Every input carries one of the model's modalities, those its task requires, and
+    no other (a BadInput naming the input otherwise)."""
     from .registry import get_task
 
     required = get_task(model.task).requires

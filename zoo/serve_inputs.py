@@ -14,7 +14,7 @@ import os
 from dataclasses import dataclass, fields
 from typing import Any
 
-__all__ = ["BadInput", "Limits", "decode_input", "json_depth"]
+__all__ = ["BadInput", "Limits", "decode_input", "decode_inputs", "json_inputs", "json_depth"]
 
 
 class BadInput(ValueError):
@@ -34,6 +34,7 @@ class Limits:
     max_text_chars: int = 100_000
     max_inputs: int = 64  # per request
     max_json_depth: int = 32
+    request_seconds: float = 60.0  # a prediction taking longer is answered 504
 
     @classmethod
     def from_env(cls, **overrides: Any) -> "Limits":
@@ -108,6 +109,38 @@ def decode_input(raw: Any, i: int, limits: Limits | None = None) -> dict[str, An
             raise BadInput(f"inputs[{i}].{key} is empty")
         out[key] = _image(data, i, lim) if key == "image" else _audio(data, i, lim)
     return out
+
+
+def json_inputs(body: Any) -> tuple[Any, str]:
+    """The raw inputs of a JSON body in any accepted shape — ours ``{"inputs": [{...}]}``,
+    KServe v1 ``{"instances": [...]}``, the Hugging Face ``{"inputs": "text"}`` — and the
+    response shape to answer in ("zoo" or "kserve")."""
+    if isinstance(body, dict) and "instances" in body:  # KServe v1 / Open Inference
+        raw = body["instances"]
+        if isinstance(raw, list):
+            raw = [{"text": x} if isinstance(x, str) else x for x in raw]
+        return raw, "kserve"
+    if not isinstance(body, dict) or "inputs" not in body:
+        raise BadInput('expected {"inputs": [ {...}, ... ]} (or KServe {"instances": [...]}, '
+                       'or {"inputs": "text"})')
+    raw = body["inputs"]
+    if isinstance(raw, str):  # the Hugging Face Inference API's text shape
+        raw = [raw]
+    if isinstance(raw, list) and raw and all(isinstance(x, str) for x in raw):
+        raw = [{"text": x} for x in raw]
+    return raw, "zoo"
+
+
+def decode_inputs(raw: Any, limits: Limits) -> list[dict[str, Any]]:
+    """A request's list of raw inputs, counted and decoded within ``limits``."""
+    if not isinstance(raw, list):
+        raise BadInput("'inputs' must be a list")
+    if not raw:
+        raise BadInput("'inputs' is empty")
+    if len(raw) > limits.max_inputs:
+        raise BadInput(f"__413__{len(raw)} inputs; at most {limits.max_inputs} per request "
+                       f"(ZOO_SERVE_MAX_INPUTS)")
+    return [decode_input(x, i, limits) for i, x in enumerate(raw)]
 
 
 def _image(data: bytes, i: int, lim: Limits) -> Any:

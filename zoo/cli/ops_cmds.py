@@ -75,12 +75,17 @@ def card(directory: str, repo_id: str | None, show: bool) -> None:
 @click.option("--api-key", envvar="ZOO_API_KEY", default=None,
               help="Require 'Authorization: Bearer KEY' (or X-API-Key) on every route but "
                    "/health [env ZOO_API_KEY].")
+@click.option("--backend", type=click.Choice(["uvicorn", "ray"]), default="uvicorn",
+              show_default=True, help="ray: replicas on Ray Serve (pip install 'ray[serve]'; "
+                                      "RAY_ADDRESS joins an existing cluster).")
+@click.option("--replicas", type=int, default=2, show_default=True,
+              help="Ray Serve replicas (--backend ray).")
 @click.option("--workers", type=int, default=1, show_default=True,
               help="Server processes, each with its own copy of the model (one port; the "
                    "feedback database is shared).")
 def serve(model: str, host: str, port: int, feedback_db: str, max_batch: int,
           max_wait_ms: float, limit: tuple[str, ...], api_key: str | None,
-          workers: int) -> None:
+          backend: str, replicas: int, workers: int) -> None:
     """Serve MODEL over HTTP: POST /predict, POST /feedback, GET /health /info /metrics,
     /docs. Graceful: Ctrl+C / SIGTERM finish the requests in flight first."""
     import json
@@ -93,7 +98,10 @@ def serve(model: str, host: str, port: int, feedback_db: str, max_batch: int,
     pairs = dict(x.split("=", 1) for x in limit if "=" in x)
     if len(pairs) != len(limit):
         raise click.BadParameter("expected NAME=VALUE", param_hint="--limit")
-    Limits.from_env(**pairs)  # checked before any model loads
+    limits = Limits.from_env(**pairs)  # checked before any model loads
+    if backend == "ray":
+        _serve_ray(model, host, port, replicas, max_batch, max_wait_ms, limits, api_key)
+        return
     if workers < 1:
         raise click.BadParameter("must be >= 1", param_hint="--workers")
     # each worker process builds the app from these (uvicorn imports the factory anew)
@@ -112,6 +120,33 @@ def serve(model: str, host: str, port: int, feedback_db: str, max_batch: int,
     else:
         uvicorn.run("zoo.serve:app_from_env", factory=True, host=host, port=port,
                     workers=workers, log_level="warning", timeout_graceful_shutdown=30)
+
+
+def _serve_ray(model: str, host: str, port: int, replicas: int, max_batch: int,
+               max_wait_ms: float, limits: object, api_key: str | None) -> None:
+    import os
+    import time
+
+    from ..serve_ray import deployment
+
+    app = deployment(model, replicas=replicas, max_batch=max_batch, max_wait_ms=max_wait_ms,
+                     limits=limits, api_key=api_key)  # one line if ray is missing
+    import ray
+    from ray import serve
+
+    ray.init(address=os.environ.get("RAY_ADDRESS"), include_dashboard=False)
+    serve.start(http_options={"host": host, "port": port})
+    serve.run(app, route_prefix="/", name="zoo")
+    click.echo(f"zoo serve: {model} on http://{host}:{port} ({replicas} Ray Serve replicas; "
+               f"POST /predict; Ctrl+C stops)", err=True)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        serve.shutdown()
+        ray.shutdown()
 
 
 @cli.group()

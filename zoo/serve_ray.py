@@ -1,0 +1,99 @@
+"""Serving on Ray Serve: replicas of one zoo model behind Ray's HTTP proxy, for when one
+process (or one machine) is not enough. ``zoo serve MODEL --backend ray --replicas N``, or
+in Python::
+
+    import ray
+    from ray import serve
+    from zoo.serve_ray import deployment
+
+    ray.init()                                   # or ray.init(address="ray://head:10001")
+    serve.start(http_options={"host": "0.0.0.0", "port": 8000})
+    serve.run(deployment("out/run", replicas=2), route_prefix="/")
+
+Each replica loads the model and batches concurrent requests with ``@serve.batch``;
+``POST /predict`` takes the JSON shapes ``zoo serve`` takes (ours, KServe ``instances``,
+``{"inputs": "text"}``) within the same :class:`~zoo.serve_inputs.Limits` and answers the
+same outputs; ``GET /health``. Ray is imported only here (``pip install "ray[serve]"``).
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from .errors import ZooError
+from .serve_inputs import Limits
+
+__all__ = ["deployment"]
+
+
+def deployment(model: str, *, replicas: int = 2, max_batch: int = 32,
+               max_wait_ms: float = 5.0, limits: Limits | None = None,
+               cpus_per_replica: float = 0.5, api_key: str | None = None) -> Any:
+    """A bound Ray Serve application serving ``model`` (a folder, ``hf-hub:`` id or registry
+    name, loaded by every replica)."""
+    try:
+        from ray import serve
+    except ImportError:
+        raise ZooError('serving on Ray needs ray: pip install "ray[serve]"') from None
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse
+
+    lim = dataclasses.asdict(limits or Limits.from_env())
+
+    @serve.deployment(num_replicas=replicas, ray_actor_options={"num_cpus": cpus_per_replica})
+    class ZooReplica:
+        def __init__(self, source: str, limits: dict[str, Any], key: str | None) -> None:
+            import zoo
+
+            self.model = zoo.load(source)
+            self.limits = Limits(**limits)
+            self.key = key.encode() if key else None
+
+        @serve.batch(max_batch_size=max_batch, batch_wait_timeout_s=max_wait_ms / 1000)
+        async def _predict(self, requests: list[list[dict[str, Any]]]) -> list[list[Any]]:
+            import asyncio
+
+            flat = [x for inputs in requests for x in inputs]
+            outputs = await asyncio.to_thread(self.model.predict, flat,
+                                              batch_size=max(1, len(flat)))
+            out, k = [], 0
+            for inputs in requests:
+                out.append(outputs[k:k + len(inputs)])
+                k += len(inputs)
+            return out
+
+        async def __call__(self, request: Request) -> Any:
+            import asyncio
+            import hmac
+            import json
+
+            from .serve import _jsonable, check_modalities, client_error
+            from .serve_inputs import BadInput, decode_inputs, json_inputs
+
+            def bad(status: int, msg: str) -> Any:
+                return JSONResponse({"error": msg}, status_code=status)
+
+            path = request.url.path.rstrip("/")
+            if path.endswith("/health"):
+                return {"status": "ok"}
+            if self.key is not None:
+                from .serve import _authorized
+
+                if not _authorized(request.headers, self.key, hmac):
+                    return bad(401, "missing or wrong API key")
+            if not path.endswith("/predict") or request.method != "POST":
+                return bad(404, "POST /predict, GET /health")
+            try:
+                try:
+                    body = json.loads(await request.body())
+                except (ValueError, RecursionError):
+                    raise BadInput("the body is not valid JSON") from None
+                raw, shape = json_inputs(body)
+                inputs = await asyncio.to_thread(decode_inputs, raw, self.limits)
+                check_modalities(self.model, inputs)
+            except BadInput as e:
+                return client_error(bad, e, 0)
+            outputs = await self._predict(inputs)
+            return {"predictions" if shape == "kserve" else "outputs": _jsonable(outputs)}
+
+    return ZooReplica.bind(str(model), lim, api_key)
