@@ -431,3 +431,48 @@ def test_heavy_requests_neither_starve_light_ones_nor_run_past_their_deadline(tm
     assert light.status_code == 200 and waited < 1.5, f"text waited {waited:.2f} s"
     assert heavy["r"].status_code == 504
     assert "ZOO_SERVE_REQUEST_SECONDS" in heavy["r"].json()["error"]
+
+
+def test_sigterm_drains_the_request_in_flight(tmp_path, photo):
+    import os
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import threading
+    import time as _time
+
+    from conftest import ROOT
+
+    zoo.create_model("tiny-text-image-clf", labels=["cat", "dog"]).save_pretrained(
+        tmp_path / "m")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "zoo", "serve", str(tmp_path / "m"),
+                             "--port", str(port), "--feedback-db", str(tmp_path / "fb.db")],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=os.environ.copy())
+    url = f"http://127.0.0.1:{port}"
+    deadline = _time.time() + 90
+    while _time.time() < deadline:
+        try:
+            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                break
+        except httpx.HTTPError:
+            _time.sleep(0.3)
+    big = {"inputs": [{"text": f"photo {i}", "image": png_b64(photo)} for i in range(64)]}
+    t0 = _time.perf_counter()
+    httpx.post(f"{url}/predict", json=big, timeout=60)  # how long one takes, warm
+    took = _time.perf_counter() - t0
+    result: dict = {}
+    t = threading.Thread(target=lambda: result.update(r=httpx.post(f"{url}/predict", json=big,
+                                                                   timeout=60)))
+    t.start()
+    _time.sleep(min(0.3, took / 3))  # the request is in flight
+    proc.send_signal(signal.SIGTERM)
+    t.join()
+    _, err = proc.communicate(timeout=60)
+    assert result["r"].status_code == 200 and len(result["r"].json()["outputs"]) == 64
+    # uvicorn shuts down gracefully, then re-raises the signal: exit status -SIGTERM
+    assert proc.returncode in (0, -signal.SIGTERM) and "Traceback" not in err
