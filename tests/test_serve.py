@@ -354,33 +354,11 @@ def test_bombs_are_refused_fast_with_little_memory_and_health_stays_quick(server
 
 
 def test_zoo_serve_workers_share_one_port_and_stop_gracefully(tmp_path):
-    import os
     import signal
-    import socket
-    import subprocess
-    import sys
-    import time as _time
 
-    from conftest import ROOT
-
-    model = zoo.create_model("tiny-text-image-clf", labels=["cat", "dog"])
-    model.save_pretrained(tmp_path / "m")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    proc = subprocess.Popen([sys.executable, "-m", "zoo", "serve", str(tmp_path / "m"),
-                             "--port", str(port), "--workers", "2", "--feedback-db",
-                             str(tmp_path / "fb.db")], cwd=ROOT, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=os.environ.copy())
-    url = f"http://127.0.0.1:{port}"
+    proc, url = _start_zoo_serve(tmp_path, "--workers", "2")
+    port = url.rsplit(":", 1)[1]
     try:
-        deadline = _time.time() + 90
-        while _time.time() < deadline:
-            try:
-                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                _time.sleep(0.3)
         pids = set()
         for _ in range(80):
             with httpx.Client(timeout=30) as c:  # a new connection each time
@@ -434,33 +412,11 @@ def test_heavy_requests_neither_starve_light_ones_nor_run_past_their_deadline(tm
 
 
 def test_sigterm_drains_the_request_in_flight(tmp_path, photo):
-    import os
     import signal
-    import socket
-    import subprocess
-    import sys
     import threading
     import time as _time
 
-    from conftest import ROOT
-
-    zoo.create_model("tiny-text-image-clf", labels=["cat", "dog"]).save_pretrained(
-        tmp_path / "m")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    proc = subprocess.Popen([sys.executable, "-m", "zoo", "serve", str(tmp_path / "m"),
-                             "--port", str(port), "--feedback-db", str(tmp_path / "fb.db")],
-                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, env=os.environ.copy())
-    url = f"http://127.0.0.1:{port}"
-    deadline = _time.time() + 90
-    while _time.time() < deadline:
-        try:
-            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            _time.sleep(0.3)
+    proc, url = _start_zoo_serve(tmp_path)
     big = {"inputs": [{"text": f"photo {i}", "image": png_b64(photo)} for i in range(64)]}
     t0 = _time.perf_counter()
     httpx.post(f"{url}/predict", json=big, timeout=60)  # how long one takes, warm
@@ -476,3 +432,34 @@ def test_sigterm_drains_the_request_in_flight(tmp_path, photo):
     assert result["r"].status_code == 200 and len(result["r"].json()["outputs"]) == 64
     # uvicorn shuts down gracefully, then re-raises the signal: exit status -SIGTERM
     assert proc.returncode in (0, -signal.SIGTERM) and "Traceback" not in err
+
+
+def _start_zoo_serve(tmp_path, *extra):
+    """`zoo serve` on a saved tiny model in a subprocess on a free port, once /health
+    answers: (process, base URL)."""
+    import os
+    import socket
+    import subprocess
+    import sys
+    import time as _time
+
+    from conftest import ROOT
+
+    zoo.create_model("tiny-text-image-clf", labels=["cat", "dog"]).save_pretrained(
+        tmp_path / "m")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "zoo", "serve", str(tmp_path / "m"),
+                             "--port", str(port), "--feedback-db", str(tmp_path / "fb.db"),
+                             *extra], cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=os.environ.copy())
+    url = f"http://127.0.0.1:{port}"
+    deadline = _time.time() + 90
+    while _time.time() < deadline and proc.poll() is None:
+        try:
+            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                break
+        except httpx.HTTPError:
+            _time.sleep(0.3)
+    return proc, url
