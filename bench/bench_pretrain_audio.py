@@ -1,7 +1,9 @@
 """Audio-text contrastive pretraining: spoken digit words (espeak-ng, several voices and
 speeds) paired with their text; conformer-tiny trained from scratch against frozen MiniLM.
-Zero-shot classification of held-out clips (voices seen in training) among the ten digit
-words, and recall@1, before and after pretraining.
+Zero-shot classification among the ten digit words, before and after pretraining, on test
+clips spoken by voices never heard in training (espeak-ng is deterministic: a clip in a
+training voice at a training speed would repeat a training clip exactly). Recall@1 is not
+reported: with ten distinct texts it equals zero-shot accuracy by construction.
 
     apt-get install espeak-ng
     .venv/bin/python bench/bench_pretrain_audio.py [--per-word 60 --epochs 15]
@@ -19,29 +21,33 @@ import zoo
 from zoo.compose import compose
 from zoo.testing.synthetic import NUMBER_WORDS, speak
 
-VOICES = ["en-us", "en-gb", "en-us+f3", "en-gb+m3", "en-029"]
+VOICES = ["en-us", "en-gb", "en-us+f3", "en-gb+m3", "en-029"]  # training and validation
+HELD_OUT = ["en-gb-scotland+f2", "en-us+m5"]  # test only
 
 
 def build(per_word: int, seed: int = 0):
     rng = random.Random(seed)
-    w = WORK / "audio-pairs"
+    w = WORK / "audio-pairs-heldout"
     (w / "wav").mkdir(parents=True, exist_ok=True)
-    jobs = [(word, rng.choice(VOICES), rng.randrange(120, 201, 10), k)
+    jobs = [(word, rng.choice(VOICES), rng.randrange(120, 201, 10), k, "seen")
             for word in NUMBER_WORDS for k in range(per_word)]
+    jobs += [(word, rng.choice(HELD_OUT), rng.randrange(120, 201, 10), k, "new")
+             for word in NUMBER_WORDS for k in range(max(2, per_word // 4))]
 
     def one(job):
-        word, voice, speed, k = job
-        f = w / "wav" / f"{word}-{k:03d}.wav"
+        word, voice, speed, k, kind = job
+        f = w / "wav" / f"{kind}-{word}-{k:03d}.wav"
         if not f.exists():
             speak(word, f, voice=voice, speed=speed)
-        return {"audio": f"wav/{f.name}", "text": word}
+        return kind, {"audio": f"wav/{f.name}", "text": word}
 
     with ThreadPoolExecutor(4) as pool:
-        rows = list(pool.map(one, jobs))
-    rng.shuffle(rows)
-    n = len(rows)
-    parts = {"train": rows[: int(0.7 * n)], "val": rows[int(0.7 * n): int(0.8 * n)],
-             "test": rows[int(0.8 * n):]}
+        done = list(pool.map(one, jobs))
+    seen = [r for kind, r in done if kind == "seen"]
+    rng.shuffle(seen)
+    n = len(seen)
+    parts = {"train": seen[: int(0.875 * n)], "val": seen[int(0.875 * n):],
+             "test": [r for kind, r in done if kind == "new"]}
     out = {}
     for k, r in parts.items():
         out[k] = w / f"{k}.jsonl"
@@ -71,13 +77,14 @@ def main() -> None:
                   batch_size=64, progress=False)  # auto: MiniLM frozen, conformer trained
     after_model = zoo.load(out)
     after = zero_shot(after_model, data["test"])
-    r = zoo.evaluate(out, data["test"])
-    print(f"audio-text: zero-shot accuracy before {before:.4f}, after {after:.4f}; "
-          f"recall@1 audio->text {r['audio_to_text_r1']:.4f}; {t.s:.0f}s")
+    n_test = len(data["test"].read_text().splitlines())
+    print(f"audio-text: zero-shot accuracy on {n_test} clips in voices never heard in "
+          f"training ({', '.join(HELD_OUT)}): before {before:.4f}, after {after:.4f}; "
+          f"{t.s:.0f}s")
     report("pretrain-audio", {"zero_shot_before": round(before, 4),
-                              "zero_shot_after": round(after, 4),
-                              "audio_to_text_r1": round(r["audio_to_text_r1"], 4),
-                              "epochs": args.epochs, "train_s": round(t.s)})
+                              "zero_shot_after": round(after, 4), "n_test": n_test,
+                              "held_out_voices": HELD_OUT, "epochs": args.epochs,
+                              "train_s": round(t.s)})
 
 
 if __name__ == "__main__":
