@@ -258,3 +258,23 @@ def test_lp_ft_resumes_inside_the_fine_tuning_stage_exactly(small_digits, tmp_pa
     strip = lambda p: [{k: v for k, v in json.loads(x).items() if k != "seconds"}  # noqa
                        for x in (p / "metrics.jsonl").read_text().splitlines()]
     assert strip(tmp_path / "full") == strip(tmp_path / "cut")
+
+
+def test_the_feature_cache_encodes_texts_sorted_by_length_and_keeps_their_order():
+    from zoo.data.manifest import Example
+    from zoo.training.cache import encode_all
+
+    model = _model().eval()
+    texts = ["a " * n + "word" for n in (30, 2, 17, 1, 25, 8, 12, 3)]
+    examples = [Example(i + 1, {"text": t}, {"label": "apple"}) for i, t in enumerate(texts)]
+    seen = []
+    real = model.preprocess
+    model.preprocess = lambda batch: (seen.append([len(x["text"]) for x in batch]),
+                                      real(batch))[1]
+    rows = encode_all(model, examples, batch_size=3)
+    flat = [n for batch in seen for n in batch]
+    assert flat == sorted(flat)  # batches of similar lengths
+    model.preprocess = real
+    for ex, row in zip(examples, rows):  # each row is its own example's encoding
+        alone = encode_all(model, [ex], batch_size=1)[0]["text"]["pooled"]
+        assert torch.allclose(row["text"]["pooled"], alone, atol=1e-5)

@@ -41,8 +41,9 @@ def _rows(out: EncoderOutput, n: int) -> list[dict[str, Any]]:
 def encode_all(model: Any, examples: Sequence[Any], batch_size: int,
                tick: Any = None) -> list[dict[str, Any]]:
     """Per example: modality -> its encoder output row, computed once per distinct input
-    (an image paired with several texts is encoded once). ``tick(n)`` is called as
-    examples are done (a progress bar's ``update``)."""
+    (an image paired with several texts is encoded once); texts are encoded sorted by
+    length (rows keep the examples' order). ``tick(n)`` is called as examples are done (a
+    progress bar's ``update``)."""
     rows: list[dict[str, Any]] = [dict() for _ in examples]
     model.eval()
     with torch.inference_mode():
@@ -53,6 +54,8 @@ def encode_all(model: Any, examples: Sequence[Any], batch_size: int,
                 if v is not None:
                     groups.setdefault(v if isinstance(v, str) else ("id", id(v)), []).append(i)
             keys = list(groups)
+            if m == "text":  # similar lengths batched together: less padding to encode
+                keys.sort(key=lambda k: len(examples[groups[k][0]].inputs[m]))
             for start in range(0, len(keys), batch_size):
                 chunk = keys[start:start + batch_size]
                 batch = model.preprocess([{m: examples[groups[k][0]].inputs[m]} for k in chunk])
