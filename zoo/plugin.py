@@ -18,6 +18,7 @@ base classes, which bring torch with them, when a model is built::
   core; ``weights_info`` gives the registered record (sources, sha256, licence).
 - ``replace_head(model, **kwargs)``: rebuild a model's head (a task fitting new labels).
 - ``offline()``: whether the network is off (``HF_HUB_OFFLINE=1``).
+- ``read_image(value)``: a path, PIL image or array -> an RGB PIL image (or a DataError).
 - ``ZooError``, ``DataError``: errors shown to the user as one line.
 """
 from __future__ import annotations
@@ -29,7 +30,8 @@ from .hookspecs import hookimpl
 
 __all__ = ["hookimpl", "Encoder", "EncoderOutput", "sequence_output", "Fusion", "Encoded",
            "Head", "Task", "Batch", "ModalityBatch", "Example", "weights_path",
-           "load_weights", "has_weights", "weights_info", "replace_head", "offline", "ZooError", "DataError"]
+           "load_weights", "has_weights", "weights_info", "replace_head", "read_image", "offline",
+           "ZooError", "DataError"]
 
 # name -> (module, attribute): imported on first access, so `from zoo.plugin import
 # hookimpl` in a registration module never imports torch
@@ -45,6 +47,7 @@ _LAZY = {
     "ModalityBatch": ("zoo.batch", "ModalityBatch"),
     "Example": ("zoo.data.manifest", "Example"),
     "replace_head": ("zoo.compose", "replace_head"),
+    "read_image": ("zoo.images", "read_image"),
 }
 
 

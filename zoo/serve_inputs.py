@@ -44,7 +44,7 @@ class Limits:
             if raw is None:
                 continue
             try:
-                values[f.name] = type(f.default)(float(raw)) if f.type != "float" else float(raw)
+                values[f.name] = type(f.default)(float(raw))
             except (TypeError, ValueError):
                 from .errors import ZooError
 

@@ -15,39 +15,9 @@ import numpy as np
 import torch
 from torchvision.ops import nms
 
-from zoo.plugin import DataError, Encoder, EncoderOutput
+from zoo.plugin import Encoder, EncoderOutput, read_image
 
 from .nets import PNet, RNet, crops, fitted_size, normalise, regress, square
-
-
-def to_pil(value: Any) -> Any:
-    from PIL import Image, UnidentifiedImageError
-
-    if isinstance(value, Image.Image):
-        return value.convert("RGB")
-    if isinstance(value, (str, bytes)) or hasattr(value, "__fspath__"):
-        try:
-            with Image.open(value) as im:
-                return im.convert("RGB")
-        except FileNotFoundError:
-            raise DataError(f"image file not found: {value}") from None
-        except (UnidentifiedImageError, OSError) as e:
-            raise DataError(f"cannot decode image {value}: {e}") from None
-    if isinstance(value, torch.Tensor):
-        value = value.detach().cpu().numpy()
-    if isinstance(value, np.ndarray):
-        a = value
-        if a.ndim == 3 and a.shape[0] in (1, 3) and a.shape[-1] not in (1, 3):
-            a = a.transpose(1, 2, 0)
-        if a.ndim == 3 and a.shape[-1] == 1:
-            a = a[..., 0]
-        if a.ndim not in (2, 3):
-            raise DataError(f"image array must be (H, W) or (H, W, 3), got shape {a.shape}")
-        if a.dtype != np.uint8:
-            a = np.clip(a * (255.0 if a.max() <= 1.0 else 1.0), 0, 255).astype(np.uint8)
-        return Image.fromarray(a).convert("RGB")
-    raise DataError(f"image input must be a path, a PIL image or an array, got "
-                    f"{type(value).__name__}")
 
 
 class MTCNNInput(Encoder):
@@ -75,7 +45,7 @@ class MTCNNInput(Encoder):
         canvas = torch.zeros(len(values), 3, s, s)  # (B, 3, S, S) raw RGB 0-255
         sizes = []
         for i, v in enumerate(values):
-            img = to_pil(v)
+            img = read_image(v)
             sizes.append((img.height, img.width))
             h, w = fitted_size(img.height, img.width, s)
             if (h, w) != (img.height, img.width):
