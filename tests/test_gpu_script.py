@@ -1,0 +1,43 @@
+"""bench/gpu.sh: the dry run (CPU, tiny sizes) exits 0 and prints its table; without CUDA and
+without --dry-run it refuses in one line with exit status 2."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SCRIPT = ROOT / "bench" / "gpu.sh"
+STEPS = ["data", "encoders", "cache", "image-finetune", "train-bf16", "train-ddp", "serve"]
+
+
+def _env() -> dict:
+    # CPU whatever the machine has: the dry run's DDP step then runs 2 gloo processes
+    return {**os.environ, "PYTHON": sys.executable, "HF_HUB_OFFLINE": "1",
+            "CUDA_VISIBLE_DEVICES": ""}
+
+
+def test_dry_run_prints_the_table():
+    proc = subprocess.run(["bash", str(SCRIPT), "--dry-run"], capture_output=True, text=True,
+                          env=_env(), cwd=ROOT, timeout=400)
+    out = proc.stdout
+    assert proc.returncode == 0, out[-3000:] + proc.stderr[-2000:]
+    lines = out.splitlines()
+    head = next(i for i, x in enumerate(lines) if x.split() == ["bench", "figure", "seconds"])
+    rows = {x.split()[0]: x for x in lines[head + 2:] if x.strip()}
+    assert list(rows) == STEPS + ["total"]
+    assert not any("FAILED" in r for r in rows.values())
+    assert "bf16, world 1" in rows["train-bf16"] and "bf16, world 2" in rows["train-ddp"]
+    assert "flags ok" in rows["encoders"] and "flags ok" in rows["serve"]
+    # the exact GPU commands are printed, sizes aside
+    assert "$ " + sys.executable + " bench_serve.py --requests 256 --clients 32" in out
+    assert "--nproc-per-node=2 -m zoo train effnet-lite0-image-clf" in out
+
+
+def test_refuses_without_cuda():
+    proc = subprocess.run(["bash", str(SCRIPT)], capture_output=True, text=True, env=_env(),
+                          cwd=ROOT, timeout=120)
+    assert proc.returncode == 2
+    assert proc.stdout == ""
+    assert proc.stderr.strip().count("\n") == 0 and "no CUDA device" in proc.stderr
