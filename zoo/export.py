@@ -103,14 +103,7 @@ def export_model(model: Any, fmt: str, out: str | Path, data: str | Path, *,
     else:
         import onnxruntime as ort
 
-        names = [f"{m}__{k}" for m, k in keys]
-        dyn = {n: {0: "batch", **({1: "seq"} if t.ndim == 2 and t.dtype == torch.long else {})}
-               for n, t in zip(names, tensors)}
-        dyn["logits"] = {0: "batch"}
-        with torch.no_grad():
-            torch.onnx.export(graph, tuple(tensors), str(out), input_names=names,
-                              output_names=["logits"], dynamic_axes=dyn, opset_version=17,
-                              dynamo=False)
+        names = onnx_export(graph, keys, tensors, out)
         path = out
         if quantize == "int8":
             from onnxruntime.quantization import QuantType, quantize_dynamic
@@ -131,6 +124,26 @@ def export_model(model: Any, fmt: str, out: str | Path, data: str | Path, *,
             "max_logit_diff": round(float((logits - ref_logits).abs().max()), 6),
             "seconds_original": round(t_orig, 4), "seconds_exported": round(t_new, 4),
             "speed_ratio": round(t_orig / t_new, 3)}
+
+
+def onnx_names(keys: Sequence[tuple[str, str]]) -> list[str]:
+    """The ONNX input names of the graph's flat tensors: ``modality__tensor``."""
+    return [f"{m}__{k}" for m, k in keys]
+
+
+def onnx_export(graph: nn.Module, keys: Sequence[tuple[str, str]],
+                tensors: Sequence[torch.Tensor], out: str | Path) -> list[str]:
+    """``graph`` (a :class:`_Graph`) to an ONNX file: the batch axis dynamic everywhere, the
+    sequence axis of token ids and masks too; output ``logits``. Returns the input names."""
+    names = onnx_names(keys)
+    dyn = {n: {0: "batch", **({1: "seq"} if t.ndim == 2 and t.dtype == torch.long else {})}
+           for n, t in zip(names, tensors)}
+    dyn["logits"] = {0: "batch"}
+    with torch.no_grad():
+        torch.onnx.export(graph, tuple(tensors), str(out), input_names=names,
+                          output_names=["logits"], dynamic_axes=dyn, opset_version=17,
+                          dynamo=False)
+    return names
 
 
 def _no_grad(fn: Any, tensors: Sequence[torch.Tensor]) -> torch.Tensor:

@@ -31,19 +31,27 @@ class MicroBatcher:
     """Collects inputs from concurrent requests and runs them through the model together."""
 
     def __init__(self, model: Any, max_batch: int = 32, max_wait_ms: float = 5.0,
-                 metrics: Metrics | None = None) -> None:
+                 metrics: Metrics | None = None, chunk: int = 0) -> None:
         self.model, self.max_batch, self.max_wait = model, max(1, max_batch), max_wait_ms / 1000
         self.metrics = metrics
+        self.chunk = chunk  # > 0: a batch of texts runs sorted by length in chunks of this
         self.queue: asyncio.Queue | None = None
         self.task: asyncio.Task | None = None
+        self.pool: Any = None
 
     async def start(self) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
         self.queue = asyncio.Queue()
+        # its own thread: batches never queue behind other work in the default executor
+        self.pool = ThreadPoolExecutor(1, thread_name_prefix="zoo-batch")
         self.task = asyncio.create_task(self._run())
 
     async def stop(self) -> None:
         if self.task:
             self.task.cancel()
+        if self.pool:
+            self.pool.shutdown(wait=False)
 
     async def submit(self, inputs: list[dict[str, Any]]) -> list[dict[str, Any]]:
         fut = asyncio.get_running_loop().create_future()
@@ -57,23 +65,26 @@ class MicroBatcher:
             n = len(items[0][0])
             deadline = loop.time() + self.max_wait
             while n < self.max_batch:
-                timeout = deadline - loop.time()
-                if timeout <= 0:
-                    break
-                try:
-                    item = await asyncio.wait_for(self.queue.get(), timeout)
-                except asyncio.TimeoutError:
-                    break
+                if not self.queue.empty():  # waiting already: no timer needed
+                    item = self.queue.get_nowait()
+                else:
+                    timeout = deadline - loop.time()
+                    if timeout <= 0:
+                        break
+                    try:
+                        item = await asyncio.wait_for(self.queue.get(), timeout)
+                    except asyncio.TimeoutError:
+                        break
                 items.append(item)
                 n += len(item[0])
             flat = [x for inputs, _ in items for x in inputs]
             try:
-                outputs = await loop.run_in_executor(None, self._predict, flat)
+                outputs = await loop.run_in_executor(self.pool, self._predict, flat)
             except Exception:
                 # one bad input must not fail its neighbours: retry each request alone
                 for inputs, fut in items:
                     try:
-                        res = await loop.run_in_executor(None, self._predict, inputs)
+                        res = await loop.run_in_executor(self.pool, self._predict, inputs)
                         if not fut.done():
                             fut.set_result(res)
                     except Exception as e:
@@ -89,7 +100,20 @@ class MicroBatcher:
     def _predict(self, inputs: list[dict[str, Any]]) -> list[dict[str, Any]]:
         if self.metrics:
             self.metrics.batch(len(inputs))
-        return self.model.predict(inputs, batch_size=max(len(inputs), 1))
+        n = len(inputs)
+        if self.chunk and n > self.chunk and all(isinstance(x.get("text"), str)
+                                                 for x in inputs):
+            # texts sorted by length, run in chunks: short ones are not padded to the
+            # longest of the whole batch (same outputs, less work)
+            order = sorted(range(n), key=lambda i: len(inputs[i]["text"]))
+            out: list[Any] = [None] * n
+            for i in range(0, n, self.chunk):
+                idx = order[i:i + self.chunk]
+                for j, o in zip(idx, self.model.predict([inputs[k] for k in idx],
+                                                        batch_size=len(idx))):
+                    out[j] = o
+            return out
+        return self.model.predict(inputs, batch_size=max(n, 1))
 
 
 def _jsonable(obj: Any) -> Any:
@@ -104,13 +128,16 @@ def _jsonable(obj: Any) -> Any:
 
 def create_app(model: Any, *, feedback_db: str | Path = "feedback.db", max_batch: int = 32,
                max_wait_ms: float = 5.0, max_body: int = MAX_BODY,
-               limits: Limits | None = None, api_key: str | None = None) -> Any:
+               limits: Limits | None = None, api_key: str | None = None,
+               runtime: str = "torch") -> Any:
     """The FastAPI app. ``limits`` bound the work one request can cause (decoded pixels,
     audio length and rate, text length, inputs, JSON depth; :class:`Limits`, defaults from
     ``ZOO_SERVE_*`` variables): beyond one, a 413 (422 for an impossible value) names it.
     With ``api_key`` every route but ``/health`` needs ``Authorization: Bearer KEY`` (or
     ``X-API-Key: KEY``). ``/predict`` takes our JSON, KServe v1 ``instances``, the Hugging
-    Face ``{"inputs": "text"}``, multipart form fields and raw image/audio bodies."""
+    Face ``{"inputs": "text"}``, multipart form fields and raw image/audio bodies.
+    ``runtime="onnx"`` runs a classification model's tensors in ONNX Runtime
+    (:mod:`zoo.serve_onnx`; a :class:`ZooError` if it cannot)."""
     import hmac
     from fastapi import FastAPI, Request
     from fastapi.responses import JSONResponse, PlainTextResponse
@@ -120,13 +147,26 @@ def create_app(model: Any, *, feedback_db: str | Path = "feedback.db", max_batch
 
     limits = limits or Limits.from_env()
     metrics = Metrics()
+    runner = model  # what the batches run through: model.predict or the ONNX session's
+    if runtime == "onnx":
+        from .serve_onnx import OnnxRunner
+
+        runner = OnnxRunner(model)
+    elif runtime != "torch":
+        raise ZooError(f"unknown runtime {runtime!r} (torch or onnx)")
     # one queue per lane: a request with audio (slow to run) never waits behind text, and
     # text never waits behind audio; the lanes' batches run side by side in threads
-    lanes = {lane: MicroBatcher(model, max_batch, max_wait_ms, metrics)
+    # the torch runtime sorts a text batch by length into chunks of 8 (the ONNX runner
+    # does the same on token counts, inside one tokenizer call)
+    lanes = {lane: MicroBatcher(runner, max_batch, max_wait_ms, metrics,
+                                chunk=8 if runtime == "torch" else 0)
              for lane in ("text", "image", "audio")}
     batcher = lanes["text"]
     store = FeedbackStore(feedback_db)
-    info = _model_info(model)
+    info = {**_model_info(model), "runtime": runtime}
+    from .registry import get_task
+
+    required = get_task(model.task).requires
 
     import contextlib
 
@@ -146,24 +186,50 @@ def create_app(model: Any, *, feedback_db: str | Path = "feedback.db", max_batch
     def bad(status: int, msg: str) -> JSONResponse:
         return JSONResponse({"error": msg}, status_code=status)
 
-    @app.middleware("http")
-    async def guard(request: Request, call_next: Any) -> Any:
-        t = time.perf_counter()
-        length = request.headers.get("content-length")
-        if expected is not None and request.url.path != "/health" and not _authorized(
-                request.headers, expected, hmac):
-            response = JSONResponse({"error": "missing or wrong API key: send "
-                                     "'Authorization: Bearer KEY' or 'X-API-Key: KEY'"},
-                                    status_code=401, headers={"WWW-Authenticate": "Bearer"})
-        elif length and length.isdigit() and int(length) > max_body:
-            response = bad(413, f"request body over {max_body} bytes")
-        else:
-            try:
-                response = await call_next(request)
-            except Exception as e:  # never a 500 without a message, never a dead server
-                response = bad(500, f"internal error: {type(e).__name__}")
-        metrics.observe(request.url.path, response.status_code, time.perf_counter() - t)
-        return response
+    from starlette.datastructures import Headers
+
+    unauthorized = JSONResponse({"error": "missing or wrong API key: send 'Authorization: "
+                                 "Bearer KEY' or 'X-API-Key: KEY'"}, status_code=401,
+                                headers={"WWW-Authenticate": "Bearer"})
+
+    class Guard:
+        """API key, body size, never a 500 without a message, and the request metrics: a
+        plain ASGI middleware (Starlette's BaseHTTPMiddleware costs a task, a stream and a
+        response copy per request)."""
+
+        def __init__(self, app: Any) -> None:
+            self.app = app
+
+        async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+            if scope["type"] != "http":
+                return await self.app(scope, receive, send)
+            t = time.perf_counter()
+            path = scope["path"]
+            headers = Headers(scope=scope)
+            length = headers.get("content-length")
+            status = [500, False]  # the status sent, whether the response started
+
+            async def sending(message: Any) -> None:
+                if message["type"] == "http.response.start":
+                    status[:] = [message["status"], True]
+                await send(message)
+
+            if expected is not None and path != "/health" and not _authorized(
+                    headers, expected, hmac):
+                await unauthorized(scope, receive, sending)
+            elif length and length.isdigit() and int(length) > max_body:
+                await bad(413, f"request body over {max_body} bytes")(scope, receive, sending)
+            else:
+                try:
+                    await self.app(scope, receive, sending)
+                except Exception as e:  # never a 500 without a message, never a dead server
+                    if status[1]:
+                        raise
+                    await bad(500, f"internal error: {type(e).__name__}")(scope, receive,
+                                                                          sending)
+            metrics.observe(path, status[0], time.perf_counter() - t)
+
+    app.add_middleware(Guard)
 
     async def read_body(request: Request) -> bytes:
         """The body, read in chunks and refused once it passes ``max_body``."""
@@ -229,9 +295,11 @@ def create_app(model: Any, *, feedback_db: str | Path = "feedback.db", max_batch
         """Predictions for one or more inputs (micro-batched with concurrent requests)."""
         try:
             raw, shape = await request_inputs(request)
-            # decoding is CPU work: off the event loop, so /health and light requests answer
-            inputs = await asyncio.to_thread(decode_inputs, raw, limits)
-            check_modalities(model, inputs)
+            if _text_only(raw):  # nothing to decode: checked here, no thread hop
+                inputs = decode_inputs(raw, limits)
+            else:  # decoding is CPU work: off the event loop, so light requests answer
+                inputs = await asyncio.to_thread(decode_inputs, raw, limits)
+            check_modalities(model, inputs, required)
         except BadInput as e:
             return client_error(bad, e, max_body)
         try:
@@ -242,7 +310,8 @@ def create_app(model: Any, *, feedback_db: str | Path = "feedback.db", max_batch
                             f"(ZOO_SERVE_REQUEST_SECONDS)")
         except ZooError as e:
             return bad(400, str(e))
-        return {"predictions" if shape == "kserve" else "outputs": _jsonable(outputs)}
+        return JSONResponse({"predictions" if shape == "kserve" else "outputs":
+                             _jsonable(outputs)})
 
     @app.post("/feedback")
     async def feedback(request: Request) -> Any:
@@ -321,12 +390,21 @@ def client_error(bad: Any, e: Exception, max_body: int) -> Any:
     return bad(400, msg)
 
 
-def check_modalities(model: Any, inputs: list[dict[str, Any]]) -> None:
-    """Every input carries one of the model's modalities, those its task requires, and
-    no other (a BadInput naming the input otherwise)."""
-    from .registry import get_task
+def _text_only(raw: Any) -> bool:
+    """A list of inputs that hold only text: decoding them is a few checks."""
+    return isinstance(raw, list) and all(
+        isinstance(x, dict) and all(k == "text" for k in x) for x in raw)
 
-    required = get_task(model.task).requires
+
+def check_modalities(model: Any, inputs: list[dict[str, Any]],
+                     required: Any = None) -> None:
+    """Every input carries one of the model's modalities, those its task requires, and
+    no other (a BadInput naming the input otherwise). ``required``: the task's required
+    modalities, when the caller has looked them up already."""
+    if required is None:
+        from .registry import get_task
+
+        required = get_task(model.task).requires
     for i, x in enumerate(inputs):
         present = [m for m in x if m in model.encoders]
         if not present:
@@ -369,4 +447,5 @@ def app_from_env() -> Any:
     spec = json.loads(os.environ["ZOO_SERVE_APP"])
     return create_app(load(spec["model"]), feedback_db=spec["feedback_db"],
                       max_batch=spec["max_batch"], max_wait_ms=spec["max_wait_ms"],
-                      limits=Limits.from_env(**spec["limits"]), api_key=spec["api_key"])
+                      limits=Limits.from_env(**spec["limits"]), api_key=spec["api_key"],
+                      runtime=spec.get("runtime", "torch"))

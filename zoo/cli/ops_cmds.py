@@ -83,9 +83,13 @@ def card(directory: str, repo_id: str | None, show: bool) -> None:
 @click.option("--workers", type=int, default=1, show_default=True,
               help="Server processes, each with its own copy of the model (one port; the "
                    "feedback database is shared).")
+@click.option("--runtime", type=click.Choice(["torch", "onnx"]), default="torch",
+              show_default=True,
+              help="onnx: a classification model's encoders, fusion and head run in ONNX "
+                   "Runtime (exported once, cached); preprocessing and decoding stay in zoo.")
 def serve(model: str, host: str, port: int, feedback_db: str, max_batch: int,
           max_wait_ms: float, limit: tuple[str, ...], api_key: str | None,
-          backend: str, replicas: int, workers: int) -> None:
+          backend: str, replicas: int, workers: int, runtime: str) -> None:
     """Serve MODEL over HTTP: POST /predict, POST /feedback, GET /health /info /metrics,
     /docs. Graceful: Ctrl+C / SIGTERM finish the requests in flight first."""
     import json
@@ -100,6 +104,9 @@ def serve(model: str, host: str, port: int, feedback_db: str, max_batch: int,
         raise click.BadParameter("expected NAME=VALUE", param_hint="--limit")
     limits = Limits.from_env(**pairs)  # checked before any model loads
     if backend == "ray":
+        if runtime != "torch":
+            raise click.BadParameter("--runtime onnx runs with --backend uvicorn",
+                                     param_hint="--runtime")
         _serve_ray(model, host, port, replicas, max_batch, max_wait_ms, limits, api_key)
         return
     if workers < 1:
@@ -108,16 +115,25 @@ def serve(model: str, host: str, port: int, feedback_db: str, max_batch: int,
     os.environ["ZOO_SERVE_APP"] = json.dumps({
         "model": model, "feedback_db": str(Path(feedback_db).absolute()),
         "max_batch": max_batch, "max_wait_ms": max_wait_ms, "limits": pairs,
-        "api_key": api_key or None})
-    click.echo(f"zoo serve: {model} on http://{host}:{port} (POST /predict, docs at /docs"
-               f"{', API key required' if api_key else ''}"
-               f"{f', {workers} workers' if workers > 1 else ''}; Ctrl+C stops)", err=True)
+        "api_key": api_key or None, "runtime": runtime})
+    banner = (f"zoo serve: {model} on http://{host}:{port} (POST /predict, docs at /docs"
+              f"{', API key required' if api_key else ''}"
+              f"{f', {workers} workers' if workers > 1 else ''}"
+              f"{', ONNX Runtime' if runtime == 'onnx' else ''}; Ctrl+C stops)")
     if workers == 1:
         from ..serve import app_from_env
 
-        uvicorn.run(app_from_env(), host=host, port=port, log_level="warning",
+        app = app_from_env()  # a model that cannot be served fails here, in one line
+        click.echo(banner, err=True)
+        uvicorn.run(app, host=host, port=port, log_level="warning",
                     timeout_graceful_shutdown=30)
     else:
+        if runtime == "onnx":  # export (or check the cached graph) once, before the workers
+            from .. import load
+            from ..serve_onnx import OnnxRunner
+
+            OnnxRunner(load(model))
+        click.echo(banner, err=True)
         uvicorn.run("zoo.serve:app_from_env", factory=True, host=host, port=port,
                     workers=workers, log_level="warning", timeout_graceful_shutdown=30)
 

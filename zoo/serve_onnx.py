@@ -1,0 +1,211 @@
+"""``zoo serve --runtime onnx``: the tensor part of a classification model (encoders ->
+fusion -> head logits) runs in ONNX Runtime; zoo keeps preprocessing (tokenizer, image
+transform) and decoding (labels, scores), so outputs are those of ``model.predict``.
+
+The graph is exported once with :mod:`zoo.export` and cached under zoo's cache folder
+(``$ZOO_CACHE/onnx/<digest>/model.onnx``, the digest of the weights, the config and the
+torch / onnx versions), so a restart or a second worker only loads it. Every start checks
+the session against torch on two inputs of different shapes (logits within 1e-3) before
+serving. A batch where some input lacks one of the model's modalities runs in torch (the
+graph is traced with every modality present).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from .errors import ZooError
+
+__all__ = ["OnnxRunner", "RUNTIMES"]
+
+RUNTIMES = ("torch", "onnx")
+TOLERANCE = 1e-3  # largest |logit difference| against torch accepted at start
+CHUNK = 8  # texts per ONNX call, sorted by length (less padding; see _length_chunks)
+
+
+def _unsupported(why: str) -> ZooError:
+    return ZooError(f"--runtime onnx cannot serve this model: {why}; use --runtime torch")
+
+
+def _dummy_inputs(model: Any) -> list[dict[str, Any]]:
+    """Two inputs of different sizes for every modality: what the graph is traced and
+    checked on."""
+    import numpy as np
+
+    out = []
+    rng = np.random.default_rng(0)
+    for text, side in (("a cat", 40), ("the cat sat on the mat and then ran far away from "
+                                       "home, never to be seen again", 72)):
+        x: dict[str, Any] = {}
+        for m in model.modalities:
+            if m == "text":
+                x[m] = text
+            elif m == "image":
+                from PIL import Image
+
+                x[m] = Image.fromarray(rng.integers(0, 255, (side, side + 8, 3), dtype=np.uint8))
+            else:
+                raise _unsupported(f"its {m} encoder takes inputs of varying size that the "
+                                   f"exported graph cannot carry (text and image only)")
+        out.append(x)
+    return out
+
+
+def _flat(model: Any, batch: Any) -> tuple[list[tuple[str, str]], list[Any]] | None:
+    """The graph's flat tensors for a batch, or None when some input lacks a modality."""
+    for m in model.modalities:
+        if m not in batch or batch[m].index.numel() != batch.size:
+            return None
+    keys = [(m, k) for m in model.modalities for k in batch[m].tensors]
+    return keys, [batch[m].tensors[k] for m, k in keys]
+
+
+def _digest(model: Any, keys: list[tuple[str, str]]) -> str:
+    """What the exported graph depends on: weights, config, input keys, versions."""
+    import onnx
+    import torch
+
+    from . import __version__
+
+    h = hashlib.sha256()
+    h.update(json.dumps([model.component_config(), keys, torch.__version__, onnx.__version__,
+                         __version__], sort_keys=True, default=str).encode())
+    for name, t in sorted(model.state_dict().items()):
+        t = t.detach().cpu().contiguous()
+        h.update(f"{name}:{t.dtype}:{tuple(t.shape)}".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()[:24]
+
+
+class OnnxRunner:
+    """``predict(inputs, batch_size=...)`` as :meth:`ZooModel.predict` gives it, with the
+    tensor part in ONNX Runtime. Raises :class:`ZooError` (one line, naming the runtime to
+    use instead) when onnxruntime is missing or the model cannot be exported."""
+
+    def __init__(self, model: Any, cache_dir: str | Path | None = None,
+                 threads: int | None = None) -> None:
+        try:
+            import onnx  # noqa: F401  (torch.onnx.export writes through it)
+            import onnxruntime as ort
+        except ImportError as e:
+            raise ZooError(f"--runtime onnx needs onnxruntime and onnx ({e.name} is missing): "
+                           f"pip install onnxruntime onnx, or use --runtime torch") from None
+        import torch
+
+        from .export import _Graph, onnx_export, onnx_names
+        from .weights import _cache_dir
+
+        if model.task != "classification" or model.head is None:
+            raise _unsupported(f"its task is {model.task} (ONNX serving covers "
+                               f"classification)")
+        self.model = model.eval()
+        dummy = _dummy_inputs(model)
+        batch = model.preprocess(dummy)
+        flat = _flat(model, batch)
+        if flat is None:
+            raise _unsupported("its preprocessing drops a modality")
+        keys, tensors = flat
+        self.keys, self.names = keys, onnx_names(keys)
+        folder = Path(cache_dir) if cache_dir else _cache_dir() / "onnx"
+        path = folder / _digest(model, keys) / "model.onnx"
+        self.path, self.exported = path, False
+        graph = _Graph(model, keys).eval()
+        if not path.is_file():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(f".model.{os.getpid()}.onnx")
+            import warnings
+
+            try:
+                with warnings.catch_warnings():  # tracer notes: the check below decides
+                    warnings.simplefilter("ignore")
+                    onnx_export(graph, keys, tensors, tmp)
+            except Exception as e:  # noqa: BLE001  (whatever the exporter trips on)
+                tmp.unlink(missing_ok=True)
+                msg = str(e).strip().splitlines()[0][:200] if str(e).strip() else ""
+                raise _unsupported(f"ONNX export failed ({type(e).__name__}: {msg})") from None
+            os.replace(tmp, path)  # atomic: a second worker sees the whole file or none
+            self.exported = True
+        opts = ort.SessionOptions()
+        n = threads or torch.get_num_threads()
+        opts.intra_op_num_threads = n
+        opts.inter_op_num_threads = 1
+        # the event loop, tokenizer and HTTP share these cores: idle pool threads sleep
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        try:
+            self.session = ort.InferenceSession(str(path), opts,
+                                                providers=["CPUExecutionProvider"])
+        except Exception as e:  # noqa: BLE001  (a corrupt cache file: export again next start)
+            path.unlink(missing_ok=True)
+            raise _unsupported(f"ONNX Runtime could not load the graph ({type(e).__name__})") \
+                from None
+        self.wanted = {i.name for i in self.session.get_inputs()}  # unused inputs are pruned
+        # the graph must give torch's logits, at two batch sizes and sequence lengths
+        worst = 0.0
+        for part in (dummy, dummy[:1]):
+            b = model.preprocess(part)
+            _, ts = _flat(model, b)
+            with torch.inference_mode():
+                ref = graph(*ts)
+            got = torch.from_numpy(self._run(ts))
+            worst = max(worst, float((got - ref).abs().max()))
+        if not worst <= TOLERANCE:
+            path.unlink(missing_ok=True)
+            raise _unsupported(f"the exported graph's logits differ from torch's by {worst:.3g}")
+        self.max_logit_diff = worst
+
+    def _run(self, tensors: list[Any]) -> Any:
+        feed = {n: t.numpy() for n, t in zip(self.names, tensors) if n in self.wanted}
+        return self.session.run(["logits"], feed)[0]
+
+    def predict(self, inputs: list[dict[str, Any]], batch_size: int = 32) -> list[dict[str, Any]]:
+        import torch
+
+        model = self.model
+        batch = model.preprocess(inputs)  # the whole batch tokenized in one call
+        flat = _flat(model, batch)
+        if flat is None or flat[0] != self.keys:  # a missing modality: the torch graph
+            return model.predict(inputs, batch_size=max(batch_size, len(inputs)))
+        parts = _length_chunks(self.keys, flat[1])
+        if parts is None:
+            logits = torch.from_numpy(self._run(flat[1]))
+        else:
+            logits = None
+            for idx, tensors in parts:
+                out = torch.from_numpy(self._run(tensors))
+                if logits is None:
+                    logits = out.new_empty((len(inputs), *out.shape[1:]))
+                logits[idx] = out
+        model._warn_if_untrained()
+        return model.head.decode(logits, batch=batch)
+
+
+def _length_chunks(keys: list[tuple[str, str]], tensors: list[Any], size: int = CHUNK
+                   ) -> list[tuple[Any, list[Any]]] | None:
+    """Texts sorted by token count in chunks of ``size``, each cut to its own longest text:
+    a batch of short and long sentences no longer pays for padding every short one to the
+    longest (the same logits: padding is masked). None when there is nothing to gain (a
+    small batch, no text attention mask, or padding on the left)."""
+    import torch
+
+    where = {k: i for i, k in enumerate(keys)}
+    if ("text", "attention_mask") not in where:
+        return None
+    mask = tensors[where[("text", "attention_mask")]]
+    if mask.ndim != 2 or mask.shape[0] <= size:
+        return None
+    lens = mask.sum(1)
+    width = mask.shape[1]
+    if not bool((mask.bool() == (torch.arange(width) < lens[:, None])).all()):
+        return None  # not right-padded
+    order = torch.argsort(lens, stable=True)
+    parts = []
+    for i in range(0, len(order), size):
+        idx = order[i:i + size]
+        longest = max(1, int(lens[idx].max()))
+        parts.append((idx, [t[idx][:, :longest] if m == "text" and t.ndim == 2 and
+                            t.shape[1] == width else t[idx]
+                            for (m, _), t in zip(keys, tensors)]))
+    return parts
