@@ -174,7 +174,7 @@ def test_every_phase_shows_progress(tmp_path, capfd):
     zoo.train(_model(), data, data, tmp_path / "p", epochs=1, freeze="all", loggers=[])
     err = capfd.readouterr().err
     for phase in ("cache train features", "cache eval features", "train", "evaluate",
-                  "reloading the best model"):
+                  "report of the best model"):
         assert phase in err, phase
 
 

@@ -195,6 +195,7 @@ def end_epoch(run: Run, epoch: int, t0: float) -> None:
             run.best_predictions = preds
     if better:
         state["best"], state["best_epoch"] = metrics, epoch + 1
+        run.snapshot()
     elif run.cfg.patience and epoch + 1 - max(
             state["best_epoch"] or 0, run.cfg.epochs * (state["stage"] == "finetune")
     ) >= run.cfg.patience:  # counted within the stage: fine-tuning starts afresh
@@ -242,10 +243,16 @@ def finish(run: Run) -> dict[str, Any]:
         if run.eval_ex is not None:
             from .. import load
 
-            run.say(f"reloading the best model (epoch {state['best_epoch']}) for the report")
-            best = load(out)  # the saved best: the pictures describe what was published
+            run.say(f"report of the best model (epoch {state['best_epoch']})")
             preds = run.best_predictions
-            if preds is None:  # resumed after the best epoch: predict again
+            if preds is not None and run.best_state is not None:
+                # the saved best's weights, kept in memory: no second build of the model
+                run.model.load_state_dict(run.best_state, strict=False)
+                best = run.model.eval()
+            else:  # resumed after the best epoch: load the saved best and predict again
+                run.say("reloading the saved best model")
+                best = load(out)  # the saved best: the pictures describe what was published
+            if preds is None:
                 bar = run.bar("predict eval (best)", len(run.eval_ex))
                 preds = []
                 for i in range(0, len(run.eval_ex), cfg.eval_batch_size):

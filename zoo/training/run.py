@@ -38,11 +38,20 @@ class Run:
     eval_cached: list | None = None
     state: dict[str, Any] = field(default_factory=dict)
     best_predictions: list | None = None
+    # the best epoch's weights, in memory (frozen encoders' left out: they never change):
+    # the report and LP-FT's second stage start from it without building the model again
+    best_state: dict | None = None
     progress: Any = None
     scaler: Any = None  # fp16 loss scaling (CUDA)
     stop: bool = False  # early stopping: no improvement for `patience` epochs
     loggers: list = field(default_factory=list)  # registered loggers (main process only)
     stats_frozen: set[str] = field(default_factory=set)  # LP-FT: BatchNorm stats kept
+
+    def snapshot(self) -> None:
+        """Keep the model's current weights as the best (frozen encoders' left out)."""
+        skip = tuple(f"encoders.{m}." for m in self.frozen)
+        self.best_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()
+                           if not k.startswith(skip)}
 
     @property
     def log_path(self) -> Path:

@@ -121,9 +121,13 @@ def begin_finetune(run: Run) -> bool:
     from .. import load
 
     run.dist.barrier()  # the best probe is on disk: fine-tune from it, not the last epoch
-    run.model.load_state_dict(load(run.out).state_dict(), strict=True)
+    if run.best_state is not None:  # in memory (the frozen encoders have not moved)
+        run.model.load_state_dict(run.best_state, strict=False)
+    else:  # resumed: from the saved best
+        run.model.load_state_dict(load(run.out).state_dict(), strict=True)
     state["probe_best"], state["probe_steps"] = best, state["global_step"]
     configure(run, "finetune")
+    run.snapshot()  # the encoders will move: the best so far keeps their probe weights
     show_progress(run)
     return True
 
