@@ -19,101 +19,13 @@ from typing import Any
 
 from .serve_inputs import (_PREDICT_BODY, _PREDICT_RESPONSES, BadInput, Limits, decode_input,
                            decode_inputs, json_depth, json_inputs)
+from .serve_batch import MicroBatcher
 from .serve_state import FeedbackStore, Metrics
 
 __all__ = ["create_app", "app_from_env", "FeedbackStore", "MicroBatcher", "decode_input",
            "Limits"]
 
 MAX_BODY = 20 * 1024 * 1024  # bytes; larger requests get a 413
-
-
-class MicroBatcher:
-    """Collects inputs from concurrent requests and runs them through the model together."""
-
-    def __init__(self, model: Any, max_batch: int = 32, max_wait_ms: float = 5.0,
-                 metrics: Metrics | None = None, chunk: int = 0) -> None:
-        self.model, self.max_batch, self.max_wait = model, max(1, max_batch), max_wait_ms / 1000
-        self.metrics = metrics
-        self.chunk = chunk  # > 0: a batch of texts runs sorted by length in chunks of this
-        self.queue: asyncio.Queue | None = None
-        self.task: asyncio.Task | None = None
-        self.pool: Any = None
-
-    async def start(self) -> None:
-        from concurrent.futures import ThreadPoolExecutor
-
-        self.queue = asyncio.Queue()
-        # its own thread: batches never queue behind other work in the default executor
-        self.pool = ThreadPoolExecutor(1, thread_name_prefix="zoo-batch")
-        self.task = asyncio.create_task(self._run())
-
-    async def stop(self) -> None:
-        if self.task:
-            self.task.cancel()
-        if self.pool:
-            self.pool.shutdown(wait=False)
-
-    async def submit(self, inputs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        fut = asyncio.get_running_loop().create_future()
-        await self.queue.put((inputs, fut))
-        return await fut
-
-    async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
-        while True:
-            items = [await self.queue.get()]
-            n = len(items[0][0])
-            deadline = loop.time() + self.max_wait
-            while n < self.max_batch:
-                if not self.queue.empty():  # waiting already: no timer needed
-                    item = self.queue.get_nowait()
-                else:
-                    timeout = deadline - loop.time()
-                    if timeout <= 0:
-                        break
-                    try:
-                        item = await asyncio.wait_for(self.queue.get(), timeout)
-                    except asyncio.TimeoutError:
-                        break
-                items.append(item)
-                n += len(item[0])
-            flat = [x for inputs, _ in items for x in inputs]
-            try:
-                outputs = await loop.run_in_executor(self.pool, self._predict, flat)
-            except Exception:
-                # one bad input must not fail its neighbours: retry each request alone
-                for inputs, fut in items:
-                    try:
-                        res = await loop.run_in_executor(self.pool, self._predict, inputs)
-                        if not fut.done():
-                            fut.set_result(res)
-                    except Exception as e:
-                        if not fut.done():
-                            fut.set_exception(e)
-                continue
-            k = 0
-            for inputs, fut in items:
-                if not fut.done():
-                    fut.set_result(outputs[k:k + len(inputs)])
-                k += len(inputs)
-
-    def _predict(self, inputs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        if self.metrics:
-            self.metrics.batch(len(inputs))
-        n = len(inputs)
-        if self.chunk and n > self.chunk and all(isinstance(x.get("text"), str)
-                                                 for x in inputs):
-            # texts sorted by length, run in chunks: short ones are not padded to the
-            # longest of the whole batch (same outputs, less work)
-            order = sorted(range(n), key=lambda i: len(inputs[i]["text"]))
-            out: list[Any] = [None] * n
-            for i in range(0, n, self.chunk):
-                idx = order[i:i + self.chunk]
-                for j, o in zip(idx, self.model.predict([inputs[k] for k in idx],
-                                                        batch_size=len(idx))):
-                    out[j] = o
-            return out
-        return self.model.predict(inputs, batch_size=max(n, 1))
 
 
 def _jsonable(obj: Any) -> Any:
