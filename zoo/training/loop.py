@@ -193,9 +193,9 @@ def end_epoch(run: Run, epoch: int, t0: float) -> None:
                                   else value < best[task.metric])
         if better:
             run.best_predictions = preds
+            run.snapshot()  # only read with an eval split (the report, LP-FT)
     if better:
         state["best"], state["best_epoch"] = metrics, epoch + 1
-        run.snapshot()
     elif run.cfg.patience and epoch + 1 - max(
             state["best_epoch"] or 0, run.cfg.epochs * (state["stage"] == "finetune")
     ) >= run.cfg.patience:  # counted within the stage: fine-tuning starts afresh
