@@ -8,7 +8,7 @@ from typing import Any
 
 from ..errors import ZooError
 
-__all__ = ["TrainConfig", "make_config", "SCHEDULERS"]
+__all__ = ["TrainConfig", "make_config", "as_record", "SCHEDULERS"]
 
 SCHEDULERS = ("cosine", "linear", "constant")
 
@@ -85,3 +85,11 @@ def make_config(options: dict[str, Any]) -> TrainConfig:
         raise ZooError(f"--accumulate {cfg.accumulate} exceeds --batch-size {cfg.batch_size}: "
                        f"each chunk needs at least one example")
     return cfg
+
+
+def as_record(cfg: TrainConfig) -> dict[str, Any]:
+    """The options as JSON for training.json and loggers: logger objects by class name."""
+    loggers = cfg.loggers
+    if isinstance(loggers, (list, tuple)):
+        loggers = [x if isinstance(x, str) else type(x).__name__ for x in loggers]
+    return dataclasses.asdict(dataclasses.replace(cfg, loggers=loggers))

@@ -66,7 +66,9 @@ class TensorBoardLogger:
 
 def open_loggers(names: Any, out: Path, config: dict[str, Any], start_step: int) -> list[Any]:
     """The run's loggers: ``"auto"`` is tensorboard when installed, else none; a list names
-    registered loggers (an unknown name, or tensorboard missing, is one line)."""
+    registered loggers (an unknown name, or tensorboard missing, is one line) or holds
+    logger objects (anything with ``log(record)`` and ``close()``, e.g. ``zoo tune``'s
+    pruner), used as they are."""
     from ..registry import get_registry
 
     if names == "auto":
@@ -75,5 +77,14 @@ def open_loggers(names: Any, out: Path, config: dict[str, Any], start_step: int)
         names = [names]
     from ..registry.specs import resolve_import
 
-    return [resolve_import(get_registry().lookup("logger", name).factory)(
-        out, {**config, "resume_step": start_step}) for name in names or []]
+    loggers = []
+    for name in names or []:
+        if not isinstance(name, str):
+            if not (callable(getattr(name, "log", None)) and callable(getattr(name, "close", None))):
+                raise ZooError(f"a logger must be a registered name or an object with log() "
+                               f"and close(), not {type(name).__name__}")
+            loggers.append(name)
+            continue
+        loggers.append(resolve_import(get_registry().lookup("logger", name).factory)(
+            out, {**config, "resume_step": start_step}))
+    return loggers

@@ -3,7 +3,6 @@ feature cache), one epoch, evaluation, end of epoch (keep the best, save the res
 and the finish (pictures, training record, card). ``zoo.training.train`` composes them."""
 from __future__ import annotations
 
-import dataclasses
 import json
 import time
 from pathlib import Path
@@ -13,6 +12,7 @@ import torch
 
 from .cache import collate_cached, predict_cached
 from .checkpoint import load_state, save_state
+from .config import as_record
 from .data import epoch_batches, example_length
 from .optim import autocast, precision_of
 from .run import Run
@@ -47,7 +47,7 @@ def start(run: Run, resume: bool) -> Run:
     if dist.main:
         from .loggers import open_loggers
 
-        run.loggers = open_loggers(cfg.loggers, run.out, dataclasses.asdict(cfg),
+        run.loggers = open_loggers(cfg.loggers, run.out, as_record(cfg),
                                    run.state["global_step"])
     if precision_of(cfg, dist.device) == "fp16":
         run.scaler = torch.amp.GradScaler("cuda")
@@ -236,7 +236,7 @@ def finish(run: Run) -> dict[str, Any]:
                "frozen": sorted(run.frozen), "feature_cache": run.cached is not None,
                "finetuned": state["stage"] == "finetune", "probe_best": state.get("probe_best"),
                "group_by_length": run.lengths is not None,
-               "config": dataclasses.asdict(cfg)}
+               "config": as_record(cfg)}
     if dist.main:
         history = [json.loads(line) for line in run.log_path.read_text().splitlines() if line]
         plot_curves(history, run.task.metric, out / "training_curves.png")
