@@ -90,6 +90,19 @@ def _composition_text(config: dict[str, Any]) -> str:
     return text + "."
 
 
+def _adapter_text(config: dict[str, Any]) -> str:
+    """What a LoRA adapter needs: its settings and the base weights it is pinned to."""
+    a = config.get("adapter")
+    if not isinstance(a, dict) or not isinstance(a.get("base"), dict):
+        return ""
+    pins = ", ".join(f"{m}: `{p.get('weights')}` (sha256 `{str(p.get('sha256'))[:16]}`)"
+                     for m, p in a["base"].items() if isinstance(p, dict))
+    return (f"LoRA (r={a.get('r')}, alpha={a.get('alpha')}) on the pretrained encoders; "
+            f"`model.safetensors` holds only the adapter, fusion and head. Base weights, "
+            f"pinned: {pins}. `zoo.load` rebuilds the base from the installed plugin's "
+            f"weights, checks the pin, then adds the adapter.")
+
+
 def render_card(directory: str | Path, repo_id: str | None = None) -> str:
     from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
@@ -175,7 +188,7 @@ def render_card(directory: str | Path, repo_id: str | None = None) -> str:
         eval_note=(f"On `{dataset}` ({(evals or {}).get('metrics', {}).get('n', '?')} "
                    f"examples), computed by {spec.metrics_library}."),
         images=images, limitations=spec.limitations,
-        task_section=spec.card_section(config))
+        task_section=spec.card_section(config), adapter_text=_adapter_text(config))
     return str(card)
 
 

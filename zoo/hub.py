@@ -48,6 +48,10 @@ def save_pretrained(model: Any, directory: str | Path, *, max_shard_size: str | 
     tmp = Path(tempfile.mkdtemp(prefix=STAGING, dir=directory))
     try:
         state = {k: _own_storage(v.detach().cpu()) for k, v in model.state_dict().items()}
+        if model.config.get("adapter"):  # only what training changed: the base is pinned
+            from .adapters import adapter_keys
+
+            state = {k: state[k] for k in adapter_keys(model, state)}
         with _quiet_hub():
             save_torch_state_dict(state, tmp, max_shard_size=max_shard_size,
                                   metadata={"format": "pt"})  # one key: safetensors
@@ -194,12 +198,21 @@ def load_dir(directory: str | Path, *, root: str | Path | None = None) -> Any:
 
     with skip_init():  # every weight is overwritten by the strict load below
         model = build_from_config(config, directory / PREPROCESSOR_DIR)
+    adapter = config.get("adapter")
+    if adapter is not None:  # LoRA over a pinned base: the base weights, then LoRA layers
+        from .adapters import attach_for_load
+
+        attach_for_load(model, adapter)
     try:
         # exactly the files whose sha256 config.json records (never an index's other shards)
         state: dict[str, Any] = {}
         for name in sorted(config["weights"]):
             state.update(load_file(str(directory / name)))
-        model.load_state_dict(state, strict=True)
+        if adapter is not None:
+            from .adapters import check_keys
+
+            check_keys(model, state)
+        model.load_state_dict(state, strict=adapter is None)
     except RuntimeError as e:  # name the first tensor that does not fit, with its shapes
         detail = next((ln.strip() for ln in str(e).splitlines()
                        if "size mismatch" in ln or "Missing key" in ln or "Unexpected key"

@@ -142,13 +142,21 @@ def _freeze_arg(freeze: str) -> Any:
                    "repeatable; 'none' for none. Default: tensorboard when installed.")
 @click.option("--task", help="Train for another task than the model's: only 'classification' "
                              "from an aligned (retrieval) model.")
+@click.option("--adapter", type=click.Choice(["lora"]),
+              help="Train LoRA adapters on the pretrained encoders (their weights frozen) "
+                   "instead of probing/fine-tuning them; saves only the adapter, fusion and "
+                   "head over the pinned base (pip install peft).")
+@click.option("--lora-r", type=int, default=8, show_default=True, help="LoRA rank.")
+@click.option("--lora-alpha", type=float, help="LoRA scale numerator [2 * r].")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def train_cmd(model: str, train_data: str, eval_data: str | None, out: str, epochs: int,
               lr: float, encoder_lr: float | None, batch_size: int, freeze: str, seed: int,
               resume: bool, on_bad_data: str, checkpoint_every: int, warmup: float,
               no_cache: bool, group_by_length: str, precision: str, accumulate: int,
               patience: int, task: str | None, quiet: bool, column: tuple[str, ...],
-              scheduler: str, loggers: tuple[str, ...], finetune_epochs: int | None) -> None:
+              scheduler: str, loggers: tuple[str, ...], finetune_epochs: int | None,
+              adapter: str | None = None, lora_r: int = 8,
+              lora_alpha: float | None = None) -> None:
     """Fine-tune MODEL (registry name or folder) and save the best epoch to --out.
 
     Under `torchrun --nproc_per_node=N -m zoo train ...` it runs DDP (gloo on CPU)."""
@@ -161,7 +169,8 @@ def train_cmd(model: str, train_data: str, eval_data: str | None, out: str, epoc
                     warmup=warmup, cache_features=not no_cache, progress=not quiet, task=task,
                     precision=precision, accumulate=accumulate, patience=patience,
                     columns=_columns(column), scheduler=scheduler,
-                    finetune_epochs=finetune_epochs,
+                    finetune_epochs=finetune_epochs, adapter=adapter, lora_r=lora_r,
+                    lora_alpha=lora_alpha,
                     loggers=("auto" if not loggers else
                              [x for x in loggers if x != "none"]),
                     group_by_length={"on": True, "off": False}.get(group_by_length, "auto"))

@@ -64,6 +64,10 @@ def train(model: Any, train: Any, eval: Any = None, out: str | Path = "out", *,
     if isinstance(model, (str, Path)):  # a registry name may pick its fallback by the data
         model = load(pick_model(model, train_ex, dist.main))
     model = fit_task(model, cfg.task, train_ex, cats)  # same seed: same head on every rank
+    if cfg.adapter and not model.config.get("adapter"):
+        from ..adapters import add_lora
+
+        add_lora(model, r=cfg.lora_r, alpha=cfg.lora_alpha, dropout=cfg.lora_dropout)
     run = start(Run(model=model, cfg=cfg, dist=dist, out=out, task=get_task(model.task),
                     train_ex=train_ex, eval_ex=eval_ex, eval_cats=eval_cats,
                     sources=(train, eval)), resume)

@@ -52,6 +52,12 @@ class TrainConfig:
     # where metrics go besides metrics.jsonl: registered logger names (zoo list --kind
     # logger); "auto": tensorboard when the tensorboard package is installed
     loggers: Any = "auto"
+    # "lora": train low-rank adapters on the pretrained encoders (their weights frozen)
+    # instead of probing / fine-tuning them; saved small, over a pinned base (peft)
+    adapter: str | None = None
+    lora_r: int = 8
+    lora_alpha: float | None = None  # None: 2 * lora_r
+    lora_dropout: float = 0.05
     eval_batch_size: int = 64
     log_every: int = 10
     progress: bool = True
@@ -77,6 +83,13 @@ def make_config(options: dict[str, Any]) -> TrainConfig:
     if cfg.finetune_epochs is not None and (not isinstance(cfg.finetune_epochs, int)
                                             or cfg.finetune_epochs < 0):
         raise ZooError("--finetune-epochs must be a whole number >= 0")
+    if cfg.adapter not in (None, "lora"):
+        raise ZooError(f"--adapter must be 'lora', not {cfg.adapter!r}")
+    if cfg.adapter and cfg.freeze != "auto":
+        raise ZooError("--adapter lora trains adapters on the pretrained encoders and keeps "
+                       "their weights frozen: leave --freeze at auto")
+    if cfg.adapter and (not isinstance(cfg.lora_r, int) or cfg.lora_r < 1):
+        raise ZooError("--lora-r must be a whole number >= 1")
     if cfg.precision not in ("auto", "fp32", "bf16", "fp16"):
         raise ZooError("--precision must be auto, fp32, bf16 or fp16")
     if not isinstance(cfg.accumulate, int) or cfg.accumulate < 1:

@@ -98,6 +98,11 @@ def fit_task(model: Any, task: str | None, examples: Sequence[Any], categories: 
     return model
 
 
+def adapted(model: Any) -> list[str]:
+    """The modalities whose encoders carry LoRA adapters (``zoo train --adapter lora``)."""
+    return list((model.config.get("adapter") or {}).get("base") or {})
+
+
 def frozen_modalities(model: Any, freeze: Any) -> set[str]:
     if freeze in (None, "none", False):
         return set()

@@ -20,11 +20,14 @@ def make_optimizer(model: Any, cfg: TrainConfig, *, finetune: bool = False
     groups = [{"params": [p for n, p in model.named_parameters()
                           if not n.startswith("encoders.") and p.requires_grad],
                "lr": enc_lr if finetune else cfg.lr, "name": "new layers"}]
+    adapters = (model.config.get("adapter") or {}).get("base") or {}
     for m, enc in model.encoders.items():
         params = [p for p in enc.parameters() if p.requires_grad]
         pretrained = bool(model.config["encoders"][m].get("weights"))
-        groups.append({"params": params, "lr": enc_lr if pretrained else cfg.lr,
-                       "name": f"encoder {m}"})
+        lr = enc_lr if pretrained else cfg.lr
+        if m in adapters:  # LoRA's new matrices learn at the new layers' rate (or encoder_lr)
+            lr = cfg.encoder_lr if cfg.encoder_lr is not None else cfg.lr
+        groups.append({"params": params, "lr": lr, "name": f"encoder {m}"})
     return torch.optim.AdamW([g for g in groups if g["params"]], weight_decay=cfg.weight_decay)
 
 

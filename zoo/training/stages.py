@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 
 from .cache import encode_all
-from .data import frozen_modalities
+from .data import adapted, frozen_modalities
 from .optim import lr_factor, make_optimizer
 from .run import Run
 
@@ -23,7 +23,8 @@ def configure(run: Run, stage: str) -> None:
     parameter at the fine-tuning learning rate."""
     model, cfg, dist = run.model, run.cfg, run.dist
     if stage == "probe":
-        run.frozen = frozen_modalities(model, cfg.freeze)
+        # adapted encoders (LoRA) keep their own split: base frozen, adapters trained
+        run.frozen = frozen_modalities(model, cfg.freeze) - set(adapted(model))
         for m in run.frozen:
             model.encoders[m].requires_grad_(False)
     else:
