@@ -82,19 +82,25 @@ def test_adapter_loads_back_with_identical_predictions_and_shares_the_base(train
     assert pa[lora].data_ptr() != pb[lora].data_ptr()  # each its own adapter
 
 
-def test_adapter_model_serves(trained):
+def test_adapters_of_one_base_serve_side_by_side(trained):
     from zoo._uvicorn import run_in_thread
     from zoo.serve import create_app
 
     model, out, _, _ = trained
-    loaded = zoo.load(out)
-    app = create_app(loaded, feedback_db=out.parent / "fb.db", max_batch=8, max_wait_ms=5)
+    a, b = zoo.load(out), zoo.load(out)
+    b.head.proj.bias.data += torch.arange(b.head.proj.bias.numel(), dtype=torch.float) * 100
+    app = create_app(a, feedback_db=out.parent / "fb.db", max_batch=8, max_wait_ms=5,
+                     mounts={"b": b})
     with run_in_thread(app) as srv:
-        r = httpx.post(f"{srv.url}/predict", json={"inputs": TEXTS}, timeout=60)
-    assert r.status_code == 200, r.text
-    got = r.json()
-    got = got.get("outputs", got) if isinstance(got, dict) else got
-    assert [g["label"] for g in got] == [p["label"] for p in model.predict(TEXTS)]
+        ra = httpx.post(f"{srv.url}/predict", json={"inputs": TEXTS}, timeout=60)
+        rb = httpx.post(f"{srv.url}/models/b/predict", json={"inputs": TEXTS}, timeout=60)
+        info = httpx.get(f"{srv.url}/info").json()
+    assert ra.status_code == 200 and rb.status_code == 200, (ra.text, rb.text)
+    assert [g["label"] for g in ra.json()["outputs"]] == [
+        p["label"] for p in model.predict(TEXTS)]
+    # the mounted model answers for itself (its head now always picks the last label)
+    assert {g["label"] for g in rb.json()["outputs"]} == {b.labels[-1]}
+    assert info["models"] == {"b": "/models/b"}
 
 
 def test_a_changed_base_or_adapter_is_refused_in_one_line(trained, tmp_path):

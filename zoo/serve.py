@@ -13,6 +13,7 @@ of one-at-a-time. Bad requests get a 4xx with a message; the server keeps servin
 
 import asyncio
 import json
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -41,7 +42,7 @@ def _jsonable(obj: Any) -> Any:
 def create_app(model: Any, *, feedback_db: str | Path = "feedback.db", max_batch: int = 32,
                max_wait_ms: float = 5.0, max_body: int = MAX_BODY,
                limits: Limits | None = None, api_key: str | None = None,
-               runtime: str = "torch") -> Any:
+               runtime: str = "torch", mounts: dict[str, Any] | None = None) -> Any:
     """The FastAPI app. ``limits`` bound the work one request can cause (decoded pixels,
     audio length and rate, text length, inputs, JSON depth; :class:`Limits`, defaults from
     ``ZOO_SERVE_*`` variables): beyond one, a 413 (422 for an impossible value) names it.
@@ -49,7 +50,9 @@ def create_app(model: Any, *, feedback_db: str | Path = "feedback.db", max_batch
     ``X-API-Key: KEY``). ``/predict`` takes our JSON, KServe v1 ``instances``, the Hugging
     Face ``{"inputs": "text"}``, multipart form fields and raw image/audio bodies.
     ``runtime="onnx"`` runs a classification model's tensors in ONNX Runtime
-    (:mod:`zoo.serve_onnx`; a :class:`ZooError` if it cannot)."""
+    (:mod:`zoo.serve_onnx`; a :class:`ZooError` if it cannot). ``mounts`` ({name: model})
+    serves more models under ``/models/NAME/...`` in this process: adapters of one base
+    loaded here share the base's tensors (:mod:`zoo.adapters`)."""
     import hmac
     from fastapi import FastAPI, Request
     from fastapi.responses import JSONResponse, PlainTextResponse
@@ -82,13 +85,28 @@ def create_app(model: Any, *, feedback_db: str | Path = "feedback.db", max_batch
 
     import contextlib
 
+    subs = {}
+    for name, sub_model in (mounts or {}).items():
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", name):
+            raise ZooError(f"mount name {name[:40]!r}: use letters, digits, '.', '_', '-'")
+        db = Path(feedback_db)  # one feedback store per model
+        db = db.with_name(f"{db.stem}-{name}{db.suffix}")
+        subs[name] = create_app(sub_model, feedback_db=db, max_batch=max_batch,
+                                max_wait_ms=max_wait_ms, max_body=max_body, limits=limits,
+                                api_key=api_key, runtime=runtime)
+    if subs:
+        info["models"] = {name: f"/models/{name}" for name in subs}
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Any) -> Any:
-        for b in lanes.values():
-            await b.start()
-        yield
-        for b in lanes.values():
-            await b.stop()
+        async with contextlib.AsyncExitStack() as stack:  # mounted apps get no lifespan
+            for sub in subs.values():
+                await stack.enter_async_context(sub.router.lifespan_context(sub))
+            for b in lanes.values():
+                await b.start()
+            yield
+            for b in lanes.values():
+                await b.stop()
 
     app = FastAPI(title=f"zoo: {info.get('name') or model.task}", version=__version__,
                   description=f"{model.task} on {', '.join(model.modalities)}",
@@ -260,6 +278,8 @@ def create_app(model: Any, *, feedback_db: str | Path = "feedback.db", max_batch
     async def get_metrics() -> Any:
         return PlainTextResponse(metrics.render(), media_type="text/plain; version=0.0.4")
 
+    for name, sub in subs.items():
+        app.mount(f"/models/{name}", sub)
     app.state.store, app.state.metrics, app.state.batcher = store, metrics, batcher
     app.state.lanes = lanes
     return app
@@ -360,4 +380,5 @@ def app_from_env() -> Any:
     return create_app(load(spec["model"]), feedback_db=spec["feedback_db"],
                       max_batch=spec["max_batch"], max_wait_ms=spec["max_wait_ms"],
                       limits=Limits.from_env(**spec["limits"]), api_key=spec["api_key"],
-                      runtime=spec.get("runtime", "torch"))
+                      runtime=spec.get("runtime", "torch"),
+                      mounts={k: load(v) for k, v in (spec.get("mounts") or {}).items()})

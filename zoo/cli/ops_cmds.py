@@ -87,9 +87,13 @@ def card(directory: str, repo_id: str | None, show: bool) -> None:
               show_default=True,
               help="onnx: a classification model's encoders, fusion and head run in ONNX "
                    "Runtime (exported once, cached); preprocessing and decoding stay in zoo.")
+@click.option("--mount", "mount", multiple=True, metavar="NAME=MODEL",
+              help="Serve another model too, under /models/NAME/ (repeatable); LoRA adapters "
+                   "of one base share the base in memory.")
 def serve(model: str, host: str, port: int, feedback_db: str, max_batch: int,
           max_wait_ms: float, limit: tuple[str, ...], api_key: str | None,
-          backend: str, replicas: int, workers: int, runtime: str) -> None:
+          backend: str, replicas: int, workers: int, runtime: str,
+          mount: tuple[str, ...] = ()) -> None:
     """Serve MODEL over HTTP: POST /predict, POST /feedback, GET /health /info /metrics,
     /docs. Graceful: Ctrl+C / SIGTERM finish the requests in flight first."""
     import json
@@ -103,7 +107,13 @@ def serve(model: str, host: str, port: int, feedback_db: str, max_batch: int,
     if len(pairs) != len(limit):
         raise click.BadParameter("expected NAME=VALUE", param_hint="--limit")
     limits = Limits.from_env(**pairs)  # checked before any model loads
+    mounts = dict(x.split("=", 1) for x in mount if "=" in x)
+    if len(mounts) != len(mount):
+        raise click.BadParameter("expected NAME=MODEL", param_hint="--mount")
     if backend == "ray":
+        if mounts:
+            raise click.BadParameter("--mount serves with --backend uvicorn",
+                                     param_hint="--mount")
         if runtime != "torch":
             raise click.BadParameter("--runtime onnx runs with --backend uvicorn",
                                      param_hint="--runtime")
@@ -115,11 +125,12 @@ def serve(model: str, host: str, port: int, feedback_db: str, max_batch: int,
     os.environ["ZOO_SERVE_APP"] = json.dumps({
         "model": model, "feedback_db": str(Path(feedback_db).absolute()),
         "max_batch": max_batch, "max_wait_ms": max_wait_ms, "limits": pairs,
-        "api_key": api_key or None, "runtime": runtime})
+        "api_key": api_key or None, "runtime": runtime, "mounts": mounts})
     banner = (f"zoo serve: {model} on http://{host}:{port} (POST /predict, docs at /docs"
               f"{', API key required' if api_key else ''}"
               f"{f', {workers} workers' if workers > 1 else ''}"
-              f"{', ONNX Runtime' if runtime == 'onnx' else ''}; Ctrl+C stops)")
+              f"{', ONNX Runtime' if runtime == 'onnx' else ''}"
+              f"{''.join(f', {n} at /models/{n}' for n in mounts)}; Ctrl+C stops)")
     if workers == 1:
         from ..serve import app_from_env
 
