@@ -57,7 +57,7 @@ def _adapted(model: Any) -> list[str]:
     return sorted(m for m, e in model.config["encoders"].items() if e.get("weights"))
 
 
-def add_lora(model: Any, *, r: int = 8, alpha: float | None = None, dropout: float = 0.05,
+def add_lora(model: Any, *, r: int = 8, alpha: float | None = None, dropout: float = 0.0,
              targets: Iterable[str] | None = None) -> dict[str, Any]:
     """Freeze the pretrained encoders of ``model`` and add LoRA layers to them (in place).
     Returns the adapter record, also stored as ``model.config["adapter"]``."""
