@@ -12,7 +12,7 @@ from .hookspecs import hookimpl
 __version__ = "0.1.0"
 
 __all__ = ["hookimpl", "list_models", "model_info", "create_model", "load", "train",
-           "evaluate", "ZooError", "__version__"]
+           "evaluate", "tune", "ZooError", "__version__"]
 
 from .errors import ZooError  # noqa: E402  (cheap, no torch)
 
@@ -92,4 +92,8 @@ def __getattr__(name: str) -> Any:
         from .training import train as _train
 
         return _train
+    if name == "tune":  # optuna is imported when a search starts, not here
+        from .tuning import tune as _tune
+
+        return _tune
     raise AttributeError(f"module 'zoo' has no attribute {name!r}")

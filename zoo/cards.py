@@ -81,6 +81,11 @@ def _fmt(v: Any) -> str:
     return f"{v:.4f}" if isinstance(v, float) else str(v)
 
 
+def _short(v: Any) -> str:
+    """A searched value: three significant digits (learning rates span decades)."""
+    return f"{v:.3g}" if isinstance(v, float) else str(v)
+
+
 def _composition_text(config: dict[str, Any]) -> str:
     text = " + ".join(f"`{e['name']}`" for e in config["encoders"].values())
     if config.get("fusion"):
@@ -101,6 +106,37 @@ def _adapter_text(config: dict[str, Any]) -> str:
             f"`model.safetensors` holds only the adapter, fusion and head. Base weights, "
             f"pinned: {pins}. `zoo.load` rebuilds the base from the installed plugin's "
             f"weights, checks the pin, then adds the adapter.")
+
+
+def _tune_section(d: Path) -> dict[str, Any] | None:
+    """The search that chose this model, from the ``tune.json`` zoo tune leaves beside it:
+    the space with the chosen values, and the best trials."""
+    try:
+        rec = json.loads((d / "tune.json").read_text())
+        best, counts = rec["best"], rec.get("counts") or {}
+        from .tuning.space import describe
+
+        space = [(n, describe(r), _short(best["params"].get(n, "-")))
+                 for n, r in (rec.get("space") or {}).items()]
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+    metric = rec.get("metric", "value")
+    how = {"moved": "this is that trial's own run",
+           "retrained": "trained again here from its parameters (its run was on another "
+                        "machine)"}.get(rec.get("best_from"), "")
+    summary = (f"Chosen by `zoo tune` (Optuna) in study `{rec.get('study_name')}`: "
+               f"{sum(counts.values())} trials ({counts.get('complete', 0)} completed, "
+               f"{counts.get('pruned', 0)} pruned, {counts.get('failed', 0)} failed); "
+               f"sampler {rec.get('sampler')}; pruning {rec.get('pruner')}. This model is "
+               f"trial {best['number']}, eval {metric} {_fmt(best['value'])}"
+               + (f" ({how})." if how else "."))
+    done = [t for t in rec.get("trials", []) if t.get("value") is not None]
+    done.sort(key=lambda t: t["value"], reverse=rec.get("direction") == "maximize")
+    trials = [(t["number"], t["state"], _fmt(t["value"]),
+               ", ".join(f"{k}={_short(v)}" for k, v in t["params"].items())) for t in done[:10]]
+    return {"summary": summary, "space": space, "metric": metric, "trials": trials,
+            "fixed": ", ".join(f"`{k}={v}`" for k, v in (rec.get("fixed") or {}).items()),
+            "more": max(0, len(done) - len(trials))}
 
 
 def render_card(directory: str | Path, repo_id: str | None = None) -> str:
@@ -187,7 +223,7 @@ def render_card(directory: str | Path, repo_id: str | None = None) -> str:
         metrics=[(names[k], _fmt(v)) for k, v in metrics.items()],
         eval_note=(f"On `{dataset}` ({(evals or {}).get('metrics', {}).get('n', '?')} "
                    f"examples), computed by {spec.metrics_library}."),
-        images=images, limitations=spec.limitations,
+        images=images, limitations=spec.limitations, tune=_tune_section(d),
         task_section=spec.card_section(config), adapter_text=_adapter_text(config))
     return str(card)
 

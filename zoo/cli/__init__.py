@@ -2,8 +2,8 @@
 
 Errors that users can fix (``ZooError``) print one line, ``error: ...``, and exit 1.
 Nothing here imports torch at module level: ``zoo list``/``info``/``plugins``/``--help``
-stay fast. Commands live in ``registry_cmds``, ``plugin_cmds``, ``model_cmds`` and
-``ops_cmds``; plugins add theirs through ``register_commands``.
+stay fast. Commands live in ``registry_cmds``, ``plugin_cmds``, ``model_cmds``,
+``tune_cmds`` and ``ops_cmds``; plugins add theirs through ``register_commands``.
 """
 from __future__ import annotations
 
@@ -13,7 +13,8 @@ import sys
 import click
 
 from ..errors import ZooError
-from . import model_cmds, ops_cmds, plugin_cmds, registry_cmds  # noqa: F401  (commands)
+from . import (model_cmds, ops_cmds, plugin_cmds, registry_cmds,  # noqa: F401  (commands)
+               tune_cmds)
 from .base import cli
 
 __all__ = ["cli", "main"]
