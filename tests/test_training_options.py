@@ -278,3 +278,15 @@ def test_the_feature_cache_encodes_texts_sorted_by_length_and_keeps_their_order(
     for ex, row in zip(examples, rows):  # each row is its own example's encoding
         alone = encode_all(model, [ex], batch_size=1)[0]["text"]["pooled"]
         assert torch.allclose(row["text"]["pooled"], alone, atol=1e-5)
+
+
+def test_save_state_false_writes_no_resume_state_and_trains_the_same(tmp_path):
+    runs = {}
+    for keep in (True, False):
+        torch.manual_seed(0)
+        zoo.train(_model(), _data(), _data(8, 1), tmp_path / str(keep), epochs=2,
+                  batch_size=8, freeze="none", save_state=keep, progress=False, loggers=[])
+        runs[keep] = zoo.load(tmp_path / str(keep)).state_dict()
+    assert (tmp_path / "True" / "train_state").is_dir()
+    assert not (tmp_path / "False" / "train_state").exists()
+    assert all(torch.equal(runs[True][k], runs[False][k]) for k in runs[True])

@@ -58,6 +58,9 @@ class TrainConfig:
     lora_r: int = 8
     lora_alpha: float | None = None  # None: 2 * lora_r
     lora_dropout: float = 0.0  # peft's default; 0.05 cost +1.4 GB peak RSS and ~20% time
+    # write OUT/train_state at every epoch end (what --resume needs); zoo tune's trials,
+    # which are re-run rather than resumed, skip it (~100 MB of writes per epoch)
+    save_state: bool = True
     eval_batch_size: int = 64
     log_every: int = 10
     progress: bool = True

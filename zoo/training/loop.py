@@ -118,7 +118,7 @@ def train_epoch(run: Run, epoch: int) -> None:
             run.log({"step": state["global_step"], "epoch": epoch + 1, "loss": lv,
                      "lr": run.sched.get_last_lr()[0]})
         if (cfg.checkpoint_every and state["global_step"] % cfg.checkpoint_every == 0
-                and bi + 1 < len(batches) and dist.main):
+                and bi + 1 < len(batches) and dist.main and cfg.save_state):
             save_state(run.out / "train_state", run.model, run.opt, run.sched,
                        {**state, "epoch": epoch})
 
@@ -215,7 +215,7 @@ def end_epoch(run: Run, epoch: int, t0: float) -> None:
         run.say(f"epoch {epoch + 1}: train loss {record['train_loss']:.4f}  eval {task.metric} "
                 f"{metrics[task.metric]:.4f}" + ("  (best)" if better else ""))
     state.update(epoch=epoch + 1, batch=0, epoch_losses=[])
-    if dist.main:
+    if dist.main and run.cfg.save_state:
         save_state(run.out / "train_state", run.model, run.opt, run.sched, state)
     dist.barrier()
 

@@ -184,7 +184,7 @@ def run_trial(search: Search, study: Any) -> None:
     t0 = time.perf_counter()
     try:
         summary = train(search.fresh_model(), search.train, search.eval, out, progress=False,
-                        loggers=[pruner], **search.options(params))
+                        loggers=[pruner], **{"save_state": False, **search.options(params)})
     except optuna.TrialPruned as e:
         study.tell(trial, state=optuna.trial.TrialState.PRUNED)
         search.say(f"trial {trial.number}: {e} ({time.perf_counter() - t0:.1f} s)  "
@@ -238,7 +238,7 @@ def place_best(search: Search, study: Any) -> str:
         search.say(f"training trial {best.number}'s parameters again into {dest} "
                    f"(its folder is not here)")
         train(search.fresh_model(), search.train, search.eval, stage, progress=False,
-              loggers=[], **search.options(dict(best.params)))
+              loggers=[], **{"save_state": False, **search.options(dict(best.params))})
         shutil.rmtree(stage / "train_state", ignore_errors=True)
         how = "retrained"
     _swap_in(stage, dest)
