@@ -35,7 +35,10 @@ MODES = {"frozen": {"freeze": "all"},
 def child(mode: str, data: Path, out: Path, epochs: int) -> dict:
     import zoo
 
+    import torch
+
     t = time.perf_counter()
+    torch.manual_seed(0)  # the fusion's initial weights: the same for every mode
     model = zoo.create_model("minilm-text-clf", pretrained=True)
     zoo.train(model, data / "train.jsonl", data / "val.jsonl", out, epochs=epochs, lr=1e-3,
               batch_size=32, seed=0, progress=False, loggers=[], **MODES[mode])
