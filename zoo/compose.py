@@ -14,7 +14,7 @@ from ._config import capture, config_of
 from .errors import RegistryError, UnknownNameError, ZooError
 from .registry import ComponentSpec, ModelSpec, get_registry, split_tag
 
-__all__ = ["create_model", "compose", "build_component",
+__all__ = ["create_model", "compose", "build_component", "encoder_ref", "with_encoders",
            "replace_head", "classifier_from", "FORMAT_VERSION"]
 
 #: config.json's format; bumped when a saved model would be read differently.
@@ -76,8 +76,9 @@ def _ref(value: Any) -> dict[str, Any]:
 
 def _build_encoder(spec: ComponentSpec, *, tag: str | None, pretrained: bool,
                    kwargs: Mapping[str, Any], assets_dir: Path | None = None) -> Any:
-    weights = tag or spec.weights
-    if pretrained and not weights:
+    # an explicit source (a folder, a Hub id) is the weights, unless a tag names others
+    weights = tag or (None if kwargs.get("source") else spec.weights)
+    if pretrained and not weights and not kwargs.get("source"):
         raise ZooError(f"encoder {spec.name!r} has no pretrained weights; use "
                        f"pretrained=False (see `zoo list --pretrained`)")
     return build_component(spec, pretrained=bool(pretrained),
@@ -173,8 +174,9 @@ def create_model(name: str, pretrained: bool = False, **overrides: Any) -> Any:
                                    f"(see `zoo list --kind weights`)")
         enc = _build_encoder(spec, tag=f"{spec.name}.{tag}" if tag else None,
                              pretrained=pretrained, kwargs=overrides)
+        wtag = enc_tag(spec, tag, pretrained, overrides.get("source"))
         return _compose(spec.name, "embedding", {spec.modality: enc},
-                        {spec.modality: _encoder_entry(spec, enc, enc_tag(spec, tag, pretrained))},
+                        {spec.modality: _encoder_entry(spec, enc, wtag)},
                         None, None, spec.description)
     if kind != "model":
         raise ZooError(f"{name!r} is a {kind}, not a model or encoder; compose it in a model "
@@ -233,11 +235,14 @@ def compose(task: str, encoders: Mapping[str, Any], head: Any, fusion: Any = Non
     for m, ref in spec.encoders.items():
         base, tag = split_tag(ref["name"])
         espec = reg.lookup("encoder", resolved[f"encoders.{m}"])
-        use = bool(pretrained and ref.get("pretrained", True) and (tag or espec.weights))
         kwargs = {k: v for k, v in ref.items() if k not in ("name", "pretrained")}
+        # a `source` (hf-text's folder or Hub id) counts as weights: loaded, not random
+        use = bool(pretrained and ref.get("pretrained", True)
+                   and (tag or espec.weights or kwargs.get("source")))
         encs[m] = _build_encoder(espec, tag=f"{espec.name}.{tag}" if tag else None,
                                  pretrained=use, kwargs=kwargs)
-        entries[m] = _encoder_entry(espec, encs[m], enc_tag(espec, tag, use))
+        entries[m] = _encoder_entry(espec, encs[m],
+                                    enc_tag(espec, tag, use, kwargs.get("source")))
     fusion_ref = {**spec.fusion, "name": resolved["fusion"]} if spec.fusion else None
     head_ref = {**spec.head, "name": resolved["head"]}
     model = _compose(name, resolved["task"], encs, entries, fusion_ref, head_ref, description)
@@ -245,11 +250,67 @@ def compose(task: str, encoders: Mapping[str, Any], head: Any, fusion: Any = Non
     return model
 
 
-def enc_tag(spec: ComponentSpec, tag: str | None, pretrained: bool) -> str | None:
-    """The weights tag an encoder was initialised from (recorded for the model card)."""
+def enc_tag(spec: ComponentSpec, tag: str | None, pretrained: bool,
+            source: str | None = None) -> str | None:
+    """The weights an encoder was initialised from (recorded for the model card): its tag,
+    or ``source:<folder or Hub id>`` when an explicit source gave them."""
     if not pretrained:
         return None
-    return f"{spec.name}.{tag}" if tag else spec.weights
+    if tag:
+        return f"{spec.name}.{tag}"
+    return f"source:{source}" if source else spec.weights
+
+
+def encoder_ref(modality: str, value: str) -> Any:
+    """What ``zoo train --encoder MODALITY=VALUE`` puts in place of a model's encoder: a
+    registry name as it is, or a transformers text folder (``zoo pretrain --objective
+    mlm`` writes one) as ``hf-text`` loading that folder's weights, with the pooling and
+    length it was pretrained for (its ``zoo_pretrain.json``)."""
+    import json
+
+    path = Path(value)
+    if not path.is_dir():
+        return value
+    if modality != "text":
+        raise ZooError(f"--encoder {modality}={value}: a folder stands for a transformers "
+                       f"text encoder; for {modality}, name a registry encoder "
+                       f"(`zoo list --kind encoder --modality {modality}`)")
+    try:
+        hf = json.loads((path / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        raise ZooError(f"--encoder text={value}: no readable config.json there; expected a "
+                       f"transformers folder (as `zoo pretrain --objective mlm` writes)") from None
+    if not isinstance(hf, dict) or "zoo_format" in hf or "model_type" not in hf:
+        raise ZooError(f"--encoder text={value}: not a transformers encoder folder (a saved "
+                       f"zoo model or another file); pass a folder from `zoo pretrain "
+                       f"--objective mlm` or a registry encoder name")
+    ref: dict[str, Any] = {"name": "hf-text", "source": str(path.absolute())}
+    try:
+        record = json.loads((path / "zoo_pretrain.json").read_text(encoding="utf-8"))
+        ref.update({k: v for k, v in (record.get("encoder_kwargs") or {}).items()
+                    if k in ("pooling", "max_length", "normalize")})
+    except (OSError, ValueError, AttributeError):
+        pass  # any transformers folder: hf-text's own defaults
+    return ref
+
+
+def with_encoders(model: str, encoders: Mapping[str, str], *, seed: int = 0) -> Any:
+    """Registry model ``model`` built pretrained with some encoders replaced (``zoo train
+    --encoder MODALITY=NAME_OR_FOLDER``): each value a registry encoder name or a
+    transformers text folder (see :func:`encoder_ref`), loaded with its weights."""
+    import torch
+
+    if Path(str(model)).exists():
+        raise ZooError(f"--encoder replaces encoders of a registry model, and {model} is a "
+                       f"folder (a saved model keeps its own); name a registry model")
+    spec = get_registry().model(model)
+    for m in encoders:
+        if m not in spec.encoders:
+            raise ZooError(f"--encoder {m}=...: model {model!r} has no {m} encoder (it has "
+                           f"{', '.join(spec.encoders)})")
+    torch.manual_seed(seed)  # the fresh fusion and head: the same on every run and rank
+    return create_model(model, pretrained=True,
+                        encoders={m: encoder_ref(m, v) for m, v in encoders.items()})
 
 
 def replace_head(model: Any, **head_kwargs: Any) -> None:

@@ -111,6 +111,24 @@ def register_loggers(register: Callable[..., None]) -> None:
 
 
 @hookspec
+def register_objectives(register: Callable[..., None]) -> None:
+    """Register self-supervised pretraining objectives (``zoo pretrain --objective NAME``;
+    zoo-text-hf's ``mlm`` is one).
+
+    Call ``register(name, factory, *, modality, description="", defaults=None)``.
+    ``modality`` is the modality of the one encoder the objective pretrains; ``defaults``
+    are the factory's keyword arguments (JSON values). ``zoo pretrain`` calls
+    ``factory(encoder=description, seed=int, **defaults, **options)`` once, where
+    ``description`` is a dict naming the encoder to pretrain (``name``, ``path`` for a
+    folder, ``factory``, ``defaults``, ``weights``, ``distribution``), and gets back a
+    :class:`zoo.plugin.Objective`: ``encode``, ``collate``, ``loss``, ``evaluate``,
+    ``parameters`` and ``save`` (see docs/plugins.md).
+
+    Returns nothing; not firstresult.
+    """
+
+
+@hookspec
 def register_models(register: Callable[..., None]) -> None:
     """Register named model compositions, in the same shape as a ``registry.toml`` entry.
 
@@ -159,6 +177,7 @@ HOOKS = {
         register_heads,
         register_tasks,
         register_loggers,
+        register_objectives,
         register_models,
         register_weights,
         register_commands,

@@ -11,6 +11,7 @@ base classes, which bring torch with them, when a model is built::
 - ``Fusion``, ``Encoded``: fusion base class (optional) and what fusions receive.
 - ``Head``: the head contract (``encode_targets``, ``loss``, ``decode``).
 - ``Task``: the task contract (targets, metrics, head fitting, card and serving facts).
+- ``Objective``: the self-supervised pretraining contract (``register_objectives``).
 - ``Batch``, ``ModalityBatch``: the typed batch heads without a fusion receive.
 - ``Example``: one example of a data set (``inputs``, ``targets``, ``line``).
 - ``weights_path(tag)``, ``load_weights(module, tag)``, ``has_weights(tag)``,
@@ -29,7 +30,7 @@ from .errors import DataError, ZooError
 from .hookspecs import hookimpl
 
 __all__ = ["hookimpl", "Encoder", "EncoderOutput", "sequence_output", "Fusion", "Encoded",
-           "Head", "Task", "Batch", "ModalityBatch", "Example", "weights_path",
+           "Head", "Task", "Objective", "Batch", "ModalityBatch", "Example", "weights_path",
            "load_weights", "has_weights", "weights_info", "replace_head", "read_image", "offline",
            "ZooError", "DataError"]
 
@@ -43,6 +44,7 @@ _LAZY = {
     "Encoded": ("zoo.fusions.base", "Encoded"),
     "Head": ("zoo.heads.base", "Head"),
     "Task": ("zoo.tasks.base", "Task"),
+    "Objective": ("zoo.objective", "Objective"),
     "Batch": ("zoo.batch", "Batch"),
     "ModalityBatch": ("zoo.batch", "ModalityBatch"),
     "Example": ("zoo.data.manifest", "Example"),

@@ -87,6 +87,17 @@ def _columns(pairs: tuple[str, ...]) -> dict[str, str] | None:
     return out or None
 
 
+def _pairs(pairs: tuple[str, ...], flag: str) -> dict[str, str]:
+    """``("text=enc/",)`` -> ``{"text": "enc/"}``; a malformed pair is one line."""
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key or not value:
+            raise ZooError(f"{flag} {pair!r}: expected MODALITY=VALUE, e.g. {flag} text=enc/")
+        out[key.strip()] = value.strip()
+    return out
+
+
 def _freeze_arg(freeze: str) -> Any:
     """--freeze: auto, none, all, or comma-separated modalities / encoder names."""
     if freeze in ("auto", "none", "all"):
@@ -148,6 +159,10 @@ def _freeze_arg(freeze: str) -> Any:
                    "head over the pinned base (pip install peft).")
 @click.option("--lora-r", type=int, default=8, show_default=True, help="LoRA rank.")
 @click.option("--lora-alpha", type=float, help="LoRA scale numerator [2 * r].")
+@click.option("--encoder", "encoder_overrides", multiple=True, metavar="MODALITY=NAME_OR_FOLDER",
+              help="Replace the model's encoder of MODALITY: a registry encoder name, or a "
+                   "folder from `zoo pretrain --objective mlm` (any transformers text folder), "
+                   "loaded with its weights; repeatable.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def train_cmd(model: str, train_data: str, eval_data: str | None, out: str, epochs: int,
               lr: float, encoder_lr: float | None, batch_size: int, freeze: str, seed: int,
@@ -156,11 +171,17 @@ def train_cmd(model: str, train_data: str, eval_data: str | None, out: str, epoc
               patience: int, task: str | None, quiet: bool, column: tuple[str, ...],
               scheduler: str, loggers: tuple[str, ...], finetune_epochs: int | None,
               adapter: str | None = None, lora_r: int = 8,
-              lora_alpha: float | None = None) -> None:
+              lora_alpha: float | None = None,
+              encoder_overrides: tuple[str, ...] = ()) -> None:
     """Fine-tune MODEL (registry name or folder) and save the best epoch to --out.
 
     Under `torchrun --nproc_per_node=N -m zoo train ...` it runs DDP (gloo on CPU)."""
     from ..training import train
+
+    if encoder_overrides:  # a registry model with, e.g., a pretrained text encoder folder
+        from ..compose import with_encoders
+
+        model = with_encoders(model, _pairs(encoder_overrides, "--encoder"), seed=seed)
 
     summary = train(model, train_data, eval_data, out, resume=resume, epochs=epochs, lr=lr,
                     encoder_lr=encoder_lr, batch_size=batch_size, freeze=_freeze_arg(freeze),
@@ -179,27 +200,110 @@ def train_cmd(model: str, train_data: str, eval_data: str | None, out: str, epoc
                     "out": summary["out"]})
 
 
+_OBJECTIVE_DEFAULTS = {"contrastive": {"epochs": 10, "lr": 1e-3, "batch_size": 128},
+                       None: {"epochs": 3, "lr": 5e-5, "batch_size": 32}}
+
+
 @cli.command("pretrain")
-@click.option("--encoders", "encoders", required=True,
-              help="Two encoders by modality, e.g. image=efficientnet-lite0,text=minilm-l6")
-@click.option("--data", required=True, type=click.Path(exists=True, dir_okay=False),
-              help="Pairs: JSONL lines such as {\"image\": path, \"text\": \"...\"}")
-@click.option("--eval", "eval_data", type=click.Path(exists=True, dir_okay=False))
+@click.option("--objective", default="contrastive", show_default=True,
+              help="contrastive (two encoders aligned on pairs) or a registered "
+                   "self-supervised objective for one encoder, e.g. mlm (zoo list --kind "
+                   "objective).")
+@click.option("--encoders", "encoders",
+              help="contrastive: two encoders by modality, e.g. "
+                   "image=efficientnet-lite0,text=minilm-l6")
+@click.option("--encoder", "encoder",
+              help="mlm and other objectives: the one encoder to pretrain, a registry name "
+                   "(minilm-l6) or a transformers folder.")
+@click.option("--data", required=True, type=click.Path(exists=True),
+              help="contrastive: pairs, JSONL lines such as {\"image\": path, \"text\": "
+                   "\"...\"}. mlm: unlabeled text: a .txt file (one example per non-empty "
+                   "line), JSONL/CSV/Parquet with a text column, or a datasets folder.")
+@click.option("--eval", "eval_data", type=click.Path(exists=True),
+              help="Held-out data (mlm: perplexity before and after).")
+@click.option("--eval-fraction", type=float, default=0.05, show_default=True,
+              help="mlm: without --eval, hold out this seeded fraction of --data.")
+@click.option("--column", "column", multiple=True, metavar="KEY=NAME",
+              help="mlm: the data's text column, e.g. --column text=body.")
 @click.option("--out", required=True, type=click.Path(file_okay=False))
-@click.option("--epochs", type=int, default=10, show_default=True)
-@click.option("--lr", type=float, default=1e-3, show_default=True)
-@click.option("--batch-size", type=int, default=128, show_default=True,
-              help="Large batches give more negatives per step.")
-@click.option("--freeze", default="auto", show_default=True)
-@click.option("--dim", type=int, default=256, show_default=True, help="Shared space width.")
+@click.option("--epochs", type=int, help="[contrastive: 10; mlm: 3]")
+@click.option("--lr", type=float, help="[contrastive: 1e-3; mlm: 5e-5]")
+@click.option("--batch-size", type=int,
+              help="[contrastive: 128, large batches give more negatives; mlm: 32]")
+@click.option("--warmup", type=float, default=0.06, show_default=True,
+              help="mlm: share of the steps warming up, then linear decay to 0.")
+@click.option("--mlm-probability", type=float, help="mlm: share of tokens chosen [0.15].")
+@click.option("--whole-word/--no-whole-word", default=None,
+              help="mlm: choose whole words (all their WordPieces) [whole words].")
+@click.option("--max-length", type=int, help="mlm: tokens per example [the encoder's].")
+@click.option("--option", "objective_options", multiple=True, metavar="KEY=VALUE",
+              help="Another option of the objective (a JSON value or a string); repeatable.")
+@click.option("--freeze", default="auto", show_default=True, help="contrastive only.")
+@click.option("--dim", type=int, default=256, show_default=True,
+              help="contrastive: shared space width.")
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--resume", is_flag=True)
-@click.option("--quiet", is_flag=True)
-def pretrain_cmd(encoders: str, data: str, eval_data: str | None, out: str, epochs: int,
+@click.option("--resume", is_flag=True, help="contrastive only.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def pretrain_cmd(objective: str, encoders: str | None, encoder: str | None, data: str,
+                 eval_data: str | None, eval_fraction: float, column: tuple[str, ...],
+                 out: str, epochs: int | None, lr: float | None, batch_size: int | None,
+                 warmup: float, mlm_probability: float | None, whole_word: bool | None,
+                 max_length: int | None, objective_options: tuple[str, ...], freeze: str,
+                 dim: int, seed: int, resume: bool, quiet: bool) -> None:
+    """Pretrain encoders. --objective contrastive (default) aligns two encoders on paired
+    data (CLIP-style InfoNCE): a retrieval model with embed, recall@k and zero-shot
+    classification. --objective mlm (or another registered objective) pretrains one
+    encoder on unlabeled data and writes it as a transformers folder that `zoo train
+    --encoder text=OUT` composes into task models."""
+    d = _OBJECTIVE_DEFAULTS.get(objective, _OBJECTIVE_DEFAULTS[None])
+    epochs = d["epochs"] if epochs is None else epochs
+    lr = d["lr"] if lr is None else lr
+    batch_size = d["batch_size"] if batch_size is None else batch_size
+    if objective == "contrastive":
+        if encoder or not encoders:
+            raise ZooError("--objective contrastive aligns two encoders: pass --encoders "
+                           "image=efficientnet-lite0,text=minilm-l6 (for one encoder: "
+                           "--objective mlm --encoder NAME)")
+        _contrastive(encoders, data, eval_data, out, epochs=epochs, lr=lr,
+                     batch_size=batch_size, freeze=freeze, dim=dim, seed=seed, resume=resume,
+                     quiet=quiet)
+        return
+    if encoders or not encoder:
+        raise ZooError(f"--objective {objective} pretrains one encoder: pass --encoder NAME "
+                       f"or a folder, e.g. --encoder minilm-l6 (--encoders is for "
+                       f"--objective contrastive)")
+    from ..pretraining import pretrain
+
+    options = {k: v for k, v in (("mlm_probability", mlm_probability),
+                                 ("whole_word", whole_word), ("max_length", max_length))
+               if v is not None}
+    options.update(_json_options(objective_options))
+    record = pretrain(objective, encoder, data, out, eval_data=eval_data,
+                      eval_fraction=eval_fraction, columns=_columns(column), epochs=epochs,
+                      lr=lr, batch_size=batch_size, warmup=warmup, seed=seed,
+                      progress=not quiet, **options)
+    _echo_json({"objective": record["objective"], "metric": record["metrics"]["metric"],
+                "before": record["metrics"]["before"], "after": record["metrics"]["after"],
+                "out": str(Path(out))})
+
+
+def _json_options(pairs: tuple[str, ...]) -> dict[str, Any]:
+    """``--option KEY=VALUE``: the value as JSON when it parses (0.3, true, [1]), else text."""
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.isidentifier():
+            raise ZooError(f"--option {pair!r}: expected KEY=VALUE, e.g. --option span=3")
+        try:
+            out[key] = json.loads(value)
+        except ValueError:
+            out[key] = value
+    return out
+
+
+def _contrastive(encoders: str, data: str, eval_data: str | None, out: str, *, epochs: int,
                  lr: float, batch_size: int, freeze: str, dim: int, seed: int, resume: bool,
                  quiet: bool) -> None:
-    """Align two encoders on paired data (CLIP-style InfoNCE): a retrieval model with
-    embed, recall@k and zero-shot classification."""
     from ..compose import compose
     from ..training import train
 

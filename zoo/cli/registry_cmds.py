@@ -15,9 +15,9 @@ from .base import _echo_json, _table, cli
 @click.option("--task", help="Only models (and heads) for this task.")
 @click.option("--modality", type=click.Choice(["text", "image", "audio"]))
 @click.option("--kind", type=click.Choice(["model", "encoder", "fusion", "head", "task",
-                                           "weights", "logger"]),
-              help="Only this kind (tasks, weights and loggers are listed only when asked "
-                   "for).")
+                                           "weights", "logger", "objective"]),
+              help="Only this kind (tasks, weights, loggers and pretraining objectives are "
+                   "listed only when asked for).")
 @click.option("--pretrained/--no-pretrained", default=None,
               help="Only entries with (or without) pretrained weights.")
 @click.option("--ready/--not-ready", default=None,

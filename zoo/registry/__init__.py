@@ -1,5 +1,5 @@
-"""Registry state: tasks, components (encoders, fusions, heads), named models and
-pretrained weights. Everything here is metadata: nothing is built and no heavy library is
+"""Registry state: tasks, components (encoders, fusions, heads), named models,
+pretrained weights, training loggers and pretraining objectives. Everything here is metadata: nothing is built and no heavy library is
 imported until a factory is called, so listing stays fast.
 
 - ``specs``: one dataclass per kind, and the shape check of a model entry;
@@ -10,13 +10,14 @@ imported until a factory is called, so listing stays fast.
 from __future__ import annotations
 
 from .collect import get_registry, registry_files, reset
-from .specs import (CONTRACTS, KINDS, MODALITIES, ComponentSpec, ModelSpec, TaskSpec,
-                    WeightSpec, parse_model_spec, resolve_import, split_tag)
+from .specs import (CONTRACTS, KINDS, MODALITIES, ComponentSpec, ModelSpec, ObjectiveSpec,
+                    TaskSpec, WeightSpec, parse_model_spec, resolve_import, split_tag)
 from .store import AmbiguousNameError, Registry
 from .validate import FIRST_PARTY, UnresolvedError, check_model
 
 __all__ = ["get_registry", "registry_files", "reset", "CONTRACTS", "KINDS", "MODALITIES",
-           "ComponentSpec", "ModelSpec", "TaskSpec", "WeightSpec", "parse_model_spec",
+           "ComponentSpec", "ModelSpec", "ObjectiveSpec", "TaskSpec", "WeightSpec",
+           "parse_model_spec",
            "resolve_import", "split_tag", "AmbiguousNameError", "Registry", "FIRST_PARTY",
            "UnresolvedError", "check_model", "get_task"]
 

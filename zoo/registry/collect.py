@@ -18,7 +18,7 @@ from typing import Any, Callable, Iterable, Mapping
 from .._config import check_json
 from ..errors import PluginError, RegistryError
 from .specs import (CONTRACTS, MODALITIES, NAME_RE, ComponentSpec, LoggerSpec, ModelSpec,
-                    TaskSpec, WeightSpec, parse_model_spec, split_tag)
+                    ObjectiveSpec, TaskSpec, WeightSpec, parse_model_spec, split_tag)
 from .store import Registry
 from .validate import UnresolvedError, check_model
 
@@ -104,6 +104,16 @@ def make_callbacks(pending: list[tuple[str, Any]], plugin: str, dist: str, versi
         pending.append(("logger", LoggerSpec(name=name, factory=_factory_ok(factory, what),
                                              description=description, **common)))
 
+    def objective(name: str, factory: str | Callable, *, modality: str, description: str = "",
+                  defaults: Mapping[str, Any] | None = None) -> None:
+        what = f"objective {_name_ok(name, 'objective')!r}"
+        if modality not in MODALITIES:
+            raise RegistryError(f"{what}: modality {modality!r} is not one of "
+                                f"{', '.join(MODALITIES)}")
+        pending.append(("objective", ObjectiveSpec(
+            name=name, factory=_factory_ok(factory, what), modality=modality,
+            description=description, defaults=_defaults(defaults, what), **common)))
+
     def model(name: str, spec: Mapping[str, Any]) -> None:
         pending.append(("model", parse_model_spec(name, spec, where=f"plugin {plugin!r}",
                                                   **common)))
@@ -130,14 +140,15 @@ def make_callbacks(pending: list[tuple[str, Any]], plugin: str, dist: str, versi
 
     return {"register_encoders": encoder, "register_fusions": fusion,
             "register_heads": head, "register_tasks": task, "register_models": model,
-            "register_weights": weights, "register_loggers": logger}
+            "register_weights": weights, "register_loggers": logger,
+            "register_objectives": objective}
 
 
 #: hooks in the order they are collected: what a model refers to comes before models
 HOOK_ORDER = ("register_tasks", "register_weights", "register_encoders", "register_fusions",
-              "register_heads", "register_models", "register_loggers")
+              "register_heads", "register_models", "register_loggers", "register_objectives")
 _HOOK_KIND = {"register_tasks": "task", "register_weights": "weights",
-              "register_loggers": "logger",
+              "register_loggers": "logger", "register_objectives": "objective",
               "register_encoders": "encoder", "register_fusions": "fusion",
               "register_heads": "head", "register_models": "model"}
 

@@ -9,13 +9,14 @@ from typing import Any, Callable, Mapping
 from .._config import check_json
 from ..errors import RegistryError
 
-__all__ = ["ComponentSpec", "ModelSpec", "WeightSpec", "TaskSpec", "LoggerSpec", "split_tag",
+__all__ = ["ComponentSpec", "ModelSpec", "WeightSpec", "TaskSpec", "LoggerSpec",
+           "ObjectiveSpec", "split_tag",
            "resolve_import", "parse_model_spec", "MODALITIES", "KINDS", "CONTRACTS",
            "NAME_RE"]
 
 MODALITIES = ("text", "image", "audio")
 #: kinds in lookup order (a bare name is tried as a model first)
-KINDS = ("model", "encoder", "fusion", "head", "task", "weights", "logger")
+KINDS = ("model", "encoder", "fusion", "head", "task", "weights", "logger", "objective")
 #: encoder output contracts; "fused" is what a fusion gives a head
 CONTRACTS = ("pooled", "sequence", "features", "fused")
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
@@ -129,6 +130,36 @@ class LoggerSpec:
         return {"name": self.name, "kind": "logger", "task": None, "modalities": [],
                 "description": self.description, "source": self.distribution,
                 "plugin": self.plugin, "version": self.version, "pretrained": False}
+
+
+@dataclass(frozen=True)
+class ObjectiveSpec:
+    """A registered self-supervised pretraining objective (``zoo pretrain --objective``):
+    ``factory(encoder=..., seed=..., **options)`` returns a :class:`zoo.plugin.Objective`
+    that pretrains one encoder of ``modality``."""
+
+    name: str
+    factory: str | Callable  # "module:callable", imported only when pretraining
+    plugin: str
+    distribution: str
+    version: str
+    modality: str = "text"  # the modality of the encoder it pretrains
+    description: str = ""
+    defaults: Mapping[str, Any] = field(default_factory=dict)  # factory kwargs (JSON)
+    kind: str = "objective"
+
+    @property
+    def qualified_name(self) -> str:
+        return f"{self.plugin}:{self.name}"
+
+    def build(self, **kwargs: Any) -> Any:
+        return resolve_import(self.factory)(**{**self.defaults, **kwargs})
+
+    def row(self) -> dict[str, Any]:
+        return {"name": self.name, "kind": "objective", "task": None,
+                "modalities": [self.modality], "description": self.description,
+                "source": self.distribution, "plugin": self.plugin, "version": self.version,
+                "defaults": dict(self.defaults), "pretrained": False}
 
 
 @dataclass(frozen=True)

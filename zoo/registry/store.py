@@ -171,8 +171,9 @@ class Registry:
              ) -> list[dict[str, Any]]:
         rows = []
         for k in KINDS:
-            if (kind is None and k in ("task", "weights", "logger")) or (kind and k != kind):
-                continue  # tasks and weights are listed when asked for by --kind
+            if (kind is None and k in ("task", "weights", "logger", "objective")) \
+                    or (kind and k != kind):
+                continue  # tasks, weights, loggers, objectives: listed when asked for by --kind
             for spec in self._items[k].values():
                 if k == "model" and spec.unavailable:
                     continue

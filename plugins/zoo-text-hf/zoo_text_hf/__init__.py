@@ -1,5 +1,5 @@
-"""zoo plugin: text encoders on transformers. Registration only; transformers is imported
-when an encoder is built."""
+"""zoo plugin: text encoders on transformers, and the ``mlm`` pretraining objective.
+Registration only; transformers is imported when an encoder or objective is built."""
 from __future__ import annotations
 
 from zoo.plugin import hookimpl
@@ -44,3 +44,12 @@ def register_encoders(register):
              description="Any transformers text encoder: pass source='org/name' (a Hub id) or "
                          "a local folder (AutoModel + AutoTokenizer).",
              defaults={"pooling": "mean", "max_length": 256})
+
+
+@hookimpl
+def register_objectives(register):
+    register("mlm", "zoo_text_hf.mlm:build_mlm", modality="text",
+             description="Masked-language modelling as BERT (15 % of tokens, whole words, "
+                         "80/10/10 [MASK]/random/kept) with transformers' collator; reports "
+                         "held-out perplexity before and after.",
+             defaults={"mlm_probability": 0.15, "whole_word": True})

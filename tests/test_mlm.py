@@ -1,0 +1,344 @@
+"""Self-supervised pretraining of one text encoder: `zoo pretrain --objective mlm` (BERT's
+masking through transformers' collator, held-out perplexity before and after, an encoder
+folder with card and record), the folder composed by path into `zoo train --encoder`, an
+objective from a plugin (`register_objectives`), and one-line errors."""
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+import zoo
+from conftest import TEST_PLUGINS, plugin_env, run_zoo
+from zoo.errors import ZooError
+
+# words MiniLM's WordPiece splits into several pieces (token ##ization, ...)
+LONG = ["tokenization", "unbelievable", "photosynthesis", "hyperparameters",
+        "electroencephalography", "misunderstanding"]
+ANIMALS = ["cat", "dog", "horse", "parrot", "goat", "owl"]
+PLACES = ["garden", "kitchen", "barn", "river", "forest", "library"]
+
+
+def sentences(n: int, seed: int = 0) -> list[str]:
+    """Short, repetitive sentences: an MLM learns them in a few epochs."""
+    r = random.Random(seed)
+    return [f"the {r.choice(ANIMALS)} studies {r.choice(LONG)} in the {r.choice(PLACES)} "
+            f"every morning" for _ in range(n)]
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("corpus") / "corpus.txt"
+    lines = sentences(400)
+    lines[10:10] = ["", "   "]  # blank lines are not examples
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@pytest.fixture(scope="module")
+def pretrained(corpus, tmp_path_factory) -> tuple[Path, dict]:
+    """bert-tiny pretrained by the CLI on the corpus (a seeded tenth held out)."""
+    out = tmp_path_factory.mktemp("mlm") / "enc"
+    proc = run_zoo("pretrain", "--objective", "mlm", "--encoder", "bert-tiny", "--data",
+                   str(corpus), "--out", str(out), "--epochs", "4", "--lr", "2e-3",
+                   "--batch-size", "16", "--eval-fraction", "0.1", "--quiet", check=True)
+    return out, json.loads(proc.stdout)
+
+
+def _objective(**options):
+    from zoo.pretraining import describe_encoder
+    from zoo_text_hf.mlm import build_mlm
+
+    return build_mlm(encoder=describe_encoder("bert-tiny", "text"), seed=0, **options)
+
+
+def _masking(whole_word: bool) -> dict:
+    """Collate 1,500 sentences (about 20k tokens) in seeded batches; what was chosen."""
+    obj = _objective(whole_word=whole_word)
+    items = obj.encode(sentences(1500, seed=1) + ["a short one", "x"])
+    out = {k: [] for k in ("orig", "inp", "lab", "special")}
+    for i in range(0, len(items), 64):
+        chunk = items[i:i + 64]
+        b = obj.collate(chunk, seed=i)
+        width = b["input_ids"].shape[1]
+        orig = torch.tensor([x["input_ids"] + [0] * (width - len(x["input_ids"]))
+                             for x in chunk])
+        special = torch.tensor([x["special_tokens_mask"] + [1] * (width - len(x["input_ids"]))
+                                for x in chunk]).bool()  # padding counts as special
+        for k, v in (("orig", orig), ("inp", b["input_ids"]), ("lab", b["labels"]),
+                     ("special", special)):
+            out[k].append(v.flatten())
+    m = {k: torch.cat(v) for k, v in out.items()}
+    m["chosen"] = m["lab"] != -100
+    m["obj"] = obj
+    return m
+
+
+@pytest.mark.parametrize("whole_word", [True, False])
+def test_masking_follows_bert_15_percent_then_80_10_10(whole_word):
+    m = _masking(whole_word)
+    tok = m["obj"].tokenizer
+    chosen, special = m["chosen"], m["special"]
+    assert not (chosen & special).any(), "special tokens or padding were chosen"
+    assert torch.equal(m["lab"][chosen], m["orig"][chosen]), "labels must be the originals"
+    assert torch.equal(m["inp"][~chosen], m["orig"][~chosen]), "unchosen tokens changed"
+    share = chosen.sum().item() / (~special).sum().item()
+    assert 0.13 < share < 0.17, share
+    n = chosen.sum().item()
+    as_mask = (m["inp"][chosen] == tok.mask_token_id).sum().item() / n
+    kept = (m["inp"][chosen] == m["orig"][chosen]).sum().item() / n
+    assert n > 2000
+    assert 0.77 < as_mask < 0.83, as_mask
+    assert 0.07 < kept < 0.13, kept
+    assert 0.07 < 1 - as_mask - kept < 0.13  # random replacements
+    assert m["obj"].settings()["whole_word"] is whole_word
+
+
+def test_whole_word_masking_chooses_every_piece_of_a_word_together():
+    def split_words(m):
+        pieces = m["obj"].tokenizer.convert_ids_to_tokens(m["orig"].tolist())
+        cont = torch.tensor([p.startswith("##") for p in pieces])  # a word's later pieces
+        prev = torch.roll(m["chosen"], 1)
+        return cont, (m["chosen"] != prev) & cont  # a piece chosen apart from the one before
+
+    m = _masking(True)
+    cont, apart = split_words(m)
+    assert cont.sum() > 1000 and (m["chosen"] & cont).sum() > 100  # long words were chosen
+    assert not apart.any(), "a WordPiece was chosen without the rest of its word"
+    cont, apart = split_words(_masking(False))
+    assert apart.sum() > 100  # per-token masking splits words: the flag matters
+
+
+def test_head_warmup_keeps_the_first_gradients_out_of_the_encoder():
+    obj = _objective(head_warmup=0.5)
+    obj.plan(2)  # two steps: the first trains the head only
+    assert obj.head_warmup_steps == 1 and _objective().head_warmup == 0.0  # bert-tiny: random
+    obj.train()
+    batch = obj.collate(obj.encode(sentences(8)), seed=0)
+    layer = obj.model.base_model.encoder.layer[0].attention.self.query.weight
+    obj.loss(batch).backward()
+    assert layer.grad is None and obj.model.cls.predictions.transform.dense.weight.grad is not None
+    obj.loss(batch).backward()
+    assert layer.grad is not None and layer.grad.abs().sum() > 0
+    frozen = _objective(freeze_encoder=True)
+    assert not any(p.requires_grad for p in frozen.model.base_model.parameters())
+    assert frozen.settings()["encoder_trained"] is False
+
+
+def test_pretrain_lowers_held_out_perplexity_and_writes_an_encoder_folder(pretrained, corpus):
+    out, summary = pretrained
+    before, after = summary["before"], summary["after"]
+    assert summary["metric"] == "perplexity"
+    assert before["masked_tokens"] == after["masked_tokens"] > 50  # the same fixed masks
+    assert after["perplexity"] < before["perplexity"] / 20, summary
+    for name in ("model.safetensors", "config.json", "tokenizer.json", "tokenizer_config.json",
+                 "README.md", "zoo_pretrain.json"):
+        assert (out / name).is_file(), name
+    assert not list(out.parent.glob(".enc.zoo-*")), "staging left behind"
+    record = json.loads((out / "zoo_pretrain.json").read_text())
+    assert record["objective"] == "mlm" and record["encoder"]["name"] == "bert-tiny"
+    assert record["metrics"]["after"] == after
+    assert record["corpus"]["sha256"] == hashlib.sha256(corpus.read_bytes()).hexdigest()
+    assert record["corpus"]["examples"] == 400 and record["eval"]["examples"] == 40
+    assert record["settings"]["mlm_probability"] == 0.15 and record["settings"]["whole_word"]
+    assert record["corpus"]["tokens"] > 4000
+    card = (out / "README.md").read_text()
+    front = card.split("---")[1]
+    for s in ("library_name: zoo", "fill-mask", "domain-adaptation", "corpus.txt",
+              record["corpus"]["sha256"]):
+        assert s in front, s
+    assert "| perplexity |" in card and "no MLM head" not in card  # bert-tiny: all fresh
+    from transformers import AutoModelForMaskedLM
+
+    assert type(AutoModelForMaskedLM.from_pretrained(out)).__name__ == "BertForMaskedLM"
+
+
+def _folder_weights(folder: Path) -> dict[str, torch.Tensor]:
+    from transformers import AutoModel
+
+    return AutoModel.from_pretrained(folder).state_dict()
+
+
+def _same_weights(encoder, folder: Path) -> bool:
+    ours = encoder.model.state_dict()
+    theirs = {k: v for k, v in _folder_weights(folder).items() if not k.startswith("pooler.")}
+    return all(torch.equal(ours[k], v) for k, v in theirs.items())
+
+
+def test_the_folder_trains_a_classifier_by_path_with_its_weights(pretrained, tmp_path):
+    enc, _ = pretrained
+    rows = [{"text": s, "label": "long" if "electro" in s or "photo" in s else "short"}
+            for s in sentences(48, seed=3)]
+    train = tmp_path / "train.jsonl"
+    train.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = tmp_path / "clf"
+    run_zoo("train", "minilm-text-clf", "--encoder", f"text={enc}", "--train", str(train),
+            "--eval", str(train), "--out", str(out), "--epochs", "1", "--freeze", "all",
+            "--logger", "none", "--quiet", check=True)
+    model = zoo.load(out)
+    entry = model.config["encoders"]["text"]
+    assert entry["name"] == "hf-text" and entry["weights"] == f"source:{enc}"
+    assert entry["kwargs"]["max_length"] == 64  # bert-tiny's, from zoo_pretrain.json
+    assert _same_weights(model.encoders["text"], enc), "the pretrained weights were not used"
+    fresh = zoo.create_model("minilm-text-clf", encoders={"text": "bert-tiny"})
+    assert not _same_weights(fresh.encoders["text"], enc)  # the check has teeth
+    # saved and loaded back without the source folder: the same predictions
+    texts = [{"text": s} for s in sentences(6, seed=9)]
+    expected = model.predict(texts)
+    model.save_pretrained(tmp_path / "again")
+    moved = enc.with_name("enc-moved")
+    enc.rename(moved)
+    try:
+        again = zoo.load(tmp_path / "again")
+        assert again.predict(texts) == expected
+        assert zoo.load(out).predict(texts) == expected
+    finally:
+        moved.rename(enc)
+
+
+def test_create_model_loads_a_source_folder_with_its_weights(pretrained):
+    enc, _ = pretrained
+    model = zoo.create_model("minilm-text-clf", pretrained=True,
+                             encoders={"text": {"name": "hf-text", "source": str(enc)}})
+    assert _same_weights(model.encoders["text"], enc)
+    assert model.config["encoders"]["text"]["weights"] == f"source:{enc}"
+    plain = zoo.create_model("minilm-text-clf", pretrained=False,
+                             encoders={"text": {"name": "bert-tiny"}})
+    assert plain.config["encoders"]["text"]["weights"] is None
+
+
+def test_a_failed_save_leaves_no_half_written_folder(tmp_path):
+    from zoo.pretraining import RECORD_NAME, save_folder
+
+    out = tmp_path / "enc"
+
+    def first(folder):
+        (folder / RECORD_NAME).write_text("{}")
+        (folder / "model.safetensors").write_text("old")
+
+    def broken(folder):
+        (folder / "model.safetensors").write_text("half")
+        raise RuntimeError("killed")
+
+    save_folder(out, first)
+    with pytest.raises(RuntimeError):
+        save_folder(out, broken)
+    assert (out / "model.safetensors").read_text() == "old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["enc"]
+    other = tmp_path / "mine"
+    other.mkdir()
+    (other / "notes.txt").write_text("keep")
+    with pytest.raises(ZooError, match="not a `zoo pretrain` output"):
+        save_folder(other, first)
+
+
+def test_unlabeled_text_is_read_from_every_shape(tmp_path):
+    """A .txt file (one example per non-empty line), JSONL, CSV with --column, Parquet and a
+    datasets folder give the same texts; the held-out split is seeded."""
+    import datasets
+
+    from zoo.pretraining import read_values, split_eval
+
+    texts = sentences(12, seed=5)
+    (tmp_path / "c.txt").write_text("\n\n".join(texts) + "\n")
+    (tmp_path / "c.jsonl").write_text("".join(json.dumps({"text": t}) + "\n" for t in texts))
+    (tmp_path / "c.csv").write_text("id,body\n" + "".join(f"{i},{t}\n" for i, t in
+                                                          enumerate(texts)))
+    ds = datasets.Dataset.from_dict({"body": texts})
+    ds.to_parquet(str(tmp_path / "c.parquet"))
+    ds.save_to_disk(str(tmp_path / "ds"))
+    body = {"text": "body"}
+    for data, columns in (("c.txt", None), ("c.jsonl", None), ("c.csv", body),
+                          ("c.parquet", body), ("ds", body)):
+        values, info = read_values(tmp_path / data, "text", columns)
+        assert values == texts, data
+        assert len(info["sha256"]) == 64
+    with pytest.raises(ZooError, match="no column 'nope'"):
+        read_values(tmp_path / "c.csv", "text", {"text": "nope"})
+    a = split_eval(texts, None, 0.25, seed=3)
+    assert a == split_eval(texts, None, 0.25, seed=3) and len(a[1]) == 3
+    assert sorted(a[0] + a[1]) == sorted(texts) and a != split_eval(texts, None, 0.25, seed=4)
+
+
+@pytest.fixture(scope="module")
+def objective_plugin(tmp_path_factory) -> Path:
+    """tests/plugins/zoo-plugin-objective installed by pip into a folder of its own."""
+    site = tmp_path_factory.mktemp("site")
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps",
+                    "--no-build-isolation", "--disable-pip-version-check", "--target",
+                    str(site / "objective"), str(TEST_PLUGINS / "zoo-plugin-objective")],
+                   check=True, capture_output=True, timeout=300)
+    return site
+
+
+def test_a_plugin_objective_is_listed_and_runs(objective_plugin, corpus, tmp_path):
+    env = plugin_env(objective_plugin, "objective")
+    rows = json.loads(run_zoo("list", "--kind", "objective", "--json", env=env,
+                              check=True).stdout)
+    names = {r["name"]: r for r in rows}
+    assert set(names) == {"mlm", "char-denoise"}
+    assert names["char-denoise"]["source"] == "zoo-plugin-objective"
+    assert all(r["kind"] == "objective" for r in rows)
+    out = tmp_path / "toy"
+    proc = run_zoo("pretrain", "--objective", "char-denoise", "--encoder", "char-ngram",
+                   "--data", str(corpus), "--out", str(out), "--epochs", "3", "--lr", "0.01",
+                   "--option", "width=8", "--quiet", env=env, check=True)
+    summary = json.loads(proc.stdout)
+    assert summary["after"]["loss"] < summary["before"]["loss"]
+    assert "a toy: char-ngram" in proc.stderr
+    record = json.loads((out / "zoo_pretrain.json").read_text())
+    assert record["objective"] == "char-denoise" and record["settings"]["width"] == 8
+    assert (out / "char_denoise.safetensors").is_file() and (out / "README.md").is_file()
+
+
+def test_listing_objectives_imports_no_heavy_library():
+    code = ("import sys\nfrom zoo.cli import main\ntry:\n    main(['list', '--kind', "
+            "'objective'])\nexcept SystemExit:\n    pass\nprint(sorted(m for m in ('torch', "
+            "'transformers', 'numpy') if m in sys.modules))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120, check=True)
+    assert "mlm" in proc.stdout and proc.stdout.strip().endswith("[]"), proc.stdout
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--objective", "mlm", "--encoder", "char-ngram"], "not a transformers text encoder"),
+    (["--objective", "mlm", "--encoder", "efficientnet-lite0"], "is an image encoder"),
+    (["--objective", "nope", "--encoder", "bert-tiny"], "unknown objective 'nope'"),
+    (["--objective", "mlm", "--encoders", "image=timm-tiny,text=bert-tiny"], "one encoder"),
+    (["--encoder", "bert-tiny"], "aligns two encoders"),
+    (["--objective", "mlm", "--encoder", "bert-tiny", "--data", "EMPTY"], "empty corpus"),
+    (["--objective", "mlm", "--encoder", "bert-tiny", "--mlm-probability", "1.5"],
+     "--mlm-probability"),
+])
+def test_bad_inputs_are_one_line_errors(args, message, corpus, tmp_path):
+    empty = tmp_path / "empty.txt"
+    empty.write_text("\n  \n\n")
+    data = ["--data", str(corpus)] if "--data" not in args else []
+    args = [str(empty) if a == "EMPTY" else a for a in args]
+    proc = run_zoo("pretrain", *args, *data, "--out", str(tmp_path / "o"), "--quiet")
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert lines[-1].startswith("error: ") and message in lines[-1], proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not (tmp_path / "o").exists()
+
+
+def test_zoo_train_encoder_errors_are_one_line(tmp_path, pretrained):
+    enc, _ = pretrained
+    train = tmp_path / "t.jsonl"
+    train.write_text('{"text": "a", "label": "x"}\n{"text": "b", "label": "y"}\n')
+    for model, pair, message in (
+            ("minilm-effnet-clf", f"image={enc}", "a folder stands for a transformers text"),
+            ("minilm-text-clf", "audio=bert-tiny", "has no audio encoder"),
+            ("minilm-text-clf", "text", "expected MODALITY=VALUE")):
+        proc = run_zoo("train", model, "--encoder", pair, "--train", str(train),
+                       "--out", str(tmp_path / "o"), "--quiet")
+        assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
+        assert proc.stderr.strip().splitlines()[-1].startswith("error: ")
+        assert message in proc.stderr, proc.stderr
