@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from .errors import DataError, UnknownNameError, ZooError
+from .weights import sha256_file
 
 __all__ = ["pretrain", "read_values", "describe_encoder", "RECORD_NAME", "PLAIN_TEXT"]
 
@@ -75,14 +76,6 @@ def describe_encoder(encoder: str, modality: str) -> dict[str, Any]:
             "distribution": spec.distribution, "plugin": spec.plugin}
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def read_values(data: Any, modality: str = "text", columns: dict[str, str] | None = None
                 ) -> tuple[list[Any], dict[str, Any]]:
     """The examples of unlabeled ``data`` (values of ``modality``) and a description of the
@@ -99,7 +92,7 @@ def read_values(data: Any, modality: str = "text", columns: dict[str, str] | Non
                             f"pretrains {modality} encoders")
         with open(path, encoding="utf-8", errors="replace") as f:
             values = [ln.strip() for ln in f if ln.strip()]
-        info = {"name": path.name, "sha256": _sha256(path), "sha256_of": "file",
+        info = {"name": path.name, "sha256": sha256_file(path), "sha256_of": "file",
                 "unit": "one example per non-empty line"}
     else:
         examples, _, name = read_any(data, columns=columns)
@@ -111,7 +104,7 @@ def read_values(data: Any, modality: str = "text", columns: dict[str, str] | Non
             if bad is not None:
                 raise DataError(f"{data}: text must be strings, got {type(bad).__name__}")
         file = path is not None and path.is_file()
-        digest = _sha256(path) if file else hashlib.sha256(
+        digest = sha256_file(path) if file else hashlib.sha256(
             "\n".join(map(str, values)).encode("utf-8")).hexdigest()
         info = {"name": path.name if path is not None else name, "sha256": digest,
                 "sha256_of": "file" if file else "values joined by newlines",
@@ -140,17 +133,6 @@ def split_eval(values: list[Any], eval_values: list[Any] | None, fraction: float
     held = set(order[:n_eval])
     return ([v for i, v in enumerate(values) if i not in held],
             [values[i] for i in sorted(held)])
-
-
-def _seed_everything(seed: int) -> None:
-    import random
-
-    import numpy as np
-    import torch
-
-    torch.manual_seed(seed)
-    random.seed(seed)
-    np.random.seed(seed)
 
 
 def _to(batch: dict[str, Any], device: Any) -> dict[str, Any]:
@@ -319,6 +301,8 @@ def pretrain(objective: str, encoder: str, data: Any, out: str | Path, *,
     if not train_values:
         raise DataError(f"{data}: nothing left to train on after holding out "
                         f"{len(eval_values)} example(s); lower --eval-fraction")
+    from .training import _seed_everything
+
     _seed_everything(seed)
     try:
         obj = spec.build(encoder=enc, seed=seed, **options)
