@@ -8,7 +8,12 @@ over rounds; wall time is the training command (encode train + val, fit, select 
 save). Test accuracy is measured after the clock: `zoo eval` for zoo, the peer scores its
 test split outside its timed part.
 
-    .venv/bin/python bench/bench_frozen_peers.py [--rounds 3] [--cap 350]
+    .venv/bin/python bench/bench_frozen_peers.py [--rounds 3] [--splits 5] [--cap 350]
+
+Timing: rounds on split 0. Accuracy: both sides are deterministic, so one run each on
+``--splits`` random splits (seeds 0..N-1) — a 462-sentence test set moves by a point between
+splits, more than the gap between the two methods — plus a second zoo variant (``--also``,
+by default the random-start probe) on the same splits.
 
 Needs the bench extra (`make bench-deps`: sentence-transformers).
 """
@@ -86,47 +91,81 @@ def run_peer(paths: dict) -> dict:
     return json.loads(res.stdout.strip().splitlines()[-1])
 
 
+def _mcnemar(a: list[bool], b: list[bool]) -> tuple[int, int, float]:
+    """Exact McNemar test on the sentences exactly one side gets right."""
+    from scipy.stats import binomtest
+
+    only_a = sum(x and not y for x, y in zip(a, b))
+    only_b = sum(y and not x for x, y in zip(a, b))
+    return only_a, only_b, (binomtest(only_a, only_a + only_b).pvalue if only_a + only_b
+                            else 1.0)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--rounds", type=int, default=3, help="timed rounds on split 0")
+    ap.add_argument("--splits", type=int, default=5,
+                    help="accuracy over this many random splits (seeds 0..N-1)")
     ap.add_argument("--cap", type=int, default=350, help="fortunes per topic")
     ap.add_argument("--zoo-args", default="", help="extra `zoo train` flags, space-separated")
+    ap.add_argument("--also", default="--probe-init random",
+                    help="a second zoo variant scored on the same splits ('' for none)")
     args = ap.parse_args()
+    extra = args.zoo_args.split()
     paths = build(WORK / "fortunes-frozen", cap=args.cap)
     zoo_runs, peer_runs = [], []
-    for r in range(args.rounds):
+    for r in range(args.rounds):  # timing: split 0, each side in its own process, interleaved
         for side in (("zoo", "peer") if r % 2 == 0 else ("peer", "zoo")):
             if side == "zoo":
-                z = run_zoo(paths, WORK / f"frozen-zoo-{r}", args.zoo_args.split())
-                zoo_runs.append(z)
+                zoo_runs.append(run_zoo(paths, WORK / f"frozen-zoo-{r}", extra))
             else:
-                p = run_peer(paths)
-                peer_runs.append(p)
+                peer_runs.append(run_peer(paths))
             last = zoo_runs[-1] if side == "zoo" else peer_runs[-1]
             print(f"round {r + 1} {side:4s}: {last['wall']:6.1f} s  val {last['val']:.4f}  "
                   f"test {last['test']:.4f}", flush=True)
-    zw = statistics.median(z["wall"] for z in zoo_runs)
-    pw = statistics.median(p["wall"] for p in peer_runs)
-    zt, pt = zoo_runs[0]["test"], peer_runs[0]["test"]  # both deterministic
-    # McNemar's exact test on the sentences exactly one side gets right
-    from scipy.stats import binomtest
-
-    only_zoo = sum(a and not b for a, b in zip(zoo_runs[0]["correct"], peer_runs[0]["correct"]))
-    only_peer = sum(b and not a for a, b in zip(zoo_runs[0]["correct"], peer_runs[0]["correct"]))
-    p_value = binomtest(only_zoo, only_zoo + only_peer).pvalue if only_zoo + only_peer else 1.0
+    # accuracy: both sides are deterministic, so one run per split (split 0's from above)
+    acc = {"zoo": [], "peer": [], "also": []}
+    for seed in range(args.splits):
+        sp = paths if seed == 0 else build(WORK / f"fortunes-frozen-{seed}", cap=args.cap,
+                                           seed=seed)
+        z = zoo_runs[0] if seed == 0 and zoo_runs else run_zoo(sp, WORK / "frozen-acc", extra)
+        p = peer_runs[0] if seed == 0 and peer_runs else run_peer(sp)
+        a = (run_zoo(sp, WORK / "frozen-also", extra + args.also.split())
+             if args.also else None)
+        acc["zoo"].append(z), acc["peer"].append(p), acc["also"].append(a)
+        print(f"split {seed}: test accuracy zoo {z['test']:.4f}  peer {p['test']:.4f}"
+              + (f"  zoo {args.also} {a['test']:.4f}" if a else ""), flush=True)
     n = sum(1 for _ in paths["train"].open())
-    print(f"frozen MiniLM on fortunes topics ({n} train), medians of {args.rounds} rounds:\n"
-          f"  zoo train --freeze all : {zw:6.1f} s  test accuracy {zt:.4f}\n"
-          f"  SentenceTransformer+LR : {pw:6.1f} s  test accuracy {pt:.4f} "
-          f"(C={peer_runs[0]['C']})\n"
-          f"  wall time zoo/peer {zw / pw:.2f}; accuracy zoo-peer {zt - pt:+.4f} "
-          f"(right only by zoo {only_zoo}, only by the peer {only_peer}: McNemar p "
+    figures: dict = {"splits": args.splits, "rounds": args.rounds, "zoo_args": args.zoo_args}
+    print(f"frozen MiniLM on fortunes topics ({n} train per split):")
+    if zoo_runs:
+        zw = statistics.median(z["wall"] for z in zoo_runs)
+        pw = statistics.median(p["wall"] for p in peer_runs)
+        print(f"  wall time, medians of {args.rounds} rounds on split 0: zoo train --freeze "
+              f"all {zw:.1f} s, SentenceTransformer+LR {pw:.1f} s: zoo/peer {zw / pw:.2f}")
+        figures.update(zoo_s=round(zw, 1), peer_s=round(pw, 1), ratio=round(zw / pw, 3))
+    zt = [z["test"] for z in acc["zoo"]]
+    pt = [p["test"] for p in acc["peer"]]
+    diffs = [a - b for a, b in zip(zt, pt)]
+    sd = statistics.stdev(diffs) if len(diffs) > 1 else 0.0
+    only_zoo, only_peer, p_value = _mcnemar(acc["zoo"][0]["correct"], acc["peer"][0]["correct"])
+    print(f"  test accuracy over {args.splits} splits: zoo {statistics.mean(zt):.4f}, peer "
+          f"{statistics.mean(pt):.4f} (C={acc['peer'][0]['C']} on split 0); zoo-peer "
+          f"{statistics.mean(diffs):+.4f} +- {sd:.4f} (sd), zoo ahead on "
+          f"{sum(d > 0 for d in diffs)}, tied on {sum(d == 0 for d in diffs)} of "
+          f"{len(diffs)}; per split {' '.join(f'{d:+.4f}' for d in diffs)}\n"
+          f"  split 0: right only by zoo {only_zoo}, only by the peer {only_peer} (McNemar p "
           f"{p_value:.2f})")
-    report("frozen_peers", {"zoo_s": round(zw, 1), "peer_s": round(pw, 1),
-                            "ratio": round(zw / pw, 3), "zoo_test": round(zt, 4),
-                            "peer_test": round(pt, 4), "mcnemar_p": round(p_value, 3),
-                            "rounds": args.rounds,
-                            "zoo_args": args.zoo_args})
+    figures.update(zoo_test=round(statistics.mean(zt), 4), peer_test=round(statistics.mean(pt), 4),
+                   diff=round(statistics.mean(diffs), 4), diff_sd=round(sd, 4),
+                   per_split=[round(d, 4) for d in diffs], mcnemar_p_split0=round(p_value, 3))
+    if args.also:
+        at = [a["test"] for a in acc["also"]]
+        print(f"  zoo {args.also}: {statistics.mean(at):.4f} (vs the peer "
+              f"{statistics.mean(at) - statistics.mean(pt):+.4f}; per split "
+              f"{' '.join(f'{a - b:+.4f}' for a, b in zip(at, pt))})")
+        figures["also_test"] = round(statistics.mean(at), 4)
+    report("frozen_peers", figures)
 
 
 if __name__ == "__main__":

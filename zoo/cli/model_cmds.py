@@ -132,6 +132,11 @@ def _freeze_arg(freeze: str) -> Any:
               help="Also save the resume state every N steps.")
 @click.option("--warmup", type=float, default=0.05, show_default=True)
 @click.option("--no-cache", is_flag=True, help="Recompute frozen encoders every epoch.")
+@click.option("--probe-init", type=click.Choice(["lbfgs", "random"]), default="lbfgs",
+              show_default=True,
+              help="Frozen, cached encoders + concat-mlp + classification: start the probe "
+                   "from a logistic regression fitted by L-BFGS (C chosen on --eval), "
+                   "refined at lr/3; random: the usual random start.")
 @click.option("--group-by-length", type=click.Choice(["auto", "on", "off"]), default="auto",
               show_default=True,
               help="Batch examples of similar length (less padding); auto: on for audio.")
@@ -172,7 +177,7 @@ def train_cmd(model: str, train_data: str, eval_data: str | None, out: str, epoc
               scheduler: str, loggers: tuple[str, ...], finetune_epochs: int | None,
               adapter: str | None = None, lora_r: int = 8,
               lora_alpha: float | None = None,
-              encoder_overrides: tuple[str, ...] = ()) -> None:
+              encoder_overrides: tuple[str, ...] = (), probe_init: str = "lbfgs") -> None:
     """Fine-tune MODEL (registry name or folder) and save the best epoch to --out.
 
     Under `torchrun --nproc_per_node=N -m zoo train ...` it runs DDP (gloo on CPU)."""
@@ -187,7 +192,8 @@ def train_cmd(model: str, train_data: str, eval_data: str | None, out: str, epoc
                     encoder_lr=encoder_lr, batch_size=batch_size, freeze=_freeze_arg(freeze),
                     seed=seed,
                     on_bad_data=on_bad_data, checkpoint_every=checkpoint_every,
-                    warmup=warmup, cache_features=not no_cache, progress=not quiet, task=task,
+                    warmup=warmup, cache_features=not no_cache, probe_init=probe_init,
+                    progress=not quiet, task=task,
                     precision=precision, accumulate=accumulate, patience=patience,
                     columns=_columns(column), scheduler=scheduler,
                     finetune_epochs=finetune_epochs, adapter=adapter, lora_r=lora_r,

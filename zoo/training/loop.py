@@ -31,12 +31,13 @@ def start(run: Run, resume: bool) -> Run:
             model.config[part]["weights"] = (f"trained:{Path(str(data)).name}"
                                              if isinstance(data, (str, Path)) else "trained")
     run.state = {"epoch": 0, "batch": 0, "global_step": 0, "best": None, "best_epoch": None,
-                 "log_lines": 0, "epoch_losses": [], "stage": "probe", "probe_best": None}
+                 "log_lines": 0, "epoch_losses": [], "stage": "probe", "probe_best": None,
+                 "probe_init": None}
     stage = saved_stage(run.out / "train_state") if resume else "probe"
     group = cfg.group_by_length is True or (cfg.group_by_length == "auto"
                                             and "audio" in model.encoders)
     run.lengths = [example_length(ex) for ex in run.train_ex] if group else None
-    configure(run, stage)
+    configure(run, stage, fresh=not resume)
     if resume:
         run.state = load_state(run.out / "train_state", model, run.opt, run.sched)
         if dist.main and run.log_path.exists():  # drop lines logged after the checkpoint
@@ -234,6 +235,7 @@ def finish(run: Run) -> dict[str, Any]:
                "epochs": cfg.epochs, "epochs_run": state["epoch"],
                "steps": state["global_step"], "precision": precision_of(cfg, dist.device),
                "frozen": sorted(run.frozen), "feature_cache": run.cached is not None,
+               "probe_init": state.get("probe_init"),
                "finetuned": state["stage"] == "finetune", "probe_best": state.get("probe_best"),
                "group_by_length": run.lengths is not None,
                "config": as_record(cfg)}

@@ -17,8 +17,9 @@ __all__ = ["configure", "show_progress", "saved_stage", "stage_epochs", "last_ep
            "begin_finetune"]
 
 
-def configure(run: Run, stage: str) -> None:
-    """Set a stage up: "probe" freezes as ``freeze`` says (and caches frozen features);
+def configure(run: Run, stage: str, fresh: bool = True) -> None:
+    """Set a stage up: "probe" freezes as ``freeze`` says (caches frozen features and,
+    ``fresh`` (not resumed) and where it applies, starts from a closed-form probe);
     "finetune" (LP-FT's second stage) trains the encoders the probe kept frozen, every
     parameter at the fine-tuning learning rate."""
     model, cfg, dist = run.model, run.cfg, run.dist
@@ -38,16 +39,24 @@ def configure(run: Run, stage: str) -> None:
         run.frozen, run.cached, run.eval_cached = set(), None, None
     run.state["stage"] = stage
     model.to(dist.device)
+    if stage == "probe" and cfg.cache_features and run.frozen == set(model.encoders):
+        run.cached = _encode(run, run.train_ex, "cache train features")
+        if run.eval_ex is not None:
+            run.eval_cached = _encode(run, run.eval_ex, "cache eval features")
     run.opt = make_optimizer(model, cfg, finetune=stage == "finetune")
+    if stage == "probe" and fresh:  # (a resumed run restores its weights and rates)
+        from .probe import LR_SCALE, closed_form_start
+
+        run.state["probe_init"] = closed_form_start(run)
+        if run.state["probe_init"] is not None:  # the epochs refine the fitted start
+            for group in run.opt.param_groups:
+                if group.get("name") == "new layers":
+                    group["lr"] *= LR_SCALE
     run.per_rank = max(1, cfg.batch_size // dist.world)
     n_batches = math.ceil(math.ceil(len(run.train_ex) / dist.world) / run.per_rank)
     run.total = max(1, n_batches * stage_epochs(run, stage))
     run.sched = torch.optim.lr_scheduler.LambdaLR(run.opt, lr_factor(run.total, cfg.warmup,
                                                                      cfg.scheduler))
-    if stage == "probe" and cfg.cache_features and run.frozen == set(model.encoders):
-        run.cached = _encode(run, run.train_ex, "cache train features")
-        if run.eval_ex is not None:
-            run.eval_cached = _encode(run, run.eval_ex, "cache eval features")
     run.net = model
     if dist.world > 1:
         from torch.nn.parallel import DistributedDataParallel as DDP

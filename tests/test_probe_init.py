@@ -1,0 +1,115 @@
+"""The probe's closed-form start (zoo/training/probe.py): a logistic regression fitted by
+L-BFGS on the cached features, written exactly into concat-mlp + classification head."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+import zoo
+from zoo.compose import compose
+from zoo.errors import ZooError
+from zoo.training.probe import eligible
+
+LABELS = ["apple", "banana", "lemon", "pear"]
+
+
+def _data(n=24, offset=0):
+    words = ["red apple", "ripe banana", "sour lemon", "green pear"]
+    return [{"text": f"{words[i % 4]} number {i + offset}", "label": words[i % 4].split()[1]}
+            for i in range(n)]
+
+
+def _model(fusion="concat-mlp", multi_label=False):
+    torch.manual_seed(0)
+    return compose("classification", {"text": "bert-tiny"},
+                   head={"name": "classification", "labels": LABELS,
+                         "multi_label": multi_label},
+                   fusion={"name": fusion, "dim": 16})
+
+
+def _fusion_inputs(model, rows):
+    """What the fusion's first linear layer sees, computed here from the encoder itself."""
+    with torch.no_grad():
+        model.eval()
+        pooled = model.encode(model.preprocess([{"text": r["text"]} for r in rows]))["text"][0]
+        return model.fusion.norms["text"](pooled.pooled).numpy()
+
+
+def test_the_start_is_scikit_learns_logistic_regression_written_exactly(tmp_path):
+    from sklearn.linear_model import LogisticRegression
+
+    train, val = _data(), _data(12, offset=100)
+    # lr 0: the epochs cannot move anything, so the saved model is the closed-form start
+    summary = zoo.train(_model(), train, val, tmp_path / "m", epochs=1, lr=0.0,
+                        freeze="all", progress=False)
+    init = summary["probe_init"]
+    assert init["method"] == "lbfgs" and init["C"] in (0.3, 1.0, 3.0, 10.0, 30.0, 100.0)
+    model = zoo.load(tmp_path / "m")
+    x = _fusion_inputs(model, val)
+    with torch.no_grad():
+        ours = torch.softmax(model(model.preprocess([{"text": r["text"]} for r in val])),
+                             -1).numpy()
+    xt = _fusion_inputs(model, train)
+    ref = LogisticRegression(C=init["C"] / xt.shape[1], tol=1e-10, max_iter=10000).fit(
+        xt, [LABELS.index(r["label"]) for r in train])
+    np.testing.assert_allclose(ours, ref.predict_proba(x), atol=2e-3)
+    # and the recorded eval accuracy is the saved model's
+    acc = np.mean(ours.argmax(1) == [LABELS.index(r["label"]) for r in val])
+    assert init["eval_accuracy"] == pytest.approx(acc, abs=1e-6)
+
+
+def test_the_start_beats_a_random_head_before_any_step(tmp_path):
+    """Same lr 0 run with both starts: the fitted one already classifies; the random one
+    is whatever its initial weights say."""
+    train, val = _data(), _data(12, offset=100)
+    fitted = zoo.train(_model(), train, val, tmp_path / "a", epochs=1, lr=0.0, freeze="all",
+                       progress=False)
+    random = zoo.train(_model(), train, val, tmp_path / "b", epochs=1, lr=0.0, freeze="all",
+                       probe_init="random", progress=False)
+    assert random["probe_init"] is None
+    assert fitted["best"]["accuracy"] == 1.0 and random["best"]["accuracy"] <= 0.5
+    # the random run's head is exactly its initial weights (the option changed nothing else)
+    assert torch.equal(zoo.load(tmp_path / "b").state_dict()["head.proj.weight"],
+                       _model().state_dict()["head.proj.weight"])
+
+
+def test_the_epochs_refine_the_start_at_a_third_of_the_learning_rate(tmp_path):
+    def peak_lr(out):
+        lines = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+        return max(r["lr"] for r in lines if "lr" in r)
+
+    kw = dict(epochs=2, lr=3e-3, freeze="all", log_every=1, progress=False, warmup=0.0)
+    zoo.train(_model(), _data(), None, tmp_path / "a", **kw)
+    zoo.train(_model(), _data(), None, tmp_path / "b", probe_init="random", **kw)
+    assert peak_lr(tmp_path / "a") == pytest.approx(1e-3)
+    assert peak_lr(tmp_path / "b") == pytest.approx(3e-3)
+
+
+def test_without_an_eval_split_a_fixed_strength_is_used(tmp_path):
+    summary = zoo.train(_model(), _data(), None, tmp_path / "m", epochs=1, freeze="all",
+                        progress=False)
+    assert summary["probe_init"] == {"method": "lbfgs", "C": 3.0, "eval_accuracy": None,
+                                     "lr_scale": pytest.approx(1 / 3)}
+
+
+@pytest.mark.parametrize("case", ["gated fusion", "multi-label", "no cache", "trained encoder"])
+def test_where_it_cannot_be_written_exactly_the_start_stays_random(tmp_path, case):
+    model = _model("gated") if case == "gated fusion" else _model(
+        multi_label=case == "multi-label")
+    data = _data(8)
+    if case == "multi-label":
+        data = [{**r, "label": [r["label"]]} for r in data]
+    summary = zoo.train(model, data, None, tmp_path / "m", epochs=1, progress=False,
+                        freeze="none" if case == "trained encoder" else "all",
+                        cache_features=case != "no cache")
+    assert summary["probe_init"] is None
+    assert eligible(_model()) and (case in ("no cache", "trained encoder")
+                                   or not eligible(model))
+
+
+def test_a_bad_value_is_one_line():
+    with pytest.raises(ZooError, match="--probe-init must be 'lbfgs' or 'random'"):
+        zoo.train(_model(), _data(), None, "/nonexistent", probe_init="sgd")

@@ -1,0 +1,128 @@
+"""The probe's closed-form start: before its epochs, a multinomial logistic regression is
+fitted on the cached features by L-BFGS and written exactly into the concat-MLP fusion and
+the classification head; the epochs then refine it at a third of the learning rate.
+
+Logistic regression is convex, so this start depends on neither learning rate, epochs nor
+seed; its L2 strength is chosen on the eval split as a user would tune scikit-learn's ``C``.
+It is written into the network without approximation because GELU(z) - GELU(-z) = z: hidden
+unit k computes w_k·x and unit K + k computes -w_k·x, and the head takes their difference
+(the other hidden units start with zero output weights and learn from there).
+
+Used when every encoder is frozen and cached, the fusion is concat-mlp with room for 2 units
+per class, and the head is single-label classification; otherwise the usual random start.
+Measured: ``bench/bench_frozen_peers.py`` (README)."""
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from .cache import collate_cached
+from .run import Run
+
+__all__ = ["closed_form_start", "eligible", "fit_logistic", "LR_SCALE"]
+
+# inverse L2 strengths tried, as scikit-learn's C on unit-norm features: LayerNorm'd features
+# have norm ~sqrt(dim), so each is divided by dim
+C_GRID = (0.3, 1.0, 3.0, 10.0, 30.0, 100.0)
+C_DEFAULT = 3.0  # no eval split to choose on
+LR_SCALE = 1 / 3  # the epochs refine the fitted start (lr / 3 beat lr on val: bench above)
+
+
+def eligible(model: Any) -> bool:
+    """True when the fitted regression can be written exactly into fusion + head."""
+    from ..fusions.concat import ConcatMLP
+    from ..heads.classification import ClassificationHead
+
+    fusion, head = model.fusion, model.head
+    if not (isinstance(fusion, ConcatMLP) and isinstance(head, ClassificationHead)):
+        return False
+    mlp = fusion.mlp
+    return (not head.multi_label and len(mlp) >= 2 and isinstance(mlp[0], nn.Linear)
+            and isinstance(mlp[1], nn.GELU) and mlp[1].approximate == "none"
+            and all(isinstance(m, nn.Dropout) for m in list(mlp)[2:])
+            and mlp[0].out_features >= 2 * len(head.labels)
+            and head.proj.in_features == mlp[0].out_features)
+
+
+def _fusion_inputs(model: Any, rows: list, batch_size: int) -> torch.Tensor:
+    """(N, D): what the fusion's first linear layer sees for each cached row (the
+    normalised, concatenated pooled features, null embeddings where a modality is absent)."""
+    seen: list[torch.Tensor] = []
+    hook = model.fusion.mlp[0].register_forward_pre_hook(lambda m, args: seen.append(args[0]))
+    was = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            for start in range(0, len(rows), batch_size):
+                encoded, batch = collate_cached(rows[start:start + batch_size],
+                                                model.modalities, model.device)
+                model(batch, encoded=encoded)
+    finally:
+        hook.remove()
+        model.train(was)
+    return torch.cat(seen).float()
+
+
+def fit_logistic(x: torch.Tensor, y: torch.Tensor, n_classes: int, c: float,
+                 init: tuple[torch.Tensor, torch.Tensor] | None = None,
+                 max_iter: int = 200) -> tuple[torch.Tensor, torch.Tensor]:
+    """Multinomial logistic regression by L-BFGS: mean cross-entropy + ||W||² / (2 c N)
+    (scikit-learn's objective divided by c N). Returns W (K, D) and b (K,)."""
+    n, d = x.shape
+    w = (init[0].clone() if init else torch.zeros(n_classes, d, device=x.device)).requires_grad_()
+    b = (init[1].clone() if init else torch.zeros(n_classes, device=x.device)).requires_grad_()
+    opt = torch.optim.LBFGS([w, b], lr=1, max_iter=max_iter, history_size=20,
+                            tolerance_grad=1e-6, tolerance_change=1e-9,
+                            line_search_fn="strong_wolfe")
+    lam = 1.0 / (c * n)
+
+    def closure() -> torch.Tensor:
+        opt.zero_grad()
+        loss = F.cross_entropy(x @ w.T + b, y) + 0.5 * lam * (w * w).sum()
+        loss.backward()
+        return loss
+
+    with torch.enable_grad():
+        opt.step(closure)
+    return w.detach(), b.detach()
+
+
+def closed_form_start(run: Run) -> dict[str, Any] | None:
+    """Fit the regression on the cached features and write it into fusion + head; None
+    when the model or run does not allow it. Returns what to record."""
+    model, cfg = run.model, run.cfg
+    if cfg.probe_init != "lbfgs" or run.cached is None or not eligible(model):
+        return None
+    head = model.head
+    k = len(head.labels)
+    x = _fusion_inputs(model, run.cached, cfg.eval_batch_size)
+    y = head.encode_targets([ex.targets for ex in run.train_ex]).to(x.device)
+    d = x.shape[1]
+    if run.eval_cached is not None:  # C chosen on the eval split, warm-started along the grid
+        xv = _fusion_inputs(model, run.eval_cached, cfg.eval_batch_size)
+        yv = head.encode_targets([ex.targets for ex in run.eval_ex]).to(x.device)
+        best, fit = None, None
+        for c in C_GRID:
+            fit = fit_logistic(x, y, k, c / d, init=fit)
+            acc = float(((xv @ fit[0].T + fit[1]).argmax(1) == yv).float().mean())
+            if best is None or acc > best[0]:
+                best = (acc, c, fit)
+        acc, c, (w, b) = best
+    else:
+        acc, c = None, C_DEFAULT
+        w, b = fit_logistic(x, y, k, c / d)
+    lin, proj = model.fusion.mlp[0], head.proj
+    eye = torch.eye(k, device=w.device)
+    with torch.no_grad():  # unit j: w_j·x, unit k+j: -w_j·x; GELU(z) - GELU(-z) = z
+        lin.weight[:k], lin.weight[k:2 * k] = w, -w
+        lin.bias[:2 * k] = 0.0
+        proj.weight.zero_()
+        proj.weight[:, :k], proj.weight[:, k:2 * k] = eye, -eye
+        proj.bias.copy_(b)
+    run.say(f"closed-form probe: logistic regression on the cached features (L-BFGS, C {c:g}"
+            + (f", eval accuracy {acc:.4f}" if acc is not None else "")
+            + f"); the epochs refine it at lr x {LR_SCALE:.2g}")
+    return {"method": "lbfgs", "C": c, "eval_accuracy": acc, "lr_scale": LR_SCALE}
