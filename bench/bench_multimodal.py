@@ -8,7 +8,8 @@ with pretrained MiniLM, both frozen (features cached), and train each of the fou
 The frozen ImageNet features alone cap digit accuracy near 0.95, and the fused answer needs
 the digit right.
 
-    .venv/bin/python bench/bench_multimodal.py [--epochs 40]
+    .venv/bin/python bench/bench_multimodal.py [--epochs 40] [--fusions concat-mlp,...]
+        [--probe-init lbfgs|random] [--no-single]
 """
 from __future__ import annotations
 
@@ -83,11 +84,11 @@ def compose_with(name: str, image_model, size: int, **overrides):
     return model
 
 
-def run(name, model, paths, epochs):
+def run(name, model, paths, epochs, probe_init="lbfgs"):
     out = WORK / f"mm-{name}"
     with Timer() as t:
         zoo.train(model, paths["train"], paths["val"], out, epochs=epochs, freeze="all",
-                  lr=2e-3, batch_size=64, progress=False)
+                  lr=2e-3, batch_size=64, progress=False, probe_init=probe_init)
     acc = zoo.evaluate(out, paths["test"])["accuracy"]
     print(f"{name:28} test accuracy {acc:.4f}   ({t.s:.0f}s)", flush=True)
     return acc
@@ -98,19 +99,27 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=40, help="stage 2 (fusion) epochs")
     ap.add_argument("--image-epochs", type=int, default=6, help="stage 1 epochs")
     ap.add_argument("--size", type=int, default=128, help="image input size")
+    ap.add_argument("--fusions", default="concat-mlp,gated,cross-attention,late")
+    ap.add_argument("--probe-init", default="lbfgs", choices=["lbfgs", "random"],
+                    help="stage 2's probe start (zoo train --probe-init)")
+    ap.add_argument("--no-single", action="store_true", help="skip the one-modality runs")
     args = ap.parse_args()
     paths = build()
     image_model = image_encoder(args.size, args.image_epochs)
     results = {}
-    for fusion in ("concat-mlp", "gated", "cross-attention", "late"):
+    for fusion in args.fusions.split(","):
         model = compose_with("minilm-effnet-clf", image_model, args.size,
                              fusion={"name": fusion, "dim": 256})
-        results[fusion] = run(f"image+text, {fusion}", model, paths, args.epochs)
-    image_only = compose_with("effnet-lite0-image-clf", image_model, args.size)
-    for modality, model in (("image", image_only), ("text", "minilm-text-clf")):
-        results[f"{modality} only"] = run(f"{modality} only", model, only(paths, modality),
-                                          args.epochs)
-    report("multimodal", {k: round(v, 4) for k, v in results.items()})
+        results[fusion] = run(f"image+text, {fusion}", model, paths, args.epochs,
+                              args.probe_init)
+    if not args.no_single:
+        image_only = compose_with("effnet-lite0-image-clf", image_model, args.size)
+        for modality, model in (("image", image_only), ("text", "minilm-text-clf")):
+            results[f"{modality} only"] = run(f"{modality} only", model,
+                                              only(paths, modality), args.epochs,
+                                              args.probe_init)
+    report("multimodal", {**{k: round(v, 4) for k, v in results.items()},
+                          "probe_init": args.probe_init})
 
 
 if __name__ == "__main__":

@@ -113,3 +113,11 @@ def test_where_it_cannot_be_written_exactly_the_start_stays_random(tmp_path, cas
 def test_a_bad_value_is_one_line():
     with pytest.raises(ZooError, match="--probe-init must be 'lbfgs' or 'random'"):
         zoo.train(_model(), _data(), None, "/nonexistent", probe_init="sgd")
+
+
+def test_the_card_says_how_the_probe_started(tmp_path):
+    zoo.train(_model(), _data(), _data(12, offset=100), tmp_path / "m", epochs=1,
+              freeze="all", progress=False)
+    card = (tmp_path / "m" / "README.md").read_text()
+    assert "| probe start | logistic regression fitted by L-BFGS (C " in card
+    assert "eval accuracy 1.0000), refined at lr / 3 |" in card

@@ -55,6 +55,15 @@ def _weights_info(config: dict[str, Any]) -> tuple[list[str], list[str], list[st
     return hub_ids, licenses, names
 
 
+def _probe_text(init: dict[str, Any] | None) -> str:
+    if not init:
+        return "random"
+    acc = init.get("eval_accuracy")
+    return (f"logistic regression fitted by L-BFGS (C {init.get('C')}"
+            + (f", eval accuracy {acc:.4f}" if acc is not None else "")
+            + "), refined at lr / 3")
+
+
 def _data_text(training: dict[str, Any], split: str) -> str:
     """A local data set described by name, size and content hash (not a Hub id)."""
     path, n = training.get(f"{split}_data"), training.get(f"n_{split}", 0)
@@ -202,6 +211,7 @@ def render_card(directory: str | Path, repo_id: str | None = None) -> str:
                       ("encoder learning rate", cfgt.get("encoder_lr") or "lr / 10"),
                       ("frozen encoders", ", ".join(training.get("frozen") or []) or "none"),
                       ("feature cache", training.get("feature_cache")),
+                      ("probe start", _probe_text(training.get("probe_init"))),
                       ("processes", training.get("world_size", 1)), ("seed", cfgt.get("seed"))]
     pictures = sorted(p.name for p in d.glob("*.png") if p.is_file() and not p.is_symlink())
     pictures.sort(key=lambda f: f != "training_curves.png")  # the curves first
