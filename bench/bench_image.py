@@ -41,6 +41,8 @@ def main() -> None:
     ap.add_argument("--mode", choices=["default", "frozen", "finetune"], default="default")
     ap.add_argument("--epochs", type=int, default=10, help="frozen / finetune modes")
     ap.add_argument("--size", type=int, default=224, help="network input size (not default)")
+    ap.add_argument("--probe-init", choices=["lbfgs", "random"], default="lbfgs",
+                    help="frozen mode: the probe's start (zoo train --probe-init)")
     args = ap.parse_args()
     data = digits_manifests(WORK / "digits32", size=32)
     svc = svc_baseline(data)
@@ -62,17 +64,21 @@ def main() -> None:
         with Timer() as t:
             s = zoo.train(model, data["train"], data["val"], out, epochs=args.epochs,
                           freeze="none" if args.mode == "finetune" else "all", lr=2e-3,
-                          batch_size=32, encoder_lr=3e-4)
+                          batch_size=32, encoder_lr=3e-4, probe_init=args.probe_init)
     test = zoo.evaluate(out, data["test"])
     probe = (s.get("probe_best") or {}).get("accuracy")
+    init = s.get("probe_init") or {}
     print(f"zoo effnet-lite0 ({args.mode}): val {s['best']['accuracy']:.4f}"
+          + (f" (closed-form probe start: val {init['eval_accuracy']:.4f})"
+             if init.get("eval_accuracy") is not None else "")
           + (f" (probe {probe:.4f}, then fine-tuned)" if s.get("finetuned") else "")
           + f", test accuracy {test['accuracy']:.4f} (f1 {test['f1_macro']:.4f}); SVC on raw "
           f"pixels {svc:.4f}; train {t.s:.0f}s (epochs run: {s['epochs_run']})")
     report(f"image-{args.mode}", {
         "test_accuracy": round(test["accuracy"], 4), "f1_macro": round(test["f1_macro"], 4),
         "svc": round(svc, 4), "mode": args.mode, "epochs_run": s["epochs_run"],
-        "finetuned": s.get("finetuned"), "probe_val": probe, "train_s": round(t.s)})
+        "finetuned": s.get("finetuned"), "probe_val": probe, "train_s": round(t.s),
+        "probe_init": args.probe_init})
 
 
 if __name__ == "__main__":

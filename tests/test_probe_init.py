@@ -121,3 +121,17 @@ def test_the_card_says_how_the_probe_started(tmp_path):
     card = (tmp_path / "m" / "README.md").read_text()
     assert "| probe start | logistic regression fitted by L-BFGS (C " in card
     assert "eval accuracy 1.0000), refined at lr / 3 |" in card
+
+
+def test_a_subclass_of_the_fusion_or_head_is_left_alone():
+    """A plugin's subclass may compute something else around the MLP: no exact embedding."""
+    from zoo.fusions.concat import ConcatMLP
+
+    class Doubled(ConcatMLP):
+        def forward(self, encoded, batch_size):
+            return 2 * super().forward(encoded, batch_size)
+
+    model = _model()
+    assert eligible(model)
+    model.fusion.__class__ = Doubled
+    assert not eligible(model)

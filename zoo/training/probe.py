@@ -37,7 +37,8 @@ def eligible(model: Any) -> bool:
     from ..heads.classification import ClassificationHead
 
     fusion, head = model.fusion, model.head
-    if not (isinstance(fusion, ConcatMLP) and isinstance(head, ClassificationHead)):
+    # exact types: a subclass may compute something else around the MLP
+    if type(fusion) is not ConcatMLP or type(head) is not ClassificationHead:
         return False
     mlp = fusion.mlp
     return (not head.multi_label and len(mlp) >= 2 and isinstance(mlp[0], nn.Linear)
