@@ -135,3 +135,21 @@ def test_a_subclass_of_the_fusion_or_head_is_left_alone():
     assert eligible(model)
     model.fusion.__class__ = Doubled
     assert not eligible(model)
+
+
+def test_the_cli_flag_reaches_the_run(tmp_path):
+    from conftest import run_zoo
+
+    _model().save_pretrained(tmp_path / "base")
+    data = tmp_path / "d.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in _data()))
+    for flag, expected in (("lbfgs", "lbfgs"), ("random", None)):
+        out = tmp_path / flag
+        run_zoo("train", str(tmp_path / "base"), "--train", str(data), "--out", str(out),
+                "--freeze", "all", "--epochs", "1", "--probe-init", flag, "--quiet",
+                check=True)
+        init = json.loads((out / "training.json").read_text())["probe_init"]
+        assert (init or {}).get("method") == expected
+    bad = run_zoo("train", str(tmp_path / "base"), "--train", str(data), "--out",
+                  str(tmp_path / "x"), "--probe-init", "sgd")
+    assert bad.returncode != 0 and "--probe-init" in bad.stderr
