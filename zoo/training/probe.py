@@ -22,7 +22,7 @@ from torch.nn import functional as F
 from .cache import collate_cached
 from .run import Run
 
-__all__ = ["closed_form_start", "eligible", "fit_logistic", "LR_SCALE"]
+__all__ = ["LR_SCALE", "closed_form_start", "eligible", "fit_logistic"]
 
 # inverse L2 strengths tried, as scikit-learn's C on unit-norm features: LayerNorm'd features
 # have norm ~sqrt(dim), so each is divided by dim
