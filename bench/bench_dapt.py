@@ -66,7 +66,7 @@ def classifier(encoder: Path | None, seed: int):
     seed (copied, since loading the two encoders draws different random numbers)."""
     import torch
 
-    from zoo.compose import with_encoders
+    from zoo.build.compose import with_encoders
 
     torch.manual_seed(seed)
     base = zoo.create_model("minilm-text-clf", pretrained=True)

@@ -13,7 +13,7 @@ import random
 from _common import WORK, Timer, report
 
 import zoo
-from zoo.compose import compose
+from zoo.build.compose import compose
 from zoo.testing.synthetic import NUMBER_WORDS, digits_manifests
 
 CAPTIONS = ["a photo of the digit {}", "the number {}", "a handwritten {}", "{} written by hand"]

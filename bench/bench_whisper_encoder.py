@@ -18,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from _common import WORK, Timer, report
 
 import zoo
-from zoo.compose import compose
+from zoo.build.compose import compose
 from zoo.testing.synthetic import NUMBER_WORDS, speak
 
 TRAIN_VOICES = ["en-us", "en-gb", "en-us+f3", "en-gb+m3", "en-029", "en-gb-x-rp"]

@@ -23,14 +23,14 @@ ZOO = [sys.executable, "-m", "zoo"]
 @pytest.fixture(autouse=True)
 def _fresh_registry(monkeypatch, tmp_path_factory):
     """Each test starts from a clean registry and its own checksum cache."""
-    import zoo.plugins
+    import zoo.registry
 
     monkeypatch.setenv("ZOO_CACHE", str(tmp_path_factory.getbasetemp() / "zoo-cache"))
     for var in ("ZOO_PLUGINS", "ZOO_STRICT_PLUGINS", "ZOO_REGISTRY"):
         monkeypatch.delenv(var, raising=False)
-    zoo.plugins.reset()
+    zoo.registry.reset()
     yield
-    zoo.plugins.reset()
+    zoo.registry.reset()
 
 
 @pytest.fixture(scope="session")
@@ -102,7 +102,7 @@ def zoo_json(*args: str, env: dict | None = None):
 def register_plugin():
     """Register an in-process plugin object as if it came from a distribution (the
     autouse reset above drops it after the test)."""
-    from zoo import plugins
+    from zoo.registry import manager as plugins
 
     def add(obj, name, dist="dist-test", version="1.0"):
         plugins.get_plugin_manager().register(obj, name=name)

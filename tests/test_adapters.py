@@ -83,8 +83,8 @@ def test_adapter_loads_back_with_identical_predictions_and_shares_the_base(train
 
 
 def test_adapters_of_one_base_serve_side_by_side(trained):
-    from zoo._uvicorn import run_in_thread
-    from zoo.serve import create_app
+    from zoo.serve.uvicorn import run_in_thread
+    from zoo.serve.app import create_app
 
     model, out, _, _ = trained
     a, b = zoo.load(out), zoo.load(out)

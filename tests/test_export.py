@@ -12,9 +12,9 @@ from zoo.testing.synthetic import digits_manifests
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    import zoo.plugins
+    import zoo.registry.manager
 
-    zoo.plugins.reset()
+    zoo.registry.reset()
     d = tmp_path_factory.mktemp("export")
     data = digits_manifests(d / "digits", size=32, limit=120, text=True)
     zoo.train("tiny-text-image-clf", data["train"], data["val"], d / "run", epochs=1,

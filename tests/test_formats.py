@@ -238,7 +238,7 @@ def test_the_same_data_as_imagefolder_csv_and_jsonl_trains_to_the_same_metrics(t
     from sklearn.datasets import load_digits
 
     from conftest import run_zoo
-    from zoo.compose import compose
+    from zoo.build.compose import compose
 
     digits = load_digits()
     tree, rows = tmp_path / "tree", []

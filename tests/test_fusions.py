@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import zoo
-from zoo.compose import _compose, compose
+from zoo.build.compose import _compose, compose
 
 FUSIONS = zoo.list_models(kind="fusion")
 TINY = {"text": "bert-tiny", "image": "timm-tiny", "audio": "conformer-tiny"}
@@ -18,9 +18,9 @@ SUBSETS = [c for n in (1, 2, 3) for c in itertools.combinations(TINY, n)]
 
 @pytest.fixture(scope="module")
 def tiny_encoders():
-    import zoo.plugins
+    import zoo.registry.manager
 
-    zoo.plugins.reset()
+    zoo.registry.reset()
     m = compose("classification", TINY, {"name": "classification",
                                                      "labels": ["a", "b"]}, "concat-mlp")
     return {k: m.encoders[k] for k in TINY}, m.config["encoders"]

@@ -59,7 +59,7 @@ def test_30_kills_at_random_instants_of_saves_leave_the_old_or_the_new_model(tmp
 
 
 def test_an_interrupted_save_is_finished_or_dropped_by_the_next_load(tmp_path):
-    from zoo.hub import COMPLETE
+    from zoo.io.hub import COMPLETE
 
     torch.manual_seed(1)
     old = zoo.create_model("tiny-text-image-clf", labels=["a", "b"])

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import zoo
-from zoo.compose import compose
+from zoo.build.compose import compose
 from zoo.heads.asr import CTCHead, normalize_text
 from zoo.heads.detection import DetectionHead
 

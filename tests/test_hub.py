@@ -174,7 +174,7 @@ def test_tampered_repos_fail_safely(hub, photo, tmp_path):
 def test_after_train_and_eval_the_pushed_card_carries_the_measured_figures(hub, tmp_path):
     from huggingface_hub import metadata_load
 
-    from zoo.compose import compose
+    from zoo.build.compose import compose
     from zoo.testing.synthetic import digits_manifests
 
     data = digits_manifests(tmp_path / "digits", size=32, limit=150)
@@ -221,7 +221,7 @@ def test_cards_list_every_pretrained_part_as_base_model(tmp_path):
 
 
 def test_a_pretrained_alignment_round_trips_through_the_hub(hub, photo):
-    from zoo.compose import compose
+    from zoo.build.compose import compose
 
     model = compose("retrieval", {"image": {"name": "timm-tiny", "data_config": {
         "input_size": [3, 32, 32]}}, "text": "bert-tiny"}, {"name": "contrastive", "dim": 16},
@@ -239,7 +239,7 @@ def test_a_pretrained_alignment_round_trips_through_the_hub(hub, photo):
 
 
 def test_leftovers_of_a_killed_save_are_never_pushed(hub, tmp_path):
-    from zoo.hub import push_folder
+    from zoo.io.hub import push_folder
 
     folder = zoo.create_model("tiny-text-image-clf", labels=["a", "b"]).save_pretrained(
         tmp_path / "m")

@@ -17,7 +17,7 @@ from torch import nn
 
 import zoo
 from conftest import ROOT, plugin_env, run_zoo, zoo_json
-from zoo.compose import compose
+from zoo.build.compose import compose
 from zoo.errors import RegistryError, ZooError
 
 
@@ -269,13 +269,13 @@ def test_a_plugin_task_trains_evaluates_saves_serves_and_cards(installed_test_pl
     assert "pipeline_tag" not in card.split("---")[1]  # no tag fits: none is written
     # in this process: load, predict, serve
     monkeypatch.syspath_prepend(str(installed_test_plugins / "zoo-plugin-regression"))
-    zoo.plugins.reset()
+    zoo.registry.reset()
     model = zoo.load(out)
     assert model.task == "regression" and set(model.predict([{"text": "a cat"}])[0]) == {"value"}
     import httpx
 
-    from zoo._uvicorn import run_in_thread
-    from zoo.serve import create_app
+    from zoo.serve.uvicorn import run_in_thread
+    from zoo.serve.app import create_app
 
     with run_in_thread(create_app(model, feedback_db=tmp_path / "f.db")) as srv:
         r = httpx.post(f"{srv.url}/predict", json={"inputs": [{"text": "a garden"}]},
@@ -499,10 +499,10 @@ def test_small_contract_edges(tmp_path):
     m = zoo.create_model("mobilenetv2-imagenet", pretrained=True, labels=["a", "b"])
     assert m.labels == ["a", "b"] and m.config["head"]["weights"] is None
     # rebuilding the registry starts from the plugins' imports, not from the last build
-    first = dict(zoo.plugins.info_for("zoo.tasks").registered)
+    first = dict(zoo.registry.manager.info_for("zoo.tasks").registered)
     zoo.registry.reset()
     zoo.registry.get_registry()
-    assert zoo.plugins.info_for("zoo.tasks").registered == first
+    assert zoo.registry.manager.info_for("zoo.tasks").registered == first
     # a scaffold name that would make a broken package is refused
     proc = run_zoo("plugin", "new", "zoo-2d", "--out", str(tmp_path))
     assert proc.returncode == 1 and proc.stderr.count("\n") == 1 and "letter" in proc.stderr

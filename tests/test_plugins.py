@@ -90,7 +90,7 @@ def test_in_process_plugin_registration_and_a_hook_that_raises(monkeypatch):
     import warnings
 
     import zoo
-    from zoo import plugins
+    from zoo.registry import manager as plugins
     from zoo.registry import get_registry
 
     class Good:

@@ -9,7 +9,7 @@ import torch
 
 import zoo
 from conftest import run_zoo
-from zoo.compose import compose
+from zoo.build.compose import compose
 from zoo.testing.synthetic import NUMBER_WORDS, digits_manifests
 from zoo.metrics import retrieval_metrics
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import zoo
-from zoo.compose import compose
+from zoo.build.compose import compose
 from zoo.errors import ZooError
 from zoo.training.probe import eligible
 

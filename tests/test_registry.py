@@ -71,7 +71,7 @@ def test_malformed_entries_give_one_clear_error(tmp_path, text, expected):
 
 
 def test_a_fusion_that_cannot_take_an_encoders_output_is_refused(tmp_path):
-    import zoo.plugins as plugins
+    import zoo.registry.manager as plugins
 
     class SeqOnly:
         @zoo.hookimpl

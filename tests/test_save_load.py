@@ -11,9 +11,9 @@ from zoo.errors import LoadError
 
 @pytest.fixture(scope="module")
 def saved(tmp_path_factory):
-    import zoo.plugins
+    import zoo.registry.manager
 
-    zoo.plugins.reset()
+    zoo.registry.reset()
     d = tmp_path_factory.mktemp("model")
     zoo.create_model("tiny-text-image-clf").save_pretrained(d)
     return d

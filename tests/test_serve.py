@@ -14,15 +14,15 @@ import pytest
 
 import zoo
 from conftest import run_zoo
-from zoo._uvicorn import run_in_thread
-from zoo.serve import create_app
+from zoo.serve.uvicorn import run_in_thread
+from zoo.serve.app import create_app
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    import zoo.plugins
+    import zoo.registry.manager
 
-    zoo.plugins.reset()
+    zoo.registry.reset()
     d = tmp_path_factory.mktemp("serve")
     model = zoo.create_model("tiny-text-image-clf", labels=["cat", "dog"])
     model.save_pretrained(d / "model")
@@ -204,8 +204,8 @@ def test_limits_bound_each_request_and_name_the_limit(server):
 
 
 def test_audio_limits_read_the_header_first(tmp_path):
-    from zoo.serve import Limits, decode_input
-    from zoo.serve_inputs import BadInput
+    from zoo.serve.app import Limits, decode_input
+    from zoo.serve.inputs import BadInput
 
     with pytest.raises(BadInput, match="__422__.*1 Hz"):
         decode_input({"audio": _b64(_wav(4, 1))}, 0)  # a 4 s file declaring 1 Hz
@@ -291,7 +291,7 @@ def test_feedback_rows_are_validated_and_a_retried_post_is_stored_once(keyed, ph
                  headers={"Idempotency-Key": "retry-1"})
     assert first.status_code == again.status_code == 200
     assert first.json()["id"] == again.json()["id"]
-    from zoo.serve import FeedbackStore
+    from zoo.serve.app import FeedbackStore
 
     rows = FeedbackStore(keyed.db).rows()
     assert sum(r["correction"] == "cat" and r["input"] == {"text": "a cat"} for r in rows) == 1
@@ -309,7 +309,7 @@ def test_metrics_labels_are_a_fixed_set(keyed):
 def test_from_feedback_reports_a_bad_row_and_exports_the_rest(tmp_path):
     import sqlite3
 
-    from zoo.serve import FeedbackStore
+    from zoo.serve.app import FeedbackStore
 
     store = FeedbackStore(tmp_path / "fb.db")
     good = store.add({"text": "a cat"}, None, "cat")
@@ -381,7 +381,7 @@ def test_heavy_requests_neither_starve_light_ones_nor_run_past_their_deadline(tm
     import threading
     import time as _time
 
-    from zoo.serve import Limits
+    from zoo.serve.app import Limits
 
     model = zoo.create_model("tiny-text-image-clf", labels=["cat", "dog"])
     real = model.predict

@@ -8,8 +8,8 @@ import httpx
 import pytest
 
 import zoo
-from zoo._uvicorn import run_in_thread
-from zoo.serve import create_app
+from zoo.serve.uvicorn import run_in_thread
+from zoo.serve.app import create_app
 
 ray = pytest.importorskip("ray")
 
@@ -23,7 +23,7 @@ def _port() -> int:
 def test_two_ray_serve_replicas_answer_as_zoo_serve(tmp_path):
     from ray import serve
 
-    from zoo.serve_ray import deployment
+    from zoo.serve.ray import deployment
 
     model = zoo.create_model("tiny-text-image-clf", labels=["cat", "dog"])
     folder = model.save_pretrained(tmp_path / "m")

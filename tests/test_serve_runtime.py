@@ -14,8 +14,8 @@ from starlette.testclient import TestClient
 
 import zoo
 from zoo.errors import ZooError
-from zoo.serve import create_app
-from zoo.serve_onnx import OnnxRunner
+from zoo.serve.app import create_app
+from zoo.serve.onnx import OnnxRunner
 
 TEXTS = ["a tabby cat asleep on the sofa", "dog", "two dogs chase a ball across the park",
          "the cat", "a very small dog with a very loud bark, barking at the postman"]
@@ -23,9 +23,9 @@ TEXTS = ["a tabby cat asleep on the sofa", "dog", "two dogs chase a ball across 
 
 @pytest.fixture(scope="module")
 def model(tmp_path_factory):
-    import zoo.plugins
+    import zoo.registry.manager
 
-    zoo.plugins.reset()
+    zoo.registry.reset()
     d = tmp_path_factory.mktemp("runtime") / "model"
     zoo.create_model("tiny-text-image-clf", labels=["cat", "dog"]).save_pretrained(d)
     return zoo.load(d)
@@ -69,7 +69,7 @@ def test_onnx_runtime_gives_the_torch_runtime_labels(model, photo, tmp_path):
 def test_onnx_runner_batches_like_model_predict(model, photo):
     from PIL import Image
 
-    from zoo.serve_onnx import CHUNK, _length_chunks
+    from zoo.serve.onnx import CHUNK, _length_chunks
 
     runner = OnnxRunner(model)
     assert runner.max_logit_diff < 1e-3
@@ -81,7 +81,7 @@ def test_onnx_runner_batches_like_model_predict(model, photo):
         got = runner.predict(inputs[lo:hi], batch_size=hi - lo)
         assert [g["label"] for g in got] == [w["label"] for w in ref[lo:hi]]
         assert max(abs(g["score"] - w["score"]) for g, w in zip(got, ref[lo:hi])) < 1e-3
-    from zoo.serve_onnx import _flat
+    from zoo.serve.onnx import _flat
 
     parts = _length_chunks(runner.keys, _flat(model, model.preprocess(inputs))[1])
     assert len(parts) == -(-len(inputs) // CHUNK)  # the long batch did run in chunks

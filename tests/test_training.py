@@ -14,7 +14,7 @@ import torch
 
 import zoo
 from conftest import ROOT, run_zoo
-from zoo.compose import compose
+from zoo.build.compose import compose
 from zoo.testing.synthetic import digits_manifests
 
 

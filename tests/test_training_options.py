@@ -7,7 +7,7 @@ import torch
 from PIL import Image
 
 import zoo
-from zoo.compose import compose
+from zoo.build.compose import compose
 
 
 def _data(n=16, seed=0):

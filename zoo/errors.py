@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 __all__ = ["ZooError", "RegistryError", "PluginError", "UnknownNameError", "WeightsError",
+           "RequestError",
            "LoadError", "DataError"]
 
 
@@ -34,3 +35,12 @@ class LoadError(ZooError):
 
 class DataError(ZooError):
     """Bad input data (a manifest line, a file that cannot be decoded)."""
+
+
+class RequestError(ZooError):
+    """A serving request that cannot be answered as sent: 400 (malformed), 413 (over a
+    limit, which the message names with how to raise it) or 422 (an impossible value)."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any, Sequence
 
-from .errors import DataError
+from zoo.errors import DataError
 
 __all__ = ["evaluate", "load_examples", "EVAL_RESULTS"]
 
@@ -21,7 +21,7 @@ def load_examples(data: Any, *, on_bad_data: str = "fail",
     ImageFolder, audiofolder, Hugging Face datasets, torch datasets, lists of dicts) ->
     (examples, categories or None, dataset name). ``columns`` maps zoo's keys (text, image,
     audio, label, ...) to the data's column names."""
-    from .data.formats import read_any
+    from zoo.data.formats import read_any
 
     return read_any(data, columns=columns, on_bad_data=on_bad_data, errors=errors)
 
@@ -30,7 +30,7 @@ def metrics_for(task: str, model: Any, examples: Sequence[Any],
                 preds: Sequence[dict[str, Any]], categories: Sequence[str] | None
                 ) -> dict[str, float]:
     """The registered task's metrics of ``preds`` against the examples' targets."""
-    from .registry import get_task
+    from zoo.registry import get_task
 
     return get_task(task).metrics(model, examples, preds, categories)
 
@@ -41,7 +41,7 @@ def evaluate(model: Any, data: Any, *, batch_size: int = 32, write: bool = True,
     """Metrics as a flat dict (``accuracy``, ``f1_macro``, ``map``, ``map_50``, ``wer``,
     ``cer``, ..., plus ``n``). For a model loaded from a folder, also writes
     ``eval_results.json`` there, which the model card reads."""
-    from . import load
+    from zoo.io.hub import load
 
     if isinstance(model, (str, Path)):
         model = load(model)
@@ -63,7 +63,7 @@ def evaluate(model: Any, data: Any, *, batch_size: int = 32, write: bool = True,
                   "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
                   "decoding": decode_kwargs or None, "metrics": result}
         (Path(source) / EVAL_RESULTS).write_text(json.dumps(record, indent=2) + "\n")
-        from .cards import write_card
+        from zoo.io.card import write_card
 
         write_card(source)  # the card's model-index now carries these figures
     return result

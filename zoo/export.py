@@ -15,7 +15,7 @@ from typing import Any, Sequence
 import torch
 from torch import nn
 
-from .errors import ZooError
+from zoo.errors import ZooError
 
 __all__ = ["export_model"]
 
@@ -28,7 +28,7 @@ class _Graph(nn.Module):
         self.model, self.keys = model, list(keys)
 
     def forward(self, *tensors: torch.Tensor) -> torch.Tensor:
-        from .batch import Batch, ModalityBatch
+        from zoo.base.batch import Batch, ModalityBatch
 
         b = tensors[0].shape[0]
         batch = Batch(size=b)
@@ -68,8 +68,8 @@ def export_model(model: Any, fmt: str, out: str | Path, data: str | Path, *,
                  quantize: str | None = None, limit: int = 256) -> dict[str, Any]:
     """Export ``model`` (a model or folder) to ``out`` and compare it with the original on
     ``data``: returns accuracies, their change, and the speed ratio (original / exported)."""
-    from . import load
-    from .evaluation import load_examples
+    from zoo.io.hub import load
+    from zoo.evaluation import load_examples
 
     if isinstance(model, (str, Path)):
         model = load(model)

@@ -23,16 +23,16 @@ from typing import Any, Iterable, Mapping, Sequence
 import torch
 from torch import nn
 
-from .batch import Batch, ModalityBatch
-from .encoders import Encoder, EncoderOutput
-from .errors import DataError
+from zoo.base.batch import Batch, ModalityBatch
+from zoo.base.encoder import Encoder, EncoderOutput
+from zoo.errors import DataError
 
 __all__ = ["ZooModel"]
 
 
 def _ignored_keys() -> set[str]:
     """Keys an input may carry besides modalities: ids and every task's target keys."""
-    from .registry import get_registry
+    from zoo.registry import get_registry
 
     reg = get_registry()
     if reg.ignored_keys is None:
@@ -165,7 +165,7 @@ class ZooModel(nn.Module):
                   template: str = "{}", batch_size: int = 32) -> list[dict[str, Any]]:
         """Choose among text ``labels`` (prompts) for each input, by similarity in the
         aligned space of a pretrained (task ``retrieval``) model."""
-        from .errors import ZooError
+        from zoo.errors import ZooError
 
         if self.task != "retrieval" or "text" not in self.encoders:
             raise ZooError("zero-shot classification needs a model aligned with text "
@@ -256,7 +256,7 @@ class ZooModel(nn.Module):
     # ---- saving ---------------------------------------------------------------------
     def component_config(self) -> dict[str, Any]:
         """config.json's content for the model as it is now (labels may have changed)."""
-        from ._config import config_of
+        from zoo.base.config import config_of
 
         cfg = copy.deepcopy(self.config)
         for m, enc in self.encoders.items():
@@ -270,12 +270,12 @@ class ZooModel(nn.Module):
         return cfg
 
     def save_pretrained(self, directory: str | Path, **kwargs: Any) -> Path:
-        from .hub import save_pretrained
+        from zoo.io.hub import save_pretrained
 
         return save_pretrained(self, directory, **kwargs)
 
     def push_to_hub(self, repo_id: str, **kwargs: Any) -> str:
-        from .hub import push_to_hub
+        from zoo.io.hub import push_to_hub
 
         return push_to_hub(self, repo_id, **kwargs)
 

@@ -26,8 +26,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from .errors import DataError, ZooError
-from .hookspecs import hookimpl
+from zoo.errors import DataError, ZooError
+from zoo.hookspecs import hookimpl
 
 __all__ = ["hookimpl", "Encoder", "EncoderOutput", "sequence_output", "Fusion", "Encoded",
            "Head", "Task", "Objective", "Batch", "ModalityBatch", "Example", "weights_path",
@@ -37,19 +37,19 @@ __all__ = ["hookimpl", "Encoder", "EncoderOutput", "sequence_output", "Fusion", 
 # name -> (module, attribute): imported on first access, so `from zoo.plugin import
 # hookimpl` in a registration module never imports torch
 _LAZY = {
-    "Encoder": ("zoo.encoders", "Encoder"),
-    "EncoderOutput": ("zoo.encoders", "EncoderOutput"),
-    "sequence_output": ("zoo.encoders", "sequence_output"),
-    "Fusion": ("zoo.fusions.base", "Fusion"),
-    "Encoded": ("zoo.fusions.base", "Encoded"),
-    "Head": ("zoo.heads.base", "Head"),
-    "Task": ("zoo.tasks.base", "Task"),
-    "Objective": ("zoo.objective", "Objective"),
-    "Batch": ("zoo.batch", "Batch"),
-    "ModalityBatch": ("zoo.batch", "ModalityBatch"),
+    "Encoder": ("zoo.base.encoder", "Encoder"),
+    "EncoderOutput": ("zoo.base.encoder", "EncoderOutput"),
+    "sequence_output": ("zoo.base.encoder", "sequence_output"),
+    "Fusion": ("zoo.base.fusion", "Fusion"),
+    "Encoded": ("zoo.base.fusion", "Encoded"),
+    "Head": ("zoo.base.head", "Head"),
+    "Task": ("zoo.base.task", "Task"),
+    "Objective": ("zoo.base.objective", "Objective"),
+    "Batch": ("zoo.base.batch", "Batch"),
+    "ModalityBatch": ("zoo.base.batch", "ModalityBatch"),
     "Example": ("zoo.data.manifest", "Example"),
-    "replace_head": ("zoo.compose", "replace_head"),
-    "read_image": ("zoo.images", "read_image"),
+    "replace_head": ("zoo.build.compose", "replace_head"),
+    "read_image": ("zoo.modalities.image", "read_image"),
 }
 
 
@@ -70,14 +70,14 @@ def __dir__() -> list[str]:
 
 def offline() -> bool:
     """True when ``HF_HUB_OFFLINE`` is set: nothing may touch the network."""
-    from .weights import offline as _offline
+    from zoo.weights import offline as _offline
 
     return _offline()
 
 
 def has_weights(tag: str) -> bool:
     """True when ``tag`` names registered weights (``"encoder.tag"``)."""
-    from .registry import get_registry
+    from zoo.registry import get_registry
 
     return get_registry().has("weights", tag)
 
@@ -85,7 +85,7 @@ def has_weights(tag: str) -> bool:
 def weights_info(tag: str) -> Any:
     """The registered record of weights ``tag``: ``sources``, ``sha256``, ``file``,
     ``key_map``, ``license``, ``description`` (a frozen dataclass)."""
-    from .registry import get_registry
+    from zoo.registry import get_registry
 
     return get_registry().weights(tag)
 
@@ -94,8 +94,8 @@ def weights_path(tag: str) -> Any:
     """The local file or folder of registered weights ``tag`` (``"encoder.tag"``): its
     sources tried in order, the sha256 checked. Raises WeightsError listing what was tried
     and how to get each source."""
-    from .registry import get_registry
-    from .weights import resolve
+    from zoo.registry import get_registry
+    from zoo.weights import resolve
 
     return resolve(get_registry().weights(tag))
 
@@ -106,9 +106,9 @@ def load_weights(module: Any, tag: str, *, strict: bool = True) -> None:
     ``weights_only=True``, renamed by the registered ``key_map`` (``"by-order"``: the
     checkpoint's tensors in the module's order and shapes; ``"tail-by-order"``: the module
     is the checkpoint's last tensors, as a classifier taken from a whole network)."""
-    from .errors import WeightsError
-    from .registry import get_registry
-    from .weights import load_checkpoint, remap_by_order, resolve
+    from zoo.errors import WeightsError
+    from zoo.registry import get_registry
+    from zoo.weights import load_checkpoint, remap_by_order, resolve
 
     spec = get_registry().weights(tag)
     path = resolve(spec)

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from .errors import RegistryError, WeightsError, ZooError
+from zoo.errors import RegistryError, WeightsError, ZooError
 
 __all__ = ["check_plugin", "CheckResult"]
 
@@ -53,7 +53,7 @@ def _run(results: list[CheckResult], subject: str, check: str, fn: Callable[[], 
 def _registration_is_light(name: str) -> str:
     """Collect the plugin's registrations in a fresh process: no torch may be imported."""
     code = ("import sys, warnings; warnings.simplefilter('ignore'); "
-            "from zoo.plugins import plugin_infos; "
+            "from zoo.registry import plugin_infos; "
             "infos = {i.name: i for i in plugin_infos() if not i.builtin}; "
             "import json; bad = sorted(m for m in ('torch', 'transformers', 'timm', "
             "'torchaudio') if m in sys.modules); print(json.dumps(bad))")
@@ -92,7 +92,7 @@ def _check_output(enc: Any, out: Any, n: int) -> str:
     """The forward output honours the contracts the encoder declares."""
     import torch
 
-    from .encoders import EncoderOutput
+    from zoo.base.encoder import EncoderOutput
 
     if not isinstance(out, EncoderOutput):
         raise AssertionError(f"forward returned {type(out).__name__}, not an EncoderOutput")
@@ -124,8 +124,9 @@ def _check_output(enc: Any, out: Any, n: int) -> str:
 def _check_encoder(spec: Any, results: list[CheckResult], tmp: Path) -> None:
     import torch
 
-    from . import create_model, load
-    from .compose import compose
+    from zoo.build.compose import create_model
+    from zoo.io.hub import load
+    from zoo.build.compose import compose
 
     subject = f"encoder {spec.name}"
     qn = spec.qualified_name
@@ -178,7 +179,7 @@ def _check_encoder(spec: Any, results: list[CheckResult], tmp: Path) -> None:
     _run(results, subject, "config + save/load bit-identical", round_trip)
 
     def cache_and_step() -> str:
-        from .training import train
+        from zoo.training import train
 
         fusion = "concat-mlp" if "pooled" in spec.outputs else "cross-attention"
         m = compose("classification", {spec.modality: qn},
@@ -195,8 +196,8 @@ def _check_encoder(spec: Any, results: list[CheckResult], tmp: Path) -> None:
 def _check_fusion(spec: Any, results: list[CheckResult]) -> None:
     import torch
 
-    from .compose import build_component
-    from .encoders import EncoderOutput
+    from zoo.build.compose import build_component
+    from zoo.base.encoder import EncoderOutput
 
     subject = f"fusion {spec.name}"
     inputs = {"text": {"dim": 12, "outputs": ["pooled", "sequence"]},
@@ -235,7 +236,7 @@ def _check_fusion(spec: Any, results: list[CheckResult]) -> None:
     _run(results, subject, "missing modality", missing)
 
     def round_trip() -> str:
-        from ._config import config_of
+        from zoo.base.config import config_of
 
         cfg = json.loads(json.dumps(config_of(fusion, subject)))
         again = build_component(spec, inputs=inputs, **cfg)
@@ -251,8 +252,8 @@ def _check_fusion(spec: Any, results: list[CheckResult]) -> None:
 def _check_head(spec: Any, results: list[CheckResult]) -> None:
     import torch
 
-    from .compose import build_component
-    from .registry import get_task
+    from zoo.build.compose import build_component
+    from zoo.registry import get_task
 
     subject = f"head {spec.name}"
     if "fused" not in spec.accepts:
@@ -285,7 +286,7 @@ def _check_head(spec: Any, results: list[CheckResult]) -> None:
 
 
 def _check_task(spec: Any, results: list[CheckResult]) -> None:
-    from .tasks.base import Task
+    from zoo.base.task import Task
 
     def build() -> str:
         task = spec.build()
@@ -302,7 +303,8 @@ def _check_task(spec: Any, results: list[CheckResult]) -> None:
 def _check_model(spec: Any, results: list[CheckResult], tmp: Path) -> None:
     import torch
 
-    from . import create_model, load
+    from zoo.build.compose import create_model
+    from zoo.io.hub import load
 
     subject = f"model {spec.name}"
     if spec.unavailable:
@@ -327,7 +329,7 @@ def _check_model(spec: Any, results: list[CheckResult], tmp: Path) -> None:
 
 
 def _check_weights(spec: Any, results: list[CheckResult]) -> None:
-    from .weights import resolve
+    from zoo.weights import resolve
 
     def found() -> str:
         try:
@@ -343,8 +345,9 @@ def check_plugin(name: str) -> list[CheckResult]:
     """Every check of plugin ``name`` (entry-point or distribution name)."""
     import warnings
 
-    from .plugins import lenient, plugin_infos
-    from .registry import get_registry
+    from zoo.registry import plugin_infos
+    from zoo.registry.manager import lenient
+    from zoo.registry import get_registry
 
     with lenient(), warnings.catch_warnings():
         warnings.simplefilter("ignore")

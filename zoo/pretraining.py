@@ -5,7 +5,7 @@ plugin's): read unlabeled data, hold some out, seed, evaluate on fixed held-out 
 train (AdamW, warm-up then linear decay, clipped gradients), evaluate again on the very
 same batches, then let the objective write the encoder into a staging folder that is
 moved into place only when complete, beside a model card (``README.md``) and a record
-(``zoo_pretrain.json``). What the objective does is described in :mod:`zoo.objective`.
+(``zoo_pretrain.json``). What the objective does is described in :mod:`zoo.base.objective`.
 
 Data: a plain text file (``.txt``, ``.text``) holds one example per non-empty line; JSONL,
 CSV / TSV, Parquet and ``datasets`` folders are read as ``zoo train`` reads them, the
@@ -21,8 +21,8 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from .errors import DataError, UnknownNameError, ZooError
-from .weights import sha256_file
+from zoo.errors import DataError, UnknownNameError, ZooError
+from zoo.weights import sha256_file
 
 __all__ = ["pretrain", "read_values", "describe_encoder", "RECORD_NAME", "PLAIN_TEXT"]
 
@@ -37,7 +37,7 @@ def _say(line: str) -> None:
 
 
 def _objective_spec(name: str) -> Any:
-    from .registry import get_registry
+    from zoo.registry import get_registry
 
     reg = get_registry()
     try:
@@ -52,7 +52,7 @@ def describe_encoder(encoder: str, modality: str) -> dict[str, Any]:
     """What an objective's factory receives about the encoder to pretrain: a registry
     encoder (``name``, ``factory``, ``defaults``, ``weights``, its plugin) or a folder
     (``path``). A registered encoder of another modality is refused here."""
-    from .registry import get_registry, split_tag
+    from zoo.registry import get_registry, split_tag
 
     path = Path(encoder)
     if path.is_dir():
@@ -82,7 +82,7 @@ def read_values(data: Any, modality: str = "text", columns: dict[str, str] | Non
     corpus (name, sha256, how it was split into examples). A ``.txt`` file is plain text
     unless ``columns`` are given (then it is read as a table, as ``zoo train`` reads it).
     Empty data is one line."""
-    from .data.formats import read_any
+    from zoo.data.formats import read_any
 
     path = Path(data) if isinstance(data, (str, Path)) else None
     if path is not None and path.is_file() and path.suffix.lower() in PLAIN_TEXT \
@@ -169,7 +169,7 @@ def _fit(obj: Any, items: list[Any], *, epochs: int, lr: float, batch_size: int,
     import torch
     from tqdm.auto import tqdm
 
-    from .training.optim import lr_factor
+    from zoo.training.optim import lr_factor
 
     opt = _optimizer(obj, lr, weight_decay)
     per_epoch = math.ceil(len(items) / batch_size)
@@ -223,7 +223,7 @@ def save_folder(out: Path, write: Callable[[Path], None]) -> None:
     import shutil
     import uuid
 
-    from .atomic import fsync_tree
+    from zoo.io.atomic import fsync_tree
 
     out = Path(out).absolute()
     parent = out.parent
@@ -256,7 +256,7 @@ def save_folder(out: Path, write: Callable[[Path], None]) -> None:
 def _record(spec: Any, obj: Any, encoder: dict[str, Any], corpus: dict[str, Any],
             held: dict[str, Any], options: dict[str, Any], before: dict[str, float],
             after: dict[str, float], losses: list[float], seconds: float) -> dict[str, Any]:
-    from . import __version__
+    from zoo.version import __version__
 
     return {"zoo_pretrain": 1, "objective": spec.name,
             "objective_provider": {"distribution": spec.distribution, "version": spec.version},
@@ -287,7 +287,7 @@ def pretrain(objective: str, encoder: str, data: Any, out: str | Path, *,
     Returns the record also written as ``out/zoo_pretrain.json``."""
     import torch
 
-    from .pretrain_card import write_card
+    from zoo.io.pretrain_card import write_card
 
     if batch_size < 1 or epochs < 0:
         raise ZooError(f"--batch-size must be >= 1 and --epochs >= 0 (got {batch_size}, "
@@ -301,7 +301,7 @@ def pretrain(objective: str, encoder: str, data: Any, out: str | Path, *,
     if not train_values:
         raise DataError(f"{data}: nothing left to train on after holding out "
                         f"{len(eval_values)} example(s); lower --eval-fraction")
-    from .training import _seed_everything
+    from zoo.training import _seed_everything
 
     _seed_everything(seed)
     try:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from .errors import ZooError
+from zoo.errors import ZooError
 
 __all__ = ["new_plugin"]
 

@@ -18,8 +18,8 @@ import os
 from pathlib import Path
 from typing import Any, Mapping
 
-from .errors import WeightsError
-from .registry import WeightSpec
+from zoo.errors import WeightsError
+from zoo.registry import WeightSpec
 
 __all__ = ["resolve", "sha256_file", "remap_by_order", "load_checkpoint", "offline"]
 

@@ -12,17 +12,17 @@ import sys
 
 import click
 
-from ..errors import ZooError
-from . import (model_cmds, ops_cmds, plugin_cmds, registry_cmds,  # noqa: F401  (commands)
+from zoo.errors import ZooError
+from zoo.cli import (model_cmds, ops_cmds, plugin_cmds, registry_cmds,  # noqa: F401  (commands)
                tune_cmds)
-from .base import cli
+from zoo.cli.base import cli
 
 __all__ = ["cli", "main"]
 
 
 def _add_plugin_commands(group: click.Group) -> None:
     """Let plugins add sub-commands (register_commands); a failing plugin is reported."""
-    from .. import plugins as plugins_mod
+    from zoo.registry import manager as plugins_mod
 
     pm = plugins_mod.get_plugin_manager()
     for impl in pm.hook.register_commands.get_hookimpls():
@@ -43,7 +43,7 @@ def _one_line_warning(message, category, filename, lineno, line=None):  # noqa: 
 def main(argv: list[str] | None = None) -> None:
     import warnings
 
-    from ..plugins import lenient
+    from zoo.registry.manager import lenient
 
     warnings.formatwarning = _one_line_warning
     args = sys.argv[1:] if argv is None else list(argv)

@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from .. import __version__
+from zoo.version import __version__
 
 _IMAGE_EXT = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 _AUDIO_EXT = {".wav", ".flac", ".ogg", ".mp3", ".opus"}

@@ -8,8 +8,8 @@ from typing import Any
 
 import click
 
-from ..errors import ZooError
-from .base import _AUDIO_EXT, _IMAGE_EXT, _echo_json, cli
+from zoo.errors import ZooError
+from zoo.cli.base import _AUDIO_EXT, _IMAGE_EXT, _echo_json, cli
 
 
 @cli.command()
@@ -21,7 +21,7 @@ from .base import _AUDIO_EXT, _IMAGE_EXT, _echo_json, cli
 @click.option("--labels", help="Comma-separated labels for a classification head.")
 def create(name: str, out: str, pretrained: bool, labels: str | None) -> None:
     """Build model NAME from the registry and save it to --out."""
-    from .. import create_model
+    from zoo.build.compose import create_model
 
     kw = {"labels": [x.strip() for x in labels.split(",") if x.strip()]} if labels else {}
     model = create_model(name, pretrained=pretrained, **kw)
@@ -48,7 +48,7 @@ def parse_input(arg: str) -> dict[str, Any]:
 
 
 def read_inputs(args: tuple[str, ...]) -> list[dict[str, Any]]:
-    from ..data.manifest import read_manifest
+    from zoo.data.manifest import read_manifest
 
     inputs: list[dict[str, Any]] = []
     for a in args:
@@ -69,7 +69,7 @@ def predict(model: str, inputs: tuple[str, ...], batch_size: int) -> None:
     Each INPUT is a JSON object ('{"text": "...", "image": "cat.png"}'), an image or audio
     file, a .jsonl manifest, or plain text. Prints a JSON list, one output per input.
     """
-    from .. import load
+    from zoo.io.hub import load
 
     examples = read_inputs(inputs)
     m = load(model)
@@ -181,10 +181,10 @@ def train_cmd(model: str, train_data: str, eval_data: str | None, out: str, epoc
     """Fine-tune MODEL (registry name or folder) and save the best epoch to --out.
 
     Under `torchrun --nproc_per_node=N -m zoo train ...` it runs DDP (gloo on CPU)."""
-    from ..training import train
+    from zoo.training import train
 
     if encoder_overrides:  # a registry model with, e.g., a pretrained text encoder folder
-        from ..compose import with_encoders
+        from zoo.build.compose import with_encoders
 
         model = with_encoders(model, _pairs(encoder_overrides, "--encoder"), seed=seed)
 
@@ -278,7 +278,7 @@ def pretrain_cmd(objective: str, encoders: str | None, encoder: str | None, data
         raise ZooError(f"--objective {objective} pretrains one encoder: pass --encoder NAME "
                        f"or a folder, e.g. --encoder minilm-l6 (--encoders is for "
                        f"--objective contrastive)")
-    from ..pretraining import pretrain
+    from zoo.pretraining import pretrain
 
     options = {k: v for k, v in (("mlm_probability", mlm_probability),
                                  ("whole_word", whole_word), ("max_length", max_length))
@@ -310,8 +310,8 @@ def _json_options(pairs: tuple[str, ...]) -> dict[str, Any]:
 def _contrastive(encoders: str, data: str, eval_data: str | None, out: str, *, epochs: int,
                  lr: float, batch_size: int, freeze: str, dim: int, seed: int, resume: bool,
                  quiet: bool) -> None:
-    from ..compose import compose
-    from ..training import train
+    from zoo.build.compose import compose
+    from zoo.training import train
 
     pairs = dict(x.split("=", 1) for x in encoders.split(",") if "=" in x)
     if len(pairs) != 2:
@@ -345,7 +345,7 @@ def eval_cmd(model: str, data: str, as_json: bool, batch_size: int, decoder: str
              beam_size: int | None, lexicon: str | None, lm: str | None,
              on_bad_data: str, column: tuple[str, ...]) -> None:
     """Evaluate MODEL on --data; writes eval_results.json beside a saved model."""
-    from .. import evaluate
+    from zoo.evaluation import evaluate
 
     kw = {k: v for k, v in dict(decoder=decoder, beam_size=beam_size, lexicon=lexicon,
                                 lm=lm).items() if v is not None}

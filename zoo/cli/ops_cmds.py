@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from .base import _echo_json, _table, cli
+from zoo.cli.base import _echo_json, _table, cli
 
 
 @cli.command()
@@ -18,7 +18,7 @@ from .base import _echo_json, _table, cli
 def push(directory: str, repo_id: str, revision: str | None, private: bool,
          message: str | None) -> None:
     """Publish a saved model folder to the Hub as REPO_ID (HF_ENDPOINT and HF_TOKEN honoured)."""
-    from ..hub import push_folder
+    from zoo.io.hub import push_folder
 
     url = push_folder(directory, repo_id, revision=revision, private=private,
                       commit_message=message)
@@ -33,8 +33,8 @@ def pull(repo_id: str, revision: str | None, out: str | None) -> None:
     """Download a model repo into the Hugging Face cache (and --out); prints its folder."""
     import shutil
 
-    from ..hub import load_dir
-    from ..hub import pull as _pull
+    from zoo.io.hub import load_dir
+    from zoo.io.hub import pull as _pull
 
     path = _pull(repo_id.removeprefix("hf-hub:"), revision=revision)
     load_dir(path)  # check it loads: components installed, checksums match
@@ -50,7 +50,7 @@ def pull(repo_id: str, revision: str | None, out: str | None) -> None:
 @click.option("--print", "show", is_flag=True, help="Print the card instead of writing it.")
 def card(directory: str, repo_id: str | None, show: bool) -> None:
     """Render DIR/README.md, the model card, from its config, training and eval records."""
-    from ..cards import render_card, write_card
+    from zoo.io.card import render_card, write_card
 
     if show:
         click.echo(render_card(directory, repo_id))
@@ -101,7 +101,7 @@ def serve(model: str, host: str, port: int, feedback_db: str, max_batch: int,
 
     import uvicorn
 
-    from ..serve import Limits
+    from zoo.serve.app import Limits
 
     pairs = dict(x.split("=", 1) for x in limit if "=" in x)
     if len(pairs) != len(limit):
@@ -132,7 +132,7 @@ def serve(model: str, host: str, port: int, feedback_db: str, max_batch: int,
               f"{', ONNX Runtime' if runtime == 'onnx' else ''}"
               f"{''.join(f', {n} at /models/{n}' for n in mounts)}; Ctrl+C stops)")
     if workers == 1:
-        from ..serve import app_from_env
+        from zoo.serve.app import app_from_env
 
         app = app_from_env()  # a model that cannot be served fails here, in one line
         click.echo(banner, err=True)
@@ -140,12 +140,12 @@ def serve(model: str, host: str, port: int, feedback_db: str, max_batch: int,
                     timeout_graceful_shutdown=30)
     else:
         if runtime == "onnx":  # export (or check the cached graph) once, before the workers
-            from .. import load
-            from ..serve_onnx import OnnxRunner
+            from zoo.io.hub import load
+            from zoo.serve.onnx import OnnxRunner
 
             OnnxRunner(load(model))
         click.echo(banner, err=True)
-        uvicorn.run("zoo.serve:app_from_env", factory=True, host=host, port=port,
+        uvicorn.run("zoo.serve.app:app_from_env", factory=True, host=host, port=port,
                     workers=workers, log_level="warning", timeout_graceful_shutdown=30)
 
 
@@ -154,7 +154,7 @@ def _serve_ray(model: str, host: str, port: int, replicas: int, max_batch: int,
     import os
     import time
 
-    from ..serve_ray import deployment
+    from zoo.serve.ray import deployment
 
     app = deployment(model, replicas=replicas, max_batch=max_batch, max_wait_ms=max_wait_ms,
                      limits=limits, api_key=api_key)  # one line if ray is missing
@@ -197,8 +197,8 @@ def data_check(manifest: str, labels: str | None, plot: str | None, as_json: boo
     balance, image sizes, audio durations and sample rates. MANIFEST is any data zoo
     reads (JSONL, CSV/TSV, Parquet, an ImageFolder tree, an audiofolder, a datasets
     folder). Exits 1 when it finds problems (the report is printed either way)."""
-    from ..data.tools import check_manifest
-    from .model_cmds import _columns
+    from zoo.datatools import check_manifest
+    from zoo.cli.model_cmds import _columns
 
     allowed = [x.strip() for x in labels.split(",")] if labels else None
     src = Path(manifest)
@@ -241,8 +241,8 @@ def _report_check(r: dict, as_json: bool) -> None:
 def data_clean(manifest: str, out: str, labels: str | None, column: tuple[str, ...]) -> None:
     """Write a cleaned JSONL manifest and OUT.dropped.jsonl (what was dropped and why).
     MANIFEST is any data zoo reads."""
-    from ..data.tools import clean_manifest
-    from .model_cmds import _columns
+    from zoo.datatools import clean_manifest
+    from zoo.cli.model_cmds import _columns
 
     allowed = [x.strip() for x in labels.split(",")] if labels else None
     _echo_json(clean_manifest(manifest, out, labels=allowed, columns=_columns(column)))
@@ -255,7 +255,7 @@ def data_clean(manifest: str, out: str, labels: str | None, column: tuple[str, .
 @click.option("--min-confidence", type=float, default=0.0, show_default=True)
 def data_label(model: str, data_path: str, out: str, min_confidence: float) -> None:
     """Pseudo-label an unlabelled manifest; low-confidence items go to a review manifest."""
-    from ..data.tools import label_manifest
+    from zoo.datatools import label_manifest
 
     _echo_json(label_manifest(model, data_path, out, min_confidence=min_confidence))
 
@@ -265,7 +265,7 @@ def data_label(model: str, data_path: str, out: str, min_confidence: float) -> N
 @click.option("--out", required=True, type=click.Path(dir_okay=False))
 def data_from_feedback(db: str, out: str) -> None:
     """Export feedback corrections as a training manifest (one line per feedback row)."""
-    from ..data.tools import export_feedback
+    from zoo.datatools import export_feedback
 
     _echo_json(export_feedback(db, out))
 
@@ -281,7 +281,7 @@ def data_from_feedback(db: str, out: str) -> None:
 def export_cmd(model: str, fmt: str, out: str, data: str, quantize: str | None,
                as_json: bool) -> None:
     """Export a classification model to ONNX or TorchScript (optionally int8)."""
-    from ..export import export_model
+    from zoo.export import export_model
 
     r = export_model(model, fmt, out, data, quantize=quantize)
     if as_json:

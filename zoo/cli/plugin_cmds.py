@@ -5,8 +5,8 @@ import sys
 
 import click
 
-from .base import _echo_json, _table, cli
-from .registry_cmds import plugins
+from zoo.cli.base import _echo_json, _table, cli
+from zoo.cli.registry_cmds import plugins
 
 
 @plugins.command("check")
@@ -18,7 +18,7 @@ def plugins_check(name: str, as_json: bool) -> None:
     inputs, runs forward with its declared outputs, round-trips its config, saves and
     loads bit-identically, goes through the feature cache and a training step. Exits 1 on
     any failure."""
-    from ..plugincheck import check_plugin
+    from zoo.plugincheck import check_plugin
 
     results = check_plugin(name)
     if as_json:
@@ -50,7 +50,7 @@ def plugin() -> None:
 def plugin_new(name: str, kind: str, modality: str, out: str) -> None:
     """Scaffold a plugin package NAME (pyproject with the entry point, a component
     skeleton, a test) that installs and passes `zoo plugins check` as generated."""
-    from ..scaffold import new_plugin
+    from zoo.scaffold import new_plugin
 
     path = new_plugin(name, kind=kind, modality=modality, out=out)
     click.echo(f"created {path}\nnext: pip install -e {path} && zoo plugins check {name} "

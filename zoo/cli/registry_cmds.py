@@ -6,8 +6,8 @@ import sys
 
 import click
 
-from ..errors import ZooError
-from .base import _echo_json, _table, cli
+from zoo.errors import ZooError
+from zoo.cli.base import _echo_json, _table, cli
 
 
 @cli.command("list")
@@ -26,11 +26,11 @@ from .base import _echo_json, _table, cli
 def list_cmd(pattern: str | None, task: str | None, modality: str | None, kind: str | None,
              pretrained: bool | None, ready: bool | None, as_json: bool) -> None:
     """List models and components; PATTERN takes shell wildcards (e.g. '*clf*')."""
-    from ..registry import get_registry
+    from zoo.registry import get_registry
 
     rows = get_registry().rows(pattern, kind=kind, task=task, modality=modality,
                                pretrained=pretrained, ready=ready)
-    from ..registry import KINDS
+    from zoo.registry import KINDS
 
     rows.sort(key=lambda r: (KINDS.index(r["kind"]), r["name"]))
     if as_json:
@@ -55,7 +55,7 @@ def list_cmd(pattern: str | None, task: str | None, modality: str | None, kind: 
 @click.option("--json", "as_json", is_flag=True)
 def info(name: str, as_json: bool) -> None:
     """Show what NAME is, which plugin provides it and how it is composed."""
-    from .. import model_info
+    from zoo.registry.listing import model_info
 
     row = model_info(name)
     if as_json:
@@ -76,7 +76,8 @@ def plugins(ctx: click.Context, as_json: bool) -> None:
     `zoo plugins check NAME` runs the conformance checks on one plugin."""
     if ctx.invoked_subcommand is not None:
         return
-    from ..plugins import lenient, plugin_infos
+    from zoo.registry import plugin_infos
+    from zoo.registry.manager import lenient
 
     with lenient():
         infos = plugin_infos()

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import click
 
-from .base import _echo_json, cli
-from .model_cmds import _columns
+from zoo.cli.base import _echo_json, cli
+from zoo.cli.model_cmds import _columns
 
 
 @cli.command("tune")
@@ -48,8 +48,8 @@ def tune_cmd(model: str, train_data: str, eval_data: str, out: str, trials: int,
     Rerun the same command to continue after an interruption (kill -9 included); start
     the same command in several processes (each with its own --seed) to search in
     parallel."""
-    from ..tuning import tune
-    from ..tuning.space import parse_param, parse_sets, read_space
+    from zoo.tuning import tune
+    from zoo.tuning.space import parse_param, parse_sets, read_space
 
     space = read_space(space_file) if space_file else {}
     for text in params:

@@ -6,8 +6,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ..errors import DataError
-from .manifest import Example
+from zoo.errors import DataError
+from zoo.data.manifest import Example
 
 __all__ = ["read_coco", "is_coco"]
 

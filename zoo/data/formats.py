@@ -13,8 +13,8 @@ import os
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-from ..errors import DataError
-from .manifest import MODALITY_KEYS, Example, json_object, read_manifest
+from zoo.errors import DataError
+from zoo.data.manifest import MODALITY_KEYS, Example, json_object, read_manifest
 
 __all__ = ["read_any", "IMAGE_EXTS", "AUDIO_EXTS"]
 
@@ -293,7 +293,7 @@ def read_any(data: Any, *, columns: dict[str, str] | None = None, on_bad_data: s
                                 f"{str(e).splitlines()[0] if str(e) else ''})") from None
             return (*_read_hf(ds, columns, on_bad_data, errors, str(p), p.parent), p.stem)
         if suffix == ".json":
-            from .coco import read_coco
+            from zoo.data.coco import read_coco
             return (*read_coco(p), p.stem)
         reader = _read_table if suffix in _TABLE_SUFFIXES else \
             _read_parquet if suffix in (".parquet", ".pq") else _read_jsonl

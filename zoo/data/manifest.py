@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
-from ..errors import DataError
+from zoo.errors import DataError
 
 __all__ = ["Example", "read_manifest", "iter_manifest", "MODALITY_KEYS"]
 

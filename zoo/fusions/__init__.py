@@ -6,7 +6,7 @@ renormalises its weights over the modalities present.
 """
 from __future__ import annotations
 
-from ..hookspecs import hookimpl
+from zoo.hookspecs import hookimpl
 
 
 @hookimpl

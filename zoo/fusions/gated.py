@@ -13,7 +13,7 @@ from typing import Any, Mapping
 import torch
 from torch import nn
 
-from .base import Encoded, Fusion
+from zoo.base.fusion import Encoded, Fusion
 
 
 class GatedFusion(Fusion):

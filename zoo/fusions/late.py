@@ -12,8 +12,8 @@ from typing import Any, Mapping
 import torch
 from torch import nn
 
-from ..errors import ZooError
-from .base import Encoded, Fusion
+from zoo.errors import ZooError
+from zoo.base.fusion import Encoded, Fusion
 
 
 class LateFusion(Fusion):

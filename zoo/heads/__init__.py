@@ -1,7 +1,7 @@
 """The core's task heads, registered through the same hook as any plugin (no torch here)."""
 from __future__ import annotations
 
-from ..hookspecs import hookimpl
+from zoo.hookspecs import hookimpl
 
 
 @hookimpl

@@ -6,10 +6,10 @@ from typing import Any, Sequence
 import torch
 from torch import nn
 
-from .base import Head
+from zoo.base.head import Head
 from torch.nn import functional as F
 
-from ..errors import DataError, ZooError
+from zoo.errors import DataError, ZooError
 
 
 class ClassificationHead(Head):

@@ -9,13 +9,13 @@ imported until a factory is called, so listing stays fast.
 """
 from __future__ import annotations
 
-from .collect import get_registry, registry_files, reset
-from .specs import (CONTRACTS, KINDS, MODALITIES, ComponentSpec, ModelSpec, ObjectiveSpec,
+from zoo.registry.collect import get_registry, plugin_infos, registry_files, reset
+from zoo.registry.specs import (CONTRACTS, KINDS, MODALITIES, ComponentSpec, ModelSpec, ObjectiveSpec,
                     TaskSpec, WeightSpec, parse_model_spec, resolve_import, split_tag)
-from .store import AmbiguousNameError, Registry
-from .validate import FIRST_PARTY, UnresolvedError, check_model
+from zoo.registry.store import AmbiguousNameError, Registry
+from zoo.registry.validate import FIRST_PARTY, UnresolvedError, check_model
 
-__all__ = ["get_registry", "registry_files", "reset", "CONTRACTS", "KINDS", "MODALITIES",
+__all__ = ["get_registry", "plugin_infos", "registry_files", "reset", "CONTRACTS", "KINDS", "MODALITIES",
            "ComponentSpec", "ModelSpec", "ObjectiveSpec", "TaskSpec", "WeightSpec",
            "parse_model_spec",
            "resolve_import", "split_tag", "AmbiguousNameError", "Registry", "FIRST_PARTY",

@@ -15,14 +15,15 @@ import warnings
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
-from .._config import check_json
-from ..errors import PluginError, RegistryError
-from .specs import (CONTRACTS, MODALITIES, NAME_RE, ComponentSpec, LoggerSpec, ModelSpec,
+from zoo.base.config import check_json
+from zoo.errors import PluginError, RegistryError
+from zoo.registry.specs import (CONTRACTS, MODALITIES, NAME_RE, ComponentSpec, LoggerSpec, ModelSpec,
                     ObjectiveSpec, TaskSpec, WeightSpec, parse_model_spec, split_tag)
-from .store import Registry
-from .validate import UnresolvedError, check_model
+from zoo.registry.store import Registry
+from zoo.registry import manager
+from zoo.registry.validate import UnresolvedError, check_model
 
-__all__ = ["get_registry", "reset", "registry_files", "HOOK_ORDER"]
+__all__ = ["get_registry", "reset", "registry_files", "HOOK_ORDER", "plugin_infos"]
 
 
 def _name_ok(name: Any, what: str) -> str:
@@ -259,8 +260,7 @@ def get_registry() -> Registry:
     global _registry
     if _registry is not None:
         return _registry
-    from .. import plugins
-
+    plugins = manager
     pm = plugins.get_plugin_manager()
     strict = plugins.strict()
     for info in plugins.plugin_infos_raw():  # a rebuilt registry starts from the imports
@@ -283,5 +283,13 @@ def get_registry() -> Registry:
 
 
 def reset() -> None:
+    """Forget the registry and the plugin manager (tests, and after ``zoo install``)."""
     global _registry
     _registry = None
+    manager.reset()
+
+
+def plugin_infos() -> list[Any]:
+    """Every plugin seen, after the registry has collected their registrations."""
+    get_registry()
+    return manager.plugin_infos_raw()

@@ -6,8 +6,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
-from .._config import check_json
-from ..errors import RegistryError
+from zoo.base.config import check_json
+from zoo.errors import RegistryError
 
 __all__ = ["ComponentSpec", "ModelSpec", "WeightSpec", "TaskSpec", "LoggerSpec",
            "ObjectiveSpec", "split_tag",

@@ -12,8 +12,8 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from ..errors import PluginError, RegistryError, UnknownNameError
-from .specs import KINDS, split_tag
+from zoo.errors import PluginError, RegistryError, UnknownNameError
+from zoo.registry.specs import KINDS, split_tag
 
 __all__ = ["Registry", "AmbiguousNameError"]
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..errors import RegistryError
-from .specs import ModelSpec, split_tag
-from .store import AmbiguousNameError, Registry
+from zoo.errors import RegistryError
+from zoo.registry.specs import ModelSpec, split_tag
+from zoo.registry.store import AmbiguousNameError, Registry
 
 __all__ = ["check_model", "UnresolvedError", "FIRST_PARTY"]
 

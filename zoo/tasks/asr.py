@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-from ..errors import DataError
-from .base import Task
+from zoo.errors import DataError
+from zoo.base.task import Task
 
 
 class SpeechRecognition(Task):
@@ -30,8 +30,8 @@ class SpeechRecognition(Task):
 
     def metrics(self, model: Any, examples: Sequence[Any], predictions: Sequence[dict],
                 categories: Any = None) -> dict[str, float]:
-        from .. import metrics
-        from ..heads.asr import normalize_text
+        import zoo.metrics as metrics
+        from zoo.heads.asr import normalize_text
 
         self.check_targets(examples)
         vocab = getattr(model.head, "vocabulary", None)

@@ -4,8 +4,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Sequence
 
-from ..errors import DataError
-from .base import Task
+from zoo.errors import DataError
+from zoo.base.task import Task
 
 _TAGS = {"image": "image-classification", "text": "text-classification",
          "audio": "audio-classification"}
@@ -26,7 +26,7 @@ class Classification(Task):
         return _TAGS.get(modalities[0]) if len(modalities) == 1 else None
 
     def prepare(self, model: Any, examples: Sequence[Any], categories: Any = None) -> bool:
-        from ..compose import replace_head
+        from zoo.build.compose import replace_head
 
         self.check_targets(examples)
         seen: set[str] = set()
@@ -46,7 +46,7 @@ class Classification(Task):
 
     def metrics(self, model: Any, examples: Sequence[Any], predictions: Sequence[dict],
                 categories: Any = None) -> dict[str, float]:
-        from .. import metrics
+        import zoo.metrics as metrics
 
         for ex in examples:
             if "label" not in ex.targets:
@@ -60,7 +60,7 @@ class Classification(Task):
 
     def report(self, model: Any, examples: Sequence[Any], predictions: Sequence[dict],
                out: Path) -> list[str]:
-        from ..training.plots import plot_confusion
+        from zoo.training.plots import plot_confusion
 
         if getattr(model.head, "multi_label", False):
             return []

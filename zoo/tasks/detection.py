@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-from ..errors import DataError
-from .base import Task
+from zoo.errors import DataError
+from zoo.base.task import Task
 
 
 class Detection(Task):
@@ -36,7 +36,7 @@ class Detection(Task):
                                     f"pixels, got {b!r}")
 
     def prepare(self, model: Any, examples: Sequence[Any], categories: Any = None) -> bool:
-        from ..compose import replace_head
+        from zoo.build.compose import replace_head
 
         self.check_targets(examples)
         labels = list(categories or sorted({str(n) for ex in examples
@@ -48,7 +48,7 @@ class Detection(Task):
 
     def metrics(self, model: Any, examples: Sequence[Any], predictions: Sequence[dict],
                 categories: Any = None) -> dict[str, float]:
-        from .. import metrics
+        import zoo.metrics as metrics
 
         self.check_targets(examples)
         return metrics.detection_metrics([ex.targets for ex in examples], predictions,

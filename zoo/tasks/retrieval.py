@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-from ..errors import DataError, ZooError
-from .base import Task
+from zoo.errors import DataError, ZooError
+from zoo.base.task import Task
 
 
 class Retrieval(Task):
@@ -27,7 +27,7 @@ class Retrieval(Task):
 
     def metrics(self, model: Any, examples: Sequence[Any], predictions: Sequence[dict],
                 categories: Any = None) -> dict[str, float]:
-        from .. import metrics
+        import zoo.metrics as metrics
 
         mods = model.head.modalities
         require_pairs(examples, mods)
@@ -42,7 +42,7 @@ class Embedding(Retrieval):
 
     def prepare(self, model: Any, examples: Sequence[Any], categories: Any = None) -> bool:
         raise ZooError("an encoder-only model has no head to train; compose it into a task "
-                       "model (registry.toml or zoo.compose) first")
+                       "model (registry.toml or zoo.build.compose) first")
 
     def metrics(self, model: Any, examples: Sequence[Any], predictions: Sequence[dict],
                 categories: Any = None) -> dict[str, float]:

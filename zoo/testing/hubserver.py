@@ -308,7 +308,7 @@ def serve_in_thread(root: str | Path | None = None, *, token: str | None = None,
                     host: str = "127.0.0.1", port: int = 0) -> Any:
     """Start the server on a free loopback port in a background thread; the returned
     handle has ``url``, ``state`` and ``stop()`` (and works as a context manager)."""
-    from .._uvicorn import run_in_thread
+    from zoo.serve.uvicorn import run_in_thread
 
     state = HubState(Path(root or tempfile.mkdtemp(prefix="zoo-hub-")), token=token)
     handle = run_in_thread(create_app(state), host, port, lifespan="off")

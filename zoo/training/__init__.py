@@ -24,7 +24,7 @@ from typing import Any
 
 __all__ = ["TrainConfig", "train"]
 
-from .config import TrainConfig
+from zoo.training.config import TrainConfig
 
 
 def _seed_everything(seed: int) -> None:
@@ -45,12 +45,12 @@ def train(model: Any, train: Any, eval: Any = None, out: str | Path = "out", *,
     manifest, a COCO file or a list of examples); pick the best epoch on ``eval``; write
     the best model and the training record to ``out``. Options: see :class:`TrainConfig`.
     Returns ``{"best": metrics, "best_epoch": n, "out": path, ...}``."""
-    from .. import load
-    from ..registry import get_task
-    from .config import make_config
-    from .data import fit_task, pick_model, read_split
-    from .dist import Dist
-    from .loop import Run, begin_finetune, end_epoch, finish, last_epoch, start, train_epoch
+    from zoo.io.hub import load
+    from zoo.registry import get_task
+    from zoo.training.config import make_config
+    from zoo.training.data import fit_task, pick_model, read_split
+    from zoo.training.dist import Dist
+    from zoo.training.loop import Run, begin_finetune, end_epoch, finish, last_epoch, start, train_epoch
 
     cfg = make_config(options)
     dist = Dist.from_env()
@@ -65,7 +65,7 @@ def train(model: Any, train: Any, eval: Any = None, out: str | Path = "out", *,
         model = load(pick_model(model, train_ex, dist.main))
     model = fit_task(model, cfg.task, train_ex, cats)  # same seed: same head on every rank
     if cfg.adapter and not model.config.get("adapter"):
-        from ..adapters import add_lora
+        from zoo.build.adapters import add_lora
 
         add_lora(model, r=cfg.lora_r, alpha=cfg.lora_alpha, dropout=cfg.lora_dropout)
     run = start(Run(model=model, cfg=cfg, dist=dist, out=out, task=get_task(model.task),

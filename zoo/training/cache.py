@@ -11,8 +11,8 @@ from typing import Any, Sequence
 
 import torch
 
-from ..batch import Batch, ModalityBatch
-from ..encoders import EncoderOutput
+from zoo.base.batch import Batch, ModalityBatch
+from zoo.base.encoder import EncoderOutput
 
 __all__ = ["encode_all", "collate_cached", "predict_cached"]
 

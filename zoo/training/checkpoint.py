@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..errors import ZooError
+from zoo.errors import ZooError
 
 __all__ = ["save_state", "load_state"]
 

@@ -6,7 +6,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import ZooError
+from zoo.errors import ZooError
 
 __all__ = ["TrainConfig", "make_config", "as_record", "SCHEDULERS"]
 

@@ -9,7 +9,7 @@ from typing import Any, Sequence
 
 import torch
 
-from ..errors import DataError, ZooError
+from zoo.errors import DataError, ZooError
 
 __all__ = ["read_split", "fit_task", "frozen_modalities", "epoch_batches", "example_length",
            "group_by_length"]
@@ -19,8 +19,8 @@ def read_split(data: Any, what: str, on_bad_data: str, main: bool,
                columns: dict | None = None) -> tuple[list, Any]:
     """(examples, categories) of a split; bad examples fail, or are skipped with a warning
     that names each file:line."""
-    from ..data.check import example_problem
-    from ..evaluation import load_examples
+    from zoo.data.check import example_problem
+    from zoo.evaluation import load_examples
 
     errors: list[tuple[int, str]] = []  # (line, message), from parsing and from checks
     examples, cats, _ = load_examples(data, on_bad_data="skip", errors=errors,
@@ -52,8 +52,8 @@ def pick_model(name: Any, examples: Sequence[Any], main: bool) -> Any:
     text is in another language. Anything else is returned as it is."""
     import sys
 
-    from ..registry import get_registry
-    from ..registry.specs import split_tag
+    from zoo.registry import get_registry
+    from zoo.registry.specs import split_tag
 
     if not isinstance(name, str) or Path(name).exists():
         return name
@@ -68,7 +68,7 @@ def pick_model(name: Any, examples: Sequence[Any], main: bool) -> Any:
     enc = reg.resolved(spec, "encoders.text", "encoder", split_tag(text["name"])[0])
     if enc is None or not enc.languages:
         return name
-    from ..data.language import text_language
+    from zoo.data.language import text_language
 
     lang, share = text_language(ex.inputs["text"] for ex in examples
                                 if isinstance(ex.inputs.get("text"), str))
@@ -85,8 +85,8 @@ def pick_model(name: Any, examples: Sequence[Any], main: bool) -> Any:
 def fit_task(model: Any, task: str | None, examples: Sequence[Any], categories: Any) -> Any:
     """The model to train for ``task`` (None: the model's own), its head fitted to the
     data by the task. Only an aligned (retrieval) model changes task, and only when asked."""
-    from ..compose import classifier_from
-    from ..registry import get_task
+    from zoo.build.compose import classifier_from
+    from zoo.registry import get_task
 
     if task is not None and task != model.task:
         if not (model.task == "retrieval" and task == "classification"):

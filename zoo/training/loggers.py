@@ -11,8 +11,8 @@ import importlib.util
 from pathlib import Path
 from typing import Any
 
-from ..errors import ZooError
-from ..hookspecs import hookimpl
+from zoo.errors import ZooError
+from zoo.hookspecs import hookimpl
 
 __all__ = ["TensorBoardLogger", "open_loggers"]
 
@@ -69,13 +69,13 @@ def open_loggers(names: Any, out: Path, config: dict[str, Any], start_step: int)
     registered loggers (an unknown name, or tensorboard missing, is one line) or holds
     logger objects (anything with ``log(record)`` and ``close()``, e.g. ``zoo tune``'s
     pruner), used as they are."""
-    from ..registry import get_registry
+    from zoo.registry import get_registry
 
     if names == "auto":
         names = ["tensorboard"] if importlib.util.find_spec("tensorboard") else []
     elif isinstance(names, str):
         names = [names]
-    from ..registry.specs import resolve_import
+    from zoo.registry.specs import resolve_import
 
     loggers = []
     for name in names or []:

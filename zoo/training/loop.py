@@ -10,13 +10,13 @@ from typing import Any, Sequence
 
 import torch
 
-from .cache import collate_cached, predict_cached
-from .checkpoint import load_state, save_state
-from .config import as_record
-from .data import epoch_batches, example_length
-from .optim import autocast, precision_of
-from .run import Run
-from .stages import begin_finetune, configure, last_epoch, saved_stage, show_progress
+from zoo.training.cache import collate_cached, predict_cached
+from zoo.training.checkpoint import load_state, save_state
+from zoo.training.config import as_record
+from zoo.training.data import epoch_batches, example_length
+from zoo.training.optim import autocast, precision_of
+from zoo.training.run import Run
+from zoo.training.stages import begin_finetune, configure, last_epoch, saved_stage, show_progress
 
 __all__ = ["Run", "start", "train_epoch", "end_epoch", "finish", "begin_finetune",
            "last_epoch", "saved_stage"]
@@ -46,7 +46,7 @@ def start(run: Run, resume: bool) -> Run:
     elif dist.main:
         run.log_path.write_text("")
     if dist.main:
-        from .loggers import open_loggers
+        from zoo.training.loggers import open_loggers
 
         run.loggers = open_loggers(cfg.loggers, run.out, as_record(cfg),
                                    run.state["global_step"])
@@ -176,7 +176,7 @@ def _eval_loss(run: Run) -> float:
 
 def end_epoch(run: Run, epoch: int, t0: float) -> None:
     """Evaluate, keep the best model, log, save the resume state."""
-    from ..evaluation import EVAL_RESULTS
+    from zoo.evaluation import EVAL_RESULTS
 
     state, dist, task = run.state, run.dist, run.task
     losses = state["epoch_losses"]
@@ -223,8 +223,8 @@ def end_epoch(run: Run, epoch: int, t0: float) -> None:
 
 def finish(run: Run) -> dict[str, Any]:
     """Pictures, the training record and the card; returns the summary."""
-    from ..cards import write_card
-    from .plots import plot_curves
+    from zoo.io.card import write_card
+    from zoo.training.plots import plot_curves
 
     cfg, dist, out, state = run.cfg, run.dist, run.out, run.state
     if run.progress is not None:
@@ -243,7 +243,7 @@ def finish(run: Run) -> dict[str, Any]:
         history = [json.loads(line) for line in run.log_path.read_text().splitlines() if line]
         plot_curves(history, run.task.metric, out / "training_curves.png")
         if run.eval_ex is not None:
-            from .. import load
+            from zoo.io.hub import load
 
             run.say(f"report of the best model (epoch {state['best_epoch']})")
             preds = run.best_predictions
@@ -283,6 +283,6 @@ def _file_sha256(data: Any) -> str | None:
     """The content hash of a local data file (how the model card identifies it)."""
     if not isinstance(data, (str, Path)) or not Path(data).is_file():
         return None
-    from ..weights import sha256_file
+    from zoo.weights import sha256_file
 
     return sha256_file(Path(data))

@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-from .config import TrainConfig
+from zoo.training.config import TrainConfig
 
 __all__ = ["make_optimizer", "lr_factor", "precision_of", "autocast"]
 
@@ -51,7 +51,7 @@ def lr_factor(total: int, warmup: float, kind: str = "cosine") -> Any:
 
 def precision_of(cfg: TrainConfig, device: torch.device) -> str:
     """The precision a run uses: ``auto`` is bf16 on a CUDA GPU, fp32 elsewhere."""
-    from ..errors import ZooError
+    from zoo.errors import ZooError
 
     if cfg.precision == "auto":
         return "bf16" if device.type == "cuda" else "fp32"

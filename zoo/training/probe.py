@@ -19,8 +19,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .cache import collate_cached
-from .run import Run
+from zoo.training.cache import collate_cached
+from zoo.training.run import Run
 
 __all__ = ["LR_SCALE", "closed_form_start", "eligible", "fit_logistic"]
 
@@ -33,8 +33,8 @@ LR_SCALE = 1 / 3  # the epochs refine the fitted start (lr / 3 beat lr on val: b
 
 def eligible(model: Any) -> bool:
     """True when the fitted regression can be written exactly into fusion + head."""
-    from ..fusions.concat import ConcatMLP
-    from ..heads.classification import ClassificationHead
+    from zoo.fusions.concat import ConcatMLP
+    from zoo.heads.classification import ClassificationHead
 
     fusion, head = model.fusion, model.head
     # exact types: a subclass may compute something else around the MLP

@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .config import TrainConfig
-from .dist import Dist
+from zoo.training.config import TrainConfig
+from zoo.training.dist import Dist
 
 __all__ = ["Run"]
 

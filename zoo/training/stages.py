@@ -8,10 +8,10 @@ from pathlib import Path
 
 import torch
 
-from .cache import encode_all
-from .data import adapted, frozen_modalities
-from .optim import lr_factor, make_optimizer
-from .run import Run
+from zoo.training.cache import encode_all
+from zoo.training.data import adapted, frozen_modalities
+from zoo.training.optim import lr_factor, make_optimizer
+from zoo.training.run import Run
 
 __all__ = ["configure", "show_progress", "saved_stage", "stage_epochs", "last_epoch",
            "begin_finetune"]
@@ -45,7 +45,7 @@ def configure(run: Run, stage: str, fresh: bool = True) -> None:
             run.eval_cached = _encode(run, run.eval_ex, "cache eval features")
     run.opt = make_optimizer(model, cfg, finetune=stage == "finetune")
     if stage == "probe" and fresh:  # (a resumed run restores its weights and rates)
-        from .probe import LR_SCALE, closed_form_start
+        from zoo.training.probe import LR_SCALE, closed_form_start
 
         run.state["probe_init"] = closed_form_start(run)
         if run.state["probe_init"] is not None:  # the epochs refine the fitted start
@@ -128,7 +128,7 @@ def begin_finetune(run: Run) -> bool:
     run.say(f"probe eval {task.metric} {value:.4f} < {threshold}: fine-tuning "
             f"{', '.join(sorted(run.frozen))} for {n} epochs from the best probe (LP-FT; "
             f"finetune_epochs=0 / --finetune-epochs 0 keeps the probe)")
-    from .. import load
+    from zoo.io.hub import load
 
     run.dist.barrier()  # the best probe is on disk: fine-tune from it, not the last epoch
     if run.best_state is not None:  # in memory (the frozen encoders have not moved)

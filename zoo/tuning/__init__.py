@@ -29,9 +29,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
-from ..errors import ZooError
-from .space import check_fixed, default_space, parse_space, require_optuna
-from .trials import (PruningLogger, Search, best_number, clean_stale_stages, counts,
+from zoo.errors import ZooError
+from zoo.tuning.space import check_fixed, default_space, parse_space, require_optuna
+from zoo.tuning.trials import (PruningLogger, Search, best_number, clean_stale_stages, counts,
                      place_best, prune_folders, recover_stale_trials, run_trial)
 
 __all__ = ["tune", "PruningLogger", "recover_stale_trials"]
@@ -44,7 +44,7 @@ def _model_facts(model: Any) -> tuple[Any, str, bool, str]:
         cfg = json.loads((Path(model) / "config.json").read_text())
         encs = cfg.get("encoders") or {}
     elif isinstance(model, str) and not model.startswith("hf-hub:"):
-        from .. import model_info
+        from zoo.registry.listing import model_info
 
         info = model_info(model)
         if info.get("kind") != "model":
@@ -53,7 +53,7 @@ def _model_facts(model: Any) -> tuple[Any, str, bool, str]:
         return model, info["task"], bool(info.get("pretrained")), model
     else:
         if isinstance(model, str):
-            from .. import load
+            from zoo.io.hub import load
 
             model = load(model)
         cfg = getattr(model, "config", None) or {}
@@ -72,7 +72,7 @@ def _open_study(out: Path, storage: str | None, name: str, direction: str) -> tu
     url = storage or f"sqlite:///{(out / 'study.db').resolve()}"
     if "://" not in url:  # a plain path: an SQLite file
         url = f"sqlite:///{Path(url).resolve()}"
-    from .report import public_url
+    from zoo.tuning.report import public_url
 
     kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else None
     for attempt in range(3):  # workers starting together race to create the tables
@@ -100,7 +100,7 @@ def _check_same_search(study: Any, space: dict[str, Any], fixed: dict[str, Any],
                        out: Path, url: str) -> None:
     """A continued study must search the same space with the same fixed options (else its
     trials are not comparable), and one OUT folder holds one study's trials."""
-    from .report import public_url
+    from zoo.tuning.report import public_url
 
     rec = out / "tune.json"
     if rec.is_file():
@@ -126,8 +126,8 @@ def _check_same_search(study: Any, space: dict[str, Any], fixed: dict[str, Any],
 
 def _finish(search: Search, study: Any, meta: dict[str, Any]) -> dict[str, Any]:
     """OUT/best, tune.json and the pictures (in OUT and OUT/best), the card re-rendered."""
-    from ..cards import write_card
-    from .report import study_record, write_outputs
+    from zoo.io.card import write_card
+    from zoo.tuning.report import study_record, write_outputs
 
     if best_number(study) is None:
         raise ZooError(f"no trial of study {study.study_name!r} completed (all pruned or "
@@ -166,8 +166,8 @@ def tune(model: Any, train: Any, eval: Any, out: str | Path = "tune", *, trials:
     ``seed`` seeds only the sampler, so parallel workers may differ in it). ``trials``:
     finished trials wanted in the whole study (a rerun runs only the rest). Returns a summary:
     ``{"best": {"number", "value", "params"}, "out": OUT/best, "counts", ...}``."""
-    from ..registry import get_task
-    from .report import public_url, study_record
+    from zoo.registry import get_task
+    from zoo.tuning.report import public_url, study_record
 
     if eval is None:
         raise ZooError("zoo tune needs eval data (--eval): trials are compared on it")

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import ZooError
+from zoo.errors import ZooError
 
 __all__ = ["Param", "parse_param", "parse_space", "read_space", "default_space",
            "check_fixed", "parse_sets", "tunable_names", "require_optuna", "describe"]
@@ -45,7 +45,7 @@ def require_optuna() -> Any:
 def _fields() -> dict[str, str]:
     """TrainConfig field -> its annotation as written (``"int | None"``): read at call
     time, so options other modules add (``adapter``, ``lora_r``) are tunable at once."""
-    from ..training.config import TrainConfig
+    from zoo.training.config import TrainConfig
 
     return {f.name: str(f.type) for f in dataclasses.fields(TrainConfig)}
 
@@ -156,7 +156,7 @@ def _check_value(name: str, value: Any) -> None:
                        f"not {value!r}{hint}")
     if isinstance(value, float) and not math.isfinite(value):
         raise ZooError(f"{name}: {value!r} is not a finite number")
-    from ..training.config import make_config
+    from zoo.training.config import make_config
 
     try:  # the options' own checks (scheduler names, precision, ...), no torch involved
         make_config({name: value})

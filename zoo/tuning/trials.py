@@ -14,7 +14,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable
 
-from .space import Param
+from zoo.tuning.space import Param
 
 __all__ = ["PruningLogger", "Search", "recover_stale_trials", "run_trial", "prune_folders",
            "place_best", "clean_stale_stages", "counts", "best_number"]
@@ -173,7 +173,7 @@ def run_trial(search: Search, study: Any) -> None:
     """Ask, train, tell: one trial, its folder removed unless it is the best so far."""
     import optuna
 
-    from ..training import train
+    from zoo.training import train
 
     trial = study.ask()
     trial.set_user_attr("owner", _owner())
@@ -220,7 +220,7 @@ def place_best(search: Search, study: Any) -> str:
     """OUT/best holds the best trial's model: moved from its trial folder when that is
     here, else (its folder is on another machine) trained again from its parameters and
     the same seed. Returns how: "kept", "moved" or "retrained"."""
-    from ..training import train
+    from zoo.training import train
 
     best, dest = study.best_trial, search.out / "best"
     try:

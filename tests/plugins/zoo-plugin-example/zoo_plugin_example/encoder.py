@@ -1,6 +1,6 @@
 import torch
 
-from zoo.encoders import Encoder, EncoderOutput
+from zoo.base.encoder import Encoder, EncoderOutput
 
 
 class CharCounts(Encoder):

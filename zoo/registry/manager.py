@@ -20,11 +20,11 @@ from typing import Iterator
 
 import pluggy
 
-from . import hookspecs
-from .errors import PluginError
+import zoo.hookspecs as hookspecs
+from zoo.errors import PluginError
 
 __all__ = ["DEFAULT_PLUGINS", "CORE_DISTRIBUTION", "PluginInfo", "get_plugin_manager",
-           "plugin_infos", "reset", "strict", "lenient"]
+           "plugin_infos_raw", "reset", "strict", "lenient"]
 
 #: the core's own tasks, fusions and heads, registered exactly like external plugins
 DEFAULT_PLUGINS = ("zoo.tasks", "zoo.fusions", "zoo.heads", "zoo.training.loggers")
@@ -102,7 +102,7 @@ def get_plugin_manager() -> pluggy.PluginManager:
         return _pm
     pm = pluggy.PluginManager("zoo")
     pm.add_hookspecs(hookspecs)
-    from . import __version__
+    from zoo.version import __version__
 
     for modname in DEFAULT_PLUGINS:
         mod = importlib.import_module(modname)
@@ -140,23 +140,12 @@ def plugin_infos_raw() -> list[PluginInfo]:
     return list(_infos.values())
 
 
-def plugin_infos() -> list[PluginInfo]:
-    """Every plugin seen, after the registry has collected their registrations."""
-    from .registry import get_registry
-
-    get_registry()
-    return list(_infos.values())
-
-
 def info_for(plugin_name: str) -> PluginInfo:
     return _infos[plugin_name]
 
 
 def reset() -> None:
-    """Forget the plugin manager and the registry (tests, and after ``zoo install``)."""
+    """Forget the plugin manager (``zoo.registry.reset`` forgets the registry too)."""
     global _pm
     _pm = None
     _infos.clear()
-    from . import registry
-
-    registry.reset()

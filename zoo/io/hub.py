@@ -18,8 +18,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from .atomic import COMPLETE, STAGING, TRASH, fsync_tree, recover, roll_forward  # noqa: F401
-from .errors import LoadError, ZooError
+from zoo.io.atomic import COMPLETE, STAGING, TRASH, fsync_tree, recover, roll_forward  # noqa: F401
+from zoo.errors import LoadError, ZooError
 
 __all__ = ["save_pretrained", "load", "load_dir", "push_to_hub", "pull", "CONFIG_NAME",
            "WEIGHTS_NAME"]
@@ -39,8 +39,8 @@ def save_pretrained(model: Any, directory: str | Path, *, max_shard_size: str | 
     """
     from huggingface_hub import save_torch_state_dict
 
-    from . import __version__
-    from .weights import sha256_file
+    from zoo.version import __version__
+    from zoo.weights import sha256_file
 
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
@@ -49,7 +49,7 @@ def save_pretrained(model: Any, directory: str | Path, *, max_shard_size: str | 
     try:
         state = {k: _own_storage(v.detach().cpu()) for k, v in model.state_dict().items()}
         if model.config.get("adapter"):  # only what training changed: the base is pinned
-            from .adapters import adapter_keys
+            from zoo.build.adapters import adapter_keys
 
             state = {k: state[k] for k in adapter_keys(model, state)}
         with _quiet_hub():
@@ -74,7 +74,7 @@ def save_pretrained(model: Any, directory: str | Path, *, max_shard_size: str | 
             shutil.rmtree(tmp, ignore_errors=True)  # an error before the commit point
     model.config = {**model.component_config(), "zoo_version": config["zoo_version"],
                     "weights": config["weights"], "plugins": config["plugins"]}
-    from .cards import write_card
+    from zoo.io.card import write_card
 
     write_card(directory)  # reads training.json / eval_results.json when they are there
     return directory
@@ -129,7 +129,7 @@ def read_config(directory: Path) -> dict[str, Any]:
         raise LoadError(f"{path} is nested too deeply to be a zoo config") from None
     if not isinstance(config, dict):
         raise LoadError(f"{path} must hold a JSON object")
-    from .compose import FORMAT_VERSION
+    from zoo.build.compose import FORMAT_VERSION
 
     fmt = config.get("zoo_format")
     if fmt != FORMAT_VERSION:
@@ -139,7 +139,7 @@ def read_config(directory: Path) -> dict[str, Any]:
 
 
 def _check_weights(directory: Path, config: dict[str, Any]) -> None:
-    from .weights import sha256_file
+    from zoo.weights import sha256_file
 
     recorded = config.get("weights")
     if not isinstance(recorded, dict) or not recorded:
@@ -182,7 +182,7 @@ def load_dir(directory: str | Path, *, root: str | Path | None = None) -> Any:
     Nothing outside ``root`` (default: the folder itself) is read."""
     from safetensors.torch import load_file
 
-    from .from_config import build_from_config
+    from zoo.build.from_config import build_from_config
 
     directory = Path(directory)
     recover(directory)
@@ -194,13 +194,13 @@ def load_dir(directory: str | Path, *, root: str | Path | None = None) -> Any:
     _check_tree(directory, Path(root))
     config = read_config(directory)
     _check_weights(directory, config)
-    from ._init import skip_init
+    from zoo.build.init import skip_init
 
     with skip_init():  # every weight is overwritten by the strict load below
         model = build_from_config(config, directory / PREPROCESSOR_DIR)
     adapter = config.get("adapter")
     if adapter is not None:  # LoRA over a pinned base: the base weights, then LoRA layers
-        from .adapters import attach_for_load
+        from zoo.build.adapters import attach_for_load
 
         attach_for_load(model, adapter)
     try:
@@ -209,7 +209,7 @@ def load_dir(directory: str | Path, *, root: str | Path | None = None) -> Any:
         for name in sorted(config["weights"]):
             state.update(load_file(str(directory / name)))
         if adapter is not None:
-            from .adapters import check_keys
+            from zoo.build.adapters import check_keys
 
             check_keys(model, state)
         model.load_state_dict(state, strict=adapter is None)
@@ -242,7 +242,7 @@ def load(name_or_path: str | Path, *, revision: str | None = None) -> Any:
     if s.startswith((".", "/", "~")) or os.sep in s and not s.startswith("hf-hub:"):
         raise LoadError(f"no model folder at {s!r} (a folder with config.json, "
                         f"'hf-hub:org/name' or a registry name from `zoo list`)")
-    from .compose import create_model
+    from zoo.build.compose import create_model
 
     return create_model(s, pretrained=True)
 
@@ -307,7 +307,7 @@ def pull(repo_id: str, *, revision: str | None = None, token: str | None = None)
     after checking its file list; offline, only the cache is used."""
     from huggingface_hub import HfApi, snapshot_download
 
-    from .weights import offline
+    from zoo.weights import offline
 
     where = f"{repo_id}{'@' + revision if revision else ''}"
     timeout = hub_timeout()
@@ -363,7 +363,7 @@ def push_folder(directory: str | Path, repo_id: str, *, revision: str | None = N
     is given, then one ``upload_folder`` commit. The card is rendered for ``repo_id`` first."""
     from huggingface_hub import HfApi
 
-    from .cards import write_card
+    from zoo.io.card import write_card
 
     directory = Path(directory)
     recover(directory)

@@ -8,9 +8,9 @@ from collections import Counter
 from pathlib import Path
 from typing import Any, Sequence
 
-from ..errors import DataError
-from .check import example_problem
-from .manifest import MODALITY_KEYS
+from zoo.errors import DataError
+from zoo.data.check import example_problem
+from zoo.data.manifest import MODALITY_KEYS
 
 __all__ = ["check_manifest", "clean_manifest", "label_manifest", "export_feedback"]
 
@@ -39,7 +39,7 @@ def _records(path: Path, columns: dict[str, str] | None = None
             ok = isinstance(obj, dict)
             out.append((i, line, obj if ok else None, None if ok else "malformed JSON line"))
         return out
-    from .formats import read_any
+    from zoo.data.formats import read_any
 
     errors: list[tuple[int, str]] = []
     examples = read_any(path, columns=columns, on_bad_data="skip", errors=errors)[0]
@@ -207,15 +207,15 @@ def label_manifest(model: Any, data: str | Path, out: str | Path, *,
                    min_confidence: float = 0.0, batch_size: int = 32) -> dict[str, Any]:
     """Pseudo-label ``data`` with ``model``: confident items go to ``out`` with ``label`` and
     ``confidence``; the rest to ``<out stem>.review.jsonl`` for a person to check."""
-    from .. import load
-    from .manifest import read_manifest
+    from zoo.io.hub import load
+    from zoo.data.manifest import read_manifest
 
     if isinstance(model, (str, Path)):
         model = load(model)
     if model.task != "classification":
         raise DataError(f"pseudo-labelling needs a classification model, not {model.task}")
     data, out = Path(data), Path(out)
-    from .check import example_problem
+    from zoo.data.check import example_problem
 
     examples, unreadable = [], []
     for ex in read_manifest(data):
@@ -254,7 +254,7 @@ def label_manifest(model: Any, data: str | Path, out: str | Path, *,
 def export_feedback(db: str | Path, out: str | Path) -> dict[str, Any]:
     """One manifest line per feedback row: the input (base64 media written to files beside
     the manifest) with the correction as its target (``label`` or ``transcript``)."""
-    from ..serve import FeedbackStore
+    from zoo.serve.app import FeedbackStore
 
     if not Path(db).is_file():
         raise DataError(f"feedback database not found: {db}")

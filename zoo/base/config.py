@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from .errors import RegistryError
+from zoo.errors import RegistryError
 
 __all__ = ["FRAMEWORK_ARGS", "capture", "config_of", "check_json"]
 

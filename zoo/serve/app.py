@@ -18,10 +18,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .serve_inputs import (_PREDICT_BODY, _PREDICT_RESPONSES, BadInput, Limits, decode_input,
+from zoo.serve.inputs import (_PREDICT_BODY, _PREDICT_RESPONSES, BadInput, Limits, decode_input,
                            decode_inputs, json_depth, json_inputs)
-from .serve_batch import MicroBatcher
-from .serve_state import FeedbackStore, Metrics
+from zoo.serve.batch import MicroBatcher
+from zoo.serve.state import FeedbackStore, Metrics
 
 __all__ = ["create_app", "app_from_env", "FeedbackStore", "MicroBatcher", "decode_input",
            "Limits"]
@@ -50,21 +50,21 @@ def create_app(model: Any, *, feedback_db: str | Path = "feedback.db", max_batch
     ``X-API-Key: KEY``). ``/predict`` takes our JSON, KServe v1 ``instances``, the Hugging
     Face ``{"inputs": "text"}``, multipart form fields and raw image/audio bodies.
     ``runtime="onnx"`` runs a classification model's tensors in ONNX Runtime
-    (:mod:`zoo.serve_onnx`; a :class:`ZooError` if it cannot). ``mounts`` ({name: model})
+    (:mod:`zoo.serve.onnx`; a :class:`ZooError` if it cannot). ``mounts`` ({name: model})
     serves more models under ``/models/NAME/...`` in this process: adapters of one base
-    loaded here share the base's tensors (:mod:`zoo.adapters`)."""
+    loaded here share the base's tensors (:mod:`zoo.build.adapters`)."""
     import hmac
     from fastapi import FastAPI, Request
     from fastapi.responses import JSONResponse, PlainTextResponse
 
-    from . import __version__
-    from .errors import ZooError
+    from zoo.version import __version__
+    from zoo.errors import ZooError
 
     limits = limits or Limits.from_env()
     metrics = Metrics()
     runner = model  # what the batches run through: model.predict or the ONNX session's
     if runtime == "onnx":
-        from .serve_onnx import OnnxRunner
+        from zoo.serve.onnx import OnnxRunner
 
         runner = OnnxRunner(model)
     elif runtime != "torch":
@@ -79,7 +79,7 @@ def create_app(model: Any, *, feedback_db: str | Path = "feedback.db", max_batch
     batcher = lanes["text"]
     store = FeedbackStore(feedback_db)
     info = {**_model_info(model), "runtime": runtime}
-    from .registry import get_task
+    from zoo.registry import get_task
 
     required = get_task(model.task).requires
 
@@ -334,7 +334,7 @@ def check_modalities(model: Any, inputs: list[dict[str, Any]],
     no other (a BadInput naming the input otherwise). ``required``: the task's required
     modalities, when the caller has looked them up already."""
     if required is None:
-        from .registry import get_task
+        from zoo.registry import get_task
 
         required = get_task(model.task).requires
     for i, x in enumerate(inputs):
@@ -374,7 +374,7 @@ def app_from_env() -> Any:
     processes builds its own copy."""
     import os
 
-    from . import load
+    from zoo.io.hub import load
 
     spec = json.loads(os.environ["ZOO_SERVE_APP"])
     return create_app(load(spec["model"]), feedback_db=spec["feedback_db"],

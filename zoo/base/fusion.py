@@ -17,7 +17,7 @@ from typing import Any, Mapping
 import torch
 from torch import nn
 
-from ..encoders import EncoderOutput
+from zoo.base.encoder import EncoderOutput
 
 __all__ = ["Fusion", "Encoded"]
 

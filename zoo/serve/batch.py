@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from .serve_state import Metrics
+from zoo.serve.state import Metrics
 
 __all__ = ["MicroBatcher"]
 

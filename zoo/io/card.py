@@ -9,15 +9,15 @@ from typing import Any
 
 __all__ = ["render_card", "write_card", "pipeline_tag", "TEMPLATE"]
 
-TEMPLATE = Path(__file__).parent / "cards" / "model_card.md"
+TEMPLATE = Path(__file__).parent.parent / "cards" / "model_card.md"
 _METRIC_TYPES = {"f1_macro": "f1", "map_50": "map", "map_75": "map"}
 
 
 def _task(name: str) -> Any:
     """The registered task, or a bare Task when its plugin is not installed here."""
-    from .errors import ZooError
-    from .registry import get_task
-    from .tasks.base import Task
+    from zoo.errors import ZooError
+    from zoo.registry import get_task
+    from zoo.base.task import Task
 
     try:
         return get_task(name)
@@ -32,8 +32,8 @@ def pipeline_tag(task: str, modalities: list[str]) -> str | None:
 
 def _weights_info(config: dict[str, Any]) -> tuple[list[str], list[str], list[str]]:
     """(Hub ids of the base models, licences, weight tags) over every part with weights."""
-    from .errors import ZooError
-    from .registry import get_registry
+    from zoo.errors import ZooError
+    from zoo.registry import get_registry
 
     hub_ids, licenses, names = [], [], []
     parts = [*config["encoders"].values(), config.get("fusion"), config.get("head")]
@@ -123,7 +123,7 @@ def _tune_section(d: Path) -> dict[str, Any] | None:
     try:
         rec = json.loads((d / "tune.json").read_text())
         best, counts = rec["best"], rec.get("counts") or {}
-        from .tuning.space import describe
+        from zoo.tuning.space import describe
 
         space = [(n, describe(r), _short(best["params"].get(n, "-")))
                  for n, r in (rec.get("space") or {}).items()]
@@ -151,8 +151,8 @@ def _tune_section(d: Path) -> dict[str, Any] | None:
 def render_card(directory: str | Path, repo_id: str | None = None) -> str:
     from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
-    from .hub import read_config
-    from .plugins import CORE_DISTRIBUTION
+    from zoo.io.hub import read_config
+    from zoo.registry.manager import CORE_DISTRIBUTION
 
     d = Path(directory)
     config = read_config(d)

@@ -17,7 +17,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from .errors import ZooError
+from zoo.errors import ZooError
 
 __all__ = ["OnnxRunner", "RUNTIMES"]
 
@@ -68,7 +68,7 @@ def _digest(model: Any, keys: list[tuple[str, str]]) -> str:
     import onnx
     import torch
 
-    from . import __version__
+    from zoo.version import __version__
 
     h = hashlib.sha256()
     h.update(json.dumps([model.component_config(), keys, torch.__version__, onnx.__version__,
@@ -95,8 +95,8 @@ class OnnxRunner:
                            f"pip install onnxruntime onnx, or use --runtime torch") from None
         import torch
 
-        from .export import _Graph, onnx_export, onnx_names
-        from .weights import _cache_dir
+        from zoo.export import _Graph, onnx_export, onnx_names
+        from zoo.weights import _cache_dir
 
         if model.task != "classification" or model.head is None:
             raise _unsupported(f"its task is {model.task} (ONNX serving covers "

@@ -9,7 +9,7 @@ from typing import Any
 
 __all__ = ["write_card", "TEMPLATE"]
 
-TEMPLATE = Path(__file__).parent / "cards" / "pretrain_card.md"
+TEMPLATE = Path(__file__).parent.parent / "cards" / "pretrain_card.md"
 
 
 def _fmt(v: Any) -> str:

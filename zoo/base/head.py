@@ -1,8 +1,12 @@
 """The head contract: what turns fused (or encoded) features into a loss and task outputs.
 
-A head is built as ``factory(in_dim=int, **kwargs)`` after a fusion, or as
-``factory(inputs={modality: encoder description}, **kwargs)`` when the model has no fusion
-and the head reads encoder outputs itself (detection on feature maps, CTC on sequences).
+A head is built with one signature::
+
+    factory(in_dim=int | None, inputs={modality: encoder description}, **kwargs)
+
+``in_dim`` is the fusion's width (None when the model has no fusion and the head reads
+encoder outputs itself: detection on feature maps, CTC or tagging on sequences); ``inputs``
+describes every encoder (``dim``, ``outputs``, ...). Take the one you need and ``**_``.
 
 Per batch::
 
@@ -13,17 +17,23 @@ Per batch::
     results = head.decode(outputs, batch, **options)     # one dict per example
 
 ``decode`` returns what ``predict`` gives the user; its keys are the task's output schema
-(``Task.outputs``). ``decode_options`` names the keyword options ``predict`` may pass.
+(``Task.outputs``). ``batch.inputs`` holds the raw inputs and ``batch[m].word_ids`` the
+word of every token, so per-word and span tasks answer in words and characters.
+``decode_options`` names the keyword options ``predict`` may pass.
+
+Abilities the core uses, each a documented Protocol a head may implement:
+:class:`Labelled` (``labels``), :class:`Prompted` (label prompts read through an encoder),
+:class:`OpenVocabulary` (new labels at predict time).
 """
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping, Protocol, Sequence, runtime_checkable
 
 from torch import nn
 
-from ..errors import ZooError
+from zoo.errors import ZooError
 
-__all__ = ["Head"]
+__all__ = ["Head", "Labelled", "Prompted", "OpenVocabulary"]
 
 
 class Head(nn.Module):
@@ -58,3 +68,28 @@ class Head(nn.Module):
     def config(self) -> dict[str, Any]:
         """The kwargs it was built with (captured by the core)."""
         return dict(getattr(self, "_zoo_kwargs", {}))
+
+
+@runtime_checkable
+class Labelled(Protocol):
+    """A head that predicts from a fixed list of labels: ``model.labels``, config.json's
+    ``labels``, the card's label list, ``/feedback`` corrections checked against them."""
+
+    labels: Sequence[str]
+
+
+@runtime_checkable
+class Prompted(Protocol):
+    """A head whose labels are text prompts embedded by one of the model's encoders
+    (open-vocabulary detection): the model calls ``head(encoded, batch,
+    prompt_encoder=model.encoders[head.prompt_modality])``."""
+
+    prompt_modality: str | None
+
+
+@runtime_checkable
+class OpenVocabulary(Protocol):
+    """A head that takes new labels at predict time: ``predict(..., labels=[...])`` sets
+    ``active_labels`` for that call (and resets it to None after)."""
+
+    active_labels: list[str] | None

@@ -15,7 +15,7 @@ from __future__ import annotations
 import weakref
 from typing import Any, Iterable, Mapping
 
-from .errors import LoadError, ZooError
+from zoo.errors import LoadError, ZooError
 
 __all__ = ["add_lora", "adapter_keys", "attach_for_load", "check_keys", "is_adapter_key",
            "lora_targets"]
@@ -61,7 +61,7 @@ def add_lora(model: Any, *, r: int = 8, alpha: float | None = None, dropout: flo
              targets: Iterable[str] | None = None) -> dict[str, Any]:
     """Freeze the pretrained encoders of ``model`` and add LoRA layers to them (in place).
     Returns the adapter record, also stored as ``model.config["adapter"]``."""
-    from .plugin import has_weights, weights_info
+    from zoo.plugin import has_weights, weights_info
 
     if not isinstance(r, int) or r < 1:
         raise ZooError(f"--lora-r must be a whole number >= 1, not {r!r}")
@@ -130,9 +130,9 @@ def attach_for_load(model: Any, record: Any) -> None:
     """Rebuild a saved adapter model's base: each adapted encoder gets its pinned
     pretrained weights (shared with other models of the same base in this process), then
     the LoRA layers; the caller loads the saved tensors."""
-    from .compose import build_component
-    from .from_config import lookup_for_load
-    from .plugin import has_weights, weights_info
+    from zoo.build.compose import build_component
+    from zoo.build.from_config import lookup_for_load
+    from zoo.plugin import has_weights, weights_info
 
     if not isinstance(record, Mapping) or record.get("type") != _KIND:
         raise LoadError("config.json: 'adapter' must be an object with type 'lora'")

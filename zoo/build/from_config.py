@@ -8,9 +8,9 @@ import warnings
 from pathlib import Path
 from typing import Any, Mapping
 
-from .compose import FORMAT_VERSION, _compose, build_component
-from .errors import LoadError, RegistryError, ZooError
-from .registry import get_registry
+from zoo.build.compose import FORMAT_VERSION, _compose, build_component
+from zoo.errors import LoadError, RegistryError, ZooError
+from zoo.registry import get_registry
 
 __all__ = ["build_from_config", "lookup_for_load"]
 
@@ -20,7 +20,7 @@ _DIST_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
 
 def lookup_for_load(kind: str, entry: Mapping[str, Any], where: str) -> Any:
-    from .plugins import CORE_DISTRIBUTION
+    from zoo.registry.manager import CORE_DISTRIBUTION
 
     if not isinstance(entry, Mapping) or not isinstance(entry.get("name"), str):
         raise LoadError(f"config.json: {where} must be an object with a 'name'")
@@ -56,7 +56,7 @@ def _check_preprocessing(encoder: Any, assets: Path, modality: str) -> None:
     a silent mismatch (open_clip#1068) gives wrong predictions that look plausible."""
     import json
 
-    from .encoders import PREPROCESSOR_FILE
+    from zoo.base.encoder import PREPROCESSOR_FILE
 
     path = assets / PREPROCESSOR_FILE
     if not path.is_file():
@@ -99,7 +99,7 @@ def build_from_config(config: Mapping[str, Any], assets_root: Path | None) -> An
     lookup_for_load("task", {"name": config["task"], **provider}, "task")
     if not isinstance(config["encoders"], Mapping) or not config["encoders"]:
         raise LoadError("config.json: 'encoders' must be a non-empty object")
-    from .registry import MODALITIES
+    from zoo.registry import MODALITIES
 
     encoders, entries = {}, {}
     for m, entry in config["encoders"].items():

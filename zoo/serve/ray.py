@@ -4,7 +4,7 @@ in Python::
 
     import ray
     from ray import serve
-    from zoo.serve_ray import deployment
+    from zoo.serve.ray import deployment
 
     ray.init()                                   # or ray.init(address="ray://head:10001")
     serve.start(http_options={"host": "0.0.0.0", "port": 8000})
@@ -12,7 +12,7 @@ in Python::
 
 Each replica loads the model and batches concurrent requests with ``@serve.batch``;
 ``POST /predict`` takes the JSON shapes ``zoo serve`` takes (ours, KServe ``instances``,
-``{"inputs": "text"}``) within the same :class:`~zoo.serve_inputs.Limits` and answers the
+``{"inputs": "text"}``) within the same :class:`~zoo.serve.inputs.Limits` and answers the
 same outputs; ``GET /health``. Ray is imported only here (``pip install "ray[serve]"``).
 """
 from __future__ import annotations
@@ -20,8 +20,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from .errors import ZooError
-from .serve_inputs import Limits
+from zoo.errors import ZooError
+from zoo.serve.inputs import Limits
 
 __all__ = ["deployment"]
 
@@ -43,9 +43,9 @@ def deployment(model: str, *, replicas: int = 2, max_batch: int = 32,
     @serve.deployment(num_replicas=replicas, ray_actor_options={"num_cpus": cpus_per_replica})
     class ZooReplica:
         def __init__(self, source: str, limits: dict[str, Any], key: str | None) -> None:
-            import zoo
+            from zoo.io.hub import load as zoo_load
 
-            self.model = zoo.load(source)
+            self.model = zoo_load(source)
             self.limits = Limits(**limits)
             self.key = key.encode() if key else None
 
@@ -67,8 +67,8 @@ def deployment(model: str, *, replicas: int = 2, max_batch: int = 32,
             import hmac
             import json
 
-            from .serve import _jsonable, check_modalities, client_error
-            from .serve_inputs import BadInput, decode_inputs, json_inputs
+            from zoo.serve.app import _jsonable, check_modalities, client_error
+            from zoo.serve.inputs import BadInput, decode_inputs, json_inputs
 
             def bad(status: int, msg: str) -> Any:
                 return JSONResponse({"error": msg}, status_code=status)
@@ -77,7 +77,7 @@ def deployment(model: str, *, replicas: int = 2, max_batch: int = 32,
             if path.endswith("/health"):
                 return {"status": "ok"}
             if self.key is not None:
-                from .serve import _authorized
+                from zoo.serve.app import _authorized
 
                 if not _authorized(request.headers, self.key, hmac):
                     return bad(401, "missing or wrong API key")

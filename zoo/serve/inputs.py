@@ -46,16 +46,16 @@ class Limits:
             try:
                 values[f.name] = type(f.default)(float(raw))
             except (TypeError, ValueError):
-                from .errors import ZooError
+                from zoo.errors import ZooError
 
                 raise ZooError(f"serving limit {f.name} must be a number, got {raw!r}") from None
             if values[f.name] <= 0:
-                from .errors import ZooError
+                from zoo.errors import ZooError
 
                 raise ZooError(f"serving limit {f.name} must be positive, got {raw!r}")
         unknown = set(overrides) - {f.name for f in fields(cls)}
         if unknown:
-            from .errors import ZooError
+            from zoo.errors import ZooError
 
             raise ZooError(f"unknown serving limit(s) {sorted(unknown)} (known: "
                            f"{', '.join(f.name for f in fields(cls))})")

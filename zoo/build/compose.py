@@ -1,5 +1,5 @@
 """Building models: from a registry name (``create_model``), from components
-(``compose``); ``zoo.from_config`` rebuilds one from a saved config.
+(``compose``); ``zoo.build.from_config`` rebuilds one from a saved config.
 
 Every component is built through :func:`build_component`, which captures the JSON
 arguments it was built with (its config), and checks what it built against what was
@@ -10,9 +10,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from ._config import capture, config_of
-from .errors import RegistryError, UnknownNameError, ZooError
-from .registry import ComponentSpec, ModelSpec, get_registry, split_tag
+from zoo.base.config import capture, config_of
+from zoo.errors import RegistryError, UnknownNameError, ZooError
+from zoo.registry import ComponentSpec, ModelSpec, get_registry, split_tag
 
 __all__ = ["create_model", "compose", "build_component", "encoder_ref", "with_encoders",
            "replace_head", "classifier_from", "FORMAT_VERSION"]
@@ -103,7 +103,7 @@ def _load_part_weights(model: Any, refs: Mapping[str, Any], pretrained: bool) ->
     """Pretrained weights of the fusion and head (``pretrained = "tag"`` in their entries):
     loaded when the model is built pretrained and recorded as the part's ``weights`` in
     config.json."""
-    from .plugin import load_weights
+    from zoo.plugin import load_weights
 
     for part in ("fusion", "head"):
         ref, module = refs.get(part), getattr(model, part)
@@ -121,7 +121,7 @@ def _load_part_weights(model: Any, refs: Mapping[str, Any], pretrained: bool) ->
 def _compose(name: str, task: str, encoders: dict[str, Any], enc_entries: dict[str, Any],
              fusion_ref: Mapping[str, Any] | None, head_ref: Mapping[str, Any] | None,
              description: str = "") -> Any:
-    from .model import ZooModel
+    from zoo.model import ZooModel
 
     reg = get_registry()
     tspec = reg.task(task)
@@ -162,7 +162,7 @@ def create_model(name: str, pretrained: bool = False, **overrides: Any) -> Any:
     reg = get_registry()
     kind, spec = reg.find(name)
     if kind == "encoder":  # overrides are the encoder factory's kwargs (timm style)
-        from ._config import check_json
+        from zoo.base.config import check_json
 
         try:
             check_json(overrides, f"create_model({name!r}) kwargs")
@@ -222,7 +222,7 @@ def compose(task: str, encoders: Mapping[str, Any], head: Any, fusion: Any = Non
         compose("classification", {"text": "bert-tiny", "image": "timm-tiny"},
                 head={"name": "classification", "labels": ["a", "b"]}, fusion="gated")
     """
-    from .registry import check_model, parse_model_spec
+    from zoo.registry import check_model, parse_model_spec
 
     raw = {"task": task, "encoders": dict(encoders), "head": head}
     if fusion is not None:
@@ -316,7 +316,7 @@ def with_encoders(model: str, encoders: Mapping[str, str], *, seed: int = 0) -> 
 def replace_head(model: Any, **head_kwargs: Any) -> None:
     """Rebuild the head with new kwargs (new labels from a training set): a fresh head on
     the same encoders and fusion."""
-    from .from_config import lookup_for_load
+    from zoo.build.from_config import lookup_for_load
 
     cfg = model.config["head"]
     hspec = lookup_for_load("head", cfg, "head")
