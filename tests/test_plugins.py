@@ -58,7 +58,8 @@ def test_strict_mode_makes_a_broken_plugin_fatal(installed_test_plugins):
 def test_zoo_plugins_env_limits_what_loads(installed_test_plugins):
     env = plugin_env(installed_test_plugins, "zoo-plugin-example", ZOO_PLUGINS="text_hf,example")
     names = {r["name"] for r in zoo_json("plugins", "--json", env=env)}
-    assert names == {"zoo.tasks", "zoo.fusions", "zoo.heads", "zoo.training.loggers", "text_hf",
+    assert names == {"zoo.modalities", "zoo.tasks", "zoo.fusions", "zoo.heads",
+                     "zoo.training.loggers", "text_hf",
                      "example"}
     listed = {r["name"] for r in zoo_json("list", "--json", env=env)}
     assert "minilm-l6" in listed and "char-clf" in listed

@@ -26,6 +26,7 @@ def load_examples(data: Any, *, on_bad_data: str = "fail",
     return read_any(data, columns=columns, on_bad_data=on_bad_data, errors=errors)
 
 
+
 def metrics_for(task: str, model: Any, examples: Sequence[Any],
                 preds: Sequence[dict[str, Any]], categories: Sequence[str] | None
                 ) -> dict[str, float]:

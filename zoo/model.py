@@ -5,13 +5,18 @@ The data path reads in one direction::
     inputs (list of dicts) --preprocess--> batch --encoders--> EncoderOutput per modality
         --fusion--> (B, D) --head--> logits --decode--> task outputs
 
-Heads that read encoder outputs themselves (detection on feature maps, CTC on sequences)
-are composed without a fusion and receive the encoded batch.
+Heads that read encoder outputs themselves (detection on feature maps, CTC or tagging on
+sequences) are composed without a fusion and receive the encoded batch.
 
-An input dict holds raw values under modality keys (``"text"``, ``"image"``, ``"audio"``);
-target keys of the registered tasks (``"label"``, ...) and ``"id"`` are ignored, any other
-key is an error (a typo would otherwise drop an input silently). An example may lack some of the
-model's modalities; the fusion's missing-modality policy covers it.
+An input dict holds raw values under modality keys; the keys of the model's task targets
+and ``"id"`` are ignored, any other key is an error (a typo would otherwise drop an input
+silently). An example may lack some of the model's modalities; the fusion's
+missing-modality policy covers it.
+
+This module knows no registry, file or network: the model is built by :mod:`zoo.build`
+(which hands it its :class:`zoo.plugin.Task`) and persisted by :mod:`zoo.io`; its
+``save_pretrained`` / ``push_to_hub`` reach persistence through :func:`persistence`, a
+late-bound lookup, so the import graph stays one-way.
 """
 from __future__ import annotations
 
@@ -24,32 +29,34 @@ import torch
 from torch import nn
 
 from zoo.base.batch import Batch, ModalityBatch
-from zoo.base.encoder import Encoder, EncoderOutput
+from zoo.base.config import config_of
+from zoo.base.encoder import WORD_IDS, Encoder, EncoderOutput
 from zoo.errors import DataError
 
-__all__ = ["ZooModel"]
+__all__ = ["ZooModel", "persistence"]
 
 
-def _ignored_keys() -> set[str]:
-    """Keys an input may carry besides modalities: ids and every task's target keys."""
-    from zoo.registry import get_registry
+def persistence() -> Any:
+    """The persistence layer (:mod:`zoo.io.hub`), looked up when a model is saved or
+    pushed: it sits above this module, which therefore never imports it."""
+    import importlib
 
-    reg = get_registry()
-    if reg.ignored_keys is None:
-        reg.ignored_keys = {"id"} | {k for t in reg.all("task") for k in t.targets}
-    return reg.ignored_keys
+    return importlib.import_module("zoo.io.hub")
 
 
 class ZooModel(nn.Module):
-    """A zoo model. ``config`` is what ``config.json`` holds (names, providers, kwargs)."""
+    """A zoo model. ``config`` is what ``config.json`` holds (names, providers, kwargs);
+    ``task_impl`` is the registered :class:`zoo.plugin.Task` it serves."""
 
     def __init__(self, config: dict[str, Any], encoders: Mapping[str, Encoder],
-                 fusion: nn.Module | None = None, head: nn.Module | None = None) -> None:
+                 fusion: nn.Module | None = None, head: nn.Module | None = None,
+                 task: Any = None) -> None:
         super().__init__()
         self.config = config
         self.encoders = nn.ModuleDict(dict(encoders))
         self.fusion = fusion
         self.head = head
+        self.task_impl = task
 
     # ---- facts ----------------------------------------------------------------------
     @property
@@ -74,14 +81,8 @@ class ZooModel(nn.Module):
                 f"fusion={fusion.get('name')}, head={head.get('name')}, params={n:,})")
 
     # ---- the data path --------------------------------------------------------------
-    def preprocess(self, inputs: Sequence[Mapping[str, Any]]) -> Batch:
-        """Raw inputs -> a batch: per modality, the indices that have it and its tensors."""
-        if isinstance(inputs, Mapping):
-            inputs = [inputs]
-        if not inputs:
-            raise DataError("no inputs given: pass a list of dicts such as "
-                            f"[{{{self.modalities[0]!r}: ...}}]")
-        ignored = _ignored_keys()
+    def _check_inputs(self, inputs: Sequence[Any]) -> None:
+        ignored = {"id", *getattr(self.task_impl, "targets", ())}
         for i, x in enumerate(inputs):
             if not isinstance(x, Mapping):
                 raise DataError(f"input {i}: expected a dict of modality -> value, got "
@@ -93,18 +94,30 @@ class ZooModel(nn.Module):
             if not any(x.get(m) is not None for m in self.encoders):
                 raise DataError(f"input {i} has none of this model's modalities "
                                 f"({', '.join(self.modalities)})")
-        batch = Batch(size=len(inputs))
+
+    def preprocess(self, inputs: Sequence[Mapping[str, Any]]) -> Batch:
+        """Raw inputs -> a batch: per modality, the indices that have it, its tensors and
+        (text) the word of every token; the raw inputs ride along for ``decode``."""
+        if isinstance(inputs, Mapping):
+            inputs = [inputs]
+        if not inputs:
+            raise DataError("no inputs given: pass a list of dicts such as "
+                            f"[{{{self.modalities[0]!r}: ...}}]")
+        self._check_inputs(inputs)
+        batch = Batch(size=len(inputs), inputs=list(inputs))
         for m, enc in self.encoders.items():
             idx = [i for i, x in enumerate(inputs) if x.get(m) is not None]
             if not idx:
                 continue
             try:
-                tensors = enc.preprocess([inputs[i][m] for i in idx])
+                tensors = dict(enc.preprocess([inputs[i][m] for i in idx]))
             except DataError:
                 raise
             except Exception as e:  # a corrupt file: say which input, keep it one line
                 raise DataError(f"{m} input could not be read: {type(e).__name__}: {e}") from e
-            batch.modalities[m] = ModalityBatch(torch.tensor(idx, dtype=torch.long), tensors)
+            words = tensors.pop(WORD_IDS, None)
+            batch.modalities[m] = ModalityBatch(torch.tensor(idx, dtype=torch.long), tensors,
+                                                words)
         return batch
 
     @property
@@ -121,7 +134,10 @@ class ZooModel(nn.Module):
                 part = batch[m]
                 inputs = {k: v.to(device) if torch.is_tensor(v) else v
                           for k, v in part.tensors.items()}
-                out[m] = (enc(**inputs), part.index.to(device))
+                encoded = enc(**inputs)
+                if part.word_ids is not None:
+                    encoded.word_ids = part.word_ids.to(device)
+                out[m] = (encoded, part.index.to(device))
         return out
 
     def forward(self, batch: Batch, encoded: Mapping[str, Any] | None = None) -> Any:
@@ -134,14 +150,14 @@ class ZooModel(nn.Module):
         """Fusion and head on encoder outputs (computed now, or cached by the trainer)."""
         if self.fusion is not None:
             return self.head(self.fusion(encoded, batch.size))  # fused: (B, D)
-        if getattr(self.head, "uses_text_encoder", False):  # labels are text prompts
-            return self.head(encoded, batch, text_encoder=self.encoders["text"])
+        prompt = getattr(self.head, "prompt_modality", None)  # labels are prompts (Prompted)
+        if prompt:
+            return self.head(encoded, batch, prompt_encoder=self.encoders[prompt])
         return self.head(encoded, batch)
 
     def loss(self, outputs: Any, targets: Sequence[Mapping[str, Any]],
              batch: Batch) -> torch.Tensor:
-        """The head's loss for ``targets`` (one dict per example: ``label``, ``boxes`` +
-        ``labels``, ``transcript``)."""
+        """The head's loss for ``targets`` (one dict per example, the task's target keys)."""
         return self.head.loss(outputs, self.head.encode_targets(targets, batch))
 
     @torch.inference_mode()
@@ -160,38 +176,15 @@ class ZooModel(nn.Module):
         finally:
             self.train(was_training)
 
-    @torch.inference_mode()
     def zero_shot(self, inputs: Sequence[Mapping[str, Any]], labels: Sequence[str],
                   template: str = "{}", batch_size: int = 32) -> list[dict[str, Any]]:
-        """Choose among text ``labels`` (prompts) for each input, by similarity in the
-        aligned space of a pretrained (task ``retrieval``) model."""
-        from zoo.errors import ZooError
-
-        if self.task != "retrieval" or "text" not in self.encoders:
-            raise ZooError("zero-shot classification needs a model aligned with text "
-                           "(`zoo pretrain --encoders image=...,text=...`)")
-        if not labels:
-            raise ZooError("zero_shot needs labels=[...] (text prompts)")
-        other = next(m for m in self.head.modalities if m != "text")
-        prompts = [{"text": template.format(label)} for label in labels]
+        """Choose among text ``labels`` for each input without training, where the task
+        can (models aligned with text by ``zoo pretrain``)."""
         was = self.training
         self.eval()
         try:
-            t = torch.cat([self.head.project("text", out.pooled) for chunk in
-                           _chunks(prompts, batch_size) for out, _ in
-                           [self.encode(self.preprocess(chunk))["text"]]])  # (C, dim)
-            results: list[dict[str, Any]] = []
-            for chunk in _chunks(inputs, batch_size):
-                if any(x.get(other) is None for x in chunk):
-                    raise DataError(f"zero-shot inputs need {other!r}")
-                out, _ = self.encode(self.preprocess([{other: x[other]} for x in chunk]))[other]
-                sims = self.head.logit_scale.exp() * self.head.project(other, out.pooled) @ t.T
-                probs = sims.softmax(-1).tolist()
-                for p in probs:
-                    best = max(range(len(p)), key=p.__getitem__)
-                    results.append({"label": str(labels[best]), "score": p[best],
-                                    "scores": dict(zip(map(str, labels), p))})
-            return results
+            with torch.inference_mode():
+                return self.task_impl.zero_shot(self, inputs, labels, template, batch_size)
         finally:
             self.train(was)
 
@@ -202,27 +195,17 @@ class ZooModel(nn.Module):
         detection ``boxes/labels/scores``, asr ``text``)."""
         if isinstance(inputs, Mapping):
             inputs = [inputs]
-        if self.head is not None and hasattr(self.head, "check_decode_kwargs"):
-            self.head.check_decode_kwargs(decode_kwargs)
         if self.head is None:  # an encoder-only model predicts its embeddings
-            emb = self.embed(inputs, batch_size)
-            counters = {m: 0 for m in emb}
-            out = []
-            for x in inputs:
-                row = {}
-                for m in emb:
-                    if x.get(m) is not None:
-                        row[m] = emb[m][counters[m]].tolist()
-                        counters[m] += 1
-                out.append({"embedding": row})
-            return out
+            return self._embeddings(inputs, batch_size)
+        if hasattr(self.head, "check_decode_kwargs"):
+            self.head.check_decode_kwargs(decode_kwargs)
         self._warn_if_untrained()
-        # open-vocabulary heads (active_labels) take new label prompts at predict time
+        # open-vocabulary heads (OpenVocabulary) take new label prompts at predict time
         open_labels = (decode_kwargs.pop("labels", None)
                        if hasattr(self.head, "active_labels") else None)
         was_training = self.training
         self.eval()
-        if open_labels is not None:  # open-vocabulary detection: new text prompts
+        if open_labels is not None:
             self.head.active_labels = [str(x) for x in open_labels]
         try:
             results: list[dict[str, Any]] = []
@@ -234,6 +217,21 @@ class ZooModel(nn.Module):
             self.train(was_training)
             if open_labels is not None:
                 self.head.active_labels = None
+
+    def _embeddings(self, inputs: Sequence[Mapping[str, Any]], batch_size: int
+                    ) -> list[dict[str, Any]]:
+        emb = self.embed(inputs, batch_size)
+        key = (getattr(self.task_impl, "outputs", None) or ("embedding",))[0]
+        counters = {m: 0 for m in emb}
+        out = []
+        for x in inputs:
+            row = {}
+            for m in emb:
+                if x.get(m) is not None:
+                    row[m] = emb[m][counters[m]].tolist()
+                    counters[m] += 1
+            out.append({key: row})
+        return out
 
     def _warn_if_untrained(self) -> None:
         """Once per model: a head (or fusion) that never saw training predicts noise."""
@@ -256,8 +254,6 @@ class ZooModel(nn.Module):
     # ---- saving ---------------------------------------------------------------------
     def component_config(self) -> dict[str, Any]:
         """config.json's content for the model as it is now (labels may have changed)."""
-        from zoo.base.config import config_of
-
         cfg = copy.deepcopy(self.config)
         for m, enc in self.encoders.items():
             cfg["encoders"][m]["kwargs"] = config_of(enc, f"encoder {m}")
@@ -270,14 +266,13 @@ class ZooModel(nn.Module):
         return cfg
 
     def save_pretrained(self, directory: str | Path, **kwargs: Any) -> Path:
-        from zoo.io.hub import save_pretrained
-
-        return save_pretrained(self, directory, **kwargs)
+        """Save config.json, weights, preprocessor files and the card into ``directory``
+        (atomically; see :func:`zoo.io.hub.save_pretrained`)."""
+        return persistence().save_pretrained(self, directory, **kwargs)
 
     def push_to_hub(self, repo_id: str, **kwargs: Any) -> str:
-        from zoo.io.hub import push_to_hub
-
-        return push_to_hub(self, repo_id, **kwargs)
+        """Publish the model to the Hub in one commit (see :func:`zoo.io.hub.push_to_hub`)."""
+        return persistence().push_to_hub(self, repo_id, **kwargs)
 
 
 def _chunks(items: Sequence[Any], n: int) -> Iterable[Sequence[Any]]:

@@ -1,55 +1,78 @@
 """The public API for plugin authors: everything a zoo plugin imports comes from here.
 
-Registration modules import only ``hookimpl`` (cheap: no torch). Factory modules import the
-base classes, which bring torch with them, when a model is built::
+Registration modules import only ``hookimpl`` (cheap: no torch) and declare the plugin
+contract they were written for; factory modules import the base classes, which bring torch
+with them, when a model is built::
 
     from zoo.plugin import hookimpl                      # my_plugin/__init__.py
+    zoo_contract = 2
     from zoo.plugin import Encoder, EncoderOutput        # my_plugin/encoder.py
 
-- ``hookimpl``: the marker for hook implementations (see docs/plugins.md for the hooks).
-- ``Encoder``, ``EncoderOutput``, ``sequence_output``: encoders and their output contract.
+- ``hookimpl``: the marker for hook implementations (see docs/plugins.md for the hooks);
+  ``CONTRACT``: the plugin contract this zoo implements (declare ``zoo_contract``).
+- ``Modality``: the modality contract (reading, limits, checks, serving of one input kind).
+- ``Encoder``, ``EncoderOutput``, ``sequence_output``, ``WORD_IDS``: encoders and their
+  output contract (``WORD_IDS``: the preprocessing key for each token's word).
 - ``Fusion``, ``Encoded``: fusion base class (optional) and what fusions receive.
-- ``Head``: the head contract (``encode_targets``, ``loss``, ``decode``).
-- ``Task``: the task contract (targets, metrics, head fitting, card and serving facts).
+- ``Head``: the head contract (``encode_targets``, ``loss``, ``decode``), and the Protocols
+  of head abilities the core uses: ``Labelled``, ``Prompted``, ``OpenVocabulary``.
+- ``Task``, ``Probe``: the task contract (targets checked one example at a time, metrics,
+  head fitting, corrections, pseudo-labels, data formats, card and serving facts) and what
+  a task's closed-form probe start receives.
 - ``Objective``: the self-supervised pretraining contract (``register_objectives``).
 - ``Batch``, ``ModalityBatch``: the typed batch heads without a fusion receive.
 - ``Example``: one example of a data set (``inputs``, ``targets``, ``line``).
 - ``weights_path(tag)``, ``load_weights(module, tag)``, ``has_weights(tag)``,
   ``weights_info(tag)``: pretrained weights, resolved, sha256-checked and key-mapped by the
   core; ``weights_info`` gives the registered record (sources, sha256, licence).
-- ``replace_head(model, **kwargs)``: rebuild a model's head (a task fitting new labels).
-- ``offline()``: whether the network is off (``HF_HUB_OFFLINE=1``).
-- ``read_image(value)``: a path, PIL image or array -> an RGB PIL image (or a DataError).
-- ``ZooError``, ``DataError``: errors shown to the user as one line.
+- ``replace_head(model, **kwargs)``: rebuild a model's head (a task fitting new labels);
+  ``classifier_from(model, modalities)``: a classifier on some of a model's encoders.
+- ``offline()``: whether the network is off (``HF_HUB_OFFLINE=1``, or a saved model being
+  rebuilt from its config).
+- ``read_image(value)``, ``read_audio(value, rate=None)``, ``word_spans(text)``: how zoo's
+  own modalities read an image, audio, and the words of a text.
+- ``ZooError``, ``DataError``, ``RequestError``: errors shown to the user as one line
+  (``RequestError`` carries the HTTP status of a serving request it refuses).
 """
 from __future__ import annotations
 
 from typing import Any
 
-from zoo.errors import DataError, ZooError
-from zoo.hookspecs import hookimpl
+from zoo.errors import DataError, RequestError, ZooError
+from zoo.hookspecs import CONTRACT, hookimpl
 
-__all__ = ["hookimpl", "Encoder", "EncoderOutput", "sequence_output", "Fusion", "Encoded",
-           "Head", "Task", "Objective", "Batch", "ModalityBatch", "Example", "weights_path",
-           "load_weights", "has_weights", "weights_info", "replace_head", "read_image", "offline",
-           "ZooError", "DataError"]
+__all__ = ["hookimpl", "CONTRACT", "Modality", "Encoder", "EncoderOutput", "sequence_output",
+           "WORD_IDS", "Fusion", "Encoded", "Head", "Labelled", "Prompted", "OpenVocabulary",
+           "Task", "Probe", "Objective", "Batch", "ModalityBatch", "Example", "weights_path",
+           "load_weights", "has_weights", "weights_info", "replace_head", "classifier_from",
+           "read_image", "read_audio", "word_spans", "offline", "ZooError", "DataError",
+           "RequestError"]
 
 # name -> (module, attribute): imported on first access, so `from zoo.plugin import
 # hookimpl` in a registration module never imports torch
 _LAZY = {
+    "Modality": ("zoo.base.modality", "Modality"),
     "Encoder": ("zoo.base.encoder", "Encoder"),
     "EncoderOutput": ("zoo.base.encoder", "EncoderOutput"),
     "sequence_output": ("zoo.base.encoder", "sequence_output"),
+    "WORD_IDS": ("zoo.base.encoder", "WORD_IDS"),
     "Fusion": ("zoo.base.fusion", "Fusion"),
     "Encoded": ("zoo.base.fusion", "Encoded"),
     "Head": ("zoo.base.head", "Head"),
+    "Labelled": ("zoo.base.head", "Labelled"),
+    "Prompted": ("zoo.base.head", "Prompted"),
+    "OpenVocabulary": ("zoo.base.head", "OpenVocabulary"),
     "Task": ("zoo.base.task", "Task"),
+    "Probe": ("zoo.base.task", "Probe"),
     "Objective": ("zoo.base.objective", "Objective"),
     "Batch": ("zoo.base.batch", "Batch"),
     "ModalityBatch": ("zoo.base.batch", "ModalityBatch"),
-    "Example": ("zoo.data.manifest", "Example"),
+    "Example": ("zoo.base.example", "Example"),
     "replace_head": ("zoo.build.compose", "replace_head"),
+    "classifier_from": ("zoo.build.compose", "classifier_from"),
     "read_image": ("zoo.modalities.image", "read_image"),
+    "read_audio": ("zoo.modalities.audio", "read_audio"),
+    "word_spans": ("zoo.modalities.text", "word_spans"),
 }
 
 
@@ -69,7 +92,9 @@ def __dir__() -> list[str]:
 
 
 def offline() -> bool:
-    """True when ``HF_HUB_OFFLINE`` is set: nothing may touch the network."""
+    """True when nothing may touch the network: ``HF_HUB_OFFLINE`` is set, or a saved model
+    is being rebuilt from its config (pass ``local_files_only=True`` to Hugging Face
+    libraries then)."""
     from zoo.weights import offline as _offline
 
     return _offline()

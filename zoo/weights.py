@@ -11,21 +11,43 @@ error lists each one tried, why it failed and how to get it.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.util
 import json
 import os
+from contextvars import ContextVar
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping
 
 from zoo.errors import WeightsError
 from zoo.registry import WeightSpec
 
-__all__ = ["resolve", "sha256_file", "remap_by_order", "load_checkpoint", "offline"]
+__all__ = ["resolve", "sha256_file", "remap_by_order", "load_checkpoint", "offline",
+           "offline_scope"]
+
+#: set inside ``offline_scope()``: this thread (or task) may not reach the network, whatever
+#: HF_HUB_OFFLINE says (a context variable: other threads serving requests are untouched)
+_FORCED_OFFLINE: ContextVar[bool] = ContextVar("zoo_forced_offline", default=False)
 
 
 def offline() -> bool:
-    return os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on")
+    """True when nothing may touch the network: ``HF_HUB_OFFLINE`` is set, or the caller is
+    inside :func:`offline_scope` (rebuilding a saved model from its config)."""
+    return _FORCED_OFFLINE.get() or \
+        os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on")
+
+
+@contextlib.contextmanager
+def offline_scope() -> Iterator[None]:
+    """Within: :func:`offline` is True for this thread / task only. Components built here
+    pass ``local_files_only`` to Hugging Face libraries (they ask ``zoo.plugin.offline()``),
+    so a config.json can never make a load reach the network or send the user's token."""
+    token = _FORCED_OFFLINE.set(True)
+    try:
+        yield
+    finally:
+        _FORCED_OFFLINE.reset(token)
 
 
 def _cache_dir() -> Path:

@@ -22,10 +22,15 @@ from typing import Any, Sequence
 import torch
 from torch import nn
 
-__all__ = ["EncoderOutput", "Encoder", "PREPROCESSOR_FILE", "sequence_output"]
+__all__ = ["EncoderOutput", "Encoder", "PREPROCESSOR_FILE", "WORD_IDS", "sequence_output"]
 
 #: Written by every encoder into its assets folder: the settings its preprocessing uses.
 PREPROCESSOR_FILE = "preprocessing.json"
+#: A key ``preprocess`` may return beside its tensors: (B, T) long, the word (a
+#: whitespace-separated piece of the text, see ``zoo.plugin.word_spans``) each token of the
+#: sequence output belongs to, -1 for special tokens and padding. The model keeps it out of
+#: ``forward`` and hands it to heads as ``EncoderOutput.word_ids`` / ``batch[m].word_ids``.
+WORD_IDS = "word_ids"
 
 
 @dataclass
@@ -42,6 +47,9 @@ class EncoderOutput:
     # input is taken to be the original size.
     image_sizes: torch.Tensor | None = None
     input_size: tuple[int, int] | None = None
+    # sequence encoders of words (text): (B, T) long, the word each step of ``sequence``
+    # belongs to (-1: none); set by the model from the encoder's preprocessing
+    word_ids: torch.Tensor | None = None
 
 
 class Encoder(nn.Module):

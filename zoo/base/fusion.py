@@ -8,7 +8,7 @@ out_dim). Subclassing :class:`Fusion` is optional and gives the helpers below.
 Null embeddings (concat-mlp, gated): an absent modality's pooled vector is replaced by a
 learned vector of that modality, so the model still predicts and training can teach it what
 "absent" means. Only fusions that call :meth:`Fusion.add_null_embeddings` own these
-parameters.
+parameters; without them :meth:`Fusion.pooled` puts zeros in an absent modality's place.
 """
 from __future__ import annotations
 
@@ -42,10 +42,12 @@ class Fusion(nn.Module):
             {m: nn.Parameter(torch.zeros(self.in_dims[m])) for m in self.modalities})
 
     def pooled(self, encoded: Encoded, batch_size: int) -> dict[str, torch.Tensor]:
-        """Every modality's (B, D_m) pooled vectors, null embeddings where missing."""
+        """Every modality's (B, D_m) pooled vectors; where an example lacks a modality, its
+        null embedding (after :meth:`add_null_embeddings`), else zeros."""
         out = {}
+        nulls = getattr(self, "null", None)
         for m in self.modalities:
-            null = self.null[m].unsqueeze(0).expand(batch_size, -1)  # (B, D_m)
+            null = self._absent(nulls, m, encoded).unsqueeze(0).expand(batch_size, -1)
             if m not in encoded:
                 out[m] = null
                 continue
@@ -55,6 +57,16 @@ class Fusion(nn.Module):
             else:
                 out[m] = null.index_copy(0, index, enc.pooled.to(null.dtype))
         return out
+
+    def _absent(self, nulls: Any, m: str, encoded: Encoded) -> torch.Tensor:
+        """(D_m,): what stands in for modality ``m`` where an example lacks it."""
+        if nulls is not None:
+            return nulls[m]
+        ref = next((enc.pooled for enc, _ in encoded.values() if enc.pooled is not None), None)
+        device = ref.device if ref is not None else next(
+            (p.device for p in self.parameters()), torch.device("cpu"))
+        dtype = ref.dtype if ref is not None else torch.float32
+        return torch.zeros(self.in_dims[m], device=device, dtype=dtype)
 
     def config(self) -> dict[str, Any]:
         """The kwargs it was built with (captured by the core)."""

@@ -38,6 +38,9 @@ class Modality:
     #: serving: a request goes to the batching lane of its costliest modality, so cheap
     #: requests never wait behind slow ones (text 0, image 1, audio 2)
     cost: ClassVar[int] = 0
+    #: values differ in length and a batch pads them to its longest (text, audio): serving
+    #: sorts a batch by ``length`` into chunks, so short ones are not padded to long ones
+    variable_length: ClassVar[bool] = False
     #: training: batch examples of similar ``length`` by default (less padding)
     group_by_length: ClassVar[bool] = False
     #: what an encoder's ``preprocess`` makes of it has fixed-rank tensors an exported
@@ -46,6 +49,9 @@ class Modality:
     #: serving limits this modality enforces: name -> default (``ZOO_SERVE_<NAME>``,
     #: ``zoo serve --limit NAME=VALUE``); ``from_request`` reads them from ``limits``
     limits: ClassVar[Mapping[str, float]] = {}
+    #: CSV / TSV cells of its columns are read as numbers when they all are (tabular);
+    #: False keeps them strings (text, paths)
+    typed_cells: ClassVar[bool] = False
     #: how the model card shows one input of this modality in its usage snippet
     card_example: ClassVar[str] = '"...": "..."'
 
@@ -64,7 +70,7 @@ class Modality:
         None when the row has none. ``column`` as in :meth:`columns`."""
         cols = self.columns(column)
         value = row.get(cols[0]) if len(cols) == 1 else {c: row.get(c) for c in cols}
-        return None if value in (None, "") else value
+        return None if value is None or (isinstance(value, str) and value == "") else value
 
     def from_data(self, value: Any, root: Path | None, where: str) -> Any:
         """A value read from a data file -> the input value (``root``: the file's folder,

@@ -152,6 +152,14 @@ class Task:
         to start at random."""
         return None
 
+    def convert(self, model: Any, task: str, examples: Sequence[Any]) -> Any:
+        """``zoo train --task TASK`` on a model of this task: the model to train for
+        ``task`` instead (an aligned model seeds a classifier). Refused by default."""
+        from zoo.errors import ZooError
+
+        raise ZooError(f"this is a {self.name} model; it cannot be trained for {task!r} "
+                       f"(compose a {task} model from its encoders instead)")
+
     # ---- evaluation ---------------------------------------------------------------------
     def metrics(self, model: Any, examples: Sequence[Any], predictions: Sequence[dict],
                 categories: Any = None) -> dict[str, float]:

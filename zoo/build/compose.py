@@ -12,7 +12,7 @@ from typing import Any, Mapping, Sequence
 
 from zoo.base.config import capture, config_of
 from zoo.errors import RegistryError, UnknownNameError, ZooError
-from zoo.registry import ComponentSpec, ModelSpec, get_registry, split_tag
+from zoo.registry import ComponentSpec, ModelSpec, get_registry, get_task, split_tag
 
 __all__ = ["create_model", "compose", "build_component", "encoder_ref", "with_encoders",
            "replace_head", "classifier_from", "FORMAT_VERSION"]
@@ -30,6 +30,8 @@ def _what(spec: ComponentSpec) -> str:
 def build_component(spec: ComponentSpec, *, check: bool = True, **kwargs: Any) -> Any:
     """Call ``spec``'s factory with its defaults and ``kwargs``; capture the config; check
     the result against the registration."""
+    if spec.kind == "head":  # pass only the framework arguments the factory names
+        kwargs = _accepted(spec, kwargs, ("in_dim", "inputs"))
     try:
         built = spec.build(**kwargs)
     except TypeError as e:
@@ -38,6 +40,25 @@ def build_component(spec: ComponentSpec, *, check: bool = True, **kwargs: Any) -
     if check:
         _check_built(spec, built, user_kwargs=kwargs)
     return built
+
+
+def _accepted(spec: ComponentSpec, kwargs: dict[str, Any], framework: tuple[str, ...]
+              ) -> dict[str, Any]:
+    """``kwargs`` without the framework arguments the factory takes neither by name nor
+    through ``**kwargs`` (a head after a fusion needs ``in_dim`` alone, a head on encoder
+    outputs ``inputs`` alone: both are offered, each takes what it names)."""
+    import inspect
+
+    from zoo.registry import resolve_import
+
+    fn = resolve_import(spec.factory)
+    try:
+        params = inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return kwargs
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return kwargs
+    return {k: v for k, v in kwargs.items() if k not in framework or k in params}
 
 
 def _check_built(spec: ComponentSpec, built: Any, user_kwargs: Mapping[str, Any]) -> None:
@@ -140,16 +161,17 @@ def _compose(name: str, task: str, encoders: dict[str, Any], enc_entries: dict[s
         head = build_component(hspec, **_head_inputs(encoders, fusion), **_split_ref(head_ref))
         config["head"] = {"name": hspec.name, **_provider(hspec), "weights": None,
                           "kwargs": config_of(head, _what(hspec))}
-    model = ZooModel(config, encoders, fusion, head)
+    model = ZooModel(config, encoders, fusion, head, task=get_task(tspec.qualified_name))
     model.config = model.component_config()
     model.eval()
     return model
 
 
 def _head_inputs(encoders: Mapping[str, Any], fusion: Any) -> dict[str, Any]:
-    if fusion is not None:
-        return {"in_dim": fusion.out_dim}
-    return {"inputs": {m: e.describe() for m, e in encoders.items()}}
+    """The head factory's framework arguments (one signature for every head): the
+    fusion's width (None without a fusion) and every encoder's description."""
+    return {"in_dim": fusion.out_dim if fusion is not None else None,
+            "inputs": {m: e.describe() for m, e in encoders.items()}}
 
 
 def create_model(name: str, pretrained: bool = False, **overrides: Any) -> Any:

@@ -11,6 +11,7 @@ from typing import Any, Mapping
 from zoo.build.compose import FORMAT_VERSION, _compose, build_component
 from zoo.errors import LoadError, RegistryError, ZooError
 from zoo.registry import get_registry
+from zoo.weights import offline_scope
 
 __all__ = ["build_from_config", "lookup_for_load"]
 
@@ -99,13 +100,14 @@ def build_from_config(config: Mapping[str, Any], assets_root: Path | None) -> An
     lookup_for_load("task", {"name": config["task"], **provider}, "task")
     if not isinstance(config["encoders"], Mapping) or not config["encoders"]:
         raise LoadError("config.json: 'encoders' must be a non-empty object")
-    from zoo.registry import MODALITIES
+    from zoo.registry.specs import NAME_RE
 
     encoders, entries = {}, {}
     for m, entry in config["encoders"].items():
-        if m not in MODALITIES:  # it names a folder under preprocessor/: never a path
-            raise LoadError(f"config.json: encoders has key {str(m)[:40]!r}; modalities are "
-                            f"{', '.join(MODALITIES)}")
+        # it names a folder under preprocessor/: a plain name, never a path
+        if not isinstance(m, str) or not NAME_RE.match(m) or not get_registry().has("modality", m):
+            raise LoadError(f"config.json: encoders has key {str(m)[:40]!r}, which no installed "
+                            f"plugin registers as a modality (see `zoo list --kind modality`)")
         espec = lookup_for_load("encoder", entry, f"encoders.{m}")
         if espec.modality != m:
             raise LoadError(f"config.json: encoders.{m} names {espec.name!r}, a "
@@ -116,7 +118,7 @@ def build_from_config(config: Mapping[str, Any], assets_root: Path | None) -> An
         _no_locations(kwargs, f"encoders.{m}.kwargs")
         assets = assets_root / m if assets_root is not None else None
         try:
-            with offline_build():  # an "hf-hub:" kwarg may be provenance, never a download
+            with offline_scope():  # an "hf-hub:" kwarg may be provenance, never a download
                 encoders[m] = build_component(espec, check=False, pretrained=False,
                                               weights=None,
                                               assets_dir=str(assets) if assets else None,
@@ -152,34 +154,6 @@ def build_from_config(config: Mapping[str, Any], assets_root: Path | None) -> An
 
 #: a saved model is rebuilt from its own folder only: kwargs naming another place are refused
 _LOCATION_PREFIXES = ("local-dir:", "file:", "http://", "https://", "s3://", "gs://")
-
-
-class offline_build:
-    """Within: Hugging Face libraries act offline (HF_HUB_OFFLINE), so a config.json can
-    never make a load reach the network or send the user's token; restored after."""
-
-    def __enter__(self) -> None:
-        import os
-        import sys
-
-        self.env = os.environ.get("HF_HUB_OFFLINE")
-        os.environ["HF_HUB_OFFLINE"] = "1"
-        consts = sys.modules.get("huggingface_hub.constants")
-        self.const = getattr(consts, "HF_HUB_OFFLINE", None) if consts else None
-        if consts is not None:
-            consts.HF_HUB_OFFLINE = True
-
-    def __exit__(self, *exc: Any) -> None:
-        import os
-        import sys
-
-        if self.env is None:
-            os.environ.pop("HF_HUB_OFFLINE", None)
-        else:
-            os.environ["HF_HUB_OFFLINE"] = self.env
-        consts = sys.modules.get("huggingface_hub.constants")
-        if consts is not None and self.const is not None:
-            consts.HF_HUB_OFFLINE = self.const
 
 
 def _no_locations(value: Any, where: str, depth: int = 0) -> None:

@@ -1,6 +1,7 @@
 """Commands for publishing, serving, data and export: push, pull, card, serve, data, export."""
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -190,13 +191,16 @@ _COLUMN = click.option("--column", "column", multiple=True, metavar="KEY=NAME",
 @click.option("--labels", help="Comma-separated allowed labels (others are reported).")
 @click.option("--plot", type=click.Path(dir_okay=False), help="PNG of the label distribution.")
 @click.option("--json", "as_json", is_flag=True)
+@click.option("--task", help="The task whose targets to check [the one whose target keys the "
+                             "data holds] (zoo list --kind task).")
 @_COLUMN
 def data_check(manifest: str, labels: str | None, plot: str | None, as_json: bool,
-               column: tuple[str, ...]) -> None:
-    """Report missing or corrupt files, empty texts, unknown labels, duplicates, class
-    balance, image sizes, audio durations and sample rates. MANIFEST is any data zoo
-    reads (JSONL, CSV/TSV, Parquet, an ImageFolder tree, an audiofolder, a datasets
-    folder). Exits 1 when it finds problems (the report is printed either way)."""
+               column: tuple[str, ...], task: str | None) -> None:
+    """Report unusable inputs (missing or corrupt files, empty texts), bad targets
+    (unknown labels, malformed boxes), duplicates, and what the good rows hold (class
+    balance, image sizes, audio durations). MANIFEST is any data zoo reads (JSONL,
+    CSV/TSV, Parquet, an ImageFolder tree, an audiofolder, a datasets folder). Exits 1
+    when it finds problems (the report is printed either way)."""
     from zoo.datatools import check_manifest
     from zoo.cli.model_cmds import _columns
 
@@ -205,7 +209,7 @@ def data_check(manifest: str, labels: str | None, plot: str | None, as_json: boo
     default_plot = (src.with_suffix(".labels.png") if src.is_file()
                     else src.parent / f"{src.name}.labels.png")
     r = check_manifest(manifest, labels=allowed, plot=plot or str(default_plot),
-                       columns=_columns(column))
+                       columns=_columns(column), task=task)
     _report_check(r, as_json)
     if r["problems"]:
         sys.exit(1)
@@ -221,14 +225,17 @@ def _report_check(r: dict, as_json: bool) -> None:
         click.echo(f"  line {p['line']}: {p['problem']}")
     if len(r["problems"]) > 20:
         click.echo(f"  ... {len(r['problems']) - 20} more (--json for all)")
+    if r["task"]:
+        click.echo(f"targets of a {r['task']} task")
     if r["labels"]:
         click.echo(_table([[k, str(v)] for k, v in r["labels"].items()], ["LABEL", "COUNT"]))
-    if r["image_sizes"]:
-        click.echo("image sizes: " + ", ".join(f"{k} ({v})" for k, v in r["image_sizes"].items()))
-    if r["audio"]:
-        a = r["audio"]
-        click.echo(f"audio: {a['n']} files, {a['min_s']}-{a['max_s']} s (median "
-                   f"{a['median_s']} s), rates {a['sample_rates']}")
+    for key, value in r["targets"].items():
+        if key != "labels":
+            click.echo(f"{key}: {json.dumps(value)}")
+    for modality, stats in r["inputs"].items():
+        if stats:
+            click.echo(f"{modality}: " + ", ".join(f"{k} {json.dumps(v)}"
+                                                   for k, v in stats.items()))
     if r.get("plot"):
         click.echo(f"label distribution: {r['plot']}")
 
@@ -263,11 +270,13 @@ def data_label(model: str, data_path: str, out: str, min_confidence: float) -> N
 @data.command("from-feedback")
 @click.argument("db", type=click.Path(exists=True, dir_okay=False))
 @click.option("--out", required=True, type=click.Path(dir_okay=False))
-def data_from_feedback(db: str, out: str) -> None:
+@click.option("--task", help="Read bare corrections of rows from before zoo 0.2 as this "
+                             "task's target (zoo list --kind task).")
+def data_from_feedback(db: str, out: str, task: str | None) -> None:
     """Export feedback corrections as a training manifest (one line per feedback row)."""
     from zoo.datatools import export_feedback
 
-    _echo_json(export_feedback(db, out))
+    _echo_json(export_feedback(db, out, task=task))
 
 
 @cli.command("export")

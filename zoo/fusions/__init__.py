@@ -6,7 +6,9 @@ renormalises its weights over the modalities present.
 """
 from __future__ import annotations
 
-from zoo.hookspecs import hookimpl
+from zoo.plugin import hookimpl
+
+zoo_contract = 2  # the plugin contract this module is written for
 
 
 @hookimpl

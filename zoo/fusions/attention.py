@@ -12,7 +12,7 @@ from typing import Any, Mapping
 import torch
 from torch import nn
 
-from zoo.base.fusion import Encoded, Fusion
+from zoo.plugin import Encoded, Fusion
 
 
 class CrossAttentionFusion(Fusion):

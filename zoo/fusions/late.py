@@ -12,8 +12,8 @@ from typing import Any, Mapping
 import torch
 from torch import nn
 
-from zoo.errors import ZooError
-from zoo.base.fusion import Encoded, Fusion
+from zoo.plugin import ZooError
+from zoo.plugin import Encoded, Fusion
 
 
 class LateFusion(Fusion):

@@ -14,8 +14,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from zoo.errors import DataError, ZooError
-from zoo.base.head import Head
+from zoo.plugin import DataError, ZooError
+from zoo.plugin import Head
 
 __all__ = ["CTCHead", "normalize_text", "DEFAULT_VOCABULARY"]
 

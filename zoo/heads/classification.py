@@ -6,10 +6,10 @@ from typing import Any, Sequence
 import torch
 from torch import nn
 
-from zoo.base.head import Head
+from zoo.plugin import Head
 from torch.nn import functional as F
 
-from zoo.errors import DataError, ZooError
+from zoo.plugin import DataError, ZooError
 
 
 class ClassificationHead(Head):

@@ -20,8 +20,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from zoo.errors import DataError, ZooError
-from zoo.base.head import Head
+from zoo.plugin import DataError, ZooError
+from zoo.plugin import Head
 
 __all__ = ["DetectionHead", "FPN"]
 
@@ -98,8 +98,10 @@ class DetectionHead(Head):
         self.ranges = list(zip(edges[:-1], edges[1:]))
 
     @property
-    def uses_text_encoder(self) -> bool:
-        return self.text_prompts
+    def prompt_modality(self) -> str | None:
+        """Prompted: with ``text_prompts`` the labels are text, embedded by the model's
+        text encoder."""
+        return "text" if self.text_prompts else None
 
     # ---- forward --------------------------------------------------------------------
     def _points(self, shapes: Sequence[tuple[int, int]], device: torch.device
@@ -117,18 +119,22 @@ class DetectionHead(Head):
 
     def class_embeddings(self, text_encoder: Any) -> torch.Tensor:
         labels = self.active_labels or self.labels
-        prompts = [self.prompt_template.format(label) for label in labels]
+        # a plain substitution, never str.format: config.json is untrusted, and a format
+        # spec ("{0:>400000000}") or attribute access ("{0.__class__}") must do nothing
+        prompts = [self.prompt_template.replace("{}", str(label)) for label in labels]
         device = next(text_encoder.parameters()).device
-        batch = {k: v.to(device) for k, v in text_encoder.preprocess(prompts).items()}
+        tensors = dict(text_encoder.preprocess(prompts))
+        tensors.pop("word_ids", None)  # the model's business, not the encoder's forward
+        batch = {k: v.to(device) for k, v in tensors.items()}
         return F.normalize(text_encoder(**batch).pooled, dim=-1)  # (C, D_text)
 
     def forward(self, encoded: Mapping[str, Any], batch: Mapping[str, Any],
-                text_encoder: Any = None) -> dict[str, Any]:
+                prompt_encoder: Any = None) -> dict[str, Any]:
         if "image" not in encoded or encoded["image"][1].numel() != batch.size:
             raise DataError("detection needs an image in every input")
         out, _ = encoded["image"]
         feats = self.fpn(out.features)
-        class_emb = self.class_embeddings(text_encoder) if self.text_prompts else None
+        class_emb = self.class_embeddings(prompt_encoder) if self.text_prompts else None
         cls, reg, ctr = [], [], []
         for lvl, f in enumerate(feats):
             c, r = self.cls_tower(f), self.reg_tower(f)

@@ -2,7 +2,7 @@
 plugin's (no torch, PIL or soundfile imported here)."""
 from __future__ import annotations
 
-from zoo.hookspecs import hookimpl
+from zoo.plugin import hookimpl
 
 zoo_contract = 2
 

@@ -7,8 +7,7 @@ from __future__ import annotations
 import io
 from typing import Any, Sequence
 
-from zoo.base.modality import Modality
-from zoo.errors import DataError, RequestError
+from zoo.plugin import DataError, Modality, RequestError
 
 __all__ = ["Audio", "read_audio"]
 
@@ -63,6 +62,7 @@ class Audio(Modality):
     media_types = ("audio/",)
     cost = 2
     group_by_length = True
+    variable_length = True
     limits = {"max_audio_seconds": 120.0, "min_sample_rate": 4000,
               "max_sample_rate": 192000, "max_audio_channels": 8}
     card_example = '"audio": "speech.wav"'

@@ -6,8 +6,7 @@ from __future__ import annotations
 import io
 from typing import Any, Sequence
 
-from zoo.base.modality import Modality
-from zoo.errors import DataError, RequestError
+from zoo.plugin import DataError, Modality, RequestError
 
 __all__ = ["Image", "read_image"]
 

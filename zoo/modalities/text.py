@@ -5,8 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any, Sequence
 
-from zoo.base.modality import Modality
-from zoo.errors import RequestError
+from zoo.plugin import Modality, RequestError
 
 __all__ = ["Text", "word_spans"]
 
@@ -21,12 +20,14 @@ def word_spans(text: str) -> list[tuple[int, int]]:
 
 class Text(Modality):
     plain_string = True
+    variable_length = True
+    exportable = True  # token ids and masks: (B, T) with a dynamic T
     limits = {"max_text_chars": 100_000}
     card_example = '"text": "..."'
 
     def from_data(self, value: Any, root: Any, where: str) -> Any:
         if not isinstance(value, str):
-            from zoo.errors import DataError
+            from zoo.plugin import DataError
 
             raise DataError(f"{where}: 'text' must be a string, got {type(value).__name__}")
         return value

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import threading
 import tomllib
 import warnings
 from pathlib import Path
@@ -17,13 +18,15 @@ from typing import Any, Callable, Iterable, Mapping
 
 from zoo.base.config import check_json
 from zoo.errors import PluginError, RegistryError
-from zoo.registry.specs import (CONTRACTS, MODALITIES, NAME_RE, ComponentSpec, LoggerSpec, ModelSpec,
-                    ObjectiveSpec, TaskSpec, WeightSpec, parse_model_spec, split_tag)
-from zoo.registry.store import Registry
+from zoo.hookspecs import Factory
 from zoo.registry import manager
+from zoo.registry.specs import (CONTRACTS, NAME_RE, ComponentSpec, LoggerSpec, ModalitySpec,
+                                ModelSpec, ObjectiveSpec, TaskSpec, WeightSpec,
+                                parse_model_spec, split_tag)
+from zoo.registry.store import Registry
 from zoo.registry.validate import UnresolvedError, check_model
 
-__all__ = ["get_registry", "reset", "registry_files", "HOOK_ORDER", "plugin_infos"]
+__all__ = ["get_registry", "reset", "registry_files", "HOOK_ORDER", "plugin_infos", "Registrar"]
 
 
 def _name_ok(name: Any, what: str) -> str:
@@ -54,72 +57,89 @@ def _defaults(defaults: Mapping[str, Any] | None, what: str) -> dict[str, Any]:
     return dict(defaults or {})
 
 
-def make_callbacks(pending: list[tuple[str, Any]], plugin: str, dist: str, version: str
-                   ) -> dict[str, Callable[..., None]]:
-    """hook name -> the ``register`` callback for one plugin (collects into ``pending``)."""
-    common = {"plugin": plugin, "distribution": dist, "version": version}
+class Registrar:
+    """The ``register`` callbacks one plugin's hooks receive, collecting into ``pending``.
+    Each method's signature is exactly its type in :mod:`zoo.hookspecs` (``encoder`` is
+    a :class:`~zoo.hookspecs.RegisterEncoder`, ...; a test checks it)."""
 
-    def encoder(name: str, factory: str | Callable, *, modality: str, outputs: Iterable[str],
-                dim: int | None = None, description: str = "",
+    def __init__(self, pending: list[tuple[str, Any]], plugin: str, dist: str, version: str,
+                 modalities: Iterable[str]) -> None:
+        self.pending = pending
+        self.common = {"plugin": plugin, "distribution": dist, "version": version}
+        self.plugin = plugin
+        self.known_modalities = modalities  # what register_modalities collected
+
+    def _modality_ok(self, modality: Any, what: str) -> str:
+        known = list(self.known_modalities)
+        if modality not in known:
+            raise RegistryError(f"{what}: modality {modality!r} is not registered (registered: "
+                                f"{', '.join(known) or 'none'}; a plugin adds one with "
+                                f"register_modalities)")
+        return modality
+
+    def modality(self, name: str, factory: Factory, *, description: str = "") -> None:
+        what = f"modality {_name_ok(name, 'modality')!r}"
+        self.pending.append(("modality", ModalitySpec(
+            name=name, factory=_factory_ok(factory, what), description=description,
+            **self.common)))
+
+    def encoder(self, name: str, factory: Factory, *, modality: str,
+                outputs: Iterable[str], dim: int | None = None, description: str = "",
                 defaults: Mapping[str, Any] | None = None, weights: str | None = None,
                 tasks: Iterable[str] = (), languages: Iterable[str] = ()) -> None:
         what = f"encoder {_name_ok(name, 'encoder')!r}"
-        if modality not in MODALITIES:
-            raise RegistryError(f"{what}: modality {modality!r} is not one of "
-                                f"{', '.join(MODALITIES)}")
+        self._modality_ok(modality, what)
         if dim is not None and (not isinstance(dim, int) or dim <= 0):
             raise RegistryError(f"{what}: dim must be a positive int or None, got {dim!r}")
-        pending.append(("encoder", ComponentSpec(
+        self.pending.append(("encoder", ComponentSpec(
             name=name, kind="encoder", factory=_factory_ok(factory, what), modality=modality,
             outputs=_tuple(outputs, f"{what} outputs", CONTRACTS[:3]), dim=dim,
             description=description, defaults=_defaults(defaults, what), weights=weights,
             tasks=_tuple(tasks, "tasks"), languages=_tuple(languages, f"{what} languages"),
-            **common)))
+            **self.common)))
 
-    def fusion(name: str, factory: str | Callable, *, accepts: Iterable[str],
+    def fusion(self, name: str, factory: Factory, *, accepts: Iterable[str],
                description: str = "", defaults: Mapping[str, Any] | None = None) -> None:
         what = f"fusion {_name_ok(name, 'fusion')!r}"
-        pending.append(("fusion", ComponentSpec(
+        self.pending.append(("fusion", ComponentSpec(
             name=name, kind="fusion", factory=_factory_ok(factory, what),
             accepts=_tuple(accepts, f"{what} accepts", CONTRACTS[:3]),
-            description=description, defaults=_defaults(defaults, what), **common)))
+            description=description, defaults=_defaults(defaults, what), **self.common)))
 
-    def head(name: str, factory: str | Callable, *, tasks: Iterable[str],
+    def head(self, name: str, factory: Factory, *, tasks: Iterable[str],
              accepts: Iterable[str] = ("fused",), description: str = "",
              defaults: Mapping[str, Any] | None = None) -> None:
         what = f"head {_name_ok(name, 'head')!r}"
-        pending.append(("head", ComponentSpec(
+        self.pending.append(("head", ComponentSpec(
             name=name, kind="head", factory=_factory_ok(factory, what),
             tasks=_tuple(tasks, "tasks"), accepts=_tuple(accepts, f"{what} accepts", CONTRACTS),
-            description=description, defaults=_defaults(defaults, what), **common)))
+            description=description, defaults=_defaults(defaults, what), **self.common)))
 
-    def task(name: str, factory: str | Callable, *, targets: Iterable[str] = (),
+    def task(self, name: str, factory: Factory, *, targets: Iterable[str] = (),
              description: str = "") -> None:
         what = f"task {_name_ok(name, 'task')!r}"
-        pending.append(("task", TaskSpec(name=name, factory=_factory_ok(factory, what),
-                                         targets=_tuple(targets, f"{what} targets"),
-                                         description=description, **common)))
+        self.pending.append(("task", TaskSpec(name=name, factory=_factory_ok(factory, what),
+                                              targets=_tuple(targets, f"{what} targets"),
+                                              description=description, **self.common)))
 
-    def logger(name: str, factory: str | Callable, *, description: str = "") -> None:
+    def logger(self, name: str, factory: Factory, *, description: str = "") -> None:
         what = f"logger {_name_ok(name, 'logger')!r}"
-        pending.append(("logger", LoggerSpec(name=name, factory=_factory_ok(factory, what),
-                                             description=description, **common)))
+        self.pending.append(("logger", LoggerSpec(name=name, factory=_factory_ok(factory, what),
+                                                  description=description, **self.common)))
 
-    def objective(name: str, factory: str | Callable, *, modality: str, description: str = "",
-                  defaults: Mapping[str, Any] | None = None) -> None:
+    def objective(self, name: str, factory: Factory, *, modality: str,
+                  description: str = "", defaults: Mapping[str, Any] | None = None) -> None:
         what = f"objective {_name_ok(name, 'objective')!r}"
-        if modality not in MODALITIES:
-            raise RegistryError(f"{what}: modality {modality!r} is not one of "
-                                f"{', '.join(MODALITIES)}")
-        pending.append(("objective", ObjectiveSpec(
+        self._modality_ok(modality, what)
+        self.pending.append(("objective", ObjectiveSpec(
             name=name, factory=_factory_ok(factory, what), modality=modality,
-            description=description, defaults=_defaults(defaults, what), **common)))
+            description=description, defaults=_defaults(defaults, what), **self.common)))
 
-    def model(name: str, spec: Mapping[str, Any]) -> None:
-        pending.append(("model", parse_model_spec(name, spec, where=f"plugin {plugin!r}",
-                                                  **common)))
+    def model(self, name: str, spec: Mapping[str, Any]) -> None:
+        self.pending.append(("model", parse_model_spec(name, spec, where=f"plugin "
+                                                       f"{self.plugin!r}", **self.common)))
 
-    def weights(tag: str, *, sources: Iterable[str], sha256: str | None = None,
+    def weights(self, tag: str, *, sources: Iterable[str], sha256: str | None = None,
                 file: str | None = None, key_map: str | None = None,
                 license: str | None = None, description: str = "",
                 base_model: str | None = None) -> None:
@@ -135,20 +155,21 @@ def make_callbacks(pending: list[tuple[str, Any]], plugin: str, dist: str, versi
         if key_map not in (None, "by-order", "tail-by-order"):
             raise RegistryError(f"weights {tag!r}: key_map must be None, 'by-order' or "
                                 f"'tail-by-order'")
-        pending.append(("weights", WeightSpec(
+        self.pending.append(("weights", WeightSpec(
             tag=tag, sources=srcs, sha256=sha256, file=file, key_map=key_map,
-            license=license, description=description, base_model=base_model, **common)))
+            license=license, description=description, base_model=base_model, **self.common)))
 
-    return {"register_encoders": encoder, "register_fusions": fusion,
-            "register_heads": head, "register_tasks": task, "register_models": model,
-            "register_weights": weights, "register_loggers": logger,
-            "register_objectives": objective}
+    def for_hook(self, hook: str) -> Callable[..., None]:
+        """The callback a hook receives."""
+        return getattr(self, _HOOK_KIND[hook])
 
 
 #: hooks in the order they are collected: what a model refers to comes before models
-HOOK_ORDER = ("register_tasks", "register_weights", "register_encoders", "register_fusions",
-              "register_heads", "register_models", "register_loggers", "register_objectives")
-_HOOK_KIND = {"register_tasks": "task", "register_weights": "weights",
+HOOK_ORDER = ("register_modalities", "register_tasks", "register_weights", "register_encoders",
+              "register_fusions", "register_heads", "register_models", "register_loggers",
+              "register_objectives")
+_HOOK_KIND = {"register_modalities": "modality", "register_tasks": "task",
+              "register_weights": "weights",
               "register_loggers": "logger", "register_objectives": "objective",
               "register_encoders": "encoder", "register_fusions": "fusion",
               "register_heads": "head", "register_models": "model"}
@@ -203,6 +224,7 @@ def load_file(reg: Registry, path: Path, *, strict: bool, expected_missing: str 
 
 
 _registry: Registry | None = None
+_lock = threading.RLock()
 
 
 def load_results(path: Path) -> dict[str, dict[str, Any]]:
@@ -233,10 +255,11 @@ def _collect(reg: Registry, pm: Any, plugins: Any, strict: bool) -> None:
             if info.error:
                 continue
             pending: list[tuple[str, Any]] = []
-            callbacks = make_callbacks(pending, info.name, info.distribution, info.version)
+            registrar = Registrar(pending, info.name, info.distribution, info.version,
+                                  [m.name for m in reg.all("modality")])
             added: list[tuple[str, Any]] = []
             try:
-                impl.function(callbacks[hook])
+                impl.function(registrar.for_hook(hook))
                 for kind, spec in pending:
                     if kind == "model":
                         _add_model(reg, spec, f"plugin {info.name!r}", strict=strict,
@@ -256,10 +279,15 @@ def _collect(reg: Registry, pm: Any, plugins: Any, strict: bool) -> None:
 
 def get_registry() -> Registry:
     """Collect every plugin's registrations (once per process) and read the registry
-    files."""
-    global _registry
+    files. Thread-safe: serving threads may ask while another builds it."""
     if _registry is not None:
         return _registry
+    with _lock:
+        return _registry if _registry is not None else _build()
+
+
+def _build() -> Registry:
+    global _registry
     plugins = manager
     pm = plugins.get_plugin_manager()
     strict = plugins.strict()
@@ -285,8 +313,9 @@ def get_registry() -> Registry:
 def reset() -> None:
     """Forget the registry and the plugin manager (tests, and after ``zoo install``)."""
     global _registry
-    _registry = None
-    manager.reset()
+    with _lock:
+        _registry = None
+        manager.reset()
 
 
 def plugin_infos() -> list[Any]:

@@ -16,7 +16,7 @@ import os
 import warnings
 from dataclasses import dataclass, field
 from importlib import metadata
-from typing import Iterator
+from typing import Any, Iterator
 
 import pluggy
 
@@ -27,7 +27,8 @@ __all__ = ["DEFAULT_PLUGINS", "CORE_DISTRIBUTION", "PluginInfo", "get_plugin_man
            "plugin_infos_raw", "reset", "strict", "lenient"]
 
 #: the core's own tasks, fusions and heads, registered exactly like external plugins
-DEFAULT_PLUGINS = ("zoo.tasks", "zoo.fusions", "zoo.heads", "zoo.training.loggers")
+DEFAULT_PLUGINS = ("zoo.modalities", "zoo.tasks", "zoo.fusions", "zoo.heads",
+                   "zoo.training.loggers")
 
 #: the distribution that provides the import package ``zoo`` (``pip install zoo-mm``)
 CORE_DISTRIBUTION = "zoo-mm"
@@ -46,6 +47,9 @@ class PluginInfo:
     error: str | None = None  # "ExceptionType: message" when loading failed
     failed_at: str | None = None  # "import" or the hook that failed
     registered: dict[str, list[str]] = field(default_factory=dict)  # kind -> names
+    contract: int = hookspecs.CONTRACT  # the plugin contract it declares (zoo_contract)
+    # hook-like functions zoo will never call: misspelled hook names, unmarked functions
+    unknown_hooks: list[str] = field(default_factory=list)
 
 
 _pm: pluggy.PluginManager | None = None
@@ -108,6 +112,7 @@ def get_plugin_manager() -> pluggy.PluginManager:
         mod = importlib.import_module(modname)
         pm.register(mod, name=modname)
         _infos[modname] = PluginInfo(modname, CORE_DISTRIBUTION, __version__, builtin=True)
+        _check_hooks(pm, mod, _infos[modname])
 
     allowed = _allowed()
     seen: set[str] = set()
@@ -123,9 +128,12 @@ def get_plugin_manager() -> pluggy.PluginManager:
         _infos[ep.name] = info
         try:
             mod = ep.load()
+            info.contract = _contract(mod, info)
             pm.register(mod, name=ep.name)
         except Exception as exc:  # one broken plugin never breaks the host
             report_failure(info, "import", exc)
+            continue
+        _check_hooks(pm, mod, info)
     _pm = pm
     unknown = sorted((allowed or set()) - seen)
     if unknown:
@@ -134,6 +142,58 @@ def get_plugin_manager() -> pluggy.PluginManager:
                        f"installed plugin has (loaded: {', '.join(installed)}; see "
                        f"`zoo plugins`)")
     return pm
+
+
+def _contract(module: Any, info: PluginInfo) -> int:
+    """The plugin contract a plugin module declares (``zoo_contract = 2``); none declared is
+    contract 1 (zoo 0.1), which loads with a DeprecationWarning. An unsupported one fails
+    the plugin with a line saying what to upgrade."""
+    declared = getattr(module, "zoo_contract", None)
+    version = 1 if declared is None else declared
+    if version not in hookspecs.SUPPORTED_CONTRACTS:
+        newer = isinstance(version, int) and version > hookspecs.CONTRACT
+        raise PluginError(f"it targets plugin contract {version!r}; this zoo supports "
+                          f"{', '.join(map(str, hookspecs.SUPPORTED_CONTRACTS))}: "
+                          + ("upgrade zoo (pip install -U zoo-mm)" if newer else
+                             f"upgrade {info.distribution}"))
+    if version < hookspecs.CONTRACT:
+        warnings.warn(f"plugin {info.name!r} ({info.distribution} {info.version}) targets plugin "
+                      f"contract {version}" + (" (it declares no zoo_contract)" if declared is
+                                               None else "")
+                      + f"; it works until zoo 0.3: move it to contract {hookspecs.CONTRACT} "
+                      f"and declare zoo_contract = {hookspecs.CONTRACT} (docs/plugins.md, "
+                      f"'Contract versions')", DeprecationWarning, stacklevel=4)
+    return int(version)
+
+
+def unknown_hooks(pm: pluggy.PluginManager, module: Any, plugin: str) -> list[str]:
+    """Hook-like functions of a plugin that zoo will never call: hook implementations
+    whose name no hook has (``register_encoder``: a typo), and ``register_*`` functions
+    not marked ``@hookimpl``; each with the fix."""
+    import difflib
+
+    problems = []
+    for name in list(pm.hook.__dict__):
+        caller = getattr(pm.hook, name)
+        if name.startswith("_") or not isinstance(caller, pluggy.HookCaller) or \
+                caller.has_spec():
+            continue
+        if any(impl.plugin_name == plugin for impl in caller.get_hookimpls()):
+            close = difflib.get_close_matches(name, list(hookspecs.HOOKS), n=1)
+            problems.append(f"unknown hook {name!r}" + (f" (did you mean {close[0]!r}?)"
+                                                         if close else ""))
+    for name, fn in vars(module).items():
+        if name.startswith("register_") and callable(fn) and \
+                not hasattr(fn, "zoo_impl") and name in hookspecs.HOOKS:
+            problems.append(f"{name} is not marked @hookimpl, so zoo never calls it")
+    return problems
+
+
+def _check_hooks(pm: pluggy.PluginManager, module: Any, info: PluginInfo) -> None:
+    info.unknown_hooks = unknown_hooks(pm, module, info.name)
+    for problem in info.unknown_hooks:
+        _warn_or_raise(f"plugin {info.name!r} ({info.distribution}): {problem}; see "
+                       f"`zoo plugins check {info.name}`")
 
 
 def plugin_infos_raw() -> list[PluginInfo]:

@@ -10,13 +10,12 @@ from zoo.base.config import check_json
 from zoo.errors import RegistryError
 
 __all__ = ["ComponentSpec", "ModelSpec", "WeightSpec", "TaskSpec", "LoggerSpec",
-           "ObjectiveSpec", "split_tag",
-           "resolve_import", "parse_model_spec", "MODALITIES", "KINDS", "CONTRACTS",
-           "NAME_RE"]
+           "ObjectiveSpec", "ModalitySpec", "split_tag", "resolve_import", "parse_model_spec",
+           "KINDS", "CONTRACTS", "NAME_RE"]
 
-MODALITIES = ("text", "image", "audio")
 #: kinds in lookup order (a bare name is tried as a model first)
-KINDS = ("model", "encoder", "fusion", "head", "task", "weights", "logger", "objective")
+KINDS = ("model", "encoder", "fusion", "head", "task", "modality", "weights", "logger",
+         "objective")
 #: encoder output contracts; "fused" is what a fusion gives a head
 CONTRACTS = ("pooled", "sequence", "features", "fused")
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
@@ -107,6 +106,34 @@ class TaskSpec:
                 "description": self.description, "source": self.distribution,
                 "plugin": self.plugin, "version": self.version,
                 "targets": list(self.targets), "pretrained": False}
+
+
+@dataclass(frozen=True)
+class ModalitySpec:
+    """A registered modality: the input key and the factory of its
+    :class:`zoo.plugin.Modality` (how its values are read, bounded, checked and served)."""
+
+    name: str
+    factory: str | Callable
+    plugin: str
+    distribution: str
+    version: str
+    description: str = ""
+    kind: str = "modality"
+
+    @property
+    def qualified_name(self) -> str:
+        return f"{self.plugin}:{self.name}"
+
+    def build(self) -> Any:
+        modality = resolve_import(self.factory)()
+        modality.name = self.name
+        return modality
+
+    def row(self) -> dict[str, Any]:
+        return {"name": self.name, "kind": "modality", "task": None, "modalities": [self.name],
+                "description": self.description, "source": self.distribution,
+                "plugin": self.plugin, "version": self.version, "pretrained": False}
 
 
 @dataclass(frozen=True)
@@ -230,7 +257,7 @@ class ModelSpec:
                 espec = registry.resolved(self, f"encoders.{m}", "encoder", base)
                 pretrained |= bool(tag or (espec is not None and espec.weights))
         return {"name": self.name, "kind": "model", "task": self.task,
-                "modalities": sorted(self.encoders, key=MODALITIES.index),
+                "modalities": registry.sort_modalities(self.encoders),
                 "description": self.description, "source": self.distribution,
                 "plugin": self.plugin,
                 "encoders": {k: dict(v) for k, v in self.encoders.items()},
@@ -315,9 +342,9 @@ def parse_model_spec(name: str, raw: Any, *, where: str, plugin: str, distributi
                             f"encoders = {{ text = \"minilm-l6\" }}")
     encoders = {}
     for modality, ref in encs.items():
-        if modality not in MODALITIES:
-            raise RegistryError(f"{w}: key 'encoders.{modality}': unknown modality (use one of "
-                                f"{', '.join(MODALITIES)})")
+        if not isinstance(modality, str) or not NAME_RE.match(modality):
+            raise RegistryError(f"{w}: key 'encoders.{modality}': a modality name is lower-case "
+                                f"letters, digits, '-' or '_' (see `zoo list --kind modality`)")
         encoders[modality] = _ref(ref, f"{w}: key 'encoders.{modality}'")
     fusion = _ref(raw["fusion"], f"{w}: key 'fusion'") if raw.get("fusion") is not None else None
     head = _ref(raw["head"], f"{w}: key 'head'")

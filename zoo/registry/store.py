@@ -40,7 +40,8 @@ class Registry:
         self.results: dict[str, dict[str, Any]] = {}
         # built once per registry: qualified task name -> Task; keys inputs may carry
         self.task_cache: dict[str, Any] = {}
-        self.ignored_keys: set[str] | None = None
+        # built once per registry: modality name -> Modality
+        self.modality_cache: dict[str, Any] = {}
 
     # ---- adding ---------------------------------------------------------------------
     def add(self, kind: str, spec: Any, *, strict: bool = False) -> None:
@@ -48,6 +49,12 @@ class Registry:
         if qn in self._items[kind]:
             raise RegistryError(f"{kind} {spec.name!r} registered twice by plugin "
                                 f"{spec.plugin!r}")
+        if kind == "modality" and self._bare[kind].get(spec.name):
+            # a modality is an input key: two meanings of one key cannot both be reachable
+            first = self._items[kind][self._bare[kind][spec.name][0]]
+            raise RegistryError(f"modality {spec.name!r} is registered already by plugin "
+                                f"{first.plugin!r} ({first.distribution}); a modality name is "
+                                f"an input key and must be unique: rename yours")
         self._items[kind][qn] = spec
         others = self._bare[kind].setdefault(spec.name, [])
         others.append(qn)
@@ -158,6 +165,21 @@ class Registry:
         hint = f"; did you mean {', '.join(close)}?" if close else ""
         raise UnknownNameError(f"unknown name {name!r}{hint} (see `zoo list`)")
 
+    def modality(self, name: str) -> Any:
+        """The :class:`zoo.plugin.Modality` registered as ``name`` (built once)."""
+        if name not in self.modality_cache:
+            self.modality_cache[name] = self.lookup("modality", name).build()
+        return self.modality_cache[name]
+
+    def modalities(self) -> dict[str, Any]:
+        """Every registered modality, name -> Modality, in registration order."""
+        return {spec.name: self.modality(spec.name) for spec in self.all("modality")}
+
+    def sort_modalities(self, names: Any) -> list[str]:
+        """``names`` in the order their modalities were registered (unknown ones last)."""
+        order = [spec.name for spec in self.all("modality")]
+        return sorted(names, key=lambda m: (order.index(m) if m in order else len(order), m))
+
     def all(self, kind: str) -> list[Any]:
         return list(self._items[kind].values())
 
@@ -171,7 +193,7 @@ class Registry:
              ) -> list[dict[str, Any]]:
         rows = []
         for k in KINDS:
-            if (kind is None and k in ("task", "weights", "logger", "objective")) \
+            if (kind is None and k in ("task", "modality", "weights", "logger", "objective")) \
                     or (kind and k != kind):
                 continue  # tasks, weights, loggers, objectives: listed when asked for by --kind
             for spec in self._items[k].values():

@@ -51,6 +51,10 @@ def check_model(reg: Registry, spec: ModelSpec, where: str) -> dict[str, str]:
     task = find("task", spec.task, "task")
     encs = {}
     for modality, ref in spec.encoders.items():
+        if not reg.has("modality", modality):
+            raise UnresolvedError(f"{w}: key 'encoders.{modality}': unknown modality "
+                                  f"{modality!r}: no installed plugin registers it (see `zoo "
+                                  f"list --kind modality`)")
         base, tag = split_tag(ref["name"])
         enc = find("encoder", base, f"encoders.{modality}")
         if enc.modality != modality:

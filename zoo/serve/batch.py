@@ -15,10 +15,14 @@ class MicroBatcher:
     """Collects inputs from concurrent requests and runs them through the model together."""
 
     def __init__(self, model: Any, max_batch: int = 32, max_wait_ms: float = 5.0,
-                 metrics: Metrics | None = None, chunk: int = 0) -> None:
+                 metrics: Metrics | None = None, chunk: int = 0,
+                 modalities: dict[str, Any] | None = None) -> None:
         self.model, self.max_batch, self.max_wait = model, max(1, max_batch), max_wait_ms / 1000
         self.metrics = metrics
-        self.chunk = chunk  # > 0: a batch of texts runs sorted by length in chunks of this
+        # > 0: a batch of variable-length inputs (text, audio) runs sorted by length in chunks
+        # of this many, so short ones are not padded to the longest of the whole batch
+        self.chunk = chunk
+        self.modalities = modalities  # name -> Modality (lengths); None: from the registry
         self.queue: asyncio.Queue | None = None
         self.task: asyncio.Task | None = None
         self.pool: Any = None
@@ -85,11 +89,9 @@ class MicroBatcher:
         if self.metrics:
             self.metrics.batch(len(inputs))
         n = len(inputs)
-        if self.chunk and n > self.chunk and all(isinstance(x.get("text"), str)
-                                                 for x in inputs):
-            # texts sorted by length, run in chunks: short ones are not padded to the
-            # longest of the whole batch (same outputs, less work)
-            order = sorted(range(n), key=lambda i: len(inputs[i]["text"]))
+        lengths = _lengths(inputs, self.modalities) if self.chunk and n > self.chunk else None
+        if lengths is not None:  # sorted by length, run in chunks: the same outputs, less work
+            order = sorted(range(n), key=lengths.__getitem__)
             out: list[Any] = [None] * n
             for i in range(0, n, self.chunk):
                 idx = order[i:i + self.chunk]
@@ -98,3 +100,16 @@ class MicroBatcher:
                     out[j] = o
             return out
         return self.model.predict(inputs, batch_size=max(n, 1))
+
+
+def _lengths(inputs: list[dict[str, Any]], reg: dict[str, Any] | None
+             ) -> list[float] | None:
+    """Each input's length when every value is of a variable-length modality (padded to
+    the longest in a batch); None otherwise (images are resized alike: nothing to gain)."""
+    if reg is None:
+        from zoo.registry import modalities
+
+        reg = modalities()
+    if not all(x and all(k in reg and reg[k].variable_length for k in x) for x in inputs):
+        return None
+    return [sum(reg[k].length(v) for k, v in x.items()) for x in inputs]

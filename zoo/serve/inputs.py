@@ -1,65 +1,26 @@
-"""What one serving request may hold, and decoding it within bounds.
+"""Reading a serving request into model inputs, within bounds enforced while reading.
 
-Every input is checked against :class:`Limits` before the expensive step: an image's
-size is read from its header before its pixels are decoded, an audio file's rate and
-length from its header before its samples. Beyond a limit the request is answered 413 (or
-422 for an impossible value) with the limit's name and how to raise it.
-"""
+The body is read as a stream and refused (413) once it passes ``max_body``, whatever the
+framing (Content-Length, chunked, multipart); JSON depth is bounded; every value is decoded
+by its modality (``Modality.from_request`` / ``from_bytes``), which checks its own limits
+before the expensive step (an image's size from its header, audio's rate, length and
+channels from its header). Accepted shapes: ours ``{"inputs": [{...}]}``, KServe v1
+``{"instances": [...]}``, the Hugging Face ``{"inputs": "text"}``, multipart form fields
+named by modality, and a raw body of a modality's media type (``image/png``)."""
 from __future__ import annotations
 
-import base64
-import binascii
-import io
-import os
-from dataclasses import dataclass, fields
-from typing import Any
+import asyncio
+import json
+from typing import Any, AsyncIterator, Iterable
 
-__all__ = ["BadInput", "Limits", "decode_input", "decode_inputs", "json_inputs", "json_depth"]
+from zoo.errors import RequestError
+from zoo.registry import modalities
 
+__all__ = ["BadInput", "RequestError", "decode_input", "decode_inputs", "json_inputs",
+           "json_depth", "read_body", "read_json", "request_inputs", "check_modalities"]
 
-class BadInput(ValueError):
-    """A client error; a ``__413__``/``__422__`` prefix picks the status (else 400)."""
-
-
-@dataclass(frozen=True)
-class Limits:
-    """Bounds on the work one request can cause; defaults are safe for a laptop. Each can
-    be set by ``ZOO_SERVE_<NAME>`` (``ZOO_SERVE_MAX_PIXELS=100000000``) or
-    ``zoo serve --limit max_pixels=100000000``."""
-
-    max_pixels: int = 4096 * 4096  # decoded pixels per image
-    max_audio_seconds: float = 120.0
-    min_sample_rate: int = 4000
-    max_sample_rate: int = 192000
-    max_text_chars: int = 100_000
-    max_inputs: int = 64  # per request
-    max_json_depth: int = 32
-    request_seconds: float = 60.0  # a prediction taking longer is answered 504
-
-    @classmethod
-    def from_env(cls, **overrides: Any) -> "Limits":
-        values: dict[str, Any] = {}
-        for f in fields(cls):
-            raw = overrides.get(f.name, os.environ.get(f"ZOO_SERVE_{f.name.upper()}"))
-            if raw is None:
-                continue
-            try:
-                values[f.name] = type(f.default)(float(raw))
-            except (TypeError, ValueError):
-                from zoo.errors import ZooError
-
-                raise ZooError(f"serving limit {f.name} must be a number, got {raw!r}") from None
-            if values[f.name] <= 0:
-                from zoo.errors import ZooError
-
-                raise ZooError(f"serving limit {f.name} must be positive, got {raw!r}")
-        unknown = set(overrides) - {f.name for f in fields(cls)}
-        if unknown:
-            from zoo.errors import ZooError
-
-            raise ZooError(f"unknown serving limit(s) {sorted(unknown)} (known: "
-                           f"{', '.join(f.name for f in fields(cls))})")
-        return cls(**values)
+#: the name serving code used before RequestError: the same class
+BadInput = RequestError
 
 
 def json_depth(value: Any, stop: int) -> int:
@@ -75,139 +36,178 @@ def json_depth(value: Any, stop: int) -> int:
     return deepest
 
 
-def _too_big(what: str, value: str, limit: str, env: str) -> BadInput:
-    return BadInput(f"__413__{what} is {value}; the limit is {limit} ({env}, or zoo serve "
-                    f"--limit {env[len('ZOO_SERVE_'):].lower()}=...)")
+async def _bounded(request: Any, max_body: int) -> AsyncIterator[bytes]:
+    """The body's chunks, refused once their total passes ``max_body`` (any framing)."""
+    n = 0
+    async for chunk in request.stream():
+        n += len(chunk)
+        if n > max_body:
+            raise RequestError(f"request body over {max_body} bytes", 413)
+        yield chunk
 
 
-def decode_input(raw: Any, i: int, limits: Limits | None = None) -> dict[str, Any]:
-    """One request input: text as is; image / audio from base64 (or a data: URL)."""
-    lim = limits or Limits()
-    if not isinstance(raw, dict):
-        raise BadInput(f"inputs[{i}] must be an object such as {{\"text\": \"...\"}}")
-    if not raw:
-        raise BadInput(f"inputs[{i}] is empty: give text, image or audio")
-    out: dict[str, Any] = {}
-    for key, value in raw.items():
-        if key not in ("text", "image", "audio"):
-            raise BadInput(f"inputs[{i}]: unknown key {str(key)[:40]!r} (text, image, audio)")
-        if not isinstance(value, str):
-            raise BadInput(f"inputs[{i}].{key} must be a string"
-                           + ("" if key == "text" else " (base64)"))
-        if key == "text":
-            if len(value) > lim.max_text_chars:
-                raise _too_big(f"inputs[{i}].text", f"{len(value)} characters",
-                               f"{lim.max_text_chars}", "ZOO_SERVE_MAX_TEXT_CHARS")
-            out["text"] = value
-            continue
-        b64 = value.split(",", 1)[1] if value.startswith("data:") else value
-        try:
-            data = base64.b64decode(b64, validate=True)
-        except (binascii.Error, ValueError):
-            raise BadInput(f"inputs[{i}].{key} is not valid base64") from None
-        if not data:
-            raise BadInput(f"inputs[{i}].{key} is empty")
-        out[key] = _image(data, i, lim) if key == "image" else _audio(data, i, lim)
-    return out
+async def read_body(request: Any, max_body: int) -> bytes:
+    return b"".join([chunk async for chunk in _bounded(request, max_body)])
 
 
-def json_inputs(body: Any) -> tuple[Any, str]:
-    """The raw inputs of a JSON body in any accepted shape — ours ``{"inputs": [{...}]}``,
-    KServe v1 ``{"instances": [...]}``, the Hugging Face ``{"inputs": "text"}`` — and the
-    response shape to answer in ("zoo" or "kserve")."""
+async def read_json(request: Any, max_body: int, limits: Any) -> Any:
+    body = await read_body(request, max_body)
+    try:
+        value = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as e:
+        where = f" (line {e.lineno}, column {e.colno})" if hasattr(e, "lineno") else ""
+        raise RequestError(f"the body is not valid JSON{where}") from None
+    except RecursionError:
+        raise RequestError("the body's JSON is nested too deeply", 422) from None
+    if json_depth(value, limits.max_json_depth) > limits.max_json_depth:
+        raise RequestError(f"the body's JSON is nested deeper than {limits.max_json_depth:g} "
+                           f"levels (ZOO_SERVE_MAX_JSON_DEPTH)", 422)
+    return value
+
+
+def json_inputs(body: Any, reg: dict[str, Any] | None = None) -> tuple[Any, str]:
+    """The raw inputs of a JSON body in any accepted shape, and the response shape to
+    answer in ("zoo" or "kserve")."""
+    reg = modalities() if reg is None else reg
+    plain = next((n for n, m in reg.items() if m.plain_string), None)  # a bare string
     if isinstance(body, dict) and "instances" in body:  # KServe v1 / Open Inference
         raw = body["instances"]
-        if isinstance(raw, list):
-            raw = [{"text": x} if isinstance(x, str) else x for x in raw]
+        if isinstance(raw, list) and plain:
+            raw = [{plain: x} if isinstance(x, str) else x for x in raw]
         return raw, "kserve"
     if not isinstance(body, dict) or "inputs" not in body:
-        raise BadInput('expected {"inputs": [ {...}, ... ]} (or KServe {"instances": [...]}, '
-                       'or {"inputs": "text"})')
+        raise RequestError('expected {"inputs": [ {...}, ... ]} (or KServe {"instances": '
+                           '[...]}, or {"inputs": "text"})')
     raw = body["inputs"]
     if isinstance(raw, str):  # the Hugging Face Inference API's text shape
         raw = [raw]
-    if isinstance(raw, list) and raw and all(isinstance(x, str) for x in raw):
-        raw = [{"text": x} for x in raw]
+    if isinstance(raw, list) and raw and all(isinstance(x, str) for x in raw) and plain:
+        raw = [{plain: x} for x in raw]
     return raw, "zoo"
 
 
-def decode_inputs(raw: Any, limits: Limits) -> list[dict[str, Any]]:
+def decode_input(raw: Any, i: int, limits: Any = None, ignored: Iterable[str] = ("id",),
+                 reg: dict[str, Any] | None = None) -> dict[str, Any]:
+    """One request input: every modality's value decoded by that modality; keys in
+    ``ignored`` (``id``, the task's target keys) are dropped; any other key is a 400.
+    ``reg``: the modalities (name -> Modality), when the caller holds them."""
+    from zoo.serve.limits import Limits
+
+    lim = limits or Limits()
+    reg = modalities() if reg is None else reg
+    if not isinstance(raw, dict):
+        raise RequestError(f"inputs[{i}] must be an object such as {{\"{next(iter(reg))}\": "
+                           f"...}}")
+    if not raw:
+        raise RequestError(f"inputs[{i}] is empty: give {', '.join(reg)}")
+    out: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key in ignored:
+            continue
+        if key not in reg:
+            raise RequestError(f"inputs[{i}]: unknown key {str(key)[:40]!r} "
+                               f"({', '.join(reg)})")
+        out[key] = reg[key].from_request(value, f"inputs[{i}].{key}", lim)
+    return out
+
+
+def decode_inputs(raw: Any, limits: Any, ignored: Iterable[str] = ("id",),
+                  reg: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     """A request's list of raw inputs, counted and decoded within ``limits``."""
     if not isinstance(raw, list):
-        raise BadInput("'inputs' must be a list")
+        raise RequestError("'inputs' must be a list")
     if not raw:
-        raise BadInput("'inputs' is empty")
+        raise RequestError("'inputs' is empty")
     if len(raw) > limits.max_inputs:
-        raise BadInput(f"__413__{len(raw)} inputs; at most {limits.max_inputs} per request "
-                       f"(ZOO_SERVE_MAX_INPUTS)")
-    return [decode_input(x, i, limits) for i, x in enumerate(raw)]
+        raise RequestError(f"{len(raw)} inputs; at most {limits.max_inputs:g} per request "
+                           f"(ZOO_SERVE_MAX_INPUTS)", 413)
+    ignored = tuple(ignored)
+    reg = modalities() if reg is None else reg
+    return [decode_input(x, i, limits, ignored, reg) for i, x in enumerate(raw)]
 
 
-def _image(data: bytes, i: int, lim: Limits) -> Any:
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(io.BytesIO(data)) as im:  # reads the header only
-            w, h = im.size
-            if w * h > lim.max_pixels:
-                raise _too_big(f"inputs[{i}].image", f"{w}x{h} ({w * h / 1e6:.1f} Mpx)",
-                               f"{lim.max_pixels / 1e6:.1f} Mpx", "ZOO_SERVE_MAX_PIXELS")
-            return im.convert("RGB")
-    except BadInput:
-        raise
-    except Image.DecompressionBombError:
-        raise BadInput(f"__413__inputs[{i}].image decompresses to too many pixels") from None
-    except (UnidentifiedImageError, OSError, ValueError):
-        raise BadInput(f"inputs[{i}].image is not a readable image") from None
+def _media_modality(kind: str, reg: dict[str, Any]) -> str | None:
+    return next((n for n, m in reg.items()
+                 if any(kind.startswith(t) for t in m.media_types)), None)
 
 
-def _audio(data: bytes, i: int, lim: Limits) -> Any:
-    import soundfile as sf
+async def _form_input(request: Any, max_body: int, limits: Any, reg: dict[str, Any]
+                      ) -> dict[str, Any]:
+    """One input from multipart form fields named by modality, parsed from the bounded
+    stream (a chunked body cannot slip past the limit)."""
+    from starlette.formparsers import MultiPartException, MultiPartParser
 
     try:
-        info = sf.info(io.BytesIO(data))  # the header: rate and length before any sample
-    except Exception:
-        raise BadInput(f"inputs[{i}].audio is not a readable audio file (WAV, FLAC or OGG)"
-                       ) from None
-    if not lim.min_sample_rate <= info.samplerate <= lim.max_sample_rate:
-        raise BadInput(f"__422__inputs[{i}].audio has a sample rate of {info.samplerate} Hz; "
-                       f"accepted: {lim.min_sample_rate}-{lim.max_sample_rate} Hz")
-    seconds = info.frames / info.samplerate
-    if seconds > lim.max_audio_seconds:
-        raise _too_big(f"inputs[{i}].audio", f"{seconds:.1f} s", f"{lim.max_audio_seconds:g} s",
-                       "ZOO_SERVE_MAX_AUDIO_SECONDS")
+        form = await MultiPartParser(request.headers, _bounded(request, max_body),
+                                     max_files=len(reg), max_fields=len(reg),
+                                     max_part_size=max_body).parse()
+    except MultiPartException as e:
+        raise RequestError(f"the multipart body is malformed: {e.message}") from None
+    unknown = [k for k in form.keys() if k not in reg]
+    if unknown:
+        raise RequestError(f"unknown form field(s) {unknown[:3]} ({', '.join(reg)})")
+    out: dict[str, Any] = {}
     try:
-        wav, rate = sf.read(io.BytesIO(data), dtype="float32", always_2d=True)
-    except Exception:
-        raise BadInput(f"inputs[{i}].audio is not a readable audio file (WAV, FLAC or OGG)"
-                       ) from None
-    if not len(wav):
-        raise BadInput(f"inputs[{i}].audio has no samples")
-    return (wav.mean(axis=1), rate)
+        for key in reg:
+            value = form.get(key)
+            if value is None:
+                continue
+            where = f"form field {key!r}"
+            if isinstance(value, str):
+                out[key] = reg[key].from_request(value, where, limits)
+            else:
+                out[key] = await asyncio.to_thread(reg[key].from_bytes, await value.read(),
+                                                   where, limits)
+    finally:
+        await form.close()
+    if not out:
+        raise RequestError(f"the form has none of the fields {', '.join(reg)}")
+    return out
 
 
-#: the OpenAPI description of POST /predict (FastAPI cannot infer it: the body is read
-#: as a stream so its size is bounded before parsing)
-_PREDICT_BODY = {"content": {
-    "application/json": {"schema": {"oneOf": [
-        {"type": "object", "required": ["inputs"], "properties": {"inputs": {
-            "type": "array", "items": {"type": "object", "properties": {
-                "text": {"type": "string"},
-                "image": {"type": "string", "description": "base64 or a data: URL"},
-                "audio": {"type": "string", "description": "base64 WAV/FLAC/OGG"}}}}}},
-        {"type": "object", "required": ["instances"], "description": "KServe v1",
-         "properties": {"instances": {"type": "array"}}},
-        {"type": "object", "required": ["inputs"], "description": "Hugging Face Inference "
-         "API: a string or a list of strings", "properties": {"inputs": {"type": "string"}}}]},
-        "example": {"inputs": [{"text": "a photo of a cat"}]}},
-    "multipart/form-data": {"schema": {"type": "object", "properties": {
-        "text": {"type": "string"}, "image": {"type": "string", "format": "binary"},
-        "audio": {"type": "string", "format": "binary"}}}},
-    "image/*": {"schema": {"type": "string", "format": "binary"}},
-    "audio/*": {"schema": {"type": "string", "format": "binary"}}}}
-_PREDICT_RESPONSES = {"200": {"description": "One output per input: {\"outputs\": [...]} "
-                              "(KServe: {\"predictions\": [...]})"},
-                      "400": {"description": "a bad input, named"},
-                      "401": {"description": "missing or wrong API key"},
-                      "413": {"description": "over a limit, named"},
-                      "422": {"description": "an impossible value (e.g. sample rate)"}}
+async def request_inputs(request: Any, max_body: int, limits: Any,
+                         ignored: Iterable[str] = ("id",),
+                         reg: dict[str, Any] | None = None) -> tuple[list[dict], str]:
+    """The decoded inputs of a request of any accepted shape, and the response shape."""
+    reg = modalities() if reg is None else reg
+    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    media = _media_modality(kind, reg) if kind else None
+    if media is not None:  # a raw file as the body, other modalities in the query string
+        data = await read_body(request, max_body)
+        raw = {media: await asyncio.to_thread(reg[media].from_bytes, data, "the body", limits)}
+        for key, value in request.query_params.items():
+            if key in reg and key != media:
+                raw[key] = reg[key].from_request(value, f"query {key!r}", limits)
+        return [raw], "zoo"
+    if kind == "multipart/form-data":
+        return [await _form_input(request, max_body, limits, reg)], "zoo"
+    raw, shape = json_inputs(await read_json(request, max_body, limits), reg)
+    if _cheap(raw, reg):  # nothing to decode: checked here, no thread hop
+        return decode_inputs(raw, limits, ignored, reg), shape
+    # decoding files is CPU work: off the event loop, so light requests keep answering
+    return await asyncio.to_thread(decode_inputs, raw, limits, tuple(ignored), reg), shape
+
+
+def _cheap(raw: Any, reg: dict[str, Any]) -> bool:
+    """Inputs whose values are all of modalities that decode nothing (not file-based)."""
+    return isinstance(raw, list) and all(
+        isinstance(x, dict) and all(k in reg and not reg[k].file_based for k in x) for x in raw)
+
+
+def check_modalities(model: Any, inputs: list[dict[str, Any]],
+                     required: Iterable[str] = ()) -> None:
+    """Every input carries one of the model's modalities, those its task requires, and
+    no other (a 400 naming the input otherwise)."""
+    required = tuple(required)
+    for i, x in enumerate(inputs):
+        if not any(m in model.encoders for m in x):
+            raise RequestError(f"inputs[{i}] has none of this model's modalities "
+                               f"({', '.join(model.modalities)})")
+        missing = [m for m in required if m not in x]
+        if missing:
+            raise RequestError(f"inputs[{i}]: a {model.task} model needs "
+                               f"{' and '.join(map(repr, missing))}")
+        extra = [m for m in x if m not in model.encoders]
+        if extra:
+            raise RequestError(f"inputs[{i}]: this model takes {', '.join(model.modalities)}, "
+                               f"not {', '.join(extra)}")

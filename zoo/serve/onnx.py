@@ -1,13 +1,15 @@
-"""``zoo serve --runtime onnx``: the tensor part of a classification model (encoders ->
-fusion -> head logits) runs in ONNX Runtime; zoo keeps preprocessing (tokenizer, image
-transform) and decoding (labels, scores), so outputs are those of ``model.predict``.
+"""``zoo serve --runtime onnx``: the tensor part of a model whose task exports (encoders ->
+fusion -> head outputs, one tensor) runs in ONNX Runtime; zoo keeps preprocessing
+(tokenizer, image transform) and decoding (labels, scores, tags), so outputs are those of
+``model.predict``.
 
 The graph is exported once with :mod:`zoo.export` and cached under zoo's cache folder
 (``$ZOO_CACHE/onnx/<digest>/model.onnx``, the digest of the weights, the config and the
 torch / onnx versions), so a restart or a second worker only loads it. Every start checks
 the session against torch on two inputs of different shapes (logits within 1e-3) before
 serving. A batch where some input lacks one of the model's modalities runs in torch (the
-graph is traced with every modality present).
+graph is traced with every modality present). Which modalities and tasks can be exported
+is theirs to say (``Modality.exportable``, ``Task.exportable``).
 """
 from __future__ import annotations
 
@@ -31,27 +33,17 @@ def _unsupported(why: str) -> ZooError:
 
 
 def _dummy_inputs(model: Any) -> list[dict[str, Any]]:
-    """Two inputs of different sizes for every modality: what the graph is traced and
-    checked on."""
-    import numpy as np
+    """Two inputs of different sizes, every modality present (its ``samples()``): what the
+    graph is traced and checked on."""
+    from zoo.registry import modalities
 
-    out = []
-    rng = np.random.default_rng(0)
-    for text, side in (("a cat", 40), ("the cat sat on the mat and then ran far away from "
-                                       "home, never to be seen again", 72)):
-        x: dict[str, Any] = {}
-        for m in model.modalities:
-            if m == "text":
-                x[m] = text
-            elif m == "image":
-                from PIL import Image
-
-                x[m] = Image.fromarray(rng.integers(0, 255, (side, side + 8, 3), dtype=np.uint8))
-            else:
-                raise _unsupported(f"its {m} encoder takes inputs of varying size that the "
-                                   f"exported graph cannot carry (text and image only)")
-        out.append(x)
-    return out
+    reg = modalities()
+    for m in model.modalities:
+        if not reg[m].exportable:
+            raise _unsupported(f"its {m} encoder takes inputs of varying layout that the "
+                               f"exported graph cannot carry")
+    samples = {m: reg[m].samples() for m in model.modalities}
+    return [{m: samples[m][k] for m in model.modalities} for k in (0, 1)]
 
 
 def _flat(model: Any, batch: Any) -> tuple[list[tuple[str, str]], list[Any]] | None:
@@ -98,9 +90,9 @@ class OnnxRunner:
         from zoo.export import _Graph, onnx_export, onnx_names
         from zoo.weights import _cache_dir
 
-        if model.task != "classification" or model.head is None:
-            raise _unsupported(f"its task is {model.task} (ONNX serving covers "
-                               f"classification)")
+        if model.head is None or not getattr(model.task_impl, "exportable", False):
+            raise _unsupported(f"its task ({model.task}) does not export (the head's "
+                               f"outputs are not one tensor)")
         self.model = model.eval()
         dummy = _dummy_inputs(model)
         batch = model.preprocess(dummy)
@@ -190,10 +182,12 @@ def _length_chunks(keys: list[tuple[str, str]], tensors: list[Any], size: int = 
     small batch, no text attention mask, or padding on the left)."""
     import torch
 
-    where = {k: i for i, k in enumerate(keys)}
-    if ("text", "attention_mask") not in where:
+    masked = [k for k in keys if k[1] == "attention_mask"]
+    if len(masked) != 1:
         return None
-    mask = tensors[where[("text", "attention_mask")]]
+    where = {k: i for i, k in enumerate(keys)}
+    owner = masked[0][0]  # the modality whose tokens are padded
+    mask = tensors[where[masked[0]]]
     if mask.ndim != 2 or mask.shape[0] <= size:
         return None
     lens = mask.sum(1)
@@ -205,7 +199,7 @@ def _length_chunks(keys: list[tuple[str, str]], tensors: list[Any], size: int = 
     for i in range(0, len(order), size):
         idx = order[i:i + size]
         longest = max(1, int(lens[idx].max()))
-        parts.append((idx, [t[idx][:, :longest] if m == "text" and t.ndim == 2 and
+        parts.append((idx, [t[idx][:, :longest] if m == owner and t.ndim == 2 and
                             t.shape[1] == width else t[idx]
                             for (m, _), t in zip(keys, tensors)]))
     return parts

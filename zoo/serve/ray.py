@@ -12,16 +12,15 @@ in Python::
 
 Each replica loads the model and batches concurrent requests with ``@serve.batch``;
 ``POST /predict`` takes the JSON shapes ``zoo serve`` takes (ours, KServe ``instances``,
-``{"inputs": "text"}``) within the same :class:`~zoo.serve.inputs.Limits` and answers the
+``{"inputs": "text"}``) within the same :class:`~zoo.serve.limits.Limits` and answers the
 same outputs; ``GET /health``. Ray is imported only here (``pip install "ray[serve]"``).
 """
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 from zoo.errors import ZooError
-from zoo.serve.inputs import Limits
+from zoo.serve.limits import Limits
 
 __all__ = ["deployment"]
 
@@ -38,7 +37,7 @@ def deployment(model: str, *, replicas: int = 2, max_batch: int = 32,
     from starlette.requests import Request
     from starlette.responses import JSONResponse
 
-    lim = dataclasses.asdict(limits or Limits.from_env())
+    lim = (limits or Limits.from_env()).asdict()
 
     @serve.deployment(num_replicas=replicas, ray_actor_options={"num_cpus": cpus_per_replica})
     class ZooReplica:
@@ -64,11 +63,12 @@ def deployment(model: str, *, replicas: int = 2, max_batch: int = 32,
 
         async def __call__(self, request: Request) -> Any:
             import asyncio
-            import hmac
             import json
 
-            from zoo.serve.app import _jsonable, check_modalities, client_error
-            from zoo.serve.inputs import BadInput, decode_inputs, json_inputs
+            from zoo.errors import RequestError
+            from zoo.serve.guard import authorized
+            from zoo.serve.inputs import check_modalities, decode_inputs, json_inputs
+            from zoo.serve.routes import jsonable
 
             def bad(status: int, msg: str) -> Any:
                 return JSONResponse({"error": msg}, status_code=status)
@@ -76,24 +76,23 @@ def deployment(model: str, *, replicas: int = 2, max_batch: int = 32,
             path = request.url.path.rstrip("/")
             if path.endswith("/health"):
                 return {"status": "ok"}
-            if self.key is not None:
-                from zoo.serve.app import _authorized
-
-                if not _authorized(request.headers, self.key, hmac):
-                    return bad(401, "missing or wrong API key")
+            if self.key is not None and not authorized(request.headers, self.key):
+                return bad(401, "missing or wrong API key")
             if not path.endswith("/predict") or request.method != "POST":
                 return bad(404, "POST /predict, GET /health")
+            task = self.model.task_impl
             try:
                 try:
                     body = json.loads(await request.body())
                 except (ValueError, RecursionError):
-                    raise BadInput("the body is not valid JSON") from None
+                    raise RequestError("the body is not valid JSON") from None
                 raw, shape = json_inputs(body)
-                inputs = await asyncio.to_thread(decode_inputs, raw, self.limits)
-                check_modalities(self.model, inputs)
-            except BadInput as e:
-                return client_error(bad, e, 0)
+                inputs = await asyncio.to_thread(decode_inputs, raw, self.limits,
+                                                 ("id", *task.targets))
+                check_modalities(self.model, inputs, task.requires)
+            except RequestError as e:
+                return bad(e.status, str(e))
             outputs = await self._predict(inputs)
-            return {"predictions" if shape == "kserve" else "outputs": _jsonable(outputs)}
+            return {"predictions" if shape == "kserve" else "outputs": jsonable(outputs)}
 
     return ZooReplica.bind(str(model), lim, api_key)

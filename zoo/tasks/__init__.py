@@ -1,7 +1,9 @@
 """The core's tasks, registered through the same hook as any plugin's (no torch here)."""
 from __future__ import annotations
 
-from zoo.hookspecs import hookimpl
+from zoo.plugin import hookimpl
+
+zoo_contract = 2  # the plugin contract this module is written for
 
 
 @hookimpl

@@ -1,10 +1,9 @@
 """Speech recognition: audio in, text out."""
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
-from zoo.errors import DataError
-from zoo.base.task import Task
+from zoo.plugin import DataError, Task
 
 
 class SpeechRecognition(Task):
@@ -22,19 +21,28 @@ class SpeechRecognition(Task):
     def pipeline_tag(self, modalities: Sequence[str]) -> str | None:
         return "automatic-speech-recognition"
 
-    def check_targets(self, examples: Sequence[Any]) -> None:
-        for ex in examples:
-            if not isinstance(ex.targets.get("transcript"), str):
-                raise DataError(f"line {ex.line}: an ASR example needs a 'transcript' "
-                                f"(a string)")
+    def check_target(self, targets: Mapping[str, Any], where: str,
+                     labels: Sequence[str] | None = None) -> None:
+        if not isinstance(targets.get("transcript"), str):
+            raise DataError(f"{where}: an ASR example needs a 'transcript' (a string)")
 
     def metrics(self, model: Any, examples: Sequence[Any], predictions: Sequence[dict],
                 categories: Any = None) -> dict[str, float]:
-        import zoo.metrics as metrics
         from zoo.heads.asr import normalize_text
+        from zoo.metrics import asr_metrics
 
         self.check_targets(examples)
         vocab = getattr(model.head, "vocabulary", None)
         refs = [normalize_text(ex.targets["transcript"], *([vocab] if vocab else []))
                 for ex in examples]
-        return metrics.asr_metrics(refs, [p["text"] for p in predictions])
+        return asr_metrics(refs, [p["text"] for p in predictions])
+
+    def pseudo_label(self, prediction: Mapping[str, Any]) -> tuple[dict[str, Any], float] | None:
+        if "score" not in prediction:
+            return None  # no confidence to sort sure from unsure by
+        return {"transcript": prediction["text"]}, float(prediction["score"])
+
+    def describe_targets(self, targets: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+        words = sorted(len(str(t.get("transcript", "")).split()) for t in targets)
+        return {"words_per_transcript": {"min": words[0], "median": words[len(words) // 2],
+                                         "max": words[-1]}} if words else {}

@@ -1,11 +1,11 @@
 """Classification: single-label or multi-label, on any modalities."""
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
-from zoo.errors import DataError
-from zoo.base.task import Task
+from zoo.plugin import DataError, Task, replace_head
 
 _TAGS = {"image": "image-classification", "text": "text-classification",
          "audio": "audio-classification"}
@@ -17,18 +17,32 @@ class Classification(Task):
     metric, higher_is_better = "accuracy", True
     finetune_below = 0.98  # a weaker probe is fine-tuned after (LP-FT)
     metric_names = {"accuracy": "Accuracy", "f1_macro": "Macro F1"}
+    metrics_library = "scikit-learn"
     limitations = ("Predicts only the labels it was trained on; scores are not calibrated "
                    "probabilities. Inputs far from the training data (other domains, "
                    "languages or image styles) degrade accuracy without warning.")
     example_output = "[{'label': ..., 'score': ..., 'scores': {...}}]"
+    exportable = True
 
     def pipeline_tag(self, modalities: Sequence[str]) -> str | None:
         return _TAGS.get(modalities[0]) if len(modalities) == 1 else None
 
-    def prepare(self, model: Any, examples: Sequence[Any], categories: Any = None) -> bool:
-        from zoo.build.compose import replace_head
+    def check_target(self, targets: Mapping[str, Any], where: str,
+                     labels: Sequence[str] | None = None) -> None:
+        if targets.get("label") is None:
+            raise DataError(f"{where}: a classification example needs 'label'")
+        label = targets["label"]
+        values = label if isinstance(label, list) else [label]
+        if not values or not all(isinstance(v, (str, int)) and not isinstance(v, bool)
+                                 and str(v).strip() for v in values):
+            raise DataError(f"{where}: 'label' must be a label (a string) or a list of "
+                            f"labels, got {label!r}")
+        unknown = [str(v) for v in values if labels is not None and str(v) not in labels]
+        if unknown:
+            shown = ", ".join(list(labels)[:10]) + (", ..." if len(labels) > 10 else "")
+            raise DataError(f"{where}: unknown label {unknown[0]!r} (allowed: {shown})")
 
-        self.check_targets(examples)
+    def prepare(self, model: Any, examples: Sequence[Any], categories: Any = None) -> bool:
         seen: set[str] = set()
         multi = False
         for ex in examples:
@@ -39,34 +53,56 @@ class Classification(Task):
             else:
                 seen.add(str(lab))
         labels = sorted(seen)
+        if len(labels) < 2 and not multi:
+            import warnings
+
+            warnings.warn(f"the training data holds one class only ({labels[0]}): the model "
+                          f"can only ever predict it; add examples of other classes",
+                          UserWarning, stacklevel=3)
         if labels != model.labels or multi != getattr(model.head, "multi_label", False):
             replace_head(model, labels=labels, multi_label=multi)
             return True
         return False
 
+    def probe_start(self, probe: Any) -> dict[str, Any] | None:
+        from zoo.tasks.probe import closed_form_start
+
+        return closed_form_start(probe)
+
     def metrics(self, model: Any, examples: Sequence[Any], predictions: Sequence[dict],
                 categories: Any = None) -> dict[str, float]:
-        import zoo.metrics as metrics
+        from zoo.metrics import classification_metrics
 
-        for ex in examples:
-            if "label" not in ex.targets:
-                raise DataError(f"line {ex.line}: no 'label' to evaluate against")
+        self.check_targets(examples)
         truth = [ex.targets["label"] for ex in examples]
         _warn_about(truth, model.labels)
-        return metrics.classification_metrics(truth, [p["label"] for p in predictions],
+        return classification_metrics(truth, [p["label"] for p in predictions],
                                               model.labels)
-
-    metrics_library = "scikit-learn"
 
     def report(self, model: Any, examples: Sequence[Any], predictions: Sequence[dict],
                out: Path) -> list[str]:
-        from zoo.training.plots import plot_confusion
+        from zoo.tasks.pictures import plot_confusion
 
         if getattr(model.head, "multi_label", False):
             return []
         plot_confusion(model.labels, [str(ex.targets["label"]) for ex in examples],
                        [str(p["label"]) for p in predictions], out / "confusion_matrix.png")
         return ["confusion_matrix.png"]
+
+    def pseudo_label(self, prediction: Mapping[str, Any]) -> tuple[dict[str, Any], float]:
+        score = prediction["score"]
+        if isinstance(score, list):  # multi-label: the least sure chosen label
+            score = min(score) if score else 0.0
+        return {"label": prediction["label"]}, round(float(score), 6)
+
+    def describe_targets(self, targets: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+        counts: Counter = Counter()
+        for t in targets:
+            label = t.get("label")
+            for lab in (label if isinstance(label, list) else [label] if label is not None
+                        else []):
+                counts[str(lab)] += 1
+        return {"labels": dict(sorted(counts.items()))}
 
 
 def _warn_about(truth: Sequence[Any], model_labels: Sequence[str] | None) -> None:

@@ -45,12 +45,10 @@ def train(model: Any, train: Any, eval: Any = None, out: str | Path = "out", *,
     manifest, a COCO file or a list of examples); pick the best epoch on ``eval``; write
     the best model and the training record to ``out``. Options: see :class:`TrainConfig`.
     Returns ``{"best": metrics, "best_epoch": n, "out": path, ...}``."""
-    from zoo.io.hub import load
-    from zoo.registry import get_task
     from zoo.training.config import make_config
-    from zoo.training.data import fit_task, pick_model, read_split
     from zoo.training.dist import Dist
-    from zoo.training.loop import Run, begin_finetune, end_epoch, finish, last_epoch, start, train_epoch
+    from zoo.training.loop import (Run, begin_finetune, end_epoch, finish, last_epoch, start,
+                                   train_epoch)
 
     cfg = make_config(options)
     dist = Dist.from_env()
@@ -58,17 +56,8 @@ def train(model: Any, train: Any, eval: Any = None, out: str | Path = "out", *,
     out = Path(out)
     if dist.main:
         out.mkdir(parents=True, exist_ok=True)
-    train_ex, cats = read_split(train, "train", cfg.on_bad_data, dist.main, cfg.columns)
-    eval_ex, eval_cats = (read_split(eval, "eval", cfg.on_bad_data, dist.main, cfg.columns)
-                          if eval is not None else (None, None))
-    if isinstance(model, (str, Path)):  # a registry name may pick its fallback by the data
-        model = load(pick_model(model, train_ex, dist.main))
-    model = fit_task(model, cfg.task, train_ex, cats)  # same seed: same head on every rank
-    if cfg.adapter and not model.config.get("adapter"):
-        from zoo.build.adapters import add_lora
-
-        add_lora(model, r=cfg.lora_r, alpha=cfg.lora_alpha, dropout=cfg.lora_dropout)
-    run = start(Run(model=model, cfg=cfg, dist=dist, out=out, task=get_task(model.task),
+    model, train_ex, eval_ex, eval_cats = _prepare(model, train, eval, cfg, dist.main)
+    run = start(Run(model=model, cfg=cfg, dist=dist, out=out, task=model.task_impl,
                     train_ex=train_ex, eval_ex=eval_ex, eval_cats=eval_cats,
                     sources=(train, eval)), resume)
     t0 = time.perf_counter()
@@ -81,3 +70,27 @@ def train(model: Any, train: Any, eval: Any = None, out: str | Path = "out", *,
         run.stop = False
         if run.state["stage"] != "probe" or not begin_finetune(run):
             return finish(run)
+
+
+def _prepare(model: Any, train: Any, eval: Any, cfg: Any, main: bool) -> tuple:
+    """Read and check both splits, build the model for its task and fit its head to the
+    data: (model, train examples, eval examples or None, eval categories)."""
+    from zoo.io.hub import load
+    from zoo.training.data import check_targets, for_task, pick_model, read_split
+
+    train_ex, cats = read_split(train, "train", cfg.on_bad_data, main, cfg.columns)
+    eval_ex, eval_cats = (read_split(eval, "eval", cfg.on_bad_data, main, cfg.columns)
+                          if eval is not None else (None, None))
+    if isinstance(model, (str, Path)):  # a registry name may pick its fallback by the data
+        model = load(pick_model(model, train_ex, main))
+    model = for_task(model, cfg.task, train_ex)
+    task = model.task_impl
+    train_ex = check_targets(train_ex, task, "train", cfg.on_bad_data, main, train)
+    if eval_ex is not None:
+        eval_ex = check_targets(eval_ex, task, "eval", cfg.on_bad_data, main, eval)
+    task.prepare(model, train_ex, cats)  # same seed: the same head on every rank
+    if cfg.adapter and not model.config.get("adapter"):
+        from zoo.build.adapters import add_lora
+
+        add_lora(model, r=cfg.lora_r, alpha=cfg.lora_alpha, dropout=cfg.lora_dropout)
+    return model, train_ex, eval_ex, eval_cats

@@ -11,8 +11,8 @@ import torch
 
 from zoo.errors import DataError, ZooError
 
-__all__ = ["read_split", "fit_task", "frozen_modalities", "epoch_batches", "example_length",
-           "group_by_length"]
+__all__ = ["read_split", "for_task", "check_targets", "frozen_modalities", "epoch_batches",
+           "example_length", "group_by_length"]
 
 
 def read_split(data: Any, what: str, on_bad_data: str, main: bool,
@@ -20,11 +20,10 @@ def read_split(data: Any, what: str, on_bad_data: str, main: bool,
     """(examples, categories) of a split; bad examples fail, or are skipped with a warning
     that names each file:line."""
     from zoo.data.check import example_problem
-    from zoo.evaluation import load_examples
+    from zoo.data.formats import read_any
 
-    errors: list[tuple[int, str]] = []  # (line, message), from parsing and from checks
-    examples, cats, _ = load_examples(data, on_bad_data="skip", errors=errors,
-                                      columns=columns)
+    errors: list[tuple[Any, str]] = []  # (line, message), from parsing and from checks
+    examples, cats, _ = read_any(data, columns=columns, on_bad_data="skip", errors=errors)
     good = []
     for ex in examples:
         problem = example_problem(ex.inputs)
@@ -32,15 +31,8 @@ def read_split(data: Any, what: str, on_bad_data: str, main: bool,
             good.append(ex)
         else:
             errors.append((ex.line, f"{data}:{ex.line}: {problem}"))
-    errors.sort()
-    if errors and on_bad_data != "skip":
-        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-        raise DataError(f"{errors[0][1]}{more}; fix it, or pass --on-bad-data skip to leave "
-                        f"bad examples out")
-    if errors and main:
-        warnings.warn(f"{what}: skipped {len(errors)} bad example(s): "
-                      + "; ".join(m for _, m in errors[:5])
-                      + (" ..." if len(errors) > 5 else ""), RuntimeWarning, stacklevel=3)
+    errors.sort(key=lambda e: (str(type(e[0])), e[0]))
+    _report([m for _, m in errors], what, on_bad_data, main)
     if not good:
         raise DataError(f"no usable {what} examples in {data}")
     return good, cats
@@ -82,20 +74,41 @@ def pick_model(name: Any, examples: Sequence[Any], main: bool) -> Any:
     return spec.fallback
 
 
-def fit_task(model: Any, task: str | None, examples: Sequence[Any], categories: Any) -> Any:
-    """The model to train for ``task`` (None: the model's own), its head fitted to the
-    data by the task. Only an aligned (retrieval) model changes task, and only when asked."""
-    from zoo.build.compose import classifier_from
-    from zoo.registry import get_task
-
+def for_task(model: Any, task: str | None, examples: Sequence[Any]) -> Any:
+    """The model to train for ``task`` (None: the model's own): another task only when the
+    model's task converts to it (an aligned model seeds a classifier), and only when asked."""
     if task is not None and task != model.task:
-        if not (model.task == "retrieval" and task == "classification"):
-            raise ZooError(f"this is a {model.task} model; it cannot be trained for {task!r} "
-                           f"(compose a {task} model from its encoders instead)")
-        mods = [m for m in model.modalities if any(m in ex.inputs for ex in examples)]
-        model = classifier_from(model, mods)  # its encoders, a new fusion and head
-    get_task(model.task).prepare(model, examples, categories)
+        model = model.task_impl.convert(model, task, examples)
     return model
+
+
+def check_targets(examples: list, task: Any, what: str, on_bad_data: str, main: bool,
+                  source: Any = None) -> list:
+    """The examples whose targets the model's task accepts; the others fail the run, or
+    are skipped with a warning naming each (``--on-bad-data skip``)."""
+    good, errors = [], []
+    for ex in examples:
+        where = f"{source}:{ex.line}" if isinstance(source, (str, Path)) else f"line {ex.line}"
+        problem = task.target_problem(ex.targets, where)
+        if problem is None:
+            good.append(ex)
+        else:
+            errors.append(problem)
+    _report(errors, what, on_bad_data, main)
+    if not good:
+        raise DataError(f"no usable {what} examples in {source}: {errors[0]}")
+    return good
+
+
+def _report(errors: list[str], what: str, on_bad_data: str, main: bool) -> None:
+    if errors and on_bad_data != "skip":
+        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        raise DataError(f"{errors[0]}{more}; fix it, or pass --on-bad-data skip to leave "
+                        f"bad examples out")
+    if errors and main:
+        warnings.warn(f"{what}: skipped {len(errors)} bad example(s): "
+                      + "; ".join(errors[:5]) + (" ..." if len(errors) > 5 else ""),
+                      RuntimeWarning, stacklevel=4)
 
 
 def adapted(model: Any) -> list[str]:

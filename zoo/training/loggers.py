@@ -14,6 +14,8 @@ from typing import Any
 from zoo.errors import ZooError
 from zoo.hookspecs import hookimpl
 
+zoo_contract = 2  # the plugin contract this module is written for
+
 __all__ = ["TensorBoardLogger", "open_loggers"]
 
 

@@ -1,10 +1,11 @@
-"""Pictures of a training run: loss and eval-metric curves, the confusion matrix."""
+"""Pictures of a training run: loss and eval-metric curves (a task draws its own, e.g. the
+confusion matrix)."""
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
-__all__ = ["plot_curves", "plot_confusion"]
+__all__ = ["plot_curves"]
 
 
 def plot_curves(history: list[dict[str, Any]], metric: str, path: Path) -> None:
@@ -34,36 +35,6 @@ def plot_curves(history: list[dict[str, Any]], metric: str, path: Path) -> None:
     b.set_ylabel(metric)
     b.set_title(f"eval {metric}")
     b.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-
-
-def plot_confusion(labels: list[str], y_true: list[str], y_pred: list[str], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import numpy as np
-
-    index = {lab: i for i, lab in enumerate(labels)}
-    cm = np.zeros((len(labels), len(labels)), dtype=int)
-    for t, p in zip(y_true, y_pred):
-        if t in index and p in index:
-            cm[index[t], index[p]] += 1
-    size = max(4.0, 0.45 * len(labels) + 2)
-    fig, ax = plt.subplots(figsize=(size, size))
-    ax.imshow(cm, cmap="Blues")
-    ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right")
-    ax.set_yticks(range(len(labels)), labels)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
-    for i in range(len(labels)):
-        for j in range(len(labels)):
-            if cm[i, j]:
-                ax.text(j, i, str(cm[i, j]), ha="center", va="center", fontsize=8,
-                        color="white" if cm[i, j] > cm.max() / 2 else "black")
-    ax.set_title(f"confusion matrix (eval, n={cm.sum()})")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

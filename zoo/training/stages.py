@@ -45,13 +45,11 @@ def configure(run: Run, stage: str, fresh: bool = True) -> None:
             run.eval_cached = _encode(run, run.eval_ex, "cache eval features")
     run.opt = make_optimizer(model, cfg, finetune=stage == "finetune")
     if stage == "probe" and fresh:  # (a resumed run restores its weights and rates)
-        from zoo.training.probe import LR_SCALE, closed_form_start
-
-        run.state["probe_init"] = closed_form_start(run)
+        run.state["probe_init"] = _probe_start(run)
         if run.state["probe_init"] is not None:  # the epochs refine the fitted start
             for group in run.opt.param_groups:
                 if group.get("name") == "new layers":
-                    group["lr"] *= LR_SCALE
+                    group["lr"] *= float(run.state["probe_init"].get("lr_scale", 1.0))
     run.per_rank = max(1, cfg.batch_size // dist.world)
     n_batches = math.ceil(math.ceil(len(run.train_ex) / dist.world) / run.per_rank)
     run.total = max(1, n_batches * stage_epochs(run, stage))
@@ -65,6 +63,24 @@ def configure(run: Run, stage: str, fresh: bool = True) -> None:
         # null embedding, a branch, a projection), and trained encoders may skip parts of
         # themselves (BERT's pooler): DDP must look for unused parameters
         run.net = DDP(model, find_unused_parameters=True)
+
+
+def _probe_start(run: Run) -> dict | None:
+    """The task's closed-form start of a frozen, cached probe (``--probe-init lbfgs``), or
+    None: the usual random start."""
+    if run.cfg.probe_init != "lbfgs" or run.cached is None:
+        return None
+    from zoo.base.task import Probe
+    from zoo.training.cache import collate_cached
+
+    model = run.model
+    return run.task.probe_start(Probe(
+        model=model, train_rows=run.cached, train_targets=[ex.targets for ex in run.train_ex],
+        eval_rows=run.eval_cached,
+        eval_targets=[ex.targets for ex in run.eval_ex] if run.eval_cached is not None
+        else None,
+        collate=lambda rows: collate_cached(rows, model.modalities, model.device),
+        batch_size=run.cfg.eval_batch_size, say=run.say))
 
 
 def show_progress(run: Run) -> None:

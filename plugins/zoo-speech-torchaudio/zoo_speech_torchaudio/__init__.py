@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from zoo.plugin import hookimpl
 
+zoo_contract = 2  # the plugin contract this module is written for
+
 _CONFORMER = "zoo_speech_torchaudio.encoder:build_conformer"
 _W2V2 = "zoo_speech_torchaudio.encoder:build_wav2vec2"
 _HF = "zoo_speech_torchaudio.hf_audio:build"

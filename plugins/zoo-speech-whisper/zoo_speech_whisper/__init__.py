@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from zoo.plugin import hookimpl
 
+zoo_contract = 2  # the plugin contract this module is written for
+
 from .weights import BASE, DECODERS, TINY_EN, register_all
 
 _ENCODER = "zoo_speech_whisper.encoder:build_encoder"

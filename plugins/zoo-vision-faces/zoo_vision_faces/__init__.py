@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from zoo.plugin import hookimpl
 
+zoo_contract = 2  # the plugin contract this module is written for
+
 _PIP = "pip:facenet-pytorch:facenet_pytorch/data/"
 _LICENSE = "mit"
 SHA256 = {"pnet": "a2a71925e0b9996a42f63e47efc1ca19043e69558b5c523b978d611dfae49c8f",

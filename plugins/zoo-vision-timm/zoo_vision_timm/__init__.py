@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from zoo.plugin import hookimpl
 
+zoo_contract = 2  # the plugin contract this module is written for
+
 _FACTORY = "zoo_vision_timm.encoder:build"
 
 EFFNET_LITE0_SHA256 = "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db"

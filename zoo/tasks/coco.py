@@ -6,14 +6,18 @@ import json
 from pathlib import Path
 from typing import Any
 
-from zoo.errors import DataError
-from zoo.data.manifest import Example
+from zoo.plugin import DataError, Example
 
-__all__ = ["read_coco", "is_coco"]
+__all__ = ["read_coco", "looks_like_coco"]
 
 
-def is_coco(path: str | Path) -> bool:
-    return str(path).endswith(".json")
+def looks_like_coco(path: Path) -> bool:
+    """A .json file whose first bytes hold an object (a COCO file is one object with
+    images, annotations and categories)."""
+    if path.suffix.lower() != ".json" or not path.is_file():
+        return False
+    with open(path, "rb") as f:
+        return f.read(64).lstrip()[:1] == b"{"
 
 
 def read_coco(path: str | Path) -> tuple[list[Example], list[str]]:

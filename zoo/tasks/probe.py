@@ -1,6 +1,7 @@
-"""The probe's closed-form start: before its epochs, a multinomial logistic regression is
-fitted on the cached features by L-BFGS and written exactly into the concat-MLP fusion and
-the classification head; the epochs then refine it at a third of the learning rate.
+"""Classification's closed-form probe start (``Classification.probe_start``): before the
+probe's epochs, a multinomial logistic regression is fitted on the cached features by L-BFGS
+and written exactly into the concat-MLP fusion and the classification head; the epochs then
+refine it at a third of the learning rate.
 
 Logistic regression is convex, so this start depends on neither learning rate, epochs nor
 seed; its L2 strength is chosen on the eval split as a user would tune scikit-learn's ``C``.
@@ -18,9 +19,6 @@ from typing import Any
 import torch
 from torch import nn
 from torch.nn import functional as F
-
-from zoo.training.cache import collate_cached
-from zoo.training.run import Run
 
 __all__ = ["LR_SCALE", "closed_form_start", "eligible", "fit_logistic"]
 
@@ -48,7 +46,7 @@ def eligible(model: Any) -> bool:
             and head.proj.in_features == mlp[0].out_features)
 
 
-def _fusion_inputs(model: Any, rows: list, batch_size: int) -> torch.Tensor:
+def _fusion_inputs(model: Any, rows: list, batch_size: int, collate: Any) -> torch.Tensor:
     """(N, D): what the fusion's first linear layer sees for each cached row (the
     normalised, concatenated pooled features, null embeddings where a modality is absent)."""
     seen: list[torch.Tensor] = []
@@ -58,8 +56,7 @@ def _fusion_inputs(model: Any, rows: list, batch_size: int) -> torch.Tensor:
     try:
         with torch.no_grad():
             for start in range(0, len(rows), batch_size):
-                encoded, batch = collate_cached(rows[start:start + batch_size],
-                                                model.modalities, model.device)
+                encoded, batch = collate(rows[start:start + batch_size])
                 model(batch, encoded=encoded)
     finally:
         hook.remove()
@@ -91,20 +88,21 @@ def fit_logistic(x: torch.Tensor, y: torch.Tensor, n_classes: int, c: float,
     return w.detach(), b.detach()
 
 
-def closed_form_start(run: Run) -> dict[str, Any] | None:
-    """Fit the regression on the cached features and write it into fusion + head; None
-    when the model or run does not allow it. Returns what to record."""
-    model, cfg = run.model, run.cfg
-    if cfg.probe_init != "lbfgs" or run.cached is None or not eligible(model):
+def closed_form_start(probe: Any) -> dict[str, Any] | None:
+    """Fit the regression on the probe's cached features and write it into fusion + head
+    (a :class:`zoo.plugin.Probe`); None when the model does not allow it. Returns what to
+    record."""
+    model = probe.model
+    if not eligible(model):
         return None
     head = model.head
     k = len(head.labels)
-    x = _fusion_inputs(model, run.cached, cfg.eval_batch_size)
-    y = head.encode_targets([ex.targets for ex in run.train_ex]).to(x.device)
+    x = _fusion_inputs(model, probe.train_rows, probe.batch_size, probe.collate)
+    y = head.encode_targets(probe.train_targets).to(x.device)
     d = x.shape[1]
-    if run.eval_cached is not None:  # C chosen on the eval split, warm-started along the grid
-        xv = _fusion_inputs(model, run.eval_cached, cfg.eval_batch_size)
-        yv = head.encode_targets([ex.targets for ex in run.eval_ex]).to(x.device)
+    if probe.eval_rows is not None:  # C chosen on the eval split, warm-started along the grid
+        xv = _fusion_inputs(model, probe.eval_rows, probe.batch_size, probe.collate)
+        yv = head.encode_targets(probe.eval_targets).to(x.device)
         best, fit = None, None
         for c in C_GRID:
             fit = fit_logistic(x, y, k, c / d, init=fit)
@@ -115,15 +113,22 @@ def closed_form_start(run: Run) -> dict[str, Any] | None:
     else:
         acc, c = None, C_DEFAULT
         w, b = fit_logistic(x, y, k, c / d)
-    lin, proj = model.fusion.mlp[0], head.proj
+    _write(model, w, b)
+    probe.say(f"closed-form probe: logistic regression on the cached features (L-BFGS, C {c:g}"
+              + (f", eval accuracy {acc:.4f}" if acc is not None else "")
+              + f"); the epochs refine it at lr x {LR_SCALE:.2g}")
+    return {"method": "lbfgs", "C": c, "eval_accuracy": acc, "lr_scale": LR_SCALE}
+
+
+def _write(model: Any, w: torch.Tensor, b: torch.Tensor) -> None:
+    """Unit j: w_j·x, unit k+j: -w_j·x; the head takes their difference (GELU(z) - GELU(-z)
+    = z), so fusion + head compute the regression exactly."""
+    lin, proj = model.fusion.mlp[0], model.head.proj
+    k = w.shape[0]
     eye = torch.eye(k, device=w.device)
-    with torch.no_grad():  # unit j: w_j·x, unit k+j: -w_j·x; GELU(z) - GELU(-z) = z
+    with torch.no_grad():
         lin.weight[:k], lin.weight[k:2 * k] = w, -w
         lin.bias[:2 * k] = 0.0
         proj.weight.zero_()
         proj.weight[:, :k], proj.weight[:, k:2 * k] = eye, -eye
         proj.bias.copy_(b)
-    run.say(f"closed-form probe: logistic regression on the cached features (L-BFGS, C {c:g}"
-            + (f", eval accuracy {acc:.4f}" if acc is not None else "")
-            + f"); the epochs refine it at lr x {LR_SCALE:.2g}")
-    return {"method": "lbfgs", "C": c, "eval_accuracy": acc, "lr_scale": LR_SCALE}

@@ -1,0 +1,70 @@
+"""One data row -> one :class:`Example`: every registered modality claims its column(s)
+and reads its value (file-based modalities resolve paths against the file's folder); every
+other column is a target. ``columns`` maps zoo's keys to the data's column names
+(``{"text": "review", "label": "sentiment"}``; a modality may claim several:
+``{"tabular": ["age", "city"]}``). One place for JSONL, CSV / TSV, Parquet, datasets and
+in-memory rows alike."""
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+from zoo.base.example import Example
+from zoo.errors import DataError
+from zoo.registry import modalities
+
+__all__ = ["example_from_row", "check_columns", "modality_columns", "input_keys"]
+
+
+def input_keys() -> list[str]:
+    """The registered modalities' names: the keys an example's inputs use."""
+    return list(modalities())
+
+
+def _names(value: Any) -> list[str]:
+    return [str(c) for c in value] if isinstance(value, (list, tuple)) else [str(value)]
+
+
+def check_columns(columns: Mapping[str, Any] | None, present: Iterable[str],
+                  where: str) -> None:
+    """Every column ``columns`` names exists in the data, or a one-line DataError."""
+    present = [str(p) for p in present]
+    for ours, theirs in (columns or {}).items():
+        for col in _names(theirs):
+            if col not in present:
+                close = difflib.get_close_matches(col, present, n=1, cutoff=0.5)
+                raise DataError(f"{where}: no column {col!r} (given for {ours!r} in columns); "
+                                f"columns: {', '.join(present) or '(none)'}"
+                                + (f"; did you mean {close[0]!r}?" if close else ""))
+
+
+def modality_columns(columns: Mapping[str, Any] | None) -> dict[str, list[str]]:
+    """modality -> the data columns it claims (after ``columns``)."""
+    columns = columns or {}
+    return {name: m.columns(columns.get(name)) for name, m in modalities().items()}
+
+
+def example_from_row(row: Mapping[str, Any], line: Any, root: Path | None, where: str,
+                     columns: Mapping[str, Any] | None = None, *,
+                     require_input: bool = True) -> Example:
+    """One example from a data row. ``root``: the data file's folder (relative paths of
+    file-based modalities resolve against it; None for in-memory data). ``where`` locates
+    the row in messages (``file:line``)."""
+    columns = dict(columns or {})
+    inputs: dict[str, Any] = {}
+    claimed: set[str] = set()
+    for name, modality in modalities().items():
+        col = columns.get(name)
+        claimed.update(modality.columns(col))
+        value = modality.from_row(row, col)
+        if value is not None:
+            inputs[name] = modality.from_data(value, root, where)
+    if not inputs and require_input:
+        raise DataError(f"{where}: no input (expected one of {', '.join(input_keys())}; map "
+                        f"yours with columns={{'text': ...}} or --column KEY=COLUMN)")
+    renamed = {str(theirs): ours for ours, theirs in columns.items()
+               if ours not in inputs and not isinstance(theirs, (list, tuple))
+               and ours not in modalities()}
+    targets = {renamed.get(k, k): v for k, v in row.items() if k not in claimed}
+    return Example(line, inputs, targets, dict(row))

@@ -1,0 +1,168 @@
+"""The routes of a zoo server, each one function over the :class:`Server` it serves:
+``POST /predict``, ``POST /feedback``, ``GET /health``, ``/info``, ``/metrics``."""
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Any
+
+from zoo.errors import DataError, RequestError, ZooError
+from zoo.serve.guard import error
+from zoo.serve.inputs import check_modalities, decode_input, read_json, request_inputs
+
+__all__ = ["Server", "add_routes", "jsonable", "predict_body", "PREDICT_RESPONSES"]
+
+
+@dataclass
+class Server:
+    """What the routes of one served model share."""
+
+    model: Any
+    lanes: dict[str, Any]  # modality -> MicroBatcher; a request runs in its costliest's
+    limits: Any
+    store: Any  # zoo.io.feedback.FeedbackStore
+    metrics: Any
+    max_body: int
+    info: dict[str, Any]
+    modalities: dict[str, Any] = field(default_factory=dict)  # name -> Modality, read once
+
+    @property
+    def task(self) -> Any:
+        return self.model.task_impl
+
+    @property
+    def ignored(self) -> tuple[str, ...]:
+        """Keys an input may carry besides modalities: an id and the task's targets."""
+        return ("id", *self.task.targets)
+
+    def lane(self, inputs: list[dict[str, Any]]) -> Any:
+        present = {m for x in inputs for m in x}
+        name = max(present & set(self.lanes), key=lambda m: (self.modalities[m].cost, m))
+        return self.lanes[name]
+
+
+def jsonable(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {k: jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [jsonable(v) for v in obj]
+    if isinstance(obj, float):
+        return round(obj, 6)
+    return obj
+
+
+async def predict(server: Server, request: Any) -> Any:
+    """Predictions for one or more inputs (micro-batched with concurrent requests)."""
+    from fastapi.responses import JSONResponse
+
+    try:
+        inputs, shape = await request_inputs(request, server.max_body, server.limits,
+                                             server.ignored, server.modalities)
+        check_modalities(server.model, inputs, server.task.requires)
+    except RequestError as e:
+        return error(e.status, str(e))
+    try:
+        outputs = await asyncio.wait_for(server.lane(inputs).submit(inputs),
+                                         server.limits.request_seconds)
+    except asyncio.TimeoutError:
+        return error(504, f"the prediction took longer than {server.limits.request_seconds:g} s "
+                          f"(ZOO_SERVE_REQUEST_SECONDS)")
+    except ZooError as e:
+        return error(400, str(e))
+    return JSONResponse({"predictions" if shape == "kserve" else "outputs": jsonable(outputs)})
+
+
+async def feedback(server: Server, request: Any) -> Any:
+    """A correction of a prediction, stored as training data: the input (this model's
+    modalities, within limits) and the task's targets (checked as training data is)."""
+    from zoo.base.modality import json_size
+
+    targets = ", ".join(server.task.targets) or "none"
+    try:
+        body = await read_json(request, server.max_body, server.limits)
+        if not isinstance(body, dict) or not isinstance(body.get("input"), dict):
+            raise RequestError('expected {"input": {...}, "prediction": ..., "correction": ...}')
+        if body.get("correction") is None:
+            raise RequestError(f"'correction' is required: the right answer, as this "
+                               f"{server.model.task} model's targets ({targets})")
+        inputs = await asyncio.to_thread(decode_input, body["input"], 0, server.limits,
+                                         server.ignored, server.modalities)
+        check_modalities(server.model, [inputs])
+        if json_size(body["correction"]) > server.limits.max_value_bytes:
+            raise RequestError(f"the correction is over {server.limits.max_value_bytes:g} "
+                               f"bytes of JSON (ZOO_SERVE_MAX_VALUE_BYTES)", 413)
+        try:
+            corrected = server.task.targets_from_correction(
+                body["correction"], server.model.labels, "correction")
+        except DataError as e:
+            raise RequestError(str(e), 422) from None
+    except RequestError as e:
+        return error(e.status, str(e))
+    key = request.headers.get("idempotency-key")
+    if key is not None and not 0 < len(key) <= 200:
+        return error(400, "Idempotency-Key must be 1-200 characters")
+    fid = await asyncio.to_thread(server.store.add, body["input"], body.get("prediction"),
+                                  body["correction"], key, corrected)
+    return {"id": fid}
+
+
+def predict_body() -> dict[str, Any]:
+    """The OpenAPI description of POST /predict, from the registered modalities (FastAPI
+    cannot infer it: the body is read as a stream so its size is bounded before parsing)."""
+    from zoo.registry import modalities
+
+    reg = modalities()
+    one = {"type": "object", "properties": {n: m.request_schema() for n, m in reg.items()}}
+    plain = next((n for n, m in reg.items() if m.plain_string), None)
+    media = {t + "*": {"schema": {"type": "string", "format": "binary"}}
+             for m in reg.values() for t in m.media_types}
+    example = {"inputs": [{plain: "a photo of a cat"}]} if plain else {"inputs": [{}]}
+    return {"content": {
+        "application/json": {"schema": {"oneOf": [
+            {"type": "object", "required": ["inputs"],
+             "properties": {"inputs": {"type": "array", "items": one}}},
+            {"type": "object", "required": ["instances"], "description": "KServe v1",
+             "properties": {"instances": {"type": "array"}}},
+            {"type": "object", "required": ["inputs"], "description": "Hugging Face "
+             "Inference API: a string or a list of strings",
+             "properties": {"inputs": {"type": "string"}}}]}, "example": example},
+        "multipart/form-data": {"schema": {"type": "object", "properties": {
+            n: ({"type": "string", "format": "binary"} if m.file_based else m.request_schema())
+            for n, m in reg.items()}}},
+        **media}}
+
+
+PREDICT_RESPONSES = {"200": {"description": "One output per input: {\"outputs\": [...]} "
+                             "(KServe: {\"predictions\": [...]})"},
+                     "400": {"description": "a bad input, named"},
+                     "401": {"description": "missing or wrong API key"},
+                     "413": {"description": "over a limit, named"},
+                     "422": {"description": "an impossible value (e.g. sample rate)"}}
+
+
+def add_routes(app: Any, server: Server) -> None:
+    from fastapi import Request
+    from fastapi.responses import PlainTextResponse
+
+    @app.post("/predict", openapi_extra={"requestBody": predict_body()},
+              responses=PREDICT_RESPONSES)
+    async def predict_route(request: Request) -> Any:
+        """Predictions for one or more inputs (micro-batched with concurrent requests)."""
+        return await predict(server, request)
+
+    @app.post("/feedback")
+    async def feedback_route(request: Request) -> Any:
+        """A correction: {"input": {...}, "prediction": ..., "correction": targets}."""
+        return await feedback(server, request)
+
+    @app.get("/health")
+    async def health() -> Any:
+        return {"status": "ok"}
+
+    @app.get("/info")
+    async def info() -> Any:
+        return server.info
+
+    @app.get("/metrics")
+    async def metrics() -> Any:
+        return PlainTextResponse(server.metrics.render(),
+                                 media_type="text/plain; version=0.0.4")
