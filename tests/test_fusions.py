@@ -9,7 +9,8 @@ import pytest
 import torch
 
 import zoo
-from zoo.build.compose import _compose, compose
+from zoo.build.components import compose_parts as _compose
+from zoo.build.compose import compose
 
 FUSIONS = zoo.list_models(kind="fusion")
 TINY = {"text": "bert-tiny", "image": "timm-tiny", "audio": "conformer-tiny"}

@@ -59,7 +59,7 @@ def test_30_kills_at_random_instants_of_saves_leave_the_old_or_the_new_model(tmp
 
 
 def test_an_interrupted_save_is_finished_or_dropped_by_the_next_load(tmp_path):
-    from zoo.io.hub import COMPLETE
+    from zoo.io.atomic import COMPLETE
 
     torch.manual_seed(1)
     old = zoo.create_model("tiny-text-image-clf", labels=["a", "b"])
@@ -131,7 +131,7 @@ def _edit_config(folder, fn):
 @pytest.mark.parametrize("key", ["../../etc", "/etc", "text/../../x"])
 def test_a_modality_key_is_never_a_path(saved_tiny, key):
     _edit_config(saved_tiny, lambda c: c["encoders"].update({key: c["encoders"].pop("text")}))
-    with pytest.raises(LoadError, match="modalities are text, image, audio"):
+    with pytest.raises(LoadError, match="no modality name"):
         zoo.load(saved_tiny)
 
 

@@ -183,7 +183,7 @@ def test_after_train_and_eval_the_pushed_card_carries_the_measured_figures(hub, 
     out = tmp_path / "run"
     zoo.train(model, data["train"], data["val"], out, epochs=2, freeze="all", progress=False)
     result = json.loads(run_zoo("eval", str(out), "--data", str(data["test"]), "--json",
-                                env=hub.env, check=True).stdout)
+                                "--record", env=hub.env, check=True).stdout)
     run_zoo("push", str(out), "zoo-tests/trained", env=hub.env, check=True)
     meta = metadata_load(_download(hub, "zoo-tests/trained", "README.md"))
     results = meta["model-index"][0]["results"]

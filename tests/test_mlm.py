@@ -334,7 +334,7 @@ def test_zoo_train_encoder_errors_are_one_line(tmp_path, pretrained):
     train = tmp_path / "t.jsonl"
     train.write_text('{"text": "a", "label": "x"}\n{"text": "b", "label": "y"}\n')
     for model, pair, message in (
-            ("minilm-effnet-clf", f"image={enc}", "a folder stands for a transformers text"),
+            ("minilm-effnet-clf", f"image={enc}", "the folder holds a text encoder"),
             ("minilm-text-clf", "audio=bert-tiny", "has no audio encoder"),
             ("minilm-text-clf", "text", "expected MODALITY=VALUE")):
         proc = run_zoo("train", model, "--encoder", pair, "--train", str(train),

@@ -125,8 +125,12 @@ def test_evaluate_returns_flat_metrics_and_writes_eval_results(tmp_path, photo):
     loaded = zoo.load(d)
     preds = [p["label"] for p in loaded.predict([{"text": "a cat", "image": str(photo)},
                                                  {"text": "a dog"}, {"image": str(photo)}])]
+    before = {p.name: p.read_bytes() for p in d.iterdir() if p.is_file()}
     result = zoo.evaluate(loaded, manifest)
     expected = sum(p == t for p, t in zip(preds, ["cat", "dog", "cat"])) / 3
     assert result["accuracy"] == pytest.approx(expected) and result["n"] == 3
+    # evaluating is read-only: not a byte of the folder changes unless asked to record
+    assert {p.name: p.read_bytes() for p in d.iterdir() if p.is_file()} == before
+    assert zoo.evaluate(loaded, manifest, record=True) == result
     saved = json.loads((d / "eval_results.json").read_text())
     assert saved["metrics"]["accuracy"] == result["accuracy"] and saved["dataset"] == "eval"

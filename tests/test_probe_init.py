@@ -1,4 +1,4 @@
-"""The probe's closed-form start (zoo/training/probe.py): a logistic regression fitted by
+"""The probe's closed-form start (zoo/tasks/probe.py): a logistic regression fitted by
 L-BFGS on the cached features, written exactly into concat-mlp + classification head."""
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import torch
 import zoo
 from zoo.build.compose import compose
 from zoo.errors import ZooError
-from zoo.training.probe import eligible
+from zoo.tasks.probe import eligible
 
 LABELS = ["apple", "banana", "lemon", "pear"]
 
@@ -91,8 +91,9 @@ def test_the_epochs_refine_the_start_at_a_third_of_the_learning_rate(tmp_path):
 def test_without_an_eval_split_a_fixed_strength_is_used(tmp_path):
     summary = zoo.train(_model(), _data(), None, tmp_path / "m", epochs=1, freeze="all",
                         progress=False)
-    assert summary["probe_init"] == {"method": "lbfgs", "C": 3.0, "eval_accuracy": None,
-                                     "lr_scale": pytest.approx(1 / 3)}
+    assert summary["probe_init"] == {
+        "method": "lbfgs", "C": 3.0, "eval_accuracy": None, "lr_scale": pytest.approx(1 / 3),
+        "description": "logistic regression fitted by L-BFGS (C 3.0), refined at lr / 3"}
 
 
 @pytest.mark.parametrize("case", ["gated fusion", "multi-label", "no cache", "trained encoder"])

@@ -102,7 +102,7 @@ def _inspect(path: Path, labels: Sequence[str] | None, columns: dict[str, Any] |
             row["problem"] = str(e).split(": ", 1)[-1]
             continue
         problem = example_problem(ex.inputs) or (task.target_problem(
-            ex.targets, f"line {lineno}", labels) if task is not None else None)
+            ex.targets, f"line {lineno}", labels, ex.inputs) if task is not None else None)
         if problem:
             row["problem"] = problem.replace(str(root) + "/", "").split(f"line {lineno}: ")[-1]
             continue

@@ -1,16 +1,16 @@
-"""``zoo.evaluate(model, data)``: predictions on a labelled set and the task's metrics."""
+"""``zoo.evaluate(model, data)``: predictions on a labelled set and the task's metrics.
+
+Evaluating never changes a model: ``record=True`` (``zoo eval --record``) writes the
+figures into the model's folder (``eval_results.json``, the card's ``model-index``)."""
 from __future__ import annotations
 
-import datetime as _dt
-import json
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
-from zoo.errors import DataError
+from zoo.errors import DataError, ZooError
+from zoo.io.records import EVAL_RESULTS
 
 __all__ = ["evaluate", "load_examples", "EVAL_RESULTS"]
-
-EVAL_RESULTS = "eval_results.json"
 
 
 def load_examples(data: Any, *, on_bad_data: str = "fail",
@@ -26,24 +26,16 @@ def load_examples(data: Any, *, on_bad_data: str = "fail",
     return read_any(data, columns=columns, on_bad_data=on_bad_data, errors=errors)
 
 
-
-def metrics_for(task: str, model: Any, examples: Sequence[Any],
-                preds: Sequence[dict[str, Any]], categories: Sequence[str] | None
-                ) -> dict[str, float]:
-    """The registered task's metrics of ``preds`` against the examples' targets."""
-    from zoo.registry import get_task
-
-    return get_task(task).metrics(model, examples, preds, categories)
-
-
-def evaluate(model: Any, data: Any, *, batch_size: int = 32, write: bool = True,
+def evaluate(model: Any, data: Any, *, batch_size: int = 32, record: bool = False,
              on_bad_data: str = "fail", columns: dict[str, str] | None = None,
-             **decode_kwargs: Any) -> dict[str, Any]:
-    """Metrics as a flat dict (``accuracy``, ``f1_macro``, ``map``, ``map_50``, ``wer``,
-    ``cer``, ..., plus ``n``). For a model loaded from a folder, also writes
-    ``eval_results.json`` there, which the model card reads."""
+             write: bool | None = None, **decode_kwargs: Any) -> dict[str, Any]:
+    """Metrics as a flat dict (``accuracy``, ``f1_macro``, ``map``, ``wer``, ..., plus
+    ``n``). Read-only: with ``record=True`` a model loaded from a folder gets the figures
+    written there (``eval_results.json``) and its card re-rendered. (``write=`` is the old
+    name of ``record=``.)"""
     from zoo.io.hub import load
 
+    record = bool(write) if write is not None else record
     if isinstance(model, (str, Path)):
         model = load(model)
     errors: list[tuple[int, str]] = []
@@ -53,18 +45,29 @@ def evaluate(model: Any, data: Any, *, batch_size: int = 32, write: bool = True,
         raise DataError(f"no examples to evaluate in {data}")
     preds = model.predict([ex.inputs for ex in examples], batch_size=batch_size,
                           **decode_kwargs)
-    result: dict[str, Any] = metrics_for(model.task, model, examples, preds, categories)
+    result: dict[str, Any] = model.task_impl.metrics(model, examples, preds, categories)
     result["n"] = len(examples)
     if errors:
         result["skipped"] = len(errors)
-    source = getattr(model, "source", None)
-    if write and source and Path(source).is_dir():
-        record = {"task": model.task, "dataset": name, "data": str(data)
-                  if isinstance(data, (str, Path)) else None,
-                  "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-                  "decoding": decode_kwargs or None, "metrics": result}
-        (Path(source) / EVAL_RESULTS).write_text(json.dumps(record, indent=2) + "\n")
-        from zoo.io.card import write_card
-
-        write_card(source)  # the card's model-index now carries these figures
+    if record:
+        _record(model, data, name, result, decode_kwargs)
     return result
+
+
+def _record(model: Any, data: Any, name: str, result: dict[str, Any],
+            decoding: dict[str, Any]) -> None:
+    """The figures into the model's folder, and its card re-rendered with them."""
+    from zoo.io.card import write_card
+    from zoo.io.records import eval_record, write_record
+    from zoo.weights import sha256_file
+
+    source = getattr(model, "source", None)
+    if not source or not Path(source).is_dir():
+        raise ZooError("--record writes into the model's folder, and this model was not "
+                       "loaded from one (a registry name or a model in memory)")
+    path = Path(data) if isinstance(data, (str, Path)) else None
+    write_record(source, EVAL_RESULTS, eval_record(
+        model.task, result, dataset=name, data=str(data) if path else None,
+        data_sha256=sha256_file(path) if path and path.is_file() else None,
+        decoding=decoding or None))
+    write_card(source)

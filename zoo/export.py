@@ -1,9 +1,10 @@
 """Optimisation for deployment: TorchScript / ONNX export and dynamic int8 quantization.
 
-The exported graph is the tensor part of a classification model (encoders -> fusion ->
-head logits) on preprocessed inputs; preprocessing (tokenizer, image transform) stays in
-Python, as it does with transformers' and timm's own exports. Each export is checked on an
-eval manifest: the accuracy change and the speed against the original model are printed.
+The exported graph is the tensor part of a model whose task exports (``Task.exportable``:
+encoders -> fusion -> head outputs, one tensor) on preprocessed inputs; preprocessing
+(tokenizer, image transform) and decoding stay in Python, as they do with transformers' and
+timm's own exports. Each export is checked on eval data: the change of the task's main
+metric and the speed against the original model are reported.
 """
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ __all__ = ["export_model"]
 
 
 class _Graph(nn.Module):
-    """Flat tensors in, logits out: what TorchScript and ONNX can carry."""
+    """Flat tensors in, the head's output tensor out: what TorchScript and ONNX carry."""
 
     def __init__(self, model: Any, keys: Sequence[tuple[str, str]]) -> None:
         super().__init__()
@@ -34,23 +35,24 @@ class _Graph(nn.Module):
         batch = Batch(size=b)
         for (m, name), t in zip(self.keys, tensors):
             batch.modalities.setdefault(m, ModalityBatch(torch.arange(b))).tensors[name] = t
-        return self.model(batch)  # (B, C) logits
+        return self.model(batch)  # the head's output, e.g. (B, C) logits
 
 
-def _flat(model: Any, examples: Sequence[Any]) -> tuple[list[tuple[str, str]], list[torch.Tensor]]:
+def _flat(model: Any, examples: Sequence[Any]) -> tuple[list[tuple[str, str]],
+                                                       list[torch.Tensor], Any]:
     batch = model.preprocess([ex.inputs for ex in examples])
     for m in model.modalities:
         if m not in batch or batch[m].index.numel() != batch.size:
             raise ZooError(f"export needs every eval example to have every modality ({m} is "
                            f"missing somewhere)")
     keys = [(m, k) for m in model.modalities for k in batch[m].tensors]
-    return keys, [batch[m].tensors[k] for m, k in keys]
+    return keys, [batch[m].tensors[k] for m, k in keys], batch
 
 
-def _accuracy(logits: torch.Tensor, model: Any, examples: Sequence[Any]) -> float:
-    preds = model.head.decode(logits)
-    return sum(str(p["label"]) == str(ex.targets.get("label")) for p, ex in
-               zip(preds, examples)) / max(1, len(examples))
+def _score(outputs: torch.Tensor, model: Any, examples: Sequence[Any], batch: Any) -> float:
+    """The task's main metric of these head outputs on ``examples``."""
+    preds = model.head.decode(outputs, batch=batch)
+    return float(model.task_impl.metrics(model, examples, preds)[model.task_impl.metric])
 
 
 def _timed(fn: Any, reps: int = 7) -> float:
@@ -67,26 +69,28 @@ def _timed(fn: Any, reps: int = 7) -> float:
 def export_model(model: Any, fmt: str, out: str | Path, data: str | Path, *,
                  quantize: str | None = None, limit: int = 256) -> dict[str, Any]:
     """Export ``model`` (a model or folder) to ``out`` and compare it with the original on
-    ``data``: returns accuracies, their change, and the speed ratio (original / exported)."""
+    ``data``: the task's main metric before and after, its change, the largest output
+    difference and the speed ratio (original / exported)."""
+    from zoo.data.formats import read_any
     from zoo.io.hub import load
-    from zoo.evaluation import load_examples
 
     if isinstance(model, (str, Path)):
         model = load(model)
-    if model.task != "classification":
-        raise ZooError(f"export covers classification models; this one is {model.task}")
+    if model.head is None or not model.task_impl.exportable:
+        raise ZooError(f"a {model.task} model does not export: its task's head gives no one "
+                       f"output tensor (Task.exportable)")
     if fmt not in ("onnx", "torchscript"):
         raise ZooError("--format must be onnx or torchscript")
     if quantize not in (None, "int8"):
         raise ZooError("--quantize must be int8")
-    examples, _, _ = load_examples(data)
+    examples, _, _ = read_any(data)
     examples = examples[:limit]
     model.eval()
-    keys, tensors = _flat(model, examples)
+    keys, tensors, batch = _flat(model, examples)
     graph = _Graph(model, keys).eval()
     with torch.inference_mode():
         ref_logits = graph(*tensors)
-    base_acc = _accuracy(ref_logits, model, examples)
+    base = _score(ref_logits, model, examples, batch)
     t_orig = _timed(lambda: _no_grad(graph, tensors))
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -116,12 +120,12 @@ def export_model(model: Any, fmt: str, out: str | Path, data: str | Path, *,
         run = lambda: torch.from_numpy(sess.run(["logits"], feed)[0])  # noqa: E731
         out = path
     logits = run()
-    acc = _accuracy(logits, model, examples)
+    value = _score(logits, model, examples, batch)
     t_new = _timed(run)
     return {"format": fmt, "quantize": quantize, "out": str(out), "n": len(examples),
-            "accuracy_original": round(base_acc, 4), "accuracy_exported": round(acc, 4),
-            "accuracy_change": round(acc - base_acc, 4),
-            "max_logit_diff": round(float((logits - ref_logits).abs().max()), 6),
+            "metric": model.task_impl.metric, "metric_original": round(base, 4),
+            "metric_exported": round(value, 4), "metric_change": round(value - base, 4),
+            "max_output_diff": round(float((logits - ref_logits).abs().max()), 6),
             "seconds_original": round(t_orig, 4), "seconds_exported": round(t_new, 4),
             "speed_ratio": round(t_orig / t_new, 3)}
 
@@ -138,7 +142,11 @@ def onnx_export(graph: nn.Module, keys: Sequence[tuple[str, str]],
     names = onnx_names(keys)
     dyn = {n: {0: "batch", **({1: "seq"} if t.ndim == 2 and t.dtype == torch.long else {})}
            for n, t in zip(names, tensors)}
-    dyn["logits"] = {0: "batch"}
+    with torch.no_grad():
+        sample = graph(*tensors)
+    seq = any(t.ndim == 2 and t.dtype == torch.long for t in tensors)
+    # per-token outputs (B, T, C) follow the sequence axis of the inputs
+    dyn["logits"] = {0: "batch", **({1: "seq"} if seq and sample.ndim == 3 else {})}
     with torch.no_grad():
         torch.onnx.export(graph, tuple(tensors), str(out), input_names=names,
                           output_names=["logits"], dynamic_axes=dyn, opset_version=17,

@@ -221,7 +221,7 @@ class ZooModel(nn.Module):
     def _embeddings(self, inputs: Sequence[Mapping[str, Any]], batch_size: int
                     ) -> list[dict[str, Any]]:
         emb = self.embed(inputs, batch_size)
-        key = (getattr(self.task_impl, "outputs", None) or ("embedding",))[0]
+        key = self.task_impl.outputs[0]
         counters = {m: 0 for m in emb}
         out = []
         for x in inputs:

@@ -26,7 +26,8 @@ with them, when a model is built::
   ``weights_info(tag)``: pretrained weights, resolved, sha256-checked and key-mapped by the
   core; ``weights_info`` gives the registered record (sources, sha256, licence).
 - ``replace_head(model, **kwargs)``: rebuild a model's head (a task fitting new labels);
-  ``classifier_from(model, modalities)``: a classifier on some of a model's encoders.
+  ``derive_model(model, modalities, task=..., head=...)``: a model of another task on some
+  of a model's encoders, their weights kept.
 - ``offline()``: whether the network is off (``HF_HUB_OFFLINE=1``, or a saved model being
   rebuilt from its config).
 - ``read_image(value)``, ``read_audio(value, rate=None)``, ``word_spans(text)``: how zoo's
@@ -44,7 +45,7 @@ from zoo.hookspecs import CONTRACT, hookimpl
 __all__ = ["hookimpl", "CONTRACT", "Modality", "Encoder", "EncoderOutput", "sequence_output",
            "WORD_IDS", "Fusion", "Encoded", "Head", "Labelled", "Prompted", "OpenVocabulary",
            "Task", "Probe", "Objective", "Batch", "ModalityBatch", "Example", "weights_path",
-           "load_weights", "has_weights", "weights_info", "replace_head", "classifier_from",
+           "load_weights", "has_weights", "weights_info", "replace_head", "derive_model",
            "read_image", "read_audio", "word_spans", "offline", "ZooError", "DataError",
            "RequestError"]
 
@@ -69,7 +70,7 @@ _LAZY = {
     "ModalityBatch": ("zoo.base.batch", "ModalityBatch"),
     "Example": ("zoo.base.example", "Example"),
     "replace_head": ("zoo.build.compose", "replace_head"),
-    "classifier_from": ("zoo.build.compose", "classifier_from"),
+    "derive_model": ("zoo.build.compose", "derive_model"),
     "read_image": ("zoo.modalities.image", "read_image"),
     "read_audio": ("zoo.modalities.audio", "read_audio"),
     "word_spans": ("zoo.modalities.text", "word_spans"),

@@ -76,7 +76,7 @@ def describe_encoder(encoder: str, modality: str) -> dict[str, Any]:
             "distribution": spec.distribution, "plugin": spec.plugin}
 
 
-def read_values(data: Any, modality: str = "text", columns: dict[str, str] | None = None
+def read_values(data: Any, modality: str, columns: dict[str, str] | None = None
                 ) -> tuple[list[Any], dict[str, Any]]:
     """The examples of unlabeled ``data`` (values of ``modality``) and a description of the
     corpus (name, sha256, how it was split into examples). A ``.txt`` file is plain text
@@ -87,8 +87,10 @@ def read_values(data: Any, modality: str = "text", columns: dict[str, str] | Non
     path = Path(data) if isinstance(data, (str, Path)) else None
     if path is not None and path.is_file() and path.suffix.lower() in PLAIN_TEXT \
             and not columns:
-        if modality != "text":
-            raise DataError(f"{path}: a plain text file holds text, and this objective "
+        from zoo.registry import get_modality
+
+        if not get_modality(modality).plain_string:
+            raise DataError(f"{path}: a plain text file holds strings, and this objective "
                             f"pretrains {modality} encoders")
         with open(path, encoding="utf-8", errors="replace") as f:
             values = [ln.strip() for ln in f if ln.strip()]
@@ -99,10 +101,10 @@ def read_values(data: Any, modality: str = "text", columns: dict[str, str] | Non
         values = [ex.inputs.get(modality) for ex in examples]
         values = [v for v in values if v is not None and not (isinstance(v, str)
                                                               and not v.strip())]
-        if modality == "text":
-            bad = next((v for v in values if not isinstance(v, str)), None)
-            if bad is not None:
-                raise DataError(f"{data}: text must be strings, got {type(bad).__name__}")
+        from zoo.registry import get_modality
+
+        where = f"{data}"
+        values = [get_modality(modality).from_data(v, None, where) for v in values]
         file = path is not None and path.is_file()
         digest = sha256_file(path) if file else hashlib.sha256(
             "\n".join(map(str, values)).encode("utf-8")).hexdigest()
@@ -263,6 +265,7 @@ def _record(spec: Any, obj: Any, encoder: dict[str, Any], corpus: dict[str, Any]
             "encoder": {"name": encoder["name"], "registry": encoder["path"] is None,
                         **obj.base()},
             "encoder_kwargs": getattr(obj, "encoder_kwargs", {}),
+            "folder_encoder": obj.folder_encoder,
             "settings": obj.settings(), "corpus": corpus, "eval": held,
             "training": {**options, "train_loss": [round(x, 4) for x in losses],
                          "seconds": round(seconds, 1), "device": str(options.get("device"))},

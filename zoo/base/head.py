@@ -6,7 +6,9 @@ A head is built with one signature::
 
 ``in_dim`` is the fusion's width (None when the model has no fusion and the head reads
 encoder outputs itself: detection on feature maps, CTC or tagging on sequences); ``inputs``
-describes every encoder (``dim``, ``outputs``, ...). Take the one you need and ``**_``.
+describes every encoder (``dim``, ``outputs``, ...). A head after a fusion always gets
+``in_dim``, one reading encoder outputs always gets ``inputs``; the other is passed when the
+factory names it.
 
 Per batch::
 

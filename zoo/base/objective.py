@@ -48,6 +48,11 @@ class Objective(torch.nn.Module):
     metric: str = "loss"
     #: lower is better for losses and perplexities
     higher_is_better: bool = False
+    #: the registry encoder that loads the folder ``save`` writes (``zoo train --encoder
+    #: MODALITY=FOLDER`` builds it with ``source=FOLDER`` and ``encoder_kwargs``)
+    folder_encoder: str | None = None
+    #: keyword arguments that encoder needs to read the folder as it was pretrained
+    encoder_kwargs: dict[str, Any] = {}
     #: model-card tags and the Hub pipeline tag of the saved folder
     tags: tuple[str, ...] = ()
     pipeline_tag: str | None = None

@@ -67,13 +67,18 @@ class Task:
     #: the head's forward output is one tensor, so the model exports to ONNX / TorchScript
     #: and serves with ``--runtime onnx``
     exportable: bool = False
+    #: the task of a model built from an encoder alone (``create_model("minilm-l6")``):
+    #: no head, ``predict`` gives embeddings under the first of ``outputs``
+    encoder_only: bool = False
 
     # ---- targets --------------------------------------------------------------------
     def check_target(self, targets: Mapping[str, Any], where: str,
-                     labels: Sequence[str] | None = None) -> None:
+                     labels: Sequence[str] | None = None,
+                     inputs: Mapping[str, Any] | None = None) -> None:
         """Raise DataError (its message starting with ``where``) when one example's
         targets are unusable. ``labels``: the labels allowed here (the model's, or
-        ``zoo data check --labels``), when known."""
+        ``zoo data check --labels``), when known; ``inputs``: the example's inputs, when
+        known (a per-word task counts the words of its text)."""
         missing = [k for k in self.targets if k not in targets]
         if missing:
             raise DataError(f"{where}: a {self.name} example needs "
@@ -83,10 +88,11 @@ class Task:
         """Every example's targets (:meth:`check_target` with ``line N``). Contract 1
         tasks overrode this; contract 2 overrides :meth:`check_target` instead."""
         for ex in examples:
-            self.check_target(ex.targets, f"line {ex.line}")
+            self.check_target(ex.targets, f"line {ex.line}", None, ex.inputs)
 
     def target_problem(self, targets: Mapping[str, Any], where: str,
-                       labels: Sequence[str] | None = None) -> str | None:
+                       labels: Sequence[str] | None = None,
+                       inputs: Mapping[str, Any] | None = None) -> str | None:
         """The core's entry point: the message of :meth:`check_target`, or None. A
         contract-1 task that overrides only ``check_targets`` is asked through it."""
         try:
@@ -95,15 +101,16 @@ class Task:
                 from types import SimpleNamespace
 
                 self.check_targets([SimpleNamespace(targets=dict(targets), line=where,
-                                                    inputs={}, raw={})])
+                                                    inputs=dict(inputs or {}), raw={})])
             else:
-                self.check_target(targets, where, labels)
+                self.check_target(targets, where, labels, inputs)
         except DataError as e:
             return str(e)
         return None
 
     def targets_from_correction(self, correction: Any, labels: Sequence[str] | None,
-                                where: str = "correction") -> dict[str, Any]:
+                                where: str = "correction",
+                                inputs: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """A ``/feedback`` correction -> this task's targets (what ``zoo data
         from-feedback`` writes): an object of target keys, or a bare value for a task with
         one target key. Checked as training data is; DataError otherwise."""
@@ -119,12 +126,17 @@ class Task:
         else:
             raise DataError(f"{where} must be an object with "
                             f"{', '.join(map(repr, self.targets))}")
-        self.check_target(targets, where, labels)
+        self.check_target(targets, where, labels, inputs)
         return targets
 
     def pseudo_label(self, prediction: Mapping[str, Any]) -> tuple[dict[str, Any], float] | None:
         """``zoo data label``: a prediction -> (targets, confidence), or None when this
         task cannot label data from its predictions."""
+        return None
+
+    def sample_targets(self, n: int) -> list[dict[str, Any]] | None:
+        """Targets for ``n`` synthetic examples (``zoo plugins check`` trains a step with
+        them on any inputs), or None when the task's targets depend on the inputs."""
         return None
 
     def describe_targets(self, targets: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
@@ -204,6 +216,7 @@ def _deprecated_check_targets(task: Task) -> None:
     _warned.add(type(task))
     warnings.warn(f"task {task.name!r} ({type(task).__module__}.{type(task).__name__}) "
                   f"overrides check_targets(examples), plugin contract 1; implement "
-                  f"check_target(targets, where, labels=None) for one example instead "
+                  f"check_target(targets, where, labels=None, inputs=None) for one example "
+                  f"instead "
                   f"(contract 2; check_targets overrides stop being called in zoo 0.3)",
                   DeprecationWarning, stacklevel=3)

@@ -130,8 +130,8 @@ def attach_for_load(model: Any, record: Any) -> None:
     """Rebuild a saved adapter model's base: each adapted encoder gets its pinned
     pretrained weights (shared with other models of the same base in this process), then
     the LoRA layers; the caller loads the saved tensors."""
-    from zoo.build.compose import build_component
-    from zoo.build.from_config import lookup_for_load
+    from zoo.build.components import build_component
+    from zoo.build.components import lookup_for_load
     from zoo.plugin import has_weights, weights_info
 
     if not isinstance(record, Mapping) or record.get("type") != _KIND:

@@ -3,53 +3,20 @@ looked up by the distribution that provided it, its kwargs checked, the saved pr
 compared with the rebuilt one. The file is untrusted: every malformed value is one line."""
 from __future__ import annotations
 
-import re
-import warnings
 from pathlib import Path
 from typing import Any, Mapping
 
-from zoo.build.compose import FORMAT_VERSION, _compose, build_component
-from zoo.errors import LoadError, RegistryError, ZooError
+from zoo.build.components import FORMAT_VERSION, build_component, compose_parts, lookup_for_load
+from zoo.errors import LoadError, ZooError
 from zoo.registry import get_registry
 from zoo.weights import offline_scope
 
 __all__ = ["build_from_config", "lookup_for_load"]
 
-_noted: set[tuple[str, str, str]] = set()
-#: what a distribution name looks like (PEP 508); anything else is not echoed as a command
-_DIST_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
 
-def lookup_for_load(kind: str, entry: Mapping[str, Any], where: str) -> Any:
-    from zoo.registry.manager import CORE_DISTRIBUTION
 
-    if not isinstance(entry, Mapping) or not isinstance(entry.get("name"), str):
-        raise LoadError(f"config.json: {where} must be an object with a 'name'")
-    reg = get_registry()
-    name = entry["name"]
-    dist = entry.get("distribution")
-    if dist == "zoo":  # saved before the core distribution had its own name
-        dist = CORE_DISTRIBUTION
-    try:
-        spec = reg.lookup(kind, f"{dist}:{name}" if dist and reg.has(kind, f"{dist}:{name}")
-                          else name)
-    except RegistryError:
-        if isinstance(dist, str) and dist != CORE_DISTRIBUTION and _DIST_RE.match(dist):
-            version = entry.get("version")
-            raise LoadError(
-                f"this model needs {kind} {name!r} from the plugin distribution {dist}"
-                f"{' ' + str(version) if version else ''}, which is not installed: "
-                f"`pip install {dist}` (or `zoo install {dist}`)") from None
-        raise LoadError(f"config.json names {kind} {name!r}, which no installed plugin "
-                        f"provides (see `zoo list --kind {kind}`)") from None
-    saved = entry.get("version")
-    key = (spec.distribution, str(saved), spec.version)
-    if saved and spec.version and str(saved) != spec.version and key not in _noted:
-        _noted.add(key)
-        warnings.warn(f"this model was saved with {spec.distribution} {saved}; {spec.version} "
-                      f"is installed ({kind} {name!r}): check its changelog if predictions "
-                      f"differ", UserWarning, stacklevel=3)
-    return spec
+
 
 
 def _check_preprocessing(encoder: Any, assets: Path, modality: str) -> None:
@@ -105,10 +72,13 @@ def build_from_config(config: Mapping[str, Any], assets_root: Path | None) -> An
     encoders, entries = {}, {}
     for m, entry in config["encoders"].items():
         # it names a folder under preprocessor/: a plain name, never a path
-        if not isinstance(m, str) or not NAME_RE.match(m) or not get_registry().has("modality", m):
-            raise LoadError(f"config.json: encoders has key {str(m)[:40]!r}, which no installed "
-                            f"plugin registers as a modality (see `zoo list --kind modality`)")
-        espec = lookup_for_load("encoder", entry, f"encoders.{m}")
+        if not isinstance(m, str) or not NAME_RE.match(m):
+            raise LoadError(f"config.json: encoders has key {str(m)[:40]!r}, which is no "
+                            f"modality name (lower-case letters, digits, '-', '_')")
+        espec = lookup_for_load("encoder", entry, f"encoders.{m}")  # names what to install
+        if not get_registry().has("modality", m):
+            raise LoadError(f"config.json: encoders has key {m!r}, which no installed plugin "
+                            f"registers as a modality (see `zoo list --kind modality`)")
         if espec.modality != m:
             raise LoadError(f"config.json: encoders.{m} names {espec.name!r}, a "
                             f"{espec.modality} encoder")
@@ -137,7 +107,7 @@ def build_from_config(config: Mapping[str, Any], assets_root: Path | None) -> An
         hspec = lookup_for_load("head", config["head"], "head")
         head_ref = {"name": hspec.qualified_name, "kwargs": _kwargs(config["head"], "head")}
     try:
-        model = _compose(config.get("name") or "model", config["task"], encoders, entries,
+        model = compose_parts(config.get("name") or "model", config["task"], encoders, entries,
                          fusion_ref, head_ref, str(config.get("description") or ""))
     except ZooError as e:
         raise LoadError(f"config.json: component kwargs do not fit: {e}") from None

@@ -8,8 +8,6 @@ import click
 
 from zoo.version import __version__
 
-_IMAGE_EXT = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
-_AUDIO_EXT = {".wav", ".flac", ".ogg", ".mp3", ".opus"}
 
 
 def _echo_json(obj: Any) -> None:

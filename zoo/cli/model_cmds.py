@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from zoo.errors import ZooError
-from zoo.cli.base import _AUDIO_EXT, _IMAGE_EXT, _echo_json, cli
+from zoo.cli.base import _echo_json, cli
 
 
 @cli.command()
@@ -30,7 +30,8 @@ def create(name: str, out: str, pretrained: bool, labels: str | None) -> None:
 
 
 def parse_input(arg: str) -> dict[str, Any]:
-    """One CLI input: a JSON object, an image / audio file (by extension), or text."""
+    """One CLI input: a JSON object, a file of a file-based modality (by its suffix:
+    an image, a recording), or a plain string (text)."""
     if arg.lstrip().startswith("{"):
         try:
             obj = json.loads(arg)
@@ -39,12 +40,19 @@ def parse_input(arg: str) -> dict[str, Any]:
         if not isinstance(obj, dict):
             raise ZooError("a JSON input must be an object such as {\"text\": \"...\"}")
         return obj
-    ext = Path(arg).suffix.lower()
-    if ext in _IMAGE_EXT | _AUDIO_EXT:
+    from zoo.data.formats import modality_of_file
+    from zoo.registry import modalities
+
+    kind = modality_of_file(arg)
+    if kind is not None:
         if not Path(arg).is_file():
             raise ZooError(f"no such file: {arg}")
-        return {"image" if ext in _IMAGE_EXT else "audio": arg}
-    return {"text": arg}
+        return {kind: arg}
+    plain = next((n for n, m in modalities().items() if m.plain_string), None)
+    if plain is None:
+        raise ZooError(f"input {arg[:40]!r}: no modality takes a plain string; pass a JSON "
+                       f"object such as '{{\"<modality>\": ...}}'")
+    return {plain: arg}
 
 
 def read_inputs(args: tuple[str, ...]) -> list[dict[str, Any]]:
@@ -317,7 +325,10 @@ def _contrastive(encoders: str, data: str, eval_data: str | None, out: str, *, e
     if len(pairs) != 2:
         raise ZooError("--encoders takes two modality=encoder pairs, e.g. "
                        "image=efficientnet-lite0,text=minilm-l6")
-    model = compose("retrieval", pairs, {"name": "contrastive", "dim": dim},
+    from zoo.registry import get_registry
+
+    task = get_registry().component("head", "contrastive").tasks[0]  # what it aligns for
+    model = compose(task, pairs, {"name": "contrastive", "dim": dim},
                     name="aligned-" + "-".join(pairs[m] for m in sorted(pairs)), pretrained=True,
                     description=f"{' and '.join(sorted(pairs))} aligned by contrastive pretraining")
     summary = train(model, data, eval_data, out, resume=resume, epochs=epochs, lr=lr,
@@ -341,15 +352,19 @@ def _contrastive(encoders: str, data: str, eval_data: str | None, out: str, *, e
 @click.option("--lexicon", type=click.Path(exists=True), help="ASR lexicon for beam search.")
 @click.option("--lm", type=click.Path(exists=True), help="KenLM model for beam search.")
 @click.option("--on-bad-data", type=click.Choice(["fail", "skip"]), default="fail")
+@click.option("--record", is_flag=True,
+              help="Write the figures into the model's folder (eval_results.json, the card's "
+                   "model-index). Without it, nothing is changed.")
 def eval_cmd(model: str, data: str, as_json: bool, batch_size: int, decoder: str | None,
              beam_size: int | None, lexicon: str | None, lm: str | None,
-             on_bad_data: str, column: tuple[str, ...]) -> None:
-    """Evaluate MODEL on --data; writes eval_results.json beside a saved model."""
+             on_bad_data: str, column: tuple[str, ...], record: bool) -> None:
+    """Evaluate MODEL on --data. Read-only: --record writes the figures beside a saved
+    model."""
     from zoo.evaluation import evaluate
 
     kw = {k: v for k, v in dict(decoder=decoder, beam_size=beam_size, lexicon=lexicon,
                                 lm=lm).items() if v is not None}
-    result = evaluate(model, data, batch_size=batch_size, on_bad_data=on_bad_data,
+    result = evaluate(model, data, batch_size=batch_size, on_bad_data=on_bad_data, record=record,
                       columns=_columns(column), **kw)
     if as_json:
         click.echo(json.dumps(result))

@@ -284,7 +284,7 @@ def data_from_feedback(db: str, out: str, task: str | None) -> None:
 @click.option("--format", "fmt", type=click.Choice(["onnx", "torchscript"]), required=True)
 @click.option("--out", required=True, type=click.Path(dir_okay=False))
 @click.option("--data", required=True, type=click.Path(exists=True, dir_okay=False),
-              help="Eval manifest: the accuracy change and speed are measured on it.")
+              help="Eval data: the change of the task's metric and the speed are measured on it.")
 @click.option("--quantize", type=click.Choice(["int8"]), help="Dynamic int8 (CPU serving).")
 @click.option("--json", "as_json", is_flag=True)
 def export_cmd(model: str, fmt: str, out: str, data: str, quantize: str | None,
@@ -297,8 +297,8 @@ def export_cmd(model: str, fmt: str, out: str, data: str, quantize: str | None,
         _echo_json(r)
         return
     click.echo(f"wrote {r['out']} ({fmt}{', int8' if quantize else ''})")
-    click.echo(f"accuracy on {r['n']} examples: {r['accuracy_original']:.4f} -> "
-               f"{r['accuracy_exported']:.4f} ({r['accuracy_change']:+.4f}); max logit "
-               f"difference {r['max_logit_diff']:.2e}")
+    click.echo(f"{r['metric']} on {r['n']} examples: {r['metric_original']:.4f} -> "
+               f"{r['metric_exported']:.4f} ({r['metric_change']:+.4f}); largest output "
+               f"difference {r['max_output_diff']:.2e}")
     click.echo(f"speed: {r['seconds_original'] * 1000:.1f} ms -> "
                f"{r['seconds_exported'] * 1000:.1f} ms per batch, {r['speed_ratio']:.2f}x")

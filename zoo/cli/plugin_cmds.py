@@ -14,10 +14,11 @@ from zoo.cli.registry_cmds import plugins
 @click.option("--json", "as_json", is_flag=True, help="The results as JSON.")
 def plugins_check(name: str, as_json: bool) -> None:
     """Run the conformance checks on an installed plugin (entry-point or distribution
-    NAME): registration imports no torch; every component builds, preprocesses sample
-    inputs, runs forward with its declared outputs, round-trips its config, saves and
-    loads bit-identically, goes through the feature cache and a training step. Exits 1 on
-    any failure."""
+    NAME): it loads under the contract it declares, its hooks exist, registration imports
+    no torch; modalities read and serve their samples; every component builds,
+    preprocesses sample inputs, runs forward with its declared outputs, round-trips its
+    config, saves and loads bit-identically, goes through the feature cache and a training
+    step; tasks score a sample; loggers and objectives run. Exits 1 on any failure."""
     from zoo.plugincheck import check_plugin
 
     results = check_plugin(name)
@@ -29,7 +30,9 @@ def plugins_check(name: str, as_json: bool) -> None:
     failed = [r for r in results if r.status == "fail"]
     passed = sum(r.status == "pass" for r in results)
     skipped = sum(r.status == "skip" for r in results)
-    click.echo(f"{passed} passed, {len(failed)} failed, {skipped} skipped", err=True)
+    warned = sum(r.status == "warn" for r in results)
+    click.echo(f"{passed} passed, {len(failed)} failed, {skipped} skipped"
+               + (f", {warned} deprecated" if warned else ""), err=True)
     if failed:
         sys.exit(1)
 
@@ -43,11 +46,11 @@ def plugin() -> None:
 @click.argument("name")
 @click.option("--kind", type=click.Choice(["encoder", "fusion"]), default="encoder",
               show_default=True, help="What the skeleton registers.")
-@click.option("--modality", type=click.Choice(["text", "image", "audio"]), default="text",
-              show_default=True, help="For an encoder: its modality.")
+@click.option("--modality", help="For an encoder: its modality (zoo list --kind modality) "
+                                 "[the first registered, text].")
 @click.option("--out", type=click.Path(file_okay=False), default=".", show_default=True,
               help="The folder to create the package in.")
-def plugin_new(name: str, kind: str, modality: str, out: str) -> None:
+def plugin_new(name: str, kind: str, modality: str | None, out: str) -> None:
     """Scaffold a plugin package NAME (pyproject with the entry point, a component
     skeleton, a test) that installs and passes `zoo plugins check` as generated."""
     from zoo.scaffold import new_plugin

@@ -13,11 +13,11 @@ from zoo.cli.base import _echo_json, _table, cli
 @cli.command("list")
 @click.argument("pattern", required=False)
 @click.option("--task", help="Only models (and heads) for this task.")
-@click.option("--modality", type=click.Choice(["text", "image", "audio"]))
+@click.option("--modality", help="Only entries of this modality (zoo list --kind modality).")
 @click.option("--kind", type=click.Choice(["model", "encoder", "fusion", "head", "task",
-                                           "weights", "logger", "objective"]),
-              help="Only this kind (tasks, weights, loggers and pretraining objectives are "
-                   "listed only when asked for).")
+                                           "modality", "weights", "logger", "objective"]),
+              help="Only this kind (tasks, modalities, weights, loggers and pretraining "
+                   "objectives are listed only when asked for).")
 @click.option("--pretrained/--no-pretrained", default=None,
               help="Only entries with (or without) pretrained weights.")
 @click.option("--ready/--not-ready", default=None,
@@ -28,8 +28,12 @@ def list_cmd(pattern: str | None, task: str | None, modality: str | None, kind: 
     """List models and components; PATTERN takes shell wildcards (e.g. '*clf*')."""
     from zoo.registry import get_registry
 
-    rows = get_registry().rows(pattern, kind=kind, task=task, modality=modality,
-                               pretrained=pretrained, ready=ready)
+    reg = get_registry()
+    if modality is not None and not reg.has("modality", modality):
+        known = ", ".join(s.name for s in reg.all("modality"))
+        raise ZooError(f"--modality {modality!r}: no such modality (registered: {known})")
+    rows = reg.rows(pattern, kind=kind, task=task, modality=modality, pretrained=pretrained,
+                    ready=ready)
     from zoo.registry import KINDS
 
     rows.sort(key=lambda r: (KINDS.index(r["kind"]), r["name"]))

@@ -15,9 +15,9 @@ _METRIC_TYPES = {"f1_macro": "f1", "map_50": "map", "map_75": "map"}
 
 def _task(name: str) -> Any:
     """The registered task, or a bare Task when its plugin is not installed here."""
+    from zoo.base.task import Task
     from zoo.errors import ZooError
     from zoo.registry import get_task
-    from zoo.base.task import Task
 
     try:
         return get_task(name)
@@ -58,6 +58,8 @@ def _weights_info(config: dict[str, Any]) -> tuple[list[str], list[str], list[st
 def _probe_text(init: dict[str, Any] | None) -> str:
     if not init:
         return "random"
+    if init.get("description"):  # the task's own words for its closed-form start
+        return str(init["description"])
     acc = init.get("eval_accuracy")
     return (f"logistic regression fitted by L-BFGS (C {init.get('C')}"
             + (f", eval accuracy {acc:.4f}" if acc is not None else "")
@@ -123,9 +125,8 @@ def _tune_section(d: Path) -> dict[str, Any] | None:
     try:
         rec = json.loads((d / "tune.json").read_text())
         best, counts = rec["best"], rec.get("counts") or {}
-        from zoo.tuning.space import describe
-
-        space = [(n, describe(r), _short(best["params"].get(n, "-")))
+        words = rec.get("space_text") or {}  # zoo tune writes each range in words
+        space = [(n, words.get(n) or json.dumps(r), _short(best["params"].get(n, "-")))
                  for n, r in (rec.get("space") or {}).items()]
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
@@ -148,92 +149,144 @@ def _tune_section(d: Path) -> dict[str, Any] | None:
             "more": max(0, len(done) - len(trials))}
 
 
-def render_card(directory: str | Path, repo_id: str | None = None) -> str:
-    from huggingface_hub import EvalResult, ModelCard, ModelCardData
+def _card_data(config: dict[str, Any], spec: Any, evals: dict[str, Any] | None,
+               training: dict[str, Any] | None, name: str) -> tuple[Any, dict[str, str],
+                                                                    dict[str, Any]]:
+    """The YAML front matter (``ModelCardData`` with ``model-index``), the metric display
+    names and the figures shown."""
+    from huggingface_hub import EvalResult, ModelCardData
 
-    from zoo.io.hub import read_config
-    from zoo.registry.manager import CORE_DISTRIBUTION
-
-    d = Path(directory)
-    config = read_config(d)
-    task = config["task"]
-    modalities = list(config["encoders"])
-    training = json.loads((d / "training.json").read_text()) if (d / "training.json").is_file() else None
-    evals = json.loads((d / "eval_results.json").read_text()) if (d / "eval_results.json").is_file() else None
-    hub_ids, licenses, weight_names = _weights_info(config)
-    spec = _task(task)
+    task, modalities = config["task"], list(config["encoders"])
+    hub_ids, licenses, _ = _weights_info(config)
     tag = spec.pipeline_tag(modalities)
-    names = {**{k: k for k in ((evals or {}).get("metrics") or {})}, **spec.metric_names}
-    metrics = {k: v for k, v in ((evals or {}).get("metrics") or {}).items()
+    figures = (evals or {}).get("metrics") or {}
+    names = {**{k: k for k in figures}, **spec.metric_names}
+    metrics = {k: v for k, v in figures.items()
                if k in names and k != "n" and isinstance(v, (int, float))}
     dataset = (evals or {}).get("dataset") or "eval"
     eval_results = [EvalResult(task_type=tag or task, dataset_type=dataset,
                                dataset_name=dataset, metric_type=_METRIC_TYPES.get(k, k),
-                               metric_name=names[k],
-                               metric_value=round(float(v), 4))
+                               metric_name=names[k], metric_value=round(float(v), 4))
                     for k, v in metrics.items()] or None
     # only real Hub dataset ids belong under `datasets:`; local files are described below
     datasets = sorted({d for d in ((training or {}).get("train_dataset_id"),
                                    (training or {}).get("eval_dataset_id")) if d}) or None
-    name = repo_id.split("/")[-1] if repo_id else config.get("name", "zoo-model")
-    card_data = ModelCardData(
-        library_name="zoo", tags=["zoo", *modalities, task, "multimodal"] if len(modalities) > 1
-        else ["zoo", *modalities, task],
-        pipeline_tag=tag, license=(licenses[0] if len(set(licenses)) == 1 else
-                                   "other" if licenses else None),
+    tags = ["zoo", *modalities, task] + (["multimodal"] if len(modalities) > 1 else [])
+    data = ModelCardData(
+        library_name="zoo", tags=tags, pipeline_tag=tag,
+        license=(licenses[0] if len(set(licenses)) == 1 else "other" if licenses else None),
         base_model=hub_ids or None, datasets=datasets, model_name=name,
         eval_results=eval_results)
-    plugins = config.get("plugins") or []
-    composition = []
+    return data, names, metrics
+
+
+def _composition(config: dict[str, Any]) -> list[dict[str, str]]:
+    rows = []
     for m, enc in config["encoders"].items():
-        composition.append({"part": f"encoder ({m})", "name": enc["name"],
-                            "provider": f"{enc.get('distribution')} {enc.get('version', '')}",
-                            "settings": f"weights: {enc.get('weights') or 'trained here'}"})
+        rows.append({"part": f"encoder ({m})", "name": enc["name"],
+                     "provider": f"{enc.get('distribution')} {enc.get('version', '')}",
+                     "settings": f"weights: {enc.get('weights') or 'trained here'}"})
     for part in ("fusion", "head"):
         c = config.get(part)
         if c:
             kw = {k: v for k, v in (c.get("kwargs") or {}).items() if k != "labels"}
-            composition.append({"part": part, "name": c["name"],
-                                "provider": f"{c.get('distribution')} {c.get('version', '')}",
-                                "settings": ", ".join(f"{k}={v}" for k, v in kw.items())[:120]})
+            rows.append({"part": part, "name": c["name"],
+                         "provider": f"{c.get('distribution')} {c.get('version', '')}",
+                         "settings": ", ".join(f"{k}={v}" for k, v in kw.items())[:120]})
+    return rows
+
+
+def _training_rows(training: dict[str, Any] | None, config: dict[str, Any]
+                   ) -> list[tuple[str, Any]]:
+    """What the training record says, each row only where it applies: the encoder
+    learning rate only when pretrained encoders were fine-tuned, the probe start only
+    when a probe on cached features ran."""
+    if not training:
+        return []
+    cfg = training.get("config", {})
+    frozen = training.get("frozen") or []
+    pretrained = [m for m, e in config["encoders"].items() if e.get("weights")]
+    tuned = [m for m in pretrained if m not in frozen or training.get("finetuned")]
+    rows = [("training data", _data_text(training, "train")),
+            ("eval data", _data_text(training, "eval")),
+            ("epochs", cfg.get("epochs")), ("best epoch", training.get("best_epoch")),
+            ("batch size", cfg.get("batch_size")), ("learning rate", cfg.get("lr"))]
+    if tuned:
+        rows.append(("encoder learning rate", f"{cfg.get('encoder_lr') or 'lr / 10'} "
+                                              f"(fine-tuned: {', '.join(tuned)})"))
+    rows.append(("frozen encoders", ", ".join(frozen) or "none"))
+    if training.get("feature_cache"):
+        rows += [("feature cache", True),
+                 ("probe start", _probe_text(training.get("probe_init")))]
+    rows += [("processes", training.get("world_size", 1)), ("seed", cfg.get("seed"))]
+    return rows
+
+
+def _example(modalities: list[str]) -> str:
+    """The usage snippet's input: each modality's own example (``Modality.card_example``)."""
+    from zoo.errors import ZooError
+    from zoo.registry import get_modality
+
+    parts = []
+    for m in modalities:
+        try:
+            parts.append(get_modality(m).card_example)
+        except ZooError:  # a modality whose plugin is not installed here
+            parts.append(f'"{m}": ...')
+    return "{" + ", ".join(parts) + "}"
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def render_card(directory: str | Path, repo_id: str | None = None) -> str:
+    from huggingface_hub import ModelCard
+
+    from zoo.registry.manager import CORE_DISTRIBUTION
+
+    d = Path(directory)
+    config = _read_json(d / "config.json")  # the folder was checked by whoever saves it
+    if config is None or not isinstance(config.get("encoders"), dict):
+        from zoo.errors import LoadError
+
+        raise LoadError(f"{d} holds no readable zoo config.json; save the model first")
+    modalities = list(config["encoders"])
+    training, evals = _read_json(d / "training.json"), _read_json(d / "eval_results.json")
+    spec = _task(config["task"])
+    name = repo_id.split("/")[-1] if repo_id else config.get("name", "zoo-model")
+    card_data, names, metrics = _card_data(config, spec, evals, training, name)
+    plugins = _distributions(config.get("plugins") or [])
     labels = config.get("labels") or (config.get("head") or {}).get("kwargs", {}).get("labels")
-    sample = {"text": '"text": "..."', "image": '"image": "photo.png"',
-              "audio": '"audio": "speech.wav"'}
-    example = "{" + ", ".join(sample[m] for m in modalities if m in sample) + "}"
-    output = spec.example_output
-    train_rows = []
-    if training:
-        cfgt = training.get("config", {})
-        train_rows = [("training data", _data_text(training, "train")),
-                      ("eval data", _data_text(training, "eval")),
-                      ("epochs", cfgt.get("epochs")), ("best epoch", training.get("best_epoch")),
-                      ("batch size", cfgt.get("batch_size")), ("learning rate", cfgt.get("lr")),
-                      ("encoder learning rate", cfgt.get("encoder_lr") or "lr / 10"),
-                      ("frozen encoders", ", ".join(training.get("frozen") or []) or "none"),
-                      ("feature cache", training.get("feature_cache")),
-                      ("probe start", _probe_text(training.get("probe_init"))),
-                      ("processes", training.get("world_size", 1)), ("seed", cfgt.get("seed"))]
+    dataset = (evals or {}).get("dataset") or "eval"
     pictures = sorted(p.name for p in d.glob("*.png") if p.is_file() and not p.is_symlink())
     pictures.sort(key=lambda f: f != "training_curves.png")  # the curves first
-    images = [{"file": f, "alt": f.replace("_", " ").removesuffix(".png")} for f in pictures]
     card = ModelCard.from_template(
         card_data, template_path=str(TEMPLATE),
         title=name, description=config.get("description") or "",
-        task=task, modalities_text=" + ".join(modalities),
+        task=config["task"], modalities_text=" + ".join(modalities),
         composition_text=_composition_text(config),
-        pip_install=" ".join([CORE_DISTRIBUTION, *[d for d in _distributions(plugins)
-                                                    if d not in (CORE_DISTRIBUTION, "zoo")]]),
+        pip_install=" ".join([CORE_DISTRIBUTION, *[p for p in plugins
+                                                    if p not in (CORE_DISTRIBUTION, "zoo")]]),
         load_id=f"hf-hub:{repo_id}" if repo_id else str(d),
-        example_input=example, example_output=output, composition=composition,
-        labels=labels, labels_text=", ".join(f"`{x}`" for x in (labels or [])[:50]),
+        example_input=_example(modalities), example_output=spec.example_output,
+        composition=_composition(config), labels=labels,
+        labels_text=", ".join(f"`{x}`" for x in (labels or [])[:50]),
         plugins_text=", ".join(f"`{p['distribution']}` {p.get('version', '')}"
-                               for p in plugins if isinstance(p, dict)
-                               and p.get("distribution") in _distributions([p])),
-        training=train_rows, weights_text=", ".join(weight_names) or "none",
+                               for p in config.get("plugins") or [] if isinstance(p, dict)
+                               and p.get("distribution") in plugins),
+        training=_training_rows(training, config),
+        weights_text=", ".join(_weights_info(config)[2]) or "none",
         metrics=[(names[k], _fmt(v)) for k, v in metrics.items()],
-        eval_note=(f"On `{dataset}` ({(evals or {}).get('metrics', {}).get('n', '?')} "
+        eval_note=(f"On `{dataset}` ({((evals or {}).get('metrics') or {}).get('n', '?')} "
                    f"examples), computed by {spec.metrics_library}."),
-        images=images, limitations=spec.limitations, tune=_tune_section(d),
+        images=[{"file": f, "alt": f.replace("_", " ").removesuffix(".png")}
+                for f in pictures],
+        limitations=spec.limitations, tune=_tune_section(d),
         task_section=spec.card_section(config), adapter_text=_adapter_text(config))
     return str(card)
 

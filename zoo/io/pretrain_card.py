@@ -58,7 +58,7 @@ def write_card(folder: Path, record: dict[str, Any], objective: Any, name: str) 
     before, after = record["metrics"]["before"], record["metrics"]["after"]
     metrics = [(k, _fmt(before.get(k, "-")), _fmt(after.get(k, "-")))
                for k in dict.fromkeys([*before, *after])]
-    modality = getattr(objective, "modality", "text")
+    modality = getattr(objective, "modality", None) or record.get("modality") or "data"
     data = ModelCardData(
         library_name="zoo", model_name=name, pipeline_tag=objective.pipeline_tag,
         tags=["zoo", modality, "pretraining", record["objective"], *objective.tags],

@@ -136,6 +136,19 @@ class Audio(Modality):
             raise RequestError(f"{where} has no samples")
         return (wav.mean(axis=1), rate)
 
+    def to_request(self, value: Any) -> Any:
+        """A path, or ``(array, rate)``, as base64 of an audio file (WAV for in-memory)."""
+        if isinstance(value, str) or hasattr(value, "__fspath__"):
+            return super().to_request(value)
+        import base64
+
+        import soundfile as sf
+
+        wave, rate = read_audio(value)
+        buf = io.BytesIO()
+        sf.write(buf, wave, rate, format="WAV")
+        return base64.b64encode(buf.getvalue()).decode()
+
     def sniff(self, data: bytes) -> str:
         for magic, suffix in ((b"RIFF", ".wav"), (b"fLaC", ".flac"), (b"OggS", ".ogg")):
             if data[:4] == magic:

@@ -100,6 +100,16 @@ class Image(Modality):
         except (UnidentifiedImageError, OSError, ValueError):
             raise RequestError(f"{where} is not a readable image") from None
 
+    def to_request(self, value: Any) -> Any:
+        """A path, PIL image or array as base64 of an image file (PNG for in-memory)."""
+        if isinstance(value, str) or hasattr(value, "__fspath__"):
+            return super().to_request(value)
+        import base64
+
+        buf = io.BytesIO()
+        read_image(value).save(buf, format="PNG")
+        return base64.b64encode(buf.getvalue()).decode()
+
     def sniff(self, data: bytes) -> str:
         if data[:8] == b"\x89PNG\r\n\x1a\n":
             return ".png"

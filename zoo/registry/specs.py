@@ -170,7 +170,7 @@ class ObjectiveSpec:
     plugin: str
     distribution: str
     version: str
-    modality: str = "text"  # the modality of the encoder it pretrains
+    modality: str = ""  # the modality of the encoder it pretrains
     description: str = ""
     defaults: Mapping[str, Any] = field(default_factory=dict)  # factory kwargs (JSON)
     kind: str = "objective"

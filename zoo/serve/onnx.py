@@ -143,6 +143,8 @@ class OnnxRunner:
                 ref = graph(*ts)
             got = torch.from_numpy(self._run(ts))
             worst = max(worst, float((got - ref).abs().max()))
+        # per-token outputs (B, T, C) cannot be cut into chunks of other lengths and joined
+        self.chunked = ref.ndim == 2
         if not worst <= TOLERANCE:
             path.unlink(missing_ok=True)
             raise _unsupported(f"the exported graph's logits differ from torch's by {worst:.3g}")
@@ -160,7 +162,7 @@ class OnnxRunner:
         flat = _flat(model, batch)
         if flat is None or flat[0] != self.keys:  # a missing modality: the torch graph
             return model.predict(inputs, batch_size=max(batch_size, len(inputs)))
-        parts = _length_chunks(self.keys, flat[1])
+        parts = _length_chunks(self.keys, flat[1]) if self.chunked else None
         if parts is None:
             logits = torch.from_numpy(self._run(flat[1]))
         else:

@@ -92,7 +92,7 @@ async def feedback(server: Server, request: Any) -> Any:
                                f"bytes of JSON (ZOO_SERVE_MAX_VALUE_BYTES)", 413)
         try:
             corrected = server.task.targets_from_correction(
-                body["correction"], server.model.labels, "correction")
+                body["correction"], server.model.labels, "correction", inputs)
         except DataError as e:
             raise RequestError(str(e), 422) from None
     except RequestError as e:

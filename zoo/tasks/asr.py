@@ -22,7 +22,8 @@ class SpeechRecognition(Task):
         return "automatic-speech-recognition"
 
     def check_target(self, targets: Mapping[str, Any], where: str,
-                     labels: Sequence[str] | None = None) -> None:
+                     labels: Sequence[str] | None = None,
+                     inputs: Mapping[str, Any] | None = None) -> None:
         if not isinstance(targets.get("transcript"), str):
             raise DataError(f"{where}: an ASR example needs a 'transcript' (a string)")
 

@@ -28,7 +28,8 @@ class Classification(Task):
         return _TAGS.get(modalities[0]) if len(modalities) == 1 else None
 
     def check_target(self, targets: Mapping[str, Any], where: str,
-                     labels: Sequence[str] | None = None) -> None:
+                     labels: Sequence[str] | None = None,
+                     inputs: Mapping[str, Any] | None = None) -> None:
         if targets.get("label") is None:
             raise DataError(f"{where}: a classification example needs 'label'")
         label = targets["label"]
@@ -94,6 +95,9 @@ class Classification(Task):
         if isinstance(score, list):  # multi-label: the least sure chosen label
             score = min(score) if score else 0.0
         return {"label": prediction["label"]}, round(float(score), 6)
+
+    def sample_targets(self, n: int) -> list[dict[str, Any]]:
+        return [{"label": "a" if i % 4 in (0, 3) else "b"} for i in range(n)]
 
     def describe_targets(self, targets: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         counts: Counter = Counter()

@@ -23,8 +23,9 @@ class Detection(Task):
         return "object-detection"
 
     def check_target(self, targets: Mapping[str, Any], where: str,
-                     labels: Sequence[str] | None = None) -> None:
-        super().check_target(targets, where, labels)
+                     labels: Sequence[str] | None = None,
+                     inputs: Mapping[str, Any] | None = None) -> None:
+        super().check_target(targets, where, labels, inputs)
         boxes, names = targets["boxes"], targets["labels"]
         if not isinstance(boxes, list) or not isinstance(names, list):
             raise DataError(f"{where}: 'boxes' and 'labels' must be lists")

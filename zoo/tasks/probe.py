@@ -117,7 +117,10 @@ def closed_form_start(probe: Any) -> dict[str, Any] | None:
     probe.say(f"closed-form probe: logistic regression on the cached features (L-BFGS, C {c:g}"
               + (f", eval accuracy {acc:.4f}" if acc is not None else "")
               + f"); the epochs refine it at lr x {LR_SCALE:.2g}")
-    return {"method": "lbfgs", "C": c, "eval_accuracy": acc, "lr_scale": LR_SCALE}
+    return {"method": "lbfgs", "C": c, "eval_accuracy": acc, "lr_scale": LR_SCALE,
+            "description": f"logistic regression fitted by L-BFGS (C {c}"
+                           + (f", eval accuracy {acc:.4f}" if acc is not None else "")
+                           + f"), refined at lr / {1 / LR_SCALE:g}"}
 
 
 def _write(model: Any, w: torch.Tensor, b: torch.Tensor) -> None:

@@ -20,7 +20,8 @@ class Retrieval(Task):
         return "feature-extraction"
 
     def check_target(self, targets: Mapping[str, Any], where: str,
-                     labels: Sequence[str] | None = None) -> None:
+                     labels: Sequence[str] | None = None,
+                     inputs: Mapping[str, Any] | None = None) -> None:
         pass  # pairs carry no targets: their inputs are checked in prepare / metrics
 
     def prepare(self, model: Any, examples: Sequence[Any], categories: Any = None) -> bool:
@@ -32,10 +33,11 @@ class Retrieval(Task):
         encoders the training data uses, their aligned weights kept."""
         if task not in self.derived:
             return super().convert(model, task, examples)
-        from zoo.plugin import classifier_from
+        from zoo.plugin import derive_model
 
         mods = [m for m in model.modalities if any(m in ex.inputs for ex in examples)]
-        return classifier_from(model, mods)
+        return derive_model(model, mods, task=task, head={"name": task, "labels": ["?"]},
+                            suffix="-clf")
 
     def metrics(self, model: Any, examples: Sequence[Any], predictions: Sequence[dict],
                 categories: Any = None) -> dict[str, float]:
@@ -89,6 +91,7 @@ class Embedding(Retrieval):
     limitations = "Raw encoder embeddings: no task head."
     example_output = "[{'embedding': {...}}]"
     derived = ()
+    encoder_only = True
 
     def prepare(self, model: Any, examples: Sequence[Any], categories: Any = None) -> bool:
         raise ZooError("an encoder-only model has no head to train; compose it into a task "

@@ -27,6 +27,8 @@ def _rows(out: EncoderOutput, n: int) -> list[dict[str, Any]]:
         if out.sequence is not None:
             k = int(out.mask[j].sum()) if out.mask is not None else out.sequence.shape[1]
             row["sequence"] = out.sequence[j, :k].cpu()
+            if out.word_ids is not None:
+                row["word_ids"] = out.word_ids[j, :k].cpu()
         if out.features is not None:
             row["features"] = [f[j].cpu() for f in out.features]
             row["strides"] = out.strides
@@ -44,6 +46,9 @@ def encode_all(model: Any, examples: Sequence[Any], batch_size: int,
     (an image paired with several texts is encoded once); texts are encoded sorted by
     length (rows keep the examples' order). ``tick(n)`` is called as examples are done (a
     progress bar's ``update``)."""
+    from zoo.registry import modalities
+
+    reg = modalities()
     rows: list[dict[str, Any]] = [dict() for _ in examples]
     model.eval()
     with torch.inference_mode():
@@ -54,8 +59,8 @@ def encode_all(model: Any, examples: Sequence[Any], batch_size: int,
                 if v is not None:
                     groups.setdefault(v if isinstance(v, str) else ("id", id(v)), []).append(i)
             keys = list(groups)
-            if m == "text":  # similar lengths batched together: less padding to encode
-                keys.sort(key=lambda k: len(examples[groups[k][0]].inputs[m]))
+            if reg[m].variable_length:  # similar lengths batched together: less padding
+                keys.sort(key=lambda k: reg[m].length(examples[groups[k][0]].inputs[m]))
             for start in range(0, len(keys), batch_size):
                 chunk = keys[start:start + batch_size]
                 batch = model.preprocess([{m: examples[groups[k][0]].inputs[m]} for k in chunk])
@@ -78,9 +83,12 @@ def _pad(seqs: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def collate_cached(rows: Sequence[dict[str, Any]], modalities: Sequence[str],
-                   device: torch.device) -> tuple[dict[str, Any], Batch]:
-    """Cached rows -> (encoded, batch) as ``ZooModel.forward_encoded`` takes them."""
-    encoded, batch = {}, Batch(size=len(rows))
+                   device: torch.device, inputs: Sequence[Any] | None = None
+                   ) -> tuple[dict[str, Any], Batch]:
+    """Cached rows -> (encoded, batch) as ``ZooModel.forward_encoded`` takes them;
+    ``inputs``: the rows' raw inputs, for heads that decode into them (word offsets)."""
+    encoded = {}
+    batch = Batch(size=len(rows), inputs=list(inputs) if inputs is not None else None)
     for m in modalities:
         idx = [i for i, r in enumerate(rows) if m in r]
         if not idx:
@@ -93,6 +101,11 @@ def collate_cached(rows: Sequence[dict[str, Any]], modalities: Sequence[str],
         if "sequence" in first:
             seq, mask = _pad([r["sequence"] for r in items])
             out.sequence, out.mask = seq.to(device), mask.to(device)
+        if "word_ids" in first:
+            words = torch.full(out.mask.shape, -1, dtype=torch.long)  # (B, T), -1: no word
+            for k, r in enumerate(items):
+                words[k, : r["word_ids"].shape[0]] = r["word_ids"]
+            out.word_ids = words.to(device)
         if "features" in first:
             out.features = [torch.stack([r["features"][lvl] for r in items]).to(device)
                             for lvl in range(len(first["features"]))]
@@ -102,21 +115,23 @@ def collate_cached(rows: Sequence[dict[str, Any]], modalities: Sequence[str],
         out.input_size = first.get("input_size")
         index = torch.tensor(idx, dtype=torch.long)
         encoded[m] = (out, index.to(device))
-        batch.modalities[m] = ModalityBatch(index)
+        batch.modalities[m] = ModalityBatch(index, word_ids=out.word_ids)
     return encoded, batch
 
 
-def predict_cached(model: Any, rows: Sequence[dict[str, Any]], batch_size: int
-                   ) -> list[dict[str, Any]]:
-    """Predictions from cached encoder outputs: only fusion, head and decoding run."""
+def predict_cached(model: Any, rows: Sequence[dict[str, Any]], batch_size: int,
+                   inputs: Sequence[Any] | None = None) -> list[dict[str, Any]]:
+    """Predictions from cached encoder outputs: only fusion, head and decoding run
+    (``inputs``: the rows' raw inputs, which decoding may read)."""
     was = model.training
     model.eval()
     preds: list[dict[str, Any]] = []
     try:
         with torch.inference_mode():
             for start in range(0, len(rows), batch_size):
+                part = inputs[start:start + batch_size] if inputs is not None else None
                 encoded, batch = collate_cached(rows[start:start + batch_size],
-                                                model.modalities, model.device)
+                                                model.modalities, model.device, part)
                 preds += model.head.decode(model(batch, encoded=encoded), batch=batch)
     finally:
         model.train(was)

@@ -54,17 +54,19 @@ def pick_model(name: Any, examples: Sequence[Any], main: bool) -> Any:
         spec = reg.lookup("model", name)
     except ZooError:
         return name  # not a registry name: loading it says what is wrong
-    text = spec.encoders.get("text")
-    if not spec.fallback or text is None:
-        return name
-    enc = reg.resolved(spec, "encoders.text", "encoder", split_tag(text["name"])[0])
-    if enc is None or not enc.languages:
+    if not spec.fallback:
         return name
     from zoo.data.language import text_language
 
-    lang, share = text_language(ex.inputs["text"] for ex in examples
-                                if isinstance(ex.inputs.get("text"), str))
-    if lang is None or lang in enc.languages:
+    for m, ref in spec.encoders.items():  # an encoder whose weights know some languages
+        enc = reg.resolved(spec, f"encoders.{m}", "encoder", split_tag(ref["name"])[0])
+        if enc is None or not enc.languages:
+            continue
+        lang, share = text_language(ex.inputs[m] for ex in examples
+                                    if isinstance(ex.inputs.get(m), str))
+        if lang is not None and lang not in enc.languages:
+            break
+    else:
         return name
     reg.lookup("model", spec.fallback)  # an unknown fallback is one line
     if main:
@@ -89,7 +91,7 @@ def check_targets(examples: list, task: Any, what: str, on_bad_data: str, main: 
     good, errors = [], []
     for ex in examples:
         where = f"{source}:{ex.line}" if isinstance(source, (str, Path)) else f"line {ex.line}"
-        problem = task.target_problem(ex.targets, where)
+        problem = task.target_problem(ex.targets, where, None, ex.inputs)
         if problem is None:
             good.append(ex)
         else:
@@ -134,17 +136,17 @@ def frozen_modalities(model: Any, freeze: Any) -> set[str]:
     return out
 
 
-def example_length(ex: Any) -> float:
-    """A sort key for length grouping: seconds of audio, else characters of text."""
-    audio, text = ex.inputs.get("audio"), ex.inputs.get("text")
-    if isinstance(audio, (str, Path)):
-        import soundfile as sf
+def example_length(ex: Any, reg: dict[str, Any] | None = None) -> float:
+    """A sort key for length grouping: the length (seconds, characters) of the example's
+    costliest variable-length input (audio before text)."""
+    from zoo.registry import modalities
 
-        info = sf.info(str(audio))
-        return info.frames / info.samplerate
-    if audio is not None and hasattr(audio, "__len__"):
-        return float(len(audio))
-    return float(len(text)) if isinstance(text, str) else 0.0
+    reg = modalities() if reg is None else reg
+    present = [m for m in ex.inputs if m in reg and reg[m].variable_length]
+    if not present:
+        return 0.0
+    m = max(present, key=lambda k: reg[k].cost)
+    return float(reg[m].length(ex.inputs[m]))
 
 
 def group_by_length(order: list[int], lengths: Sequence[float], batch: int,

@@ -10,6 +10,7 @@ from typing import Any, Sequence
 
 import torch
 
+from zoo.registry import modalities
 from zoo.training.cache import collate_cached, predict_cached
 from zoo.training.checkpoint import load_state, save_state
 from zoo.training.config import as_record
@@ -34,9 +35,10 @@ def start(run: Run, resume: bool) -> Run:
                  "log_lines": 0, "epoch_losses": [], "stage": "probe", "probe_best": None,
                  "probe_init": None}
     stage = saved_stage(run.out / "train_state") if resume else "probe"
-    group = cfg.group_by_length is True or (cfg.group_by_length == "auto"
-                                            and "audio" in model.encoders)
-    run.lengths = [example_length(ex) for ex in run.train_ex] if group else None
+    reg = modalities()
+    group = cfg.group_by_length is True or (cfg.group_by_length == "auto" and any(
+        reg[m].group_by_length for m in model.encoders))  # e.g. speech: lengths vary a lot
+    run.lengths = [example_length(ex, reg) for ex in run.train_ex] if group else None
     configure(run, stage, fresh=not resume)
     if resume:
         run.state = load_state(run.out / "train_state", model, run.opt, run.sched)
@@ -72,7 +74,8 @@ def _step(run: Run, idx: Sequence[int]) -> float:
         with autocast(run.cfg, run.dist.device):
             if run.cached is not None:
                 encoded, batch = collate_cached([run.cached[i] for i in part],
-                                                model.modalities, run.dist.device)
+                                                model.modalities, run.dist.device,
+                                                [ex.inputs for ex in exs])
                 outputs = run.net(batch, encoded=encoded)
             else:
                 batch = model.preprocess([ex.inputs for ex in exs])
@@ -134,7 +137,8 @@ def evaluate(run: Run) -> tuple[dict[str, float], list[dict[str, Any]]]:
     for start in range(0, len(shard), bs):
         part = shard[start:start + bs]
         if run.eval_cached is not None:
-            preds += predict_cached(run.model, [run.eval_cached[i] for i in part], bs)
+            preds += predict_cached(run.model, [run.eval_cached[i] for i in part], bs,
+                                    [examples[i].inputs for i in part])
         else:
             preds += run.model.predict([examples[i].inputs for i in part], batch_size=bs)
         if bar is not None:
@@ -161,7 +165,8 @@ def _eval_loss(run: Run) -> float:
             idx = shard[start:start + bs]
             if run.eval_cached is not None:
                 encoded, batch = collate_cached([run.eval_cached[i] for i in idx],
-                                                model.modalities, run.dist.device)
+                                                model.modalities, run.dist.device,
+                                                [examples[i].inputs for i in idx])
                 outputs = model(batch, encoded=encoded)
             else:
                 batch = model.preprocess([examples[i].inputs for i in idx])
@@ -176,7 +181,7 @@ def _eval_loss(run: Run) -> float:
 
 def end_epoch(run: Run, epoch: int, t0: float) -> None:
     """Evaluate, keep the best model, log, save the resume state."""
-    from zoo.evaluation import EVAL_RESULTS
+    from zoo.io.records import EVAL_RESULTS, eval_record, write_record
 
     state, dist, task = run.state, run.dist, run.task
     losses = state["epoch_losses"]
@@ -201,16 +206,14 @@ def end_epoch(run: Run, epoch: int, t0: float) -> None:
             state["best_epoch"] or 0, run.cfg.epochs * (state["stage"] == "finetune")
     ) >= run.cfg.patience:  # counted within the stage: fine-tuning starts afresh
         run.stop = True  # early stopping: the metric has not improved for `patience` epochs
-    if better:
-        if dist.main:
-            run.model.save_pretrained(run.out)
-            eval_src = run.sources[1]
-            (run.out / EVAL_RESULTS).write_text(json.dumps({
-                "task": run.model.task,
-                "dataset": Path(str(eval_src)).stem if eval_src is not None else None,
-                "data": str(eval_src) if isinstance(eval_src, (str, Path)) else None,
-                "epoch": epoch + 1, "metrics": {**metrics, "n": len(run.eval_ex or [])}},
-                indent=2) + "\n")
+    if better and dist.main:  # the figures first: the save renders the card with them
+        eval_src = run.sources[1]
+        write_record(run.out, EVAL_RESULTS, eval_record(
+            run.model.task, {**metrics, "n": len(run.eval_ex or [])},
+            dataset=Path(str(eval_src)).stem if eval_src is not None else None,
+            data=str(eval_src) if isinstance(eval_src, (str, Path)) else None,
+            data_sha256=_file_sha256(eval_src), epoch=epoch + 1))
+        run.model.save_pretrained(run.out)
     run.log(record)
     if run.eval_ex is not None:
         run.say(f"epoch {epoch + 1}: train loss {record['train_loss']:.4f}  eval {task.metric} "
@@ -224,6 +227,7 @@ def end_epoch(run: Run, epoch: int, t0: float) -> None:
 def finish(run: Run) -> dict[str, Any]:
     """Pictures, the training record and the card; returns the summary."""
     from zoo.io.card import write_card
+    from zoo.io.records import TRAINING, write_record
     from zoo.training.plots import plot_curves
 
     cfg, dist, out, state = run.cfg, run.dist, run.out, run.state
@@ -273,8 +277,8 @@ def finish(run: Run) -> dict[str, Any]:
                   "eval_sha256": _file_sha256(eval_src),
                   "n_train": len(run.train_ex), "n_eval": len(run.eval_ex or []),
                   "world_size": dist.world, **summary}
-        (out / "training.json").write_text(json.dumps(record, indent=2) + "\n")
-        write_card(out)
+        write_record(out, TRAINING, record)
+        write_card(out)  # the record changed what the card says
     dist.barrier()
     return summary
 

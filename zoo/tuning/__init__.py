@@ -195,6 +195,7 @@ def tune(model: Any, train: Any, eval: Any, out: str | Path = "tune", *, trials:
         meta = {"study_name": study.study_name, "storage": public_url(url), "model": name,
                 "task": fixed.get("task") or task, "metric": spec.metric,
                 "direction": direction, "trials_wanted": trials, "space": space,
+                "space_text": {p.name: p.describe() for p in params},
                 "fixed": fixed, "seed": seed, "sampler": sampler, "pruner": pruning}
         (out / "tune.json").write_text(json.dumps(study_record(study, meta), indent=2,
                                                   default=str) + "\n")

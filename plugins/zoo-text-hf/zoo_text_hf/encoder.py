@@ -6,7 +6,24 @@ from typing import Any, Sequence
 
 import torch
 
-from zoo.plugin import DataError, Encoder, EncoderOutput, ZooError
+from zoo.plugin import WORD_IDS, DataError, Encoder, EncoderOutput, ZooError, word_spans
+
+
+def word_ids(texts: Sequence[str], offsets: torch.Tensor) -> torch.Tensor:
+    """(B, T) long: the word (``word_spans``) each token's characters start in; -1 for
+    special tokens and padding, whose offsets are empty."""
+    import bisect
+
+    out = torch.full(offsets.shape[:2], -1, dtype=torch.long)
+    for b, text in enumerate(texts):
+        spans = word_spans(text)
+        starts = [s for s, _ in spans]
+        for t, (s, e) in enumerate(offsets[b].tolist()):
+            if e > s:
+                w = bisect.bisect_right(starts, s) - 1
+                if w >= 0 and s < spans[w][1]:
+                    out[b, t] = w
+    return out
 
 
 def _folder(source: str) -> str:
@@ -42,9 +59,14 @@ class HFTextEncoder(Encoder):
         for v in values:
             if not isinstance(v, str):
                 raise DataError(f"text input must be a string, got {type(v).__name__}")
-        enc = self.tokenizer(list(values), padding=True, truncation=True,
-                             max_length=self.max_length, return_tensors="pt")
-        return dict(enc)
+        fast = bool(getattr(self.tokenizer, "is_fast", False))
+        enc = dict(self.tokenizer(list(values), padding=True, truncation=True,
+                                  max_length=self.max_length, return_tensors="pt",
+                                  return_offsets_mapping=fast))
+        offsets = enc.pop("offset_mapping", None)
+        if offsets is not None:  # each token's word: per-word tasks answer in words
+            enc[WORD_IDS] = word_ids(values, offsets)
+        return enc
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
                 **extra: torch.Tensor) -> EncoderOutput:

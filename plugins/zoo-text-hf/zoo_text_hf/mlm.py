@@ -149,6 +149,7 @@ class MaskedLM(Objective):
     tags = ("fill-mask", "masked-language-modeling", "domain-adaptation")
     pipeline_tag = "fill-mask"
     modality = "text"
+    folder_encoder = "hf-text"  # save() writes a transformers folder: hf-text loads it
 
     def __init__(self, model: Any, tokenizer: Any, *, mlm_probability: float,
                  whole_word: bool, max_length: int, seed: int, base: dict[str, Any],
