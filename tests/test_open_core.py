@@ -77,9 +77,12 @@ def cli(env, *args, check=True):
 
 def _rows(n: int, seed: int) -> list[dict]:
     rng = random.Random(seed)
-    rows = []
-    for _ in range(n):
+    rows, seen = [], set()
+    while len(rows) < n:
         age, income, city = rng.randint(18, 80), round(rng.uniform(1, 100), 1), rng.choice(CITIES)
+        if (age, income, city) in seen:  # no duplicates: zoo data check reports them
+            continue
+        seen.add((age, income, city))
         rich = income + (25 if city in CITIES[:3] else 0) > 60
         rows.append({"age": age, "income": income, "city": city,
                      "label": "high" if rich else "low"})

@@ -30,8 +30,10 @@ def check_columns(columns: Mapping[str, Any] | None, present: Iterable[str],
                   where: str) -> None:
     """Every column ``columns`` names exists in the data, or a one-line DataError."""
     present = [str(p) for p in present]
+    reg = modalities()
     for ours, theirs in (columns or {}).items():
-        for col in _names(theirs):
+        cols = reg[ours].columns(theirs) if ours in reg else _names(theirs)
+        for col in cols:
             if col not in present:
                 close = difflib.get_close_matches(col, present, n=1, cutoff=0.5)
                 raise DataError(f"{where}: no column {col!r} (given for {ours!r} in columns); "
