@@ -143,7 +143,7 @@ def check_manifest(path: str | Path, *, labels: Sequence[str] | None = None,
     if labels:
         report["missing_labels"] = [lab for lab in labels if lab not in report["labels"]]
     if plot and report["labels"]:
-        from zoo.tasks.pictures import plot_counts
+        from zoo.plots import plot_counts
 
         plot_counts(report["labels"], Path(plot), f"label distribution: {path.name}")
         report["plot"] = str(plot)

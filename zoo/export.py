@@ -95,30 +95,9 @@ def export_model(model: Any, fmt: str, out: str | Path, data: str | Path, *,
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     if fmt == "torchscript":
-        target = graph
-        if quantize == "int8":
-            target = torch.ao.quantization.quantize_dynamic(graph, {nn.Linear}, dtype=torch.qint8)
-        with torch.no_grad():
-            traced = torch.jit.trace(target, tuple(tensors), check_trace=False, strict=False)
-        traced = torch.jit.freeze(traced.eval())
-        traced.save(str(out))
-        loaded = torch.jit.load(str(out))
-        run = lambda: _no_grad(loaded, tensors)  # noqa: E731
+        run, out = _torchscript(graph, tensors, out, quantize)
     else:
-        import onnxruntime as ort
-
-        names = onnx_export(graph, keys, tensors, out)
-        path = out
-        if quantize == "int8":
-            from onnxruntime.quantization import QuantType, quantize_dynamic
-
-            path = out.with_name(out.stem + ".int8.onnx")
-            quantize_dynamic(str(out), str(path), weight_type=QuantType.QInt8)
-        sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-        wanted = {i.name for i in sess.get_inputs()}  # unused inputs (image sizes) are pruned
-        feed = {n: t.numpy() for n, t in zip(names, tensors) if n in wanted}
-        run = lambda: torch.from_numpy(sess.run(["logits"], feed)[0])  # noqa: E731
-        out = path
+        run, out = _onnx(graph, keys, tensors, out, quantize)
     logits = run()
     value = _score(logits, model, examples, batch)
     t_new = _timed(run)
@@ -128,6 +107,39 @@ def export_model(model: Any, fmt: str, out: str | Path, data: str | Path, *,
             "max_output_diff": round(float((logits - ref_logits).abs().max()), 6),
             "seconds_original": round(t_orig, 4), "seconds_exported": round(t_new, 4),
             "speed_ratio": round(t_orig / t_new, 3)}
+
+
+def _torchscript(graph: nn.Module, tensors: Sequence[torch.Tensor], out: Path,
+                 quantize: str | None) -> tuple[Any, Path]:
+    """Trace and freeze the graph (int8 dynamic quantization first when asked): a function
+    running the saved file, and its path."""
+    target = graph
+    if quantize == "int8":
+        target = torch.ao.quantization.quantize_dynamic(graph, {nn.Linear}, dtype=torch.qint8)
+    with torch.no_grad():
+        traced = torch.jit.trace(target, tuple(tensors), check_trace=False, strict=False)
+    torch.jit.freeze(traced.eval()).save(str(out))
+    loaded = torch.jit.load(str(out))
+    return (lambda: _no_grad(loaded, tensors)), out
+
+
+def _onnx(graph: nn.Module, keys: Sequence[tuple[str, str]], tensors: Sequence[torch.Tensor],
+          out: Path, quantize: str | None) -> tuple[Any, Path]:
+    """Export to ONNX (int8 dynamic quantization after, when asked): a function running the
+    file in ONNX Runtime, and its path."""
+    import onnxruntime as ort
+
+    names = onnx_export(graph, keys, tensors, out)
+    if quantize == "int8":
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+
+        quantized = out.with_name(out.stem + ".int8.onnx")
+        quantize_dynamic(str(out), str(quantized), weight_type=QuantType.QInt8)
+        out = quantized
+    sess = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    wanted = {i.name for i in sess.get_inputs()}  # unused inputs (image sizes) are pruned
+    feed = {n: t.numpy() for n, t in zip(names, tensors) if n in wanted}
+    return (lambda: torch.from_numpy(sess.run(["logits"], feed)[0])), out
 
 
 def onnx_names(keys: Sequence[tuple[str, str]]) -> list[str]:

@@ -74,6 +74,10 @@ _LAZY = {
     "read_image": ("zoo.modalities.image", "read_image"),
     "read_audio": ("zoo.modalities.audio", "read_audio"),
     "word_spans": ("zoo.modalities.text", "word_spans"),
+    "has_weights": ("zoo.weights", "has_weights"),
+    "weights_info": ("zoo.weights", "weights_info"),
+    "weights_path": ("zoo.weights", "weights_path"),
+    "load_weights": ("zoo.weights", "load_weights"),
 }
 
 
@@ -99,57 +103,3 @@ def offline() -> bool:
     from zoo.weights import offline as _offline
 
     return _offline()
-
-
-def has_weights(tag: str) -> bool:
-    """True when ``tag`` names registered weights (``"encoder.tag"``)."""
-    from zoo.registry import get_registry
-
-    return get_registry().has("weights", tag)
-
-
-def weights_info(tag: str) -> Any:
-    """The registered record of weights ``tag``: ``sources``, ``sha256``, ``file``,
-    ``key_map``, ``license``, ``description`` (a frozen dataclass)."""
-    from zoo.registry import get_registry
-
-    return get_registry().weights(tag)
-
-
-def weights_path(tag: str) -> Any:
-    """The local file or folder of registered weights ``tag`` (``"encoder.tag"``): its
-    sources tried in order, the sha256 checked. Raises WeightsError listing what was tried
-    and how to get each source."""
-    from zoo.registry import get_registry
-    from zoo.weights import resolve
-
-    return resolve(get_registry().weights(tag))
-
-
-def load_weights(module: Any, tag: str, *, strict: bool = True) -> None:
-    """Load registered weights ``tag`` into ``module`` (a ``torch.nn.Module``): resolved
-    and checked as :func:`weights_path`, read as safetensors or as a pickle with
-    ``weights_only=True``, renamed by the registered ``key_map`` (``"by-order"``: the
-    checkpoint's tensors in the module's order and shapes; ``"tail-by-order"``: the module
-    is the checkpoint's last tensors, as a classifier taken from a whole network)."""
-    from zoo.errors import WeightsError
-    from zoo.registry import get_registry
-    from zoo.weights import load_checkpoint, remap_by_order, resolve
-
-    spec = get_registry().weights(tag)
-    path = resolve(spec)
-    if path.is_dir():
-        if not spec.file:
-            raise WeightsError(f"weights {tag!r} resolve to a folder ({path}); register "
-                               f"file=... naming the checkpoint inside it")
-        path = path / spec.file
-    sd = load_checkpoint(path)
-    target = module.state_dict()
-    if spec.key_map == "tail-by-order":  # a part of a checkpoint: its last tensors
-        sd = dict(list(sd.items())[-len(target):]) if target else {}
-    if spec.key_map in ("by-order", "tail-by-order"):
-        sd = remap_by_order(sd, target, what=f"weights {tag}")
-    missing, unexpected = module.load_state_dict(sd, strict=False)
-    if strict and (missing or unexpected):
-        raise WeightsError(f"weights {tag!r} do not fit {type(module).__name__}: "
-                           f"missing {list(missing)[:5]}, unexpected {list(unexpected)[:5]}")

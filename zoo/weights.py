@@ -21,10 +21,10 @@ from pathlib import Path
 from typing import Any, Iterator, Mapping
 
 from zoo.errors import WeightsError
-from zoo.registry import WeightSpec
+from zoo.registry import WeightSpec, get_registry
 
 __all__ = ["resolve", "sha256_file", "remap_by_order", "load_checkpoint", "offline",
-           "offline_scope"]
+           "offline_scope", "has_weights", "weights_info", "weights_path", "load_weights"]
 
 #: set inside ``offline_scope()``: this thread (or task) may not reach the network, whatever
 #: HF_HUB_OFFLINE says (a context variable: other threads serving requests are untouched)
@@ -174,3 +174,46 @@ def remap_by_order(source: Mapping[str, Any], target: Mapping[str, Any], *, what
                                f"{tk} {tuple(tv.shape)}")
         out[tk] = sv
     return out
+
+
+def has_weights(tag: str) -> bool:
+    """True when ``tag`` names registered weights (``"encoder.tag"``)."""
+    return get_registry().has("weights", tag)
+
+
+def weights_info(tag: str) -> Any:
+    """The registered record of weights ``tag``: ``sources``, ``sha256``, ``file``,
+    ``key_map``, ``license``, ``description`` (a frozen dataclass)."""
+    return get_registry().weights(tag)
+
+
+def weights_path(tag: str) -> Any:
+    """The local file or folder of registered weights ``tag`` (``"encoder.tag"``): its
+    sources tried in order, the sha256 checked. Raises WeightsError listing what was tried
+    and how to get each source."""
+    return resolve(get_registry().weights(tag))
+
+
+def load_weights(module: Any, tag: str, *, strict: bool = True) -> None:
+    """Load registered weights ``tag`` into ``module`` (a ``torch.nn.Module``): resolved
+    and checked as :func:`weights_path`, read as safetensors or as a pickle with
+    ``weights_only=True``, renamed by the registered ``key_map`` (``"by-order"``: the
+    checkpoint's tensors in the module's order and shapes; ``"tail-by-order"``: the module
+    is the checkpoint's last tensors, as a classifier taken from a whole network)."""
+    spec = get_registry().weights(tag)
+    path = resolve(spec)
+    if path.is_dir():
+        if not spec.file:
+            raise WeightsError(f"weights {tag!r} resolve to a folder ({path}); register "
+                               f"file=... naming the checkpoint inside it")
+        path = path / spec.file
+    sd = load_checkpoint(path)
+    target = module.state_dict()
+    if spec.key_map == "tail-by-order":  # a part of a checkpoint: its last tensors
+        sd = dict(list(sd.items())[-len(target):]) if target else {}
+    if spec.key_map in ("by-order", "tail-by-order"):
+        sd = remap_by_order(sd, target, what=f"weights {tag}")
+    missing, unexpected = module.load_state_dict(sd, strict=False)
+    if strict and (missing or unexpected):
+        raise WeightsError(f"weights {tag!r} do not fit {type(module).__name__}: "
+                           f"missing {list(missing)[:5]}, unexpected {list(unexpected)[:5]}")

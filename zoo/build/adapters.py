@@ -61,7 +61,7 @@ def add_lora(model: Any, *, r: int = 8, alpha: float | None = None, dropout: flo
              targets: Iterable[str] | None = None) -> dict[str, Any]:
     """Freeze the pretrained encoders of ``model`` and add LoRA layers to them (in place).
     Returns the adapter record, also stored as ``model.config["adapter"]``."""
-    from zoo.plugin import has_weights, weights_info
+    from zoo.weights import has_weights, weights_info
 
     if not isinstance(r, int) or r < 1:
         raise ZooError(f"--lora-r must be a whole number >= 1, not {r!r}")
@@ -132,7 +132,7 @@ def attach_for_load(model: Any, record: Any) -> None:
     the LoRA layers; the caller loads the saved tensors."""
     from zoo.build.components import build_component
     from zoo.build.components import lookup_for_load
-    from zoo.plugin import has_weights, weights_info
+    from zoo.weights import has_weights, weights_info
 
     if not isinstance(record, Mapping) or record.get("type") != _KIND:
         raise LoadError("config.json: 'adapter' must be an object with type 'lora'")

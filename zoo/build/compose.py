@@ -58,7 +58,7 @@ def _load_part_weights(model: Any, refs: Mapping[str, Any], pretrained: bool) ->
     """Pretrained weights of the fusion and head (``pretrained = "tag"`` in their entries):
     loaded when the model is built pretrained and recorded as the part's ``weights`` in
     config.json."""
-    from zoo.plugin import load_weights
+    from zoo.weights import load_weights
 
     for part in ("fusion", "head"):
         ref, module = refs.get(part), getattr(model, part)

@@ -48,8 +48,9 @@ def _check_preprocessing(encoder: Any, assets: Path, modality: str) -> None:
                             f"the files disagree (edited by hand?): fix one or save again")
 
 
-def build_from_config(config: Mapping[str, Any], assets_root: Path | None) -> Any:
-    """The architecture a config.json describes, without weights (nothing is downloaded)."""
+def _check_top(config: Any) -> None:
+    """The file's outline: a JSON object of this format, with a task (installed) and
+    encoders."""
     if not isinstance(config, Mapping):
         raise LoadError("config.json must hold a JSON object")
     fmt = config.get("zoo_format")
@@ -67,48 +68,56 @@ def build_from_config(config: Mapping[str, Any], assets_root: Path | None) -> An
     lookup_for_load("task", {"name": config["task"], **provider}, "task")
     if not isinstance(config["encoders"], Mapping) or not config["encoders"]:
         raise LoadError("config.json: 'encoders' must be a non-empty object")
+
+
+def _encoder(m: Any, entry: Any, assets_root: Path | None) -> tuple[Any, dict[str, Any]]:
+    """One encoder of the file, rebuilt offline from its kwargs and checked against its
+    saved preprocessing: (encoder, its config entry)."""
     from zoo.registry.specs import NAME_RE
 
+    # it names a folder under preprocessor/: a plain name, never a path
+    if not isinstance(m, str) or not NAME_RE.match(m):
+        raise LoadError(f"config.json: encoders has key {str(m)[:40]!r}, which is no "
+                        f"modality name (lower-case letters, digits, '-', '_')")
+    espec = lookup_for_load("encoder", entry, f"encoders.{m}")  # names what to install
+    if not get_registry().has("modality", m):
+        raise LoadError(f"config.json: encoders has key {m!r}, which no installed plugin "
+                        f"registers as a modality (see `zoo list --kind modality`)")
+    if espec.modality != m:
+        raise LoadError(f"config.json: encoders.{m} names {espec.name!r}, a "
+                        f"{espec.modality} encoder")
+    kwargs = entry.get("kwargs") or {}
+    if not isinstance(kwargs, Mapping):
+        raise LoadError(f"config.json: encoders.{m}.kwargs must be an object")
+    _no_locations(kwargs, f"encoders.{m}.kwargs")
+    assets = assets_root / m if assets_root is not None else None
+    try:
+        with offline_scope():  # an "hf-hub:" kwarg may be provenance, never a download
+            encoder = build_component(espec, check=False, pretrained=False, weights=None,
+                                      assets_dir=str(assets) if assets else None, **kwargs)
+    except ZooError as e:
+        raise LoadError(f"config.json: encoders.{m}.kwargs do not fit encoder "
+                        f"{espec.name!r}: {e}") from None
+    if assets is not None:
+        _check_preprocessing(encoder, assets, m)
+    return encoder, {**entry, "name": espec.name}
+
+
+def build_from_config(config: Mapping[str, Any], assets_root: Path | None) -> Any:
+    """The architecture a config.json describes, without weights (nothing is downloaded)."""
+    _check_top(config)
     encoders, entries = {}, {}
     for m, entry in config["encoders"].items():
-        # it names a folder under preprocessor/: a plain name, never a path
-        if not isinstance(m, str) or not NAME_RE.match(m):
-            raise LoadError(f"config.json: encoders has key {str(m)[:40]!r}, which is no "
-                            f"modality name (lower-case letters, digits, '-', '_')")
-        espec = lookup_for_load("encoder", entry, f"encoders.{m}")  # names what to install
-        if not get_registry().has("modality", m):
-            raise LoadError(f"config.json: encoders has key {m!r}, which no installed plugin "
-                            f"registers as a modality (see `zoo list --kind modality`)")
-        if espec.modality != m:
-            raise LoadError(f"config.json: encoders.{m} names {espec.name!r}, a "
-                            f"{espec.modality} encoder")
-        kwargs = entry.get("kwargs") or {}
-        if not isinstance(kwargs, Mapping):
-            raise LoadError(f"config.json: encoders.{m}.kwargs must be an object")
-        _no_locations(kwargs, f"encoders.{m}.kwargs")
-        assets = assets_root / m if assets_root is not None else None
-        try:
-            with offline_scope():  # an "hf-hub:" kwarg may be provenance, never a download
-                encoders[m] = build_component(espec, check=False, pretrained=False,
-                                              weights=None,
-                                              assets_dir=str(assets) if assets else None,
-                                              **kwargs)
-        except ZooError as e:
-            raise LoadError(f"config.json: encoders.{m}.kwargs do not fit encoder "
-                            f"{espec.name!r}: {e}") from None
-        if assets is not None:
-            _check_preprocessing(encoders[m], assets, m)
-        entries[m] = {**entry, "name": espec.name}
-    fusion_ref = head_ref = None
-    if config.get("fusion"):
-        fspec = lookup_for_load("fusion", config["fusion"], "fusion")
-        fusion_ref = {"name": fspec.qualified_name, "kwargs": _kwargs(config["fusion"], "fusion")}
-    if config.get("head"):
-        hspec = lookup_for_load("head", config["head"], "head")
-        head_ref = {"name": hspec.qualified_name, "kwargs": _kwargs(config["head"], "head")}
+        encoders[m], entries[m] = _encoder(m, entry, assets_root)
+    refs = {}
+    for part in ("fusion", "head"):
+        if config.get(part):
+            spec = lookup_for_load(part, config[part], part)
+            refs[part] = {"name": spec.qualified_name, "kwargs": _kwargs(config[part], part)}
     try:
         model = compose_parts(config.get("name") or "model", config["task"], encoders, entries,
-                         fusion_ref, head_ref, str(config.get("description") or ""))
+                              refs.get("fusion"), refs.get("head"),
+                              str(config.get("description") or ""))
     except ZooError as e:
         raise LoadError(f"config.json: component kwargs do not fit: {e}") from None
     # keep what the file said (weights tags, provenance), with kwargs as rebuilt

@@ -34,6 +34,15 @@ def _pick(reg: Registry, kind: str, name: str, prefer: str) -> Any:
         raise
 
 
+def _check_part_weights(reg: Registry, spec: ModelSpec, w: str) -> None:
+    """Pretrained weights named for the fusion or head themselves are registered."""
+    for part in ("fusion", "head"):  # pretrained weights named for the part itself
+        tag = (getattr(spec, part) or {}).get("pretrained")
+        if tag is not None and not (isinstance(tag, str) and reg.has("weights", tag)):
+            raise RegistryError(f"{w}: key '{part}.pretrained': unknown weights {tag!r} "
+                                f"(see `zoo list --kind weights`)")
+
+
 def check_model(reg: Registry, spec: ModelSpec, where: str) -> dict[str, str]:
     """Raise RegistryError (UnresolvedError for a missing component) when ``spec`` cannot
     be built here; else return part -> qualified name of the component it uses."""
@@ -64,11 +73,7 @@ def check_model(reg: Registry, spec: ModelSpec, where: str) -> dict[str, str]:
             raise RegistryError(f"{w}: key 'encoders.{modality}': unknown weights "
                                 f"{base}.{tag!s} (see `zoo list --kind weights`)")
         encs[modality] = enc
-    for part in ("fusion", "head"):  # pretrained weights named for the part itself
-        tag = (getattr(spec, part) or {}).get("pretrained")
-        if tag is not None and not (isinstance(tag, str) and reg.has("weights", tag)):
-            raise RegistryError(f"{w}: key '{part}.pretrained': unknown weights {tag!r} "
-                                f"(see `zoo list --kind weights`)")
+    _check_part_weights(reg, spec, w)
     head = find("head", spec.head["name"], "head")
     if task.name not in head.tasks:
         raise RegistryError(f"{w}: key 'head': head {head.name!r} serves "

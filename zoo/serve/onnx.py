@@ -81,13 +81,11 @@ class OnnxRunner:
                  threads: int | None = None) -> None:
         try:
             import onnx  # noqa: F401  (torch.onnx.export writes through it)
-            import onnxruntime as ort
+            import onnxruntime  # noqa: F401
         except ImportError as e:
             raise ZooError(f"--runtime onnx needs onnxruntime and onnx ({e.name} is missing): "
                            f"pip install onnxruntime onnx, or use --runtime torch") from None
-        import torch
-
-        from zoo.export import _Graph, onnx_export, onnx_names
+        from zoo.export import _Graph, onnx_names
         from zoo.weights import _cache_dir
 
         if model.head is None or not getattr(model.task_impl, "exportable", False):
@@ -95,50 +93,26 @@ class OnnxRunner:
                                f"outputs are not one tensor)")
         self.model = model.eval()
         dummy = _dummy_inputs(model)
-        batch = model.preprocess(dummy)
-        flat = _flat(model, batch)
+        flat = _flat(model, model.preprocess(dummy))
         if flat is None:
             raise _unsupported("its preprocessing drops a modality")
         keys, tensors = flat
         self.keys, self.names = keys, onnx_names(keys)
         folder = Path(cache_dir) if cache_dir else _cache_dir() / "onnx"
-        path = folder / _digest(model, keys) / "model.onnx"
-        self.path, self.exported = path, False
+        self.path = folder / _digest(model, keys) / "model.onnx"
         graph = _Graph(model, keys).eval()
-        if not path.is_file():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(f".model.{os.getpid()}.onnx")
-            import warnings
-
-            try:
-                with warnings.catch_warnings():  # tracer notes: the check below decides
-                    warnings.simplefilter("ignore")
-                    onnx_export(graph, keys, tensors, tmp)
-            except Exception as e:  # noqa: BLE001  (whatever the exporter trips on)
-                tmp.unlink(missing_ok=True)
-                msg = str(e).strip().splitlines()[0][:200] if str(e).strip() else ""
-                raise _unsupported(f"ONNX export failed ({type(e).__name__}: {msg})") from None
-            os.replace(tmp, path)  # atomic: a second worker sees the whole file or none
-            self.exported = True
-        opts = ort.SessionOptions()
-        n = threads or torch.get_num_threads()
-        opts.intra_op_num_threads = n
-        opts.inter_op_num_threads = 1
-        # the event loop, tokenizer and HTTP share these cores: idle pool threads sleep
-        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        try:
-            self.session = ort.InferenceSession(str(path), opts,
-                                                providers=["CPUExecutionProvider"])
-        except Exception as e:  # noqa: BLE001  (a corrupt cache file: export again next start)
-            path.unlink(missing_ok=True)
-            raise _unsupported(f"ONNX Runtime could not load the graph ({type(e).__name__})") \
-                from None
+        self.exported = _export_once(graph, keys, tensors, self.path)
+        self.session = _session(self.path, threads)
         self.wanted = {i.name for i in self.session.get_inputs()}  # unused inputs are pruned
-        # the graph must give torch's logits, at two batch sizes and sequence lengths
+        self._check(graph, dummy)
+
+    def _check(self, graph: Any, dummy: list[dict[str, Any]]) -> None:
+        """The graph must give torch's outputs, at two batch sizes and sequence lengths."""
+        import torch
+
         worst = 0.0
         for part in (dummy, dummy[:1]):
-            b = model.preprocess(part)
-            _, ts = _flat(model, b)
+            _, ts = _flat(self.model, self.model.preprocess(part))
             with torch.inference_mode():
                 ref = graph(*ts)
             got = torch.from_numpy(self._run(ts))
@@ -146,8 +120,9 @@ class OnnxRunner:
         # per-token outputs (B, T, C) cannot be cut into chunks of other lengths and joined
         self.chunked = ref.ndim == 2
         if not worst <= TOLERANCE:
-            path.unlink(missing_ok=True)
-            raise _unsupported(f"the exported graph's logits differ from torch's by {worst:.3g}")
+            self.path.unlink(missing_ok=True)
+            raise _unsupported(f"the exported graph's outputs differ from torch's by "
+                               f"{worst:.3g}")
         self.max_logit_diff = worst
 
     def _run(self, tensors: list[Any]) -> Any:
@@ -174,6 +149,48 @@ class OnnxRunner:
                 logits[idx] = out
         model._warn_if_untrained()
         return model.head.decode(logits, batch=batch)
+
+
+def _export_once(graph: Any, keys: list[tuple[str, str]], tensors: list[Any],
+                 path: Path) -> bool:
+    """Export to ``path`` unless it is cached there; True when exported now. The file
+    appears whole or not at all (a second worker sees one or the other)."""
+    import warnings
+
+    from zoo.export import onnx_export
+
+    if path.is_file():
+        return False
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".model.{os.getpid()}.onnx")
+    try:
+        with warnings.catch_warnings():  # tracer notes: the check after loading decides
+            warnings.simplefilter("ignore")
+            onnx_export(graph, keys, tensors, tmp)
+    except Exception as e:  # noqa: BLE001  (whatever the exporter trips on)
+        tmp.unlink(missing_ok=True)
+        msg = str(e).strip().splitlines()[0][:200] if str(e).strip() else ""
+        raise _unsupported(f"ONNX export failed ({type(e).__name__}: {msg})") from None
+    os.replace(tmp, path)
+    return True
+
+
+def _session(path: Path, threads: int | None) -> Any:
+    """An ONNX Runtime session on the CPU, sharing the cores politely."""
+    import onnxruntime as ort
+    import torch
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads or torch.get_num_threads()
+    opts.inter_op_num_threads = 1
+    # the event loop, tokenizer and HTTP share these cores: idle pool threads sleep
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    try:
+        return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    except Exception as e:  # noqa: BLE001  (a corrupt cache file: export again next start)
+        path.unlink(missing_ok=True)
+        raise _unsupported(f"ONNX Runtime could not load the graph ({type(e).__name__})") \
+            from None
 
 
 def _length_chunks(keys: list[tuple[str, str]], tensors: list[Any], size: int = CHUNK

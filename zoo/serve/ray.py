@@ -35,7 +35,6 @@ def deployment(model: str, *, replicas: int = 2, max_batch: int = 32,
     except ImportError:
         raise ZooError('serving on Ray needs ray: pip install "ray[serve]"') from None
     from starlette.requests import Request
-    from starlette.responses import JSONResponse
 
     lim = (limits or Limits.from_env()).asdict()
 
@@ -62,37 +61,45 @@ def deployment(model: str, *, replicas: int = 2, max_batch: int = 32,
             return out
 
         async def __call__(self, request: Request) -> Any:
-            import asyncio
-            import json
-
-            from zoo.errors import RequestError
-            from zoo.serve.guard import authorized
-            from zoo.serve.inputs import check_modalities, decode_inputs, json_inputs
-            from zoo.serve.routes import jsonable
-
-            def bad(status: int, msg: str) -> Any:
-                return JSONResponse({"error": msg}, status_code=status)
-
-            path = request.url.path.rstrip("/")
-            if path.endswith("/health"):
-                return {"status": "ok"}
-            if self.key is not None and not authorized(request.headers, self.key):
-                return bad(401, "missing or wrong API key")
-            if not path.endswith("/predict") or request.method != "POST":
-                return bad(404, "POST /predict, GET /health")
-            task = self.model.task_impl
-            try:
-                try:
-                    body = json.loads(await request.body())
-                except (ValueError, RecursionError):
-                    raise RequestError("the body is not valid JSON") from None
-                raw, shape = json_inputs(body)
-                inputs = await asyncio.to_thread(decode_inputs, raw, self.limits,
-                                                 ("id", *task.targets))
-                check_modalities(self.model, inputs, task.requires)
-            except RequestError as e:
-                return bad(e.status, str(e))
-            outputs = await self._predict(inputs)
-            return {"predictions" if shape == "kserve" else "outputs": jsonable(outputs)}
+            return await _answer(self, request)
 
     return ZooReplica.bind(str(model), lim, api_key)
+
+
+async def _answer(replica: Any, request: Any) -> Any:
+    """One request to a replica: ``GET /health``, or ``POST /predict`` read and bounded as
+    ``zoo serve`` reads it, run through the replica's batch."""
+    import asyncio
+    import json
+
+    from starlette.responses import JSONResponse
+
+    from zoo.errors import RequestError
+    from zoo.serve.guard import authorized
+    from zoo.serve.inputs import check_modalities, decode_inputs, json_inputs
+    from zoo.serve.routes import jsonable
+
+    def bad(status: int, msg: str) -> Any:
+        return JSONResponse({"error": msg}, status_code=status)
+
+    path = request.url.path.rstrip("/")
+    if path.endswith("/health"):
+        return {"status": "ok"}
+    if replica.key is not None and not authorized(request.headers, replica.key):
+        return bad(401, "missing or wrong API key")
+    if not path.endswith("/predict") or request.method != "POST":
+        return bad(404, "POST /predict, GET /health")
+    task = replica.model.task_impl
+    try:
+        try:
+            body = json.loads(await request.body())
+        except (ValueError, RecursionError):
+            raise RequestError("the body is not valid JSON") from None
+        raw, shape = json_inputs(body)
+        inputs = await asyncio.to_thread(decode_inputs, raw, replica.limits,
+                                         ("id", *task.targets))
+        check_modalities(replica.model, inputs, task.requires)
+    except RequestError as e:
+        return bad(e.status, str(e))
+    outputs = await replica._predict(inputs)
+    return {"predictions" if shape == "kserve" else "outputs": jsonable(outputs)}

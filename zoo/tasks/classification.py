@@ -82,7 +82,7 @@ class Classification(Task):
 
     def report(self, model: Any, examples: Sequence[Any], predictions: Sequence[dict],
                out: Path) -> list[str]:
-        from zoo.tasks.pictures import plot_confusion
+        from zoo.plots import plot_confusion
 
         if getattr(model.head, "multi_label", False):
             return []

@@ -24,6 +24,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
+from starlette.requests import Request
+
 __all__ = ["HubState", "create_app", "serve_in_thread", "LFS_THRESHOLD"]
 
 LFS_THRESHOLD = 10 * 1024 * 1024  # bytes: larger files go through Git LFS
@@ -68,78 +70,78 @@ class HubState:
         return sha
 
 
-def create_app(state: HubState) -> Any:
-    from fastapi import FastAPI, Request, Response
+def _error(status: int, msg: str, code: str | None = None) -> Any:
     from fastapi.responses import JSONResponse
 
-    app = FastAPI(title="zoo local hub", docs_url=None, redoc_url=None)
+    headers = {"X-Error-Code": code, "X-Error-Message": msg} if code else {"X-Error-Message": msg}
+    return JSONResponse({"error": msg}, status_code=status, headers=headers)
 
-    def error(status: int, msg: str, code: str | None = None) -> JSONResponse:
-        headers = {"X-Error-Code": code, "X-Error-Message": msg} if code else {"X-Error-Message": msg}
-        return JSONResponse({"error": msg}, status_code=status, headers=headers)
 
-    def authorized(request: Request) -> bool:
-        if state.token is None:
+def _base(request: Any) -> str:
+    return str(request.base_url).rstrip("/")
+
+
+class _Routes:
+    """The Hub's endpoints over one :class:`HubState` (each a method FastAPI routes to)."""
+
+    def __init__(self, state: HubState) -> None:
+        self.state = state
+
+    def authorized(self, request: Any) -> bool:
+        if self.state.token is None:
             return True
-        return request.headers.get("authorization") == f"Bearer {state.token}"
+        return request.headers.get("authorization") == f"Bearer {self.state.token}"
 
-    def base(request: Request) -> str:
-        return str(request.base_url).rstrip("/")
-
-    def find(repo_id: str, rev: str | None, request: Request
-             ) -> tuple[dict[str, Any] | None, str | None, JSONResponse | None]:
-        repo = state.repos.get(repo_id)
-        if repo is None or (repo["private"] and not authorized(request)):
-            return None, None, error(404, f"Repository {repo_id} not found", "RepoNotFound")
+    def find(self, repo_id: str, rev: str | None, request: Any) -> tuple:
+        repo = self.state.repos.get(repo_id)
+        if repo is None or (repo["private"] and not self.authorized(request)):
+            return None, None, _error(404, f"Repository {repo_id} not found", "RepoNotFound")
         rev = unquote(rev or "main")
         sha = repo["refs"].get(rev) or (rev if rev in repo["commits"] else None)
         if sha is None:
-            return repo, None, error(404, f"Revision {rev} not found", "RevisionNotFound")
+            return repo, None, _error(404, f"Revision {rev} not found", "RevisionNotFound")
         return repo, sha, None
 
-    @app.middleware("http")
-    async def record(request: Request, call_next: Any) -> Any:
-        state.requests.append((request.method, request.url.path))
+    async def record(self, request: Request, call_next: Any) -> Any:
+        self.state.requests.append((request.method, request.url.path))
         presigned = request.url.path.startswith("/_lfs/")  # checked by its signature
-        if request.method in ("POST", "PUT", "DELETE") and not authorized(request) \
+        if request.method in ("POST", "PUT", "DELETE") and not self.authorized(request) \
                 and request.url.path != "/api/validate-yaml" and not presigned:
-            return error(401, "Invalid credentials in Authorization header")
+            return _error(401, "Invalid credentials in Authorization header")
         return await call_next(request)
 
-    @app.get("/api/whoami-v2")
-    async def whoami(request: Request) -> Any:
-        if not authorized(request) or state.token is None:
-            return error(401, "Invalid credentials in Authorization header")
+    async def whoami(self, request: Request) -> Any:
+        if not self.authorized(request) or self.state.token is None:
+            return _error(401, "Invalid credentials in Authorization header")
         return {"type": "user", "name": "zoo-local", "orgs": []}
 
-    @app.post("/api/repos/create")
-    async def create_repo(request: Request) -> Any:
+    async def create_repo(self, request: Request) -> Any:
+        from fastapi.responses import JSONResponse
+
         body = await request.json()
         name, org = body.get("name"), body.get("organization")
         repo_id = f"{org}/{name}" if org else f"zoo-local/{name}"
-        url = f"{base(request)}/{repo_id}"
-        with state.lock:
-            if repo_id in state.repos:
+        url = f"{_base(request)}/{repo_id}"
+        with self.state.lock:
+            if repo_id in self.state.repos:
                 return JSONResponse({"error": "You already created this model repo",
                                      "url": url}, status_code=409)
             repo = {"private": bool(body.get("private")), "refs": {}, "commits": {}}
-            repo["refs"]["main"] = state.commit(repo, {}, "initial commit", None)
-            state.repos[repo_id] = repo
+            repo["refs"]["main"] = self.state.commit(repo, {}, "initial commit", None)
+            self.state.repos[repo_id] = repo
         return {"url": url, "name": repo_id, "id": repo_id}
 
-    @app.post("/api/validate-yaml")
-    async def validate_yaml(request: Request) -> Any:
+    async def validate_yaml(self, request: Request) -> Any:
         return {"errors": [], "warnings": []}
 
-    @app.post("/api/models/{ns}/{name}/branch/{branch:path}")
-    async def create_branch(ns: str, name: str, branch: str, request: Request) -> Any:
-        repo, sha, err = find(f"{ns}/{name}", "main", request)
+    async def create_branch(self, ns: str, name: str, branch: str, request: Request) -> Any:
+        repo, sha, err = self.find(f"{ns}/{name}", "main", request)
         if err:
             return err
         branch = unquote(branch)
-        with state.lock:
+        with self.state.lock:
             if branch in repo["refs"]:
-                return error(409, f"Reference {branch} already exists")
+                return _error(409, f"Reference {branch} already exists")
             try:
                 start = (await request.json()).get("startingPoint")
             except ValueError:
@@ -147,9 +149,8 @@ def create_app(state: HubState) -> Any:
             repo["refs"][branch] = repo["refs"].get(start, start) if start else sha
         return {}
 
-    @app.post("/api/models/{ns}/{name}/preupload/{rev:path}")
-    async def preupload(ns: str, name: str, rev: str, request: Request) -> Any:
-        repo, sha, err = find(f"{ns}/{name}", rev, request)
+    async def preupload(self, ns: str, name: str, rev: str, request: Request) -> Any:
+        repo, sha, err = self.find(f"{ns}/{name}", rev, request)
         if err and repo is None:
             return err
         existing = repo["commits"][sha]["files"] if sha else {}
@@ -163,96 +164,98 @@ def create_app(state: HubState) -> Any:
             files.append(item)
         return {"files": files, "commitOid": sha}
 
-    @app.post("/{ns}/{name}.git/info/lfs/objects/batch")
-    async def lfs_batch(ns: str, name: str, request: Request) -> Any:
-        if f"{ns}/{name}" not in state.repos:
-            return error(404, f"Repository {ns}/{name} not found", "RepoNotFound")
-        body = await request.json()
+    async def lfs_batch(self, ns: str, name: str, request: Request) -> Any:
+        from fastapi.responses import JSONResponse
+
+        if f"{ns}/{name}" not in self.state.repos:
+            return _error(404, f"Repository {ns}/{name} not found", "RepoNotFound")
         objects = []
-        for obj in body.get("objects", []):
+        for obj in (await request.json()).get("objects", []):
             item = {"oid": obj["oid"], "size": obj["size"], "authenticated": True}
-            if not state.blob_path(obj["oid"]).exists():
-                sig = state.sign(obj["oid"])
-                item["actions"] = {"upload": {"href": f"{base(request)}/_lfs/{obj['oid']}"
+            if not self.state.blob_path(obj["oid"]).exists():
+                sig = self.state.sign(obj["oid"])
+                item["actions"] = {"upload": {"href": f"{_base(request)}/_lfs/{obj['oid']}"
                                                       f"?sig={sig}", "expires_in": 3600}}
             objects.append(item)
         return JSONResponse({"transfer": "basic", "objects": objects, "hash_algo": "sha256"},
                             media_type="application/vnd.git-lfs+json")
 
-    @app.put("/_lfs/{oid}")
-    async def lfs_upload(oid: str, request: Request, sig: str = "") -> Any:
-        if sig != state.sign(oid):  # like a pre-signed storage URL
-            return error(403, "invalid or missing upload signature")
+    async def lfs_upload(self, oid: str, request: Request, sig: str = "") -> Any:
+        from fastapi import Response
+
+        if sig != self.state.sign(oid):  # like a pre-signed storage URL
+            return _error(403, "invalid or missing upload signature")
         data = await request.body()
         if hashlib.sha256(data).hexdigest() != oid:
-            return error(400, "sha256 of the uploaded bytes does not match the oid")
-        state.store(data)
+            return _error(400, "sha256 of the uploaded bytes does not match the oid")
+        self.state.store(data)
         return Response(status_code=200)
 
-    @app.post("/api/models/{ns}/{name}/commit/{rev:path}")
-    async def commit(ns: str, name: str, rev: str, request: Request) -> Any:
+    def _apply(self, files: dict[str, Any], lines: list[dict[str, Any]]) -> Any:
+        """A commit's operations onto ``files``; an error response, or None."""
+        for item in lines:
+            key, value = item["key"], item.get("value", {})
+            path = value.get("path", "")
+            if key in ("file", "lfsFile", "deletedFile") and (
+                    path.startswith("/") or ".." in path.split("/")):
+                return _error(400, f"invalid path {path!r}")
+            if key == "file":
+                data = base64.b64decode(value["content"])
+                files[path] = {"sha256": self.state.store(data), "size": len(data),
+                               "lfs": False, "git_oid": _git_oid(data)}
+            elif key == "lfsFile":
+                if not self.state.blob_path(value["oid"]).exists():
+                    return _error(422, f"LFS object {value['oid']} was not uploaded")
+                pointer = (f"version https://git-lfs.github.com/spec/v1\noid sha256:"
+                           f"{value['oid']}\nsize {value['size']}\n").encode()
+                files[path] = {"sha256": value["oid"], "size": int(value["size"]),
+                               "lfs": True, "git_oid": _git_oid(pointer)}
+            elif key in ("deletedFile", "deletedFolder"):
+                for p in [p for p in files if p == path or p.startswith(path.rstrip("/") + "/")]:
+                    del files[p]
+        return None
+
+    async def commit(self, ns: str, name: str, rev: str, request: Request) -> Any:
         repo_id = f"{ns}/{name}"
-        repo, sha, err = find(repo_id, rev, request)
+        repo, sha, err = self.find(repo_id, rev, request)
         if err:
             return err
         raw = await request.body()
-        if state.fail_next_commits > 0:  # an interrupted upload: fail before any change
-            state.fail_next_commits -= 1
-            return error(500, "Internal Error - the commit could not be completed")
+        if self.state.fail_next_commits > 0:  # an interrupted upload: fail before any change
+            self.state.fail_next_commits -= 1
+            return _error(500, "Internal Error - the commit could not be completed")
         lines = [json.loads(x) for x in raw.decode().splitlines() if x.strip()]
         header = next((x["value"] for x in lines if x["key"] == "header"), {})
-        parent_req = header.get("parentCommit")
-        with state.lock:
+        with self.state.lock:
             head = repo["refs"].get(unquote(rev), sha)
-            if parent_req and parent_req != head:
-                return error(412, "A commit has happened since. Please refresh and try again.")
+            if header.get("parentCommit") and header["parentCommit"] != head:
+                return _error(412, "A commit has happened since. Please refresh and try again.")
             files = dict(repo["commits"][head]["files"])
-            for item in lines:
-                key, value = item["key"], item.get("value", {})
-                path = value.get("path", "")
-                if key in ("file", "lfsFile", "deletedFile") and (
-                        path.startswith("/") or ".." in path.split("/")):
-                    return error(400, f"invalid path {path!r}")
-                if key == "file":
-                    data = base64.b64decode(value["content"])
-                    files[path] = {"sha256": state.store(data), "size": len(data),
-                                   "lfs": False, "git_oid": _git_oid(data)}
-                elif key == "lfsFile":
-                    if not state.blob_path(value["oid"]).exists():
-                        return error(422, f"LFS object {value['oid']} was not uploaded")
-                    pointer = (f"version https://git-lfs.github.com/spec/v1\noid sha256:"
-                               f"{value['oid']}\nsize {value['size']}\n").encode()
-                    files[path] = {"sha256": value["oid"], "size": int(value["size"]),
-                                   "lfs": True, "git_oid": _git_oid(pointer)}
-                elif key in ("deletedFile", "deletedFolder"):
-                    for p in [p for p in files if p == path or p.startswith(path.rstrip("/") + "/")]:
-                        del files[p]
-            new = state.commit(repo, files, header.get("summary", ""), head)
+            failed = self._apply(files, lines)
+            if failed is not None:
+                return failed
+            new = self.state.commit(repo, files, header.get("summary", ""), head)
             repo["refs"][unquote(rev)] = new
-        return {"commitUrl": f"{base(request)}/{repo_id}/commit/{new}", "commitOid": new,
+        return {"commitUrl": f"{_base(request)}/{repo_id}/commit/{new}", "commitOid": new,
                 "success": True}
 
-    def info(repo_id: str, repo: dict[str, Any], sha: str) -> dict[str, Any]:
+    def info(self, repo_id: str, repo: dict[str, Any], sha: str) -> dict[str, Any]:
         files = repo["commits"][sha]["files"]
         return {"id": repo_id, "modelId": repo_id, "sha": sha, "private": repo["private"],
                 "siblings": [{"rfilename": p, "size": f["size"]} for p, f in sorted(files.items())],
                 "tags": [], "downloads": 0, "likes": 0, "library_name": "zoo"}
 
-    @app.get("/api/models/{ns}/{name}")
-    async def model_info(ns: str, name: str, request: Request) -> Any:
-        repo, sha, err = find(f"{ns}/{name}", "main", request)
-        return err or info(f"{ns}/{name}", repo, sha)
+    async def model_info(self, ns: str, name: str, request: Request) -> Any:
+        repo, sha, err = self.find(f"{ns}/{name}", "main", request)
+        return err or self.info(f"{ns}/{name}", repo, sha)
 
-    @app.get("/api/models/{ns}/{name}/revision/{rev:path}")
-    async def model_info_rev(ns: str, name: str, rev: str, request: Request) -> Any:
-        repo, sha, err = find(f"{ns}/{name}", rev, request)
-        return err or info(f"{ns}/{name}", repo, sha)
+    async def model_info_rev(self, ns: str, name: str, rev: str, request: Request) -> Any:
+        repo, sha, err = self.find(f"{ns}/{name}", rev, request)
+        return err or self.info(f"{ns}/{name}", repo, sha)
 
-    @app.get("/api/models/{ns}/{name}/tree/{rev}/{path:path}")
-    @app.get("/api/models/{ns}/{name}/tree/{rev}")
-    async def tree(ns: str, name: str, rev: str, request: Request, path: str = "",
+    async def tree(self, ns: str, name: str, rev: str, request: Request, path: str = "",
                    recursive: bool = False) -> Any:
-        repo, sha, err = find(f"{ns}/{name}", rev, request)
+        repo, sha, err = self.find(f"{ns}/{name}", rev, request)
         if err:
             return err
         prefix = path.strip("/") + "/" if path.strip("/") else ""
@@ -275,14 +278,16 @@ def create_app(state: HubState) -> Any:
         return [{"type": "directory", "path": d, "oid": "0" * 40, "size": 0}
                 for d in sorted(dirs)] + entries
 
-    async def resolve(ns: str, name: str, rev: str, path: str, request: Request,
-                      body: bool) -> Any:
-        repo, sha, err = find(f"{ns}/{name}", rev, request)
+    async def _resolve(self, ns: str, name: str, rev: str, path: str, request: Request,
+                       body: bool) -> Any:
+        from fastapi import Response
+
+        repo, sha, err = self.find(f"{ns}/{name}", rev, request)
         if err:
             return err
         f = repo["commits"][sha]["files"].get(path)
         if f is None:
-            return error(404, f"Entry {path} not found", "EntryNotFound")
+            return _error(404, f"Entry {path} not found", "EntryNotFound")
         headers = {"X-Repo-Commit": sha, "Content-Length": str(f["size"]),
                    "Accept-Ranges": "bytes"}
         if f["lfs"]:
@@ -290,17 +295,40 @@ def create_app(state: HubState) -> Any:
                             "X-Linked-Size": str(f["size"])})
         else:
             headers["ETag"] = f'"{f["git_oid"]}"'
-        data = state.blob_path(f["sha256"]).read_bytes() if body else b""
+        data = self.state.blob_path(f["sha256"]).read_bytes() if body else b""
         return Response(content=data, headers=headers, media_type="application/octet-stream")
 
-    @app.head("/{ns}/{name}/resolve/{rev}/{path:path}")
-    async def resolve_head(ns: str, name: str, rev: str, path: str, request: Request) -> Any:
-        return await resolve(ns, name, rev, path, request, body=False)
+    async def resolve_head(self, ns: str, name: str, rev: str, path: str,
+                           request: Request) -> Any:
+        return await self._resolve(ns, name, rev, path, request, body=False)
 
-    @app.get("/{ns}/{name}/resolve/{rev}/{path:path}")
-    async def resolve_get(ns: str, name: str, rev: str, path: str, request: Request) -> Any:
-        return await resolve(ns, name, rev, path, request, body=True)
+    async def resolve_get(self, ns: str, name: str, rev: str, path: str,
+                          request: Request) -> Any:
+        return await self._resolve(ns, name, rev, path, request, body=True)
 
+
+def create_app(state: HubState) -> Any:
+    from fastapi import FastAPI
+
+    r = _Routes(state)
+    app = FastAPI(title="zoo local hub", docs_url=None, redoc_url=None)
+    app.middleware("http")(r.record)
+    for method, path, endpoint in (
+            ("GET", "/api/whoami-v2", r.whoami),
+            ("POST", "/api/repos/create", r.create_repo),
+            ("POST", "/api/validate-yaml", r.validate_yaml),
+            ("POST", "/api/models/{ns}/{name}/branch/{branch:path}", r.create_branch),
+            ("POST", "/api/models/{ns}/{name}/preupload/{rev:path}", r.preupload),
+            ("POST", "/{ns}/{name}.git/info/lfs/objects/batch", r.lfs_batch),
+            ("PUT", "/_lfs/{oid}", r.lfs_upload),
+            ("POST", "/api/models/{ns}/{name}/commit/{rev:path}", r.commit),
+            ("GET", "/api/models/{ns}/{name}", r.model_info),
+            ("GET", "/api/models/{ns}/{name}/revision/{rev:path}", r.model_info_rev),
+            ("GET", "/api/models/{ns}/{name}/tree/{rev}/{path:path}", r.tree),
+            ("GET", "/api/models/{ns}/{name}/tree/{rev}", r.tree),
+            ("HEAD", "/{ns}/{name}/resolve/{rev}/{path:path}", r.resolve_head),
+            ("GET", "/{ns}/{name}/resolve/{rev}/{path:path}", r.resolve_get)):
+        app.add_api_route(path, endpoint, methods=[method])
     return app
 
 

@@ -228,7 +228,7 @@ def finish(run: Run) -> dict[str, Any]:
     """Pictures, the training record and the card; returns the summary."""
     from zoo.io.card import write_card
     from zoo.io.records import TRAINING, write_record
-    from zoo.training.plots import plot_curves
+    from zoo.plots import plot_curves
 
     cfg, dist, out, state = run.cfg, run.dist, run.out, run.state
     if run.progress is not None:
