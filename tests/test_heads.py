@@ -53,9 +53,16 @@ def test_detection_head_trains_end_to_end_and_open_vocabulary_labels(tmp_path):
     img = torch.rand(96, 128, 3).numpy()
     batch = m.preprocess([{"image": img}])
     out = m(batch)
-    loss = m.loss(out, [{"boxes": [[10, 10, 60, 50]], "labels": ["3"]}], batch)
+    target = [{"boxes": [[10, 10, 60, 50]], "labels": ["3"]}]
+    loss = m.loss(out, target, batch)
     loss.backward()
     assert math.isfinite(loss.item()) and m.head.bbox.weight.grad is not None
+    opt = torch.optim.Adam(m.parameters(), lr=1e-3)  # a few optimiser steps on the batch
+    for _ in range(8):
+        opt.zero_grad()
+        m.loss(m(batch), target, batch).backward()
+        opt.step()
+    assert m.loss(m(batch), target, batch).item() < loss.item()  # it learns
     with pytest.raises(zoo.ZooError, match="open-vocabulary"):
         m.predict([{"image": img}], labels=["cat"])
     with pytest.raises(zoo.ZooError, match="not one of the detector's labels"):
