@@ -5,6 +5,7 @@ objective from a plugin (`register_objectives`), and one-line errors."""
 from __future__ import annotations
 
 import hashlib
+import os
 import json
 import random
 import subprocess
@@ -295,6 +296,42 @@ def test_a_plugin_objective_is_listed_and_runs(objective_plugin, corpus, tmp_pat
     record = json.loads((out / "zoo_pretrain.json").read_text())
     assert record["objective"] == "char-denoise" and record["settings"]["width"] == 8
     assert (out / "char_denoise.safetensors").is_file() and (out / "README.md").is_file()
+
+
+def test_a_pretraining_run_killed_mid_way_resumes_to_the_same_encoder(objective_plugin,
+                                                                     corpus, tmp_path):
+    """Objectives run on the trainer's machinery: a resume state after each epoch, and
+    each step's masks drawn from a seed of its own, so a run stopped in epoch 3 and resumed
+    ends where the uninterrupted run ends, bit for bit."""
+    env = plugin_env(objective_plugin, "objective")
+    args = ["pretrain", "--objective", "char-denoise", "--encoder", "char-ngram", "--data",
+            str(corpus), "--epochs", "4", "--lr", "0.01", "--batch-size", "8", "--quiet"]
+    run_zoo(*args, "--out", str(tmp_path / "a"), env=env, check=True)
+    crashed = run_zoo(*args, "--out", str(tmp_path / "b"), "--option", "crash_after=110",
+                      env=env)
+    assert crashed.returncode != 0 and not (tmp_path / "b").exists()
+    assert (tmp_path / ".b.zoo-pretrain-state" / "latest").is_file()
+    run_zoo(*args, "--out", str(tmp_path / "b"), "--resume", env=env, check=True)
+    a, b = (json.loads((tmp_path / x / "zoo_pretrain.json").read_text()) for x in "ab")
+    assert a["training"]["train_loss"] == b["training"]["train_loss"]
+    assert a["metrics"]["after"] == b["metrics"]["after"]
+    assert (tmp_path / "a" / "char_denoise.safetensors").read_bytes() == \
+        (tmp_path / "b" / "char_denoise.safetensors").read_bytes()
+    assert not (tmp_path / ".b.zoo-pretrain-state").exists()  # done: no state left
+
+
+def test_objectives_pretrain_under_torchrun_with_ddp(objective_plugin, corpus, tmp_path):
+    torchrun = Path(sys.executable).with_name("torchrun")
+    env = {**os.environ, **plugin_env(objective_plugin, "objective")}
+    proc = subprocess.run([str(torchrun), "--nproc_per_node=2", "--master_port=29541", "-m",
+                           "zoo", "pretrain", "--objective", "char-denoise", "--encoder",
+                           "char-ngram", "--data", str(corpus), "--out", str(tmp_path / "d"),
+                           "--epochs", "3", "--lr", "0.01", "--batch-size", "8", "--quiet"],
+                          capture_output=True, text=True, env=env, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    record = json.loads((tmp_path / "d" / "zoo_pretrain.json").read_text())
+    assert record["training"]["processes"] == 2
+    assert record["metrics"]["after"]["loss"] < record["metrics"]["before"]["loss"]
 
 
 def test_listing_objectives_imports_no_heavy_library():

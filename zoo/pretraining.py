@@ -165,46 +165,63 @@ def _optimizer(obj: Any, lr: float, weight_decay: float) -> Any:
 
 
 def _fit(obj: Any, items: list[Any], *, epochs: int, lr: float, batch_size: int,
-         warmup: float, weight_decay: float, seed: int, progress: bool, device: Any
-         ) -> list[float]:
-    """Train for ``epochs``; the mean training loss of each epoch."""
+         warmup: float, weight_decay: float, seed: int, progress: bool, dist: Any,
+         precision: str, accumulate: int, state_dir: Path, resume: bool) -> list[float]:
+    """Train for ``epochs`` on the trainer's machinery (the shared :class:`Stepper`:
+    precision, accumulation, clipping; seeded epochs sharded across torchrun processes under
+    DDP; a resume state after every epoch); the mean training loss of each epoch."""
     import torch
     from tqdm.auto import tqdm
 
-    from zoo.training.optim import lr_factor
+    from zoo.training.checkpoint import load_state, save_state
+    from zoo.training.data import epoch_batches
+    from zoo.training.engine import Stepper
+    from zoo.training.optim import lr_factor, resolve_precision
 
+    net = obj
+    if dist.world > 1:  # forward(batch) is the loss: DDP syncs gradients on backward
+        from torch.nn.parallel import DistributedDataParallel as DDP
+
+        net = DDP(obj, find_unused_parameters=True)
     opt = _optimizer(obj, lr, weight_decay)
-    per_epoch = math.ceil(len(items) / batch_size)
+    per_rank = max(1, batch_size // dist.world)
+    per_epoch = math.ceil(math.ceil(len(items) / dist.world) / per_rank)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_factor(epochs * per_epoch, warmup,
                                                              "linear"))
     obj.plan(epochs * per_epoch)
-    g = torch.Generator().manual_seed(seed)
-    bar = tqdm(total=epochs * per_epoch, desc="pretrain", unit="step", dynamic_ncols=True,
-               disable=not progress, file=sys.stderr)
-    losses = []
-    params = [p for p in obj.parameters() if p.requires_grad]
-    for epoch in range(epochs):
+    mode = resolve_precision(precision, dist.device)
+    stepper = Stepper([p for p in obj.parameters() if p.requires_grad], opt, sched, mode,
+                      dist.device, accumulate, 1.0,
+                      torch.amp.GradScaler("cuda") if mode == "fp16" else None)
+    state = {"epoch": 0, "batch": 0, "global_step": 0, "losses": [], "epoch_loss": 0.0}
+    if resume:
+        state = load_state(state_dir, obj, opt, sched)
+    bar = tqdm(total=epochs * per_epoch, initial=state["global_step"], desc="pretrain",
+               unit="step", dynamic_ncols=True, disable=not (progress and dist.main),
+               file=sys.stderr)
+    for epoch in range(state["epoch"], epochs):
         obj.train()
-        order = torch.randperm(len(items), generator=g).tolist()
-        total = 0.0
-        for i in range(0, len(order), batch_size):
-            batch = _to(obj.collate([items[j] for j in order[i:i + batch_size]]), device)
-            loss = obj.loss(batch)
-            value = float(loss.detach())
+        batches = epoch_batches(len(items), epoch, seed, per_rank, dist.rank, dist.world, None)
+        for bi in range(state["batch"], len(batches)):
+            # each step's random parts (masks) from a seed of its own: a resumed run draws
+            # what the uninterrupted one drew, and each process its own
+            step_seed = ((seed * 1009 + epoch) * 100_003 + bi) * 257 + dist.rank
+            value = stepper.step(lambda part: net(_to(obj.collate(
+                [items[k] for k in part], seed=step_seed), dist.device)), batches[bi])
             if not math.isfinite(value):
                 raise ZooError(f"the loss became {value} at epoch {epoch + 1}; lower --lr "
                                f"(now {lr})")
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(params, 1.0)
-            opt.step()
-            sched.step()
-            opt.zero_grad(set_to_none=True)
-            total += value
+            state.update(batch=bi + 1, global_step=state["global_step"] + 1,
+                         epoch_loss=state["epoch_loss"] + value)
             bar.update(1)
             bar.set_postfix(epoch=epoch + 1, loss=f"{value:.3f}")
-        losses.append(total / per_epoch)
+        mean = sum(dist.gather(state["epoch_loss"] / max(1, len(batches)))) / dist.world
+        state.update(epoch=epoch + 1, batch=0, epoch_loss=0.0, losses=[*state["losses"], mean])
+        if dist.main:
+            save_state(state_dir, obj, opt, sched, state)
+        dist.barrier()
     bar.close()
-    return losses
+    return state["losses"]
 
 
 def check_out(out: Path) -> None:
@@ -279,25 +296,12 @@ def _figures(metrics: dict[str, float], metric: str) -> str:
         ", ".join(f"{k} {v:.4g}" for k, v in metrics.items()) or "not measured"
 
 
-def pretrain(objective: str, encoder: str, data: Any, out: str | Path, *,
-             eval_data: Any = None, eval_fraction: float = 0.05,
-             columns: dict[str, str] | None = None, epochs: int = 3, lr: float = 5e-5,
-             batch_size: int = 32, warmup: float = 0.06, weight_decay: float = 0.01,
-             seed: int = 0, progress: bool = True, **options: Any) -> dict[str, Any]:
-    """Pretrain ``encoder`` (a registry name or a folder) with the registered
-    ``objective`` on unlabeled ``data``; write it to ``out``. ``options`` go to the
-    objective's factory (``mlm``: ``mlm_probability``, ``whole_word``, ``max_length``).
-    Returns the record also written as ``out/zoo_pretrain.json``."""
-    import torch
-
-    from zoo.io.pretrain_card import write_card
-
-    if batch_size < 1 or epochs < 0:
-        raise ZooError(f"--batch-size must be >= 1 and --epochs >= 0 (got {batch_size}, "
-                       f"{epochs})")
-    spec = _objective_spec(objective)
+def _prepare(spec: Any, encoder: str, data: Any, eval_data: Any, eval_fraction: float,
+             columns: dict[str, str] | None, seed: int, options: dict[str, Any]
+             ) -> tuple[Any, dict[str, Any], list, list, dict[str, Any], dict[str, Any]]:
+    """The objective built on its encoder and the corpus read, split and encoded:
+    (objective, encoder description, train items, held-out items, corpus, held-out)."""
     enc = describe_encoder(str(encoder), spec.modality)
-    check_out(Path(out))
     values, corpus = read_values(data, spec.modality, columns)
     given = read_values(eval_data, spec.modality, columns)[0] if eval_data is not None else None
     train_values, eval_values = split_eval(values, given, eval_fraction, seed)
@@ -312,38 +316,79 @@ def pretrain(objective: str, encoder: str, data: Any, out: str | Path, *,
     except TypeError as e:
         raise ZooError(f"objective {spec.name!r} (plugin {spec.plugin!r}) does not take "
                        f"these options: {e}") from None
-    for note in obj.notes:
-        _say(f"note: {note}")
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    obj.to(device)
     items, held_items = obj.encode(train_values), obj.encode(eval_values)
     # the corpus is --data: the held-out split of it included, an --eval file not
     corpus = {**corpus, **obj.stats(items + held_items if eval_data is None else items)}
     held = {"source": Path(str(eval_data)).name if eval_data is not None else
             f"a seeded {eval_fraction:g} of the corpus", **obj.stats(held_items)}
+    return obj, enc, items, held_items, corpus, held
+
+
+def pretrain(objective: str, encoder: str, data: Any, out: str | Path, *,
+             eval_data: Any = None, eval_fraction: float = 0.05,
+             columns: dict[str, str] | None = None, epochs: int = 3, lr: float = 5e-5,
+             batch_size: int = 32, warmup: float = 0.06, weight_decay: float = 0.01,
+             seed: int = 0, progress: bool = True, precision: str = "auto",
+             accumulate: int = 1, resume: bool = False, **options: Any) -> dict[str, Any]:
+    """Pretrain ``encoder`` (a registry name or a folder) with the registered
+    ``objective`` on unlabeled ``data``; write it to ``out``. ``options`` go to the
+    objective's factory (``mlm``: ``mlm_probability``, ``whole_word``, ``max_length``).
+    Runs on the trainer's machinery: ``precision``, ``accumulate``, DDP under torchrun, and
+    ``resume`` from the state kept beside ``out`` after every epoch. Returns the record
+    also written as ``out/zoo_pretrain.json``."""
+    from zoo.io.pretrain_card import write_card
+    from zoo.training.dist import Dist
+
+    if batch_size < 1 or epochs < 0 or accumulate < 1:
+        raise ZooError(f"--batch-size and --accumulate must be >= 1 and --epochs >= 0 (got "
+                       f"{batch_size}, {accumulate}, {epochs})")
+    spec = _objective_spec(objective)
+    check_out(Path(out))
+    dist = Dist.from_env()
+    obj, enc, items, held_items, corpus, held = _prepare(
+        spec, encoder, data, eval_data, eval_fraction, columns, seed, options)
+    for note in obj.notes if dist.main else ():
+        _say(f"note: {note}")
+    obj.to(dist.device)
     # the held-out batches are drawn once: before and after score the same masks
     fixed = [obj.collate(held_items[i:i + batch_size], seed=seed + 1 + i // batch_size)
              for i in range(0, len(held_items), batch_size)]
-    before = _evaluate(obj, fixed, device)
-    _say(f"{spec.name}: {len(train_values)} train / {len(eval_values)} held-out examples; "
-         f"before: {_figures(before, obj.metric)}")
+    before = _evaluate(obj, fixed, dist.device)
+    if dist.main:
+        _say(f"{spec.name}: {len(items)} train / {len(held_items)} held-out examples; "
+             f"before: {_figures(before, obj.metric)}")
+    state_dir = _state_dir(Path(out))
     t0 = time.perf_counter()
     losses = _fit(obj, items, epochs=epochs, lr=lr, batch_size=batch_size, warmup=warmup,
-                  weight_decay=weight_decay, seed=seed, progress=progress, device=device)
+                  weight_decay=weight_decay, seed=seed, progress=progress, dist=dist,
+                  precision=precision, accumulate=accumulate, state_dir=state_dir,
+                  resume=resume)
     seconds = time.perf_counter() - t0
-    after = _evaluate(obj, fixed, device)
-    _say(f"{spec.name}: after {epochs} epoch(s): {_figures(after, obj.metric)} "
-         f"(before: {_figures(before, obj.metric)}), {seconds:.0f} s")
+    after = _evaluate(obj, fixed, dist.device)
     train_opts = {"epochs": epochs, "lr": lr, "batch_size": batch_size, "warmup": warmup,
                   "weight_decay": weight_decay, "seed": seed, "optimizer": "AdamW",
                   "schedule": "linear warm-up, then linear decay to 0", "grad_clip": 1.0,
-                  "train_examples": len(train_values), "device": device.type}
+                  "precision": precision, "accumulate": accumulate, "processes": dist.world,
+                  "train_examples": len(items), "device": dist.device.type}
     record = _record(spec, obj, enc, corpus, held, train_opts, before, after, losses, seconds)
+    if dist.main:
+        _say(f"{spec.name}: after {epochs} epoch(s): {_figures(after, obj.metric)} "
+             f"(before: {_figures(before, obj.metric)}), {seconds:.0f} s")
 
-    def write(folder: Path) -> None:
-        obj.cpu().save(folder, record)
-        (folder / RECORD_NAME).write_text(json.dumps(record, indent=2) + "\n")
-        write_card(folder, record, obj, Path(out).name)
+        def write(folder: Path) -> None:
+            obj.cpu().save(folder, record)
+            (folder / RECORD_NAME).write_text(json.dumps(record, indent=2) + "\n")
+            write_card(folder, record, obj, Path(out).name)
 
-    save_folder(Path(out), write)
+        save_folder(Path(out), write)
+        import shutil
+
+        shutil.rmtree(state_dir, ignore_errors=True)  # done: nothing left to resume
+    dist.barrier()
     return record
+
+
+def _state_dir(out: Path) -> Path:
+    """Where a pretraining run keeps its resume state: beside ``out`` (which is replaced
+    whole when the run ends), hidden."""
+    return out.absolute().parent / f".{out.name}.zoo-pretrain-state"

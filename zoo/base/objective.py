@@ -28,8 +28,9 @@ class Objective(torch.nn.Module):
     - ``encode(values)``: raw values of the modality (texts) -> one item per value
       (tokenised once, before any epoch).
     - ``collate(items, seed=None)``: items -> a batch (a dict of tensors). With a ``seed``
-      the random parts (masks) are drawn from that seed alone: the driver builds the
-      held-out batches once this way, so "before" and "after" score the same positions.
+      the random parts (masks) are drawn from that seed alone: the trainer passes one per
+      step (so a resumed run draws what the uninterrupted one drew) and builds the
+      held-out batches once this way (so "before" and "after" score the same positions).
     - ``loss(batch)``: a scalar tensor to minimise.
     - ``evaluate(batches)``: figures on held-out batches, ``metric`` among them (default:
       the mean loss). Called under ``torch.no_grad()`` in eval mode.
@@ -72,6 +73,11 @@ class Objective(torch.nn.Module):
 
     def save(self, out: Path, record: dict[str, Any]) -> None:
         raise NotImplementedError(f"{type(self).__name__} must implement save(out, record)")
+
+    def forward(self, batch: dict[str, Any]) -> torch.Tensor:
+        """The loss of a batch: how the trainer calls the objective (through DDP's
+        wrapper when several processes train), so gradients are synchronised."""
+        return self.loss(batch)
 
     def evaluate(self, batches: Sequence[dict[str, Any]]) -> dict[str, float]:
         losses = [float(self.loss(b)) for b in batches]

@@ -256,14 +256,20 @@ _OBJECTIVE_DEFAULTS = {"contrastive": {"epochs": 10, "lr": 1e-3, "batch_size": 1
 @click.option("--dim", type=int, default=256, show_default=True,
               help="contrastive: shared space width.")
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--resume", is_flag=True, help="contrastive only.")
+@click.option("--resume", is_flag=True,
+              help="Continue from the state the interrupted run kept (after each epoch).")
+@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]),
+              default="auto", show_default=True, help="auto: bf16 on a CUDA GPU, fp32 on CPU.")
+@click.option("--accumulate", type=int, default=1, show_default=True,
+              help="Compute each batch in N chunks (same update, less memory).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def pretrain_cmd(objective: str, encoders: str | None, encoder: str | None, data: str,
                  eval_data: str | None, eval_fraction: float, column: tuple[str, ...],
                  out: str, epochs: int | None, lr: float | None, batch_size: int | None,
                  warmup: float, mlm_probability: float | None, whole_word: bool | None,
                  max_length: int | None, objective_options: tuple[str, ...], freeze: str,
-                 dim: int, seed: int, resume: bool, quiet: bool) -> None:
+                 dim: int, seed: int, resume: bool, quiet: bool, precision: str = "auto",
+                 accumulate: int = 1) -> None:
     """Pretrain encoders. --objective contrastive (default) aligns two encoders on paired
     data (CLIP-style InfoNCE): a retrieval model with embed, recall@k and zero-shot
     classification. --objective mlm (or another registered objective) pretrains one
@@ -295,7 +301,10 @@ def pretrain_cmd(objective: str, encoders: str | None, encoder: str | None, data
     record = pretrain(objective, encoder, data, out, eval_data=eval_data,
                       eval_fraction=eval_fraction, columns=_columns(column), epochs=epochs,
                       lr=lr, batch_size=batch_size, warmup=warmup, seed=seed,
-                      progress=not quiet, **options)
+                      progress=not quiet, precision=precision, accumulate=accumulate,
+                      resume=resume, **options)
+    if int(os.environ.get("RANK", "0")) != 0:
+        return
     _echo_json({"objective": record["objective"], "metric": record["metrics"]["metric"],
                 "before": record["metrics"]["before"], "after": record["metrics"]["after"],
                 "out": str(Path(out))})

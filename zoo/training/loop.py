@@ -15,7 +15,7 @@ from zoo.training.cache import collate_cached, predict_cached
 from zoo.training.checkpoint import load_state, save_state
 from zoo.training.config import as_record
 from zoo.training.data import epoch_batches, example_length
-from zoo.training.optim import autocast, precision_of
+from zoo.training.optim import precision_of
 from zoo.training.run import Run
 from zoo.training.stages import begin_finetune, configure, last_epoch, saved_stage, show_progress
 
@@ -52,51 +52,27 @@ def start(run: Run, resume: bool) -> Run:
 
         run.loggers = open_loggers(cfg.loggers, run.out, as_record(cfg),
                                    run.state["global_step"])
-    if precision_of(cfg, dist.device) == "fp16":
-        run.scaler = torch.amp.GradScaler("cuda")
     show_progress(run)
     return run
 
 
-def _chunks(idx: Sequence[int], n: int) -> list[Sequence[int]]:
-    size = -(-len(idx) // n)  # ceil: n chunks at most, none empty
-    return [idx[i:i + size] for i in range(0, len(idx), size)]
+def _loss(run: Run, part: Sequence[int]) -> torch.Tensor:
+    """The loss of a chunk of the batch: from cached features, or through the encoders."""
+    model = run.model
+    exs = [run.train_ex[i] for i in part]
+    if run.cached is not None:
+        encoded, batch = collate_cached([run.cached[i] for i in part], model.modalities,
+                                        run.dist.device, [ex.inputs for ex in exs])
+        outputs = run.net(batch, encoded=encoded)
+    else:
+        batch = model.preprocess([ex.inputs for ex in exs])
+        outputs = run.net(batch)
+    return model.loss(outputs, [ex.targets for ex in exs], batch)
 
 
 def _step(run: Run, idx: Sequence[int]) -> float:
-    """One optimizer step on the batch ``idx``, computed in ``accumulate`` chunks whose
-    losses are weighted by their share of the batch (their gradients sum to the batch's)."""
-    model = run.model
-    run.opt.zero_grad(set_to_none=True)
-    total = 0.0
-    for part in _chunks(idx, run.cfg.accumulate):
-        exs = [run.train_ex[i] for i in part]
-        with autocast(run.cfg, run.dist.device):
-            if run.cached is not None:
-                encoded, batch = collate_cached([run.cached[i] for i in part],
-                                                model.modalities, run.dist.device,
-                                                [ex.inputs for ex in exs])
-                outputs = run.net(batch, encoded=encoded)
-            else:
-                batch = model.preprocess([ex.inputs for ex in exs])
-                outputs = run.net(batch)
-            loss = model.loss(outputs, [ex.targets for ex in exs], batch) * (len(part) / len(idx))
-        if run.scaler is not None:
-            run.scaler.scale(loss).backward()
-        else:
-            loss.backward()
-        total += float(loss.detach())
-    if run.scaler is not None:
-        run.scaler.unscale_(run.opt)
-    if run.cfg.grad_clip:
-        torch.nn.utils.clip_grad_norm_(model.parameters(), run.cfg.grad_clip)
-    if run.scaler is not None:
-        run.scaler.step(run.opt)
-        run.scaler.update()
-    else:
-        run.opt.step()
-    run.sched.step()
-    return total
+    """One optimizer step on the batch ``idx`` (the shared :class:`Stepper`)."""
+    return run.stepper.step(lambda part: _loss(run, part), idx)
 
 
 def train_epoch(run: Run, epoch: int) -> None:

@@ -9,7 +9,8 @@ import torch
 
 from zoo.training.config import TrainConfig
 
-__all__ = ["make_optimizer", "lr_factor", "precision_of", "autocast"]
+__all__ = ["make_optimizer", "lr_factor", "precision_of", "autocast", "autocast_for",
+           "resolve_precision"]
 
 
 def make_optimizer(model: Any, cfg: TrainConfig, *, finetune: bool = False
@@ -49,20 +50,31 @@ def lr_factor(total: int, warmup: float, kind: str = "cosine") -> Any:
     return factor
 
 
-def precision_of(cfg: TrainConfig, device: torch.device) -> str:
-    """The precision a run uses: ``auto`` is bf16 on a CUDA GPU, fp32 elsewhere."""
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """``auto`` is bf16 on a CUDA GPU, fp32 elsewhere; fp16 needs CUDA."""
     from zoo.errors import ZooError
 
-    if cfg.precision == "auto":
+    if precision == "auto":
         return "bf16" if device.type == "cuda" else "fp32"
-    if cfg.precision == "fp16" and device.type != "cuda":
+    if precision not in ("fp32", "bf16", "fp16"):
+        raise ZooError("--precision must be auto, fp32, bf16 or fp16")
+    if precision == "fp16" and device.type != "cuda":
         raise ZooError("--precision fp16 needs a CUDA GPU; on CPU use bf16 or fp32")
-    return cfg.precision
+    return precision
 
 
-def autocast(cfg: TrainConfig, device: torch.device) -> Any:
-    precision = precision_of(cfg, device)
+def precision_of(cfg: TrainConfig, device: torch.device) -> str:
+    """The precision a run uses (``cfg.precision`` resolved on ``device``)."""
+    return resolve_precision(cfg.precision, device)
+
+
+def autocast_for(precision: str, device: torch.device) -> Any:
+    """The autocast context of a resolved precision (none for fp32)."""
     if precision == "fp32":
         return contextlib.nullcontext()
     dtype = torch.bfloat16 if precision == "bf16" else torch.float16
     return torch.autocast(device.type, dtype=dtype)
+
+
+def autocast(cfg: TrainConfig, device: torch.device) -> Any:
+    return autocast_for(precision_of(cfg, device), device)

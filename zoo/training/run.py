@@ -43,6 +43,7 @@ class Run:
     best_state: dict | None = None
     progress: Any = None
     scaler: Any = None  # fp16 loss scaling (CUDA)
+    stepper: Any = None  # zoo.training.engine.Stepper: one optimizer step
     stop: bool = False  # early stopping: no improvement for `patience` epochs
     loggers: list = field(default_factory=list)  # registered loggers (main process only)
     stats_frozen: set[str] = field(default_factory=set)  # LP-FT: BatchNorm stats kept

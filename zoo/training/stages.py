@@ -10,7 +10,8 @@ import torch
 
 from zoo.training.cache import encode_all
 from zoo.training.data import adapted, frozen_modalities
-from zoo.training.optim import lr_factor, make_optimizer
+from zoo.training.engine import Stepper
+from zoo.training.optim import lr_factor, make_optimizer, precision_of
 from zoo.training.run import Run
 
 __all__ = ["configure", "show_progress", "saved_stage", "stage_epochs", "last_epoch",
@@ -55,6 +56,11 @@ def configure(run: Run, stage: str, fresh: bool = True) -> None:
     run.total = max(1, n_batches * stage_epochs(run, stage))
     run.sched = torch.optim.lr_scheduler.LambdaLR(run.opt, lr_factor(run.total, cfg.warmup,
                                                                      cfg.scheduler))
+    precision = precision_of(cfg, dist.device)
+    if precision == "fp16" and run.scaler is None:
+        run.scaler = torch.amp.GradScaler("cuda")
+    run.stepper = Stepper(list(model.parameters()), run.opt, run.sched, precision, dist.device,
+                          cfg.accumulate, cfg.grad_clip, run.scaler)
     run.net = model
     if dist.world > 1:
         from torch.nn.parallel import DistributedDataParallel as DDP

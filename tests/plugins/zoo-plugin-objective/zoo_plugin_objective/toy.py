@@ -14,8 +14,9 @@ class CharDenoise(Objective):
     metric = "loss"
     tags = ("denoising",)
 
-    def __init__(self, encoder, seed, width):
+    def __init__(self, encoder, seed, width, crash_after=None):
         super().__init__()
+        self.crash_after, self.calls = crash_after, 0  # a run killed mid-way, for tests
         self.encoder_name = encoder["name"]
         self.net = torch.nn.Sequential(torch.nn.Linear(len(ALPHABET), width), torch.nn.ReLU(),
                                        torch.nn.Linear(width, len(ALPHABET)))
@@ -33,6 +34,10 @@ class CharDenoise(Objective):
         return {"inputs": counts.masked_fill(hide, 0.0), "targets": counts, "hide": hide}
 
     def loss(self, batch):
+        if self.training and self.crash_after is not None:
+            self.calls += 1
+            if self.calls > self.crash_after:
+                raise SystemExit(f"crashed after {self.crash_after} steps")
         pred = self.net(batch["inputs"])
         err = (pred - batch["targets"]) ** 2
         return (err * batch["hide"]).sum() / batch["hide"].sum().clamp(min=1)
@@ -49,7 +54,7 @@ class CharDenoise(Objective):
         (out / "config.json").write_text(json.dumps({"alphabet": ALPHABET}))
 
 
-def build(*, encoder, seed=0, width=16):
+def build(*, encoder, seed=0, width=16, crash_after=None):
     if not isinstance(width, int) or width < 1:
         raise ZooError(f"width must be a positive whole number, not {width!r}")
-    return CharDenoise(encoder, seed, width)
+    return CharDenoise(encoder, seed, width, crash_after)
