@@ -12,7 +12,7 @@ export HF_HUB_OFFLINE := 1
 export HF_HUB_DISABLE_XET := 1
 export HF_HUB_DISABLE_TELEMETRY := 1
 
-.PHONY: install demo test bench-deps clean
+.PHONY: install demo test test-fast bench-deps clean
 
 install: $(STAMP)
 
@@ -30,6 +30,10 @@ demo: install
 
 test: install
 	$(BIN)/python -m pytest -q
+
+# the same without the tests marked slow (servers, torchrun, kill -9 loops): for iterating
+test-fast: install
+	$(BIN)/python -m pytest -q -m "not slow"
 
 # the peers the benches compare against (LitServe, sentence-transformers, HF Trainer, ...)
 bench-deps: install

@@ -229,6 +229,7 @@ def test_missing_optional_library(tmp_path, monkeypatch):
         read_any(tmp_path / "saved")
 
 
+@pytest.mark.slow
 def test_the_same_data_as_imagefolder_csv_and_jsonl_trains_to_the_same_metrics(tmp_path):
     """Through the CLI: an ImageFolder tree, a CSV with its own column names (--column) and
     a JSONL manifest holding the same images in the same order give the same model."""

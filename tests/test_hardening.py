@@ -29,6 +29,7 @@ def _save_forever(folder, models, ready):
         models[i % 2].save_pretrained(folder)
 
 
+@pytest.mark.slow
 def test_30_kills_at_random_instants_of_saves_leave_the_old_or_the_new_model(tmp_path):
     import multiprocessing as mp
 

@@ -320,6 +320,7 @@ def test_a_pretraining_run_killed_mid_way_resumes_to_the_same_encoder(objective_
     assert not (tmp_path / ".b.zoo-pretrain-state").exists()  # done: no state left
 
 
+@pytest.mark.slow
 def test_objectives_pretrain_under_torchrun_with_ddp(objective_plugin, corpus, tmp_path):
     torchrun = Path(sys.executable).with_name("torchrun")
     env = {**os.environ, **plugin_env(objective_plugin, "objective")}

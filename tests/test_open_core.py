@@ -109,6 +109,7 @@ def tables(tmp_path_factory) -> dict[str, Path]:
 COLUMNS = ("--column", "tabular=age,income,city")
 
 
+@pytest.mark.slow
 def test_tabular_goes_through_every_verb(plugin, tables, tmp_path):
     env = plugin
     r = json.loads(cli(env, "data", "check", str(tables["train"]), *COLUMNS, "--json").stdout)
@@ -214,6 +215,7 @@ def tagger(conll, tmp_path_factory, site):
     return run
 
 
+@pytest.mark.slow
 def test_tagging_trains_on_cached_subword_features_and_tags_each_word_once(plugin, tagger,
                                                                             conll):
     import zoo
@@ -233,6 +235,7 @@ def test_tagging_trains_on_cached_subword_features_and_tags_each_word_once(plugi
     assert "pipeline_tag: token-classification" in card and "one per whitespace" in card
 
 
+@pytest.mark.slow
 def test_tagging_through_the_cli_serving_feedback_and_onnx(plugin, tagger, conll, tmp_path):
     import zoo
 

@@ -166,6 +166,7 @@ def test_a_model_with_a_missing_component_is_skipped_alone(register_plugin):
 
 # ---- names, clashes and switches -----------------------------------------------------------
 
+@pytest.mark.slow
 def test_a_name_clash_stays_local(installed_test_plugins, tmp_path):
     base = plugin_env(installed_test_plugins, "zoo-plugin-example")
     both = plugin_env(installed_test_plugins, "zoo-plugin-example", "zoo-plugin-dup")
@@ -303,6 +304,7 @@ def test_zoo_plugins_check_passes_a_good_plugin_and_fails_a_bad_one(installed_te
 
 
 @pytest.mark.parametrize("kind,modality", [("encoder", "image"), ("fusion", "text")])
+@pytest.mark.slow
 def test_zoo_plugin_new_scaffolds_a_plugin_that_passes_its_checks(tmp_path, kind, modality):
     proc = run_zoo("plugin", "new", "zoo-acme", "--kind", kind, "--modality", modality,
                    "--out", str(tmp_path))
@@ -365,6 +367,7 @@ def test_modules_stay_small_and_train_reads_as_a_composition():
 
 
 @pytest.mark.parametrize("plugin", ["zoo-mm", "text_hf", "vision_timm", "speech_torchaudio"])
+@pytest.mark.slow
 def test_the_built_in_plugins_pass_zoo_plugins_check(plugin):
     proc = run_zoo("plugins", "check", plugin, "--json")
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr

@@ -106,6 +106,7 @@ def test_a_classifier_trained_on_an_alignment_keeps_its_encoders(pairs, tmp_path
     assert all(torch.equal(a[k], b[k]) for k in a)  # frozen by default: the aligned weights
 
 
+@pytest.mark.slow
 def test_pretraining_runs_under_torchrun_with_gathered_embeddings(pairs, tmp_path):
     import subprocess
     import sys

@@ -64,6 +64,7 @@ def _weights(path: Path) -> dict[str, torch.Tensor]:
     return load_file(str(path / "model.safetensors"))
 
 
+@pytest.mark.slow
 def test_resume_after_kill_9_reproduces_the_uninterrupted_run(digits, tmp_path):
     init = _save_tiny(tmp_path)
     args = ["train", str(init), "--train", str(digits["train"]), "--eval", str(digits["val"]),
@@ -108,6 +109,7 @@ def test_resume_after_kill_9_reproduces_the_uninterrupted_run(digits, tmp_path):
     assert strip(la) == strip(lb)
 
 
+@pytest.mark.slow
 def test_torchrun_two_processes_match_one_process(digits, tmp_path):
     init = _save_tiny(tmp_path)
     common = ["train", str(init), "--train", str(digits["train"]), "--eval",

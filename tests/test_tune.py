@@ -203,6 +203,7 @@ def test_tune_runs_a_study_and_leaves_the_best_model_its_record_and_pictures(dat
                  progress=False)
 
 
+@pytest.mark.slow
 def test_tune_resumes_after_kill_9_without_rerunning_finished_trials(data, tmp_path):
     train, eval_ = data
     out = tmp_path / "tune"

@@ -336,7 +336,6 @@ def pretrain(objective: str, encoder: str, data: Any, out: str | Path, *,
     Runs on the trainer's machinery: ``precision``, ``accumulate``, DDP under torchrun, and
     ``resume`` from the state kept beside ``out`` after every epoch. Returns the record
     also written as ``out/zoo_pretrain.json``."""
-    from zoo.io.pretrain_card import write_card
     from zoo.training.dist import Dist
 
     if batch_size < 1 or epochs < 0 or accumulate < 1:
@@ -374,18 +373,25 @@ def pretrain(objective: str, encoder: str, data: Any, out: str | Path, *,
     if dist.main:
         _say(f"{spec.name}: after {epochs} epoch(s): {_figures(after, obj.metric)} "
              f"(before: {_figures(before, obj.metric)}), {seconds:.0f} s")
-
-        def write(folder: Path) -> None:
-            obj.cpu().save(folder, record)
-            (folder / RECORD_NAME).write_text(json.dumps(record, indent=2) + "\n")
-            write_card(folder, record, obj, Path(out).name)
-
-        save_folder(Path(out), write)
-        import shutil
-
-        shutil.rmtree(state_dir, ignore_errors=True)  # done: nothing left to resume
+        _write(obj, record, Path(out), state_dir)
     dist.barrier()
     return record
+
+
+def _write(obj: Any, record: dict[str, Any], out: Path, state_dir: Path) -> None:
+    """The pretrained encoder, its record and card, atomically; then the resume state
+    goes (nothing left to resume)."""
+    import shutil
+
+    from zoo.io.pretrain_card import write_card
+
+    def write(folder: Path) -> None:
+        obj.cpu().save(folder, record)
+        (folder / RECORD_NAME).write_text(json.dumps(record, indent=2) + "\n")
+        write_card(folder, record, obj, out.name)
+
+    save_folder(out, write)
+    shutil.rmtree(state_dir, ignore_errors=True)
 
 
 def _state_dir(out: Path) -> Path:
