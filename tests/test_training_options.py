@@ -292,3 +292,21 @@ def test_save_state_false_writes_no_resume_state_and_trains_the_same(tmp_path):
     assert (tmp_path / "True" / "train_state").is_dir()
     assert not (tmp_path / "False" / "train_state").exists()
     assert all(torch.equal(runs[True][k], runs[False][k]) for k in runs[True])
+
+
+def test_the_card_shows_only_the_training_rows_that_applied(tmp_path):
+    """An encoder trained from scratch at lr with no probe: no "encoder learning rate:
+    lr / 10" and no "probe start" on its card; a frozen, cached probe on a pretrained
+    encoder: its probe start, and still no encoder rate (nothing pretrained was tuned)."""
+    data = [{"text": t, "label": k} for t, k in [
+        ("a sunny warm day", "good"), ("rain and cold wind", "bad"), ("warm sun", "good"),
+        ("cold rain", "bad"), ("bright and warm", "good"), ("grey and wet", "bad")]]
+    zoo.train("char-text-clf", data, data, tmp_path / "scratch", epochs=1, progress=False)
+    card = (tmp_path / "scratch" / "README.md").read_text()
+    assert "| learning rate | 0.001 |" in card
+    assert "encoder learning rate" not in card and "probe start" not in card
+    zoo.train("minilm-text-clf", data, data, tmp_path / "probe", epochs=1, freeze="all",
+              progress=False)
+    card = (tmp_path / "probe" / "README.md").read_text()
+    assert "| probe start | logistic regression fitted by L-BFGS" in card
+    assert "| frozen encoders | text |" in card and "encoder learning rate" not in card

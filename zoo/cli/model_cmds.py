@@ -8,8 +8,12 @@ from typing import Any
 
 import click
 
-from zoo.errors import ZooError
 from zoo.cli.base import _echo_json, cli
+from zoo.errors import ZooError
+from zoo.training.config import TrainConfig
+
+#: training defaults are TrainConfig's, defined once: the flags show and pass them
+_D = TrainConfig()
 
 
 @cli.command()
@@ -125,22 +129,22 @@ def _freeze_arg(freeze: str) -> Any:
                    "--column label=sentiment.")
 @click.option("--out", required=True, type=click.Path(file_okay=False),
               help="Output folder: the best model, metrics.jsonl, plots, resume state.")
-@click.option("--epochs", type=int, default=10, show_default=True)
-@click.option("--lr", type=float, default=1e-3, show_default=True,
+@click.option("--epochs", type=int, default=_D.epochs, show_default=True)
+@click.option("--lr", type=float, default=_D.lr, show_default=True,
               help="Learning rate of new layers (fusion, head) and from-scratch encoders.")
 @click.option("--encoder-lr", type=float, help="For fine-tuned pretrained encoders [lr/10].")
-@click.option("--batch-size", type=int, default=32, show_default=True)
-@click.option("--freeze", default="auto", show_default=True,
+@click.option("--batch-size", type=int, default=_D.batch_size, show_default=True)
+@click.option("--freeze", default=_D.freeze, show_default=True,
               help="auto (pretrained encoders), none, all, or comma-separated modalities/names.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=int, default=_D.seed, show_default=True)
 @click.option("--resume", is_flag=True, help="Continue from OUT/train_state.")
-@click.option("--on-bad-data", type=click.Choice(["fail", "skip"]), default="fail",
+@click.option("--on-bad-data", type=click.Choice(["fail", "skip"]), default=_D.on_bad_data,
               show_default=True)
-@click.option("--checkpoint-every", type=int, default=0,
+@click.option("--checkpoint-every", type=int, default=_D.checkpoint_every,
               help="Also save the resume state every N steps.")
-@click.option("--warmup", type=float, default=0.05, show_default=True)
+@click.option("--warmup", type=float, default=_D.warmup, show_default=True)
 @click.option("--no-cache", is_flag=True, help="Recompute frozen encoders every epoch.")
-@click.option("--probe-init", type=click.Choice(["lbfgs", "random"]), default="lbfgs",
+@click.option("--probe-init", type=click.Choice(["lbfgs", "random"]), default=_D.probe_init,
               show_default=True,
               help="Frozen, cached encoders + concat-mlp + classification: start the probe "
                    "from a logistic regression fitted by L-BFGS (C chosen on --eval), "
@@ -148,17 +152,18 @@ def _freeze_arg(freeze: str) -> Any:
 @click.option("--group-by-length", type=click.Choice(["auto", "on", "off"]), default="auto",
               show_default=True,
               help="Batch examples of similar length (less padding); auto: on for audio.")
-@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), default="auto",
+@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]),
+              default=_D.precision,
               show_default=True, help="auto: bf16 autocast on a CUDA GPU, fp32 on CPU.")
-@click.option("--accumulate", type=int, default=1, show_default=True,
+@click.option("--accumulate", type=int, default=_D.accumulate, show_default=True,
               help="Compute each batch in N chunks (same update, less memory).")
-@click.option("--patience", type=int, default=0, show_default=True,
+@click.option("--patience", type=int, default=_D.patience, show_default=True,
               help="Stop after N epochs without improvement of the eval metric (0: never).")
-@click.option("--finetune-epochs", type=int, default=None,
+@click.option("--finetune-epochs", type=int, default=_D.finetune_epochs,
               help="LP-FT (--freeze auto): epochs of fine-tuning after a weak probe "
                    "[epochs // 2]; 0 keeps the probe.")
 @click.option("--scheduler", type=click.Choice(["cosine", "linear", "constant"]),
-              default="cosine", show_default=True,
+              default=_D.scheduler, show_default=True,
               help="Learning rate after the warm-up: cosine or linear decay to zero, or "
                    "constant.")
 @click.option("--logger", "loggers", multiple=True, metavar="NAME",
@@ -170,7 +175,7 @@ def _freeze_arg(freeze: str) -> Any:
               help="Train LoRA adapters on the pretrained encoders (their weights frozen) "
                    "instead of probing/fine-tuning them; saves only the adapter, fusion and "
                    "head over the pinned base (pip install peft).")
-@click.option("--lora-r", type=int, default=8, show_default=True, help="LoRA rank.")
+@click.option("--lora-r", type=int, default=_D.lora_r, show_default=True, help="LoRA rank.")
 @click.option("--lora-alpha", type=float, help="LoRA scale numerator [2 * r].")
 @click.option("--encoder", "encoder_overrides", multiple=True, metavar="MODALITY=NAME_OR_FOLDER",
               help="Replace the model's encoder of MODALITY: a registry encoder name, or a "
