@@ -65,6 +65,13 @@ class Encoder(nn.Module):
     def preprocess(self, values: Sequence[Any]) -> dict[str, torch.Tensor]:
         raise NotImplementedError
 
+    def fit(self, values: Sequence[Any]) -> None:
+        """Optional: fit preprocessing to the training data before a new run trains
+        (standardisation, category vocabularies), called once with the training split's
+        values of this modality (never on resume). What it fits must be saved with the
+        model: buffers, or the kwargs ``config()`` returns."""
+        return None
+
     def forward(self, **batch: torch.Tensor) -> EncoderOutput:  # noqa: D102
         raise NotImplementedError
 

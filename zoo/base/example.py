@@ -13,3 +13,6 @@ class Example:
     inputs: dict[str, Any]  # modality -> value (paths made absolute)
     targets: dict[str, Any] = field(default_factory=dict)  # every key that is not an input
     raw: dict[str, Any] = field(default_factory=dict)
+    # the data file's folder: where relative paths in it point (None for in-memory data);
+    # a task's file targets (Task.file_targets: a segmentation mask) resolve against it
+    root: Any = None

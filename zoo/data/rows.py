@@ -69,4 +69,4 @@ def example_from_row(row: Mapping[str, Any], line: Any, root: Path | None, where
                if ours not in inputs and not isinstance(theirs, (list, tuple))
                and ours not in modalities()}
     targets = {renamed.get(k, k): v for k, v in row.items() if k not in claimed}
-    return Example(line, inputs, targets, dict(row))
+    return Example(line, inputs, targets, dict(row), root)
