@@ -9,6 +9,7 @@ from __future__ import annotations
 import ast
 import base64
 import json
+import math
 import random
 import subprocess
 import sys
@@ -149,6 +150,15 @@ def test_tabular_serves_takes_feedback_and_feeds_back_into_data(plugin, tables, 
     zoo.train("tab-clf", tables["train_jsonl"], tables["eval_jsonl"], run, epochs=3,
               freeze="all", progress=False)
     model = zoo.load(run)
+    # Encoder.fit: the standardisation fitted to the training split, saved with the weights
+    enc = model.encoders["tabular"]
+    ages = [math.log1p(json.loads(x)["tabular"]["age"])
+            for x in tables["train_jsonl"].read_text().splitlines()]
+    assert bool(enc.fitted) and enc.center[0].item() == pytest.approx(sum(ages) / len(ages),
+                                                                       rel=1e-4)
+    again = tmp_path / "again"  # fine-tuning a fitted model keeps its scaling
+    zoo.train(run, tables["eval_jsonl"], None, again, epochs=1, progress=False)
+    assert zoo.load(again).encoders["tabular"].center.tolist() == enc.center.tolist()
     row = {"age": 52, "income": 12.5, "city": "Lima"}
     with _serve(model, tmp_path / "fb.db") as srv:
         r = httpx.post(f"{srv.url}/predict", json={"inputs": [{"tabular": row}]}, timeout=60)

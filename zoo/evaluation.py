@@ -43,6 +43,9 @@ def evaluate(model: Any, data: Any, *, batch_size: int = 32, record: bool = Fals
                                                columns=columns)
     if not examples:
         raise DataError(f"no examples to evaluate in {data}")
+    from zoo.data.rows import resolve_file_targets
+
+    resolve_file_targets(examples, model.task_impl.file_targets)
     preds = model.predict([ex.inputs for ex in examples], batch_size=batch_size,
                           **decode_kwargs)
     result: dict[str, Any] = model.task_impl.metrics(model, examples, preds, categories)

@@ -66,10 +66,12 @@ class Encoder(nn.Module):
         raise NotImplementedError
 
     def fit(self, values: Sequence[Any]) -> None:
-        """Optional: fit preprocessing to the training data before a new run trains
+        """Optional: fit preprocessing to the training data before a run trains
         (standardisation, category vocabularies), called once with the training split's
-        values of this modality (never on resume). What it fits must be saved with the
-        model: buffers, or the kwargs ``config()`` returns."""
+        values of this modality at the start of every new run (never on resume). What it
+        fits must be saved with the model (buffers, or the kwargs ``config()`` returns);
+        fine-tuning a saved model calls it again, so an encoder that must keep what it
+        fitted checks that itself (a ``fitted`` buffer)."""
         return None
 
     def forward(self, **batch: torch.Tensor) -> EncoderOutput:  # noqa: D102

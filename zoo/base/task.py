@@ -70,6 +70,12 @@ class Task:
     #: the task of a model built from an encoder alone (``create_model("minilm-l6")``):
     #: no head, ``predict`` gives embeddings under the first of ``outputs``
     encoder_only: bool = False
+    #: target keys whose values are file paths relative to the data file (a segmentation
+    #: mask): the core resolves them as it resolves file-based inputs
+    file_targets: tuple[str, ...] = ()
+    #: the text formats ``format_outputs`` writes besides JSON (``zoo predict --format``):
+    #: speech recognition's ``txt``, ``srt``, ``vtt``
+    output_formats: tuple[str, ...] = ()
 
     # ---- targets --------------------------------------------------------------------
     def check_target(self, targets: Mapping[str, Any], where: str,
@@ -189,6 +195,14 @@ class Task:
         """The Hub's pipeline tag for this task on these input modalities; None when no
         tag fits (better none than a wrong one)."""
         return None
+
+    def format_outputs(self, predictions: Sequence[Mapping[str, Any]], fmt: str) -> str:
+        """Predictions as text in one of ``output_formats`` (subtitles for ASR), for
+        ``zoo predict --format FMT``."""
+        from zoo.errors import ZooError
+
+        raise ZooError(f"a {self.name} model writes no {fmt!r} format (formats: json"
+                       + "".join(f", {f}" for f in self.output_formats) + ")")
 
     def card_section(self, config: dict[str, Any]) -> str:
         """Extra markdown for the model card (what the outputs mean). Empty by default."""

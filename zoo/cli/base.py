@@ -6,8 +6,8 @@ from typing import Any
 
 import click
 
+from zoo.errors import ZooError
 from zoo.version import __version__
-
 
 
 def _echo_json(obj: Any) -> None:
@@ -30,3 +30,39 @@ def _table(rows: list[list[str]], headers: list[str]) -> str:
 def cli() -> None:
     """zoo: a multimodal model zoo. Compose text, vision and speech encoders with fusions and
     task heads; train, evaluate and publish them to the Hugging Face Hub."""
+
+
+def _columns(pairs: tuple[str, ...]) -> dict[str, str] | None:
+    """``("text=review", "label=sentiment")`` -> ``{"text": "review", ...}``."""
+    out = {}
+    for pair in pairs:
+        key, sep, name = pair.partition("=")
+        if not sep or not key or not name:
+            raise ZooError(f"--column {pair!r}: expected KEY=NAME, e.g. --column text=review")
+        out[key] = name
+    return out or None
+
+
+def _pairs(pairs: tuple[str, ...], flag: str) -> dict[str, str]:
+    """``("text=enc/",)`` -> ``{"text": "enc/"}``; a malformed pair is one line."""
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key or not value:
+            raise ZooError(f"{flag} {pair!r}: expected MODALITY=VALUE, e.g. {flag} text=enc/")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def _json_options(pairs: tuple[str, ...]) -> dict[str, Any]:
+    """``--option KEY=VALUE``: the value as JSON when it parses (0.3, true, [1]), else text."""
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.isidentifier():
+            raise ZooError(f"--option {pair!r}: expected KEY=VALUE, e.g. --option span=3")
+        try:
+            out[key] = json.loads(value)
+        except ValueError:
+            out[key] = value
+    return out

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from zoo.cli.base import _echo_json, cli
+from zoo.cli.base import _columns, _echo_json, _json_options, _pairs, cli
 from zoo.errors import ZooError
 from zoo.training.config import TrainConfig
 
@@ -75,7 +75,13 @@ def read_inputs(args: tuple[str, ...]) -> list[dict[str, Any]]:
 @click.argument("model")
 @click.argument("inputs", nargs=-1, required=True)
 @click.option("--batch-size", default=32, show_default=True)
-def predict(model: str, inputs: tuple[str, ...], batch_size: int) -> None:
+@click.option("--option", "options", multiple=True, metavar="KEY=VALUE",
+              help="A decode option of the model's head (JSON or text), e.g. --option "
+                   "beam_size=5 --option language=fr (a wrong key's error lists them).")
+@click.option("--format", "fmt", default="json", show_default=True,
+              help="json, or a text format of the task (speech recognition: txt, srt, vtt).")
+def predict(model: str, inputs: tuple[str, ...], batch_size: int, options: tuple[str, ...],
+            fmt: str) -> None:
     """Predict with MODEL (a folder, hf-hub:org/name or a registry name).
 
     Each INPUT is a JSON object ('{"text": "...", "image": "cat.png"}'), an image or audio
@@ -85,29 +91,17 @@ def predict(model: str, inputs: tuple[str, ...], batch_size: int) -> None:
 
     examples = read_inputs(inputs)
     m = load(model)
-    _echo_json(m.predict(examples, batch_size=batch_size))
+    task = m.task_impl
+    if fmt != "json" and fmt not in task.output_formats:
+        raise ZooError(f"--format {fmt}: a {task.name} model writes json"
+                       + "".join(f", {f}" for f in task.output_formats))
+    preds = m.predict(examples, batch_size=batch_size, **_json_options(options))
+    if fmt == "json":
+        _echo_json(preds)
+    else:
+        click.echo(task.format_outputs(preds, fmt), nl=False)
 
 
-def _columns(pairs: tuple[str, ...]) -> dict[str, str] | None:
-    """``("text=review", "label=sentiment")`` -> ``{"text": "review", ...}``."""
-    out = {}
-    for pair in pairs:
-        key, sep, name = pair.partition("=")
-        if not sep or not key or not name:
-            raise ZooError(f"--column {pair!r}: expected KEY=NAME, e.g. --column text=review")
-        out[key] = name
-    return out or None
-
-
-def _pairs(pairs: tuple[str, ...], flag: str) -> dict[str, str]:
-    """``("text=enc/",)`` -> ``{"text": "enc/"}``; a malformed pair is one line."""
-    out = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key or not value:
-            raise ZooError(f"{flag} {pair!r}: expected MODALITY=VALUE, e.g. {flag} text=enc/")
-        out[key.strip()] = value.strip()
-    return out
 
 
 def _freeze_arg(freeze: str) -> Any:
@@ -315,19 +309,6 @@ def pretrain_cmd(objective: str, encoders: str | None, encoder: str | None, data
                 "out": str(Path(out))})
 
 
-def _json_options(pairs: tuple[str, ...]) -> dict[str, Any]:
-    """``--option KEY=VALUE``: the value as JSON when it parses (0.3, true, [1]), else text."""
-    out: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key.isidentifier():
-            raise ZooError(f"--option {pair!r}: expected KEY=VALUE, e.g. --option span=3")
-        try:
-            out[key] = json.loads(value)
-        except ValueError:
-            out[key] = value
-    return out
-
 
 def _contrastive(encoders: str, data: str, eval_data: str | None, out: str, *, epochs: int,
                  lr: float, batch_size: int, freeze: str, dim: int, seed: int, resume: bool,
@@ -365,19 +346,23 @@ def _contrastive(encoders: str, data: str, eval_data: str | None, out: str, *, e
 @click.option("--beam-size", type=int, help="ASR beam width.")
 @click.option("--lexicon", type=click.Path(exists=True), help="ASR lexicon for beam search.")
 @click.option("--lm", type=click.Path(exists=True), help="KenLM model for beam search.")
+@click.option("--option", "options", multiple=True, metavar="KEY=VALUE",
+              help="A decode option of the model's head (JSON or text), as for zoo predict.")
 @click.option("--on-bad-data", type=click.Choice(["fail", "skip"]), default="fail")
 @click.option("--record", is_flag=True,
               help="Write the figures into the model's folder (eval_results.json, the card's "
                    "model-index). Without it, nothing is changed.")
 def eval_cmd(model: str, data: str, as_json: bool, batch_size: int, decoder: str | None,
              beam_size: int | None, lexicon: str | None, lm: str | None,
-             on_bad_data: str, column: tuple[str, ...], record: bool) -> None:
+             on_bad_data: str, column: tuple[str, ...], record: bool,
+             options: tuple[str, ...]) -> None:
     """Evaluate MODEL on --data. Read-only: --record writes the figures beside a saved
     model."""
     from zoo.evaluation import evaluate
 
     kw = {k: v for k, v in dict(decoder=decoder, beam_size=beam_size, lexicon=lexicon,
                                 lm=lm).items() if v is not None}
+    kw.update(_json_options(options))
     result = evaluate(model, data, batch_size=batch_size, on_bad_data=on_bad_data, record=record,
                       columns=_columns(column), **kw)
     if as_json:

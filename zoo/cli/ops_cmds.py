@@ -202,7 +202,7 @@ def data_check(manifest: str, labels: str | None, plot: str | None, as_json: boo
     CSV/TSV, Parquet, an ImageFolder tree, an audiofolder, a datasets folder). Exits 1
     when it finds problems (the report is printed either way)."""
     from zoo.datatools import check_manifest
-    from zoo.cli.model_cmds import _columns
+    from zoo.cli.base import _columns
 
     allowed = [x.strip() for x in labels.split(",")] if labels else None
     src = Path(manifest)
@@ -249,7 +249,7 @@ def data_clean(manifest: str, out: str, labels: str | None, column: tuple[str, .
     """Write a cleaned JSONL manifest and OUT.dropped.jsonl (what was dropped and why).
     MANIFEST is any data zoo reads."""
     from zoo.datatools import clean_manifest
-    from zoo.cli.model_cmds import _columns
+    from zoo.cli.base import _columns
 
     allowed = [x.strip() for x in labels.split(",")] if labels else None
     _echo_json(clean_manifest(manifest, out, labels=allowed, columns=_columns(column)))

@@ -4,7 +4,7 @@ from __future__ import annotations
 import click
 
 from zoo.cli.base import _echo_json, cli
-from zoo.cli.model_cmds import _columns
+from zoo.cli.base import _columns
 
 
 @cli.command("tune")

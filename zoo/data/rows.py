@@ -14,7 +14,8 @@ from zoo.base.example import Example
 from zoo.errors import DataError
 from zoo.registry import modalities
 
-__all__ = ["example_from_row", "check_columns", "modality_columns", "input_keys"]
+__all__ = ["example_from_row", "check_columns", "modality_columns", "input_keys",
+           "resolve_file_targets"]
 
 
 def input_keys() -> list[str]:
@@ -70,3 +71,22 @@ def example_from_row(row: Mapping[str, Any], line: Any, root: Path | None, where
                and ours not in modalities()}
     targets = {renamed.get(k, k): v for k, v in row.items() if k not in claimed}
     return Example(line, inputs, targets, dict(row), root)
+
+
+def resolve_file_targets(examples: Iterable[Example], keys: Iterable[str]) -> None:
+    """The task's file targets (``Task.file_targets``: a mask) made absolute against each
+    example's data file folder, in place; refused when one points outside that folder."""
+    keys = tuple(keys)
+    for ex in examples:
+        if ex.root is None:
+            continue
+        base = Path(ex.root).resolve()
+        for k in keys:
+            value = ex.targets.get(k)
+            if not isinstance(value, str) or not value:
+                continue
+            path = (base / value).resolve()
+            if path != base and base not in path.parents:
+                raise DataError(f"line {ex.line}: {k!r} points outside the data set ({value}); "
+                                f"a file target is a path inside the data file's folder")
+            ex.targets[k] = str(path)

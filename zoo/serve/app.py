@@ -131,7 +131,9 @@ def model_info(model: Any) -> dict[str, Any]:
             "pid": os.getpid(), "labels": model.labels,
             "encoders": {m: e["name"] for m, e in cfg["encoders"].items()},
             "fusion": (cfg.get("fusion") or {}).get("name"),
-            "head": (cfg.get("head") or {}).get("name"), "plugins": cfg.get("plugins")}
+            "head": (cfg.get("head") or {}).get("name"), "plugins": cfg.get("plugins"),
+            "parameters": list(getattr(model.head, "decode_options", ())),
+            "formats": ["json", *model.task_impl.output_formats]}
     source = getattr(model, "source", None)
     if source and (Path(source) / "README.md").is_file():
         from huggingface_hub import metadata_load

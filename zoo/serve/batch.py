@@ -1,6 +1,7 @@
 """Micro-batching for serving: concurrent requests' inputs gathered into one batch (up to
 ``max_batch`` inputs, waiting at most ``max_wait_ms`` for more) and run together in the
-lane's own thread; a failing batch is retried request by request."""
+lane's own thread; a failing batch is retried request by request. Requests with predict
+options (``"parameters"``) batch only with requests asking for the same options."""
 from __future__ import annotations
 
 import asyncio
@@ -41,9 +42,10 @@ class MicroBatcher:
         if self.pool:
             self.pool.shutdown(wait=False)
 
-    async def submit(self, inputs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    async def submit(self, inputs: list[dict[str, Any]],
+                     options: dict[str, Any] | None = None) -> list[dict[str, Any]]:
         fut = asyncio.get_running_loop().create_future()
-        await self.queue.put((inputs, fut))
+        await self.queue.put((inputs, fut, dict(options or {})))
         return await fut
 
     async def _run(self) -> None:
@@ -65,27 +67,34 @@ class MicroBatcher:
                         break
                 items.append(item)
                 n += len(item[0])
-            flat = [x for inputs, _ in items for x in inputs]
-            try:
-                outputs = await loop.run_in_executor(self.pool, self._predict, flat)
-            except Exception:
-                # one bad input must not fail its neighbours: retry each request alone
-                for inputs, fut in items:
-                    try:
-                        res = await loop.run_in_executor(self.pool, self._predict, inputs)
-                        if not fut.done():
-                            fut.set_result(res)
-                    except Exception as e:
-                        if not fut.done():
-                            fut.set_exception(e)
-                continue
-            k = 0
-            for inputs, fut in items:
-                if not fut.done():
-                    fut.set_result(outputs[k:k + len(inputs)])
-                k += len(inputs)
+            for group in _by_options(items):
+                await self._run_group(loop, group)
 
-    def _predict(self, inputs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    async def _run_group(self, loop: Any, items: list[tuple]) -> None:
+        options = items[0][2]
+        flat = [x for inputs, _, _ in items for x in inputs]
+        try:
+            outputs = await loop.run_in_executor(self.pool, self._predict, flat, options)
+        except Exception:
+            # one bad input must not fail its neighbours: retry each request alone
+            for inputs, fut, _ in items:
+                try:
+                    res = await loop.run_in_executor(self.pool, self._predict, inputs, options)
+                    if not fut.done():
+                        fut.set_result(res)
+                except Exception as e:
+                    if not fut.done():
+                        fut.set_exception(e)
+            return
+        k = 0
+        for inputs, fut, _ in items:
+            if not fut.done():
+                fut.set_result(outputs[k:k + len(inputs)])
+            k += len(inputs)
+
+    def _predict(self, inputs: list[dict[str, Any]], options: dict[str, Any] | None = None
+                 ) -> list[dict[str, Any]]:
+        options = options or {}
         if self.metrics:
             self.metrics.batch(len(inputs))
         n = len(inputs)
@@ -96,10 +105,20 @@ class MicroBatcher:
             for i in range(0, n, self.chunk):
                 idx = order[i:i + self.chunk]
                 for j, o in zip(idx, self.model.predict([inputs[k] for k in idx],
-                                                        batch_size=len(idx))):
+                                                        batch_size=len(idx), **options)):
                     out[j] = o
             return out
-        return self.model.predict(inputs, batch_size=max(n, 1))
+        return self.model.predict(inputs, batch_size=max(n, 1), **options)
+
+
+def _by_options(items: list[tuple]) -> list[list[tuple]]:
+    """Queued requests grouped by the predict options they ask for, in arrival order."""
+    import json
+
+    groups: dict[str, list[tuple]] = {}
+    for item in items:
+        groups.setdefault(json.dumps(item[2], sort_keys=True, default=str), []).append(item)
+    return list(groups.values())
 
 
 def _lengths(inputs: list[dict[str, Any]], reg: dict[str, Any] | None

@@ -131,19 +131,27 @@ def _media_modality(kind: str, reg: dict[str, Any]) -> str | None:
                  if any(kind.startswith(t) for t in m.media_types)), None)
 
 
+def _json_or_text(value: str) -> Any:
+    try:
+        return json.loads(value)
+    except ValueError:
+        return value
+
+
 async def _form_input(request: Any, max_body: int, limits: Any, reg: dict[str, Any]
-                      ) -> dict[str, Any]:
-    """One input from multipart form fields named by modality, parsed from the bounded
-    stream (a chunked body cannot slip past the limit)."""
+                      ) -> tuple[dict[str, Any], dict[str, Any]]:
+    """One input from multipart form fields named by modality (and a ``parameters`` field
+    of JSON options), parsed from the bounded stream (a chunked body cannot slip past the
+    limit)."""
     from starlette.formparsers import MultiPartException, MultiPartParser
 
     try:
         form = await MultiPartParser(request.headers, _bounded(request, max_body),
-                                     max_files=len(reg), max_fields=len(reg),
+                                     max_files=len(reg), max_fields=len(reg) + 1,
                                      max_part_size=max_body).parse()
     except MultiPartException as e:
         raise RequestError(f"the multipart body is malformed: {e.message}") from None
-    unknown = [k for k in form.keys() if k not in reg]
+    unknown = [k for k in form.keys() if k not in reg and k != "parameters"]
     if unknown:
         raise RequestError(f"unknown form field(s) {unknown[:3]} ({', '.join(reg)})")
     out: dict[str, Any] = {}
@@ -162,30 +170,59 @@ async def _form_input(request: Any, max_body: int, limits: Any, reg: dict[str, A
         await form.close()
     if not out:
         raise RequestError(f"the form has none of the fields {', '.join(reg)}")
-    return out
+    field = form.get("parameters")
+    if field is not None and not isinstance(field, str):
+        raise RequestError("form field 'parameters' must be JSON text, not a file")
+    return out, parameters(field, "form field 'parameters'")
 
 
 async def request_inputs(request: Any, max_body: int, limits: Any,
                          ignored: Iterable[str] = ("id",),
-                         reg: dict[str, Any] | None = None) -> tuple[list[dict], str]:
-    """The decoded inputs of a request of any accepted shape, and the response shape."""
+                         reg: dict[str, Any] | None = None
+                         ) -> tuple[list[dict], str, dict[str, Any]]:
+    """The decoded inputs of a request of any accepted shape, the response shape, and the
+    predict options it asks for (``"parameters"``; query keys beside a raw file body; a
+    ``parameters`` form field)."""
     reg = modalities() if reg is None else reg
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
     media = _media_modality(kind, reg) if kind else None
     if media is not None:  # a raw file as the body, other modalities in the query string
         data = await read_body(request, max_body)
         raw = {media: await asyncio.to_thread(reg[media].from_bytes, data, "the body", limits)}
+        params: dict[str, Any] = {}
         for key, value in request.query_params.items():
             if key in reg and key != media:
                 raw[key] = reg[key].from_request(value, f"query {key!r}", limits)
-        return [raw], "zoo"
+            elif key not in reg:  # ?language=fr&beam_size=5: a predict option, JSON or text
+                params[key] = _json_or_text(value)
+        return [raw], "zoo", params
     if kind == "multipart/form-data":
-        return [await _form_input(request, max_body, limits, reg)], "zoo"
-    raw, shape = json_inputs(await read_json(request, max_body, limits), reg)
+        one, params = await _form_input(request, max_body, limits, reg)
+        return [one], "zoo", params
+    body = await read_json(request, max_body, limits)
+    raw, shape = json_inputs(body, reg)
+    params = parameters(body.get("parameters"), "\"parameters\"")
     if _cheap(raw, reg):  # nothing to decode: checked here, no thread hop
-        return decode_inputs(raw, limits, ignored, reg), shape
+        return decode_inputs(raw, limits, ignored, reg), shape, params
     # decoding files is CPU work: off the event loop, so light requests keep answering
-    return await asyncio.to_thread(decode_inputs, raw, limits, tuple(ignored), reg), shape
+    return (await asyncio.to_thread(decode_inputs, raw, limits, tuple(ignored), reg), shape,
+            params)
+
+
+def parameters(value: Any, where: str) -> dict[str, Any]:
+    """A request's predict options (the Hugging Face Inference API's ``"parameters"``):
+    a JSON object of the head's decode options, checked by the head before running."""
+    if value is None:
+        return {}
+    if isinstance(value, str):  # a form field or query value holds JSON text
+        try:
+            value = json.loads(value)
+        except ValueError:
+            raise RequestError(f"{where} is not JSON: give an object such as "
+                               f'{{"beam_size": 5}}') from None
+    if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
+        raise RequestError(f'{where} must be an object such as {{"beam_size": 5}}')
+    return value
 
 
 def _cheap(raw: Any, reg: dict[str, Any]) -> bool:

@@ -129,10 +129,13 @@ class OnnxRunner:
         feed = {n: t.numpy() for n, t in zip(self.names, tensors) if n in self.wanted}
         return self.session.run(["logits"], feed)[0]
 
-    def predict(self, inputs: list[dict[str, Any]], batch_size: int = 32) -> list[dict[str, Any]]:
+    def predict(self, inputs: list[dict[str, Any]], batch_size: int = 32,
+                **options: Any) -> list[dict[str, Any]]:
         import torch
 
         model = self.model
+        if options:  # decode options change what the head does: the torch graph
+            return model.predict(inputs, batch_size=max(batch_size, len(inputs)), **options)
         batch = model.preprocess(inputs)  # the whole batch tokenized in one call
         flat = _flat(model, batch)
         if flat is None or flat[0] != self.keys:  # a missing modality: the torch graph

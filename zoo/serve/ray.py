@@ -99,6 +99,9 @@ async def _answer(replica: Any, request: Any) -> Any:
         inputs = await asyncio.to_thread(decode_inputs, raw, replica.limits,
                                          ("id", *task.targets))
         check_modalities(replica.model, inputs, task.requires)
+        if body.get("parameters"):
+            raise RequestError("predict parameters are served by `zoo serve` without --ray "
+                               "(a Ray replica batches with its defaults)")
     except RequestError as e:
         return bad(e.status, str(e))
     outputs = await replica._predict(inputs)

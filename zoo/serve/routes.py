@@ -9,7 +9,7 @@ from zoo.errors import DataError, RequestError, ZooError
 from zoo.serve.guard import error
 from zoo.serve.inputs import check_modalities, decode_input, read_json, request_inputs
 
-__all__ = ["Server", "add_routes", "jsonable", "predict_body", "PREDICT_RESPONSES"]
+__all__ = ["Server", "add_routes", "check_parameters", "jsonable", "predict_body", "PREDICT_RESPONSES"]
 
 
 @dataclass
@@ -40,6 +40,21 @@ class Server:
         return self.lanes[name]
 
 
+def check_parameters(model: Any, params: dict[str, Any]) -> None:
+    """The request's predict options are ones this model's head decodes with (a 400
+    naming the allowed ones otherwise)."""
+    if not params:
+        return
+    head = model.head
+    if head is None:
+        raise RequestError(f"this model (embeddings) takes no parameters; got "
+                           f"{sorted(params)[:5]}")
+    try:
+        head.check_decode_kwargs(params)
+    except ZooError as e:
+        raise RequestError(str(e)) from None
+
+
 def jsonable(obj: Any) -> Any:
     if isinstance(obj, dict):
         return {k: jsonable(v) for k, v in obj.items()}
@@ -55,13 +70,14 @@ async def predict(server: Server, request: Any) -> Any:
     from fastapi.responses import JSONResponse
 
     try:
-        inputs, shape = await request_inputs(request, server.max_body, server.limits,
-                                             server.ignored, server.modalities)
+        inputs, shape, params = await request_inputs(request, server.max_body, server.limits,
+                                                     server.ignored, server.modalities)
         check_modalities(server.model, inputs, server.task.requires)
+        check_parameters(server.model, params)
     except RequestError as e:
         return error(e.status, str(e))
     try:
-        outputs = await asyncio.wait_for(server.lane(inputs).submit(inputs),
+        outputs = await asyncio.wait_for(server.lane(inputs).submit(inputs, params),
                                          server.limits.request_seconds)
     except asyncio.TimeoutError:
         return error(504, f"the prediction took longer than {server.limits.request_seconds:g} s "

@@ -56,7 +56,7 @@ def train(model: Any, train: Any, eval: Any = None, out: str | Path = "out", *,
     out = Path(out)
     if dist.main:
         out.mkdir(parents=True, exist_ok=True)
-    model, train_ex, eval_ex, eval_cats = _prepare(model, train, eval, cfg, dist.main)
+    model, train_ex, eval_ex, eval_cats = _prepare(model, train, eval, cfg, dist.main, resume)
     run = start(Run(model=model, cfg=cfg, dist=dist, out=out, task=model.task_impl,
                     train_ex=train_ex, eval_ex=eval_ex, eval_cats=eval_cats,
                     sources=(train, eval)), resume)
@@ -72,9 +72,11 @@ def train(model: Any, train: Any, eval: Any = None, out: str | Path = "out", *,
             return finish(run)
 
 
-def _prepare(model: Any, train: Any, eval: Any, cfg: Any, main: bool) -> tuple:
-    """Read and check both splits, build the model for its task and fit its head to the
-    data: (model, train examples, eval examples or None, eval categories)."""
+def _prepare(model: Any, train: Any, eval: Any, cfg: Any, main: bool, resume: bool) -> tuple:
+    """Read and check both splits, build the model for its task, fit its encoders'
+    preprocessing (a new run) and its head to the data: (model, train examples, eval
+    examples or None, eval categories)."""
+    from zoo.data.rows import resolve_file_targets
     from zoo.io.hub import load
     from zoo.training.data import check_targets, for_task, pick_model, read_split
 
@@ -85,9 +87,13 @@ def _prepare(model: Any, train: Any, eval: Any, cfg: Any, main: bool) -> tuple:
         model = load(pick_model(model, train_ex, main))
     model = for_task(model, cfg.task, train_ex)
     task = model.task_impl
+    resolve_file_targets([*train_ex, *(eval_ex or [])], task.file_targets)
     train_ex = check_targets(train_ex, task, "train", cfg.on_bad_data, main, train)
     if eval_ex is not None:
         eval_ex = check_targets(eval_ex, task, "eval", cfg.on_bad_data, main, eval)
+    if not resume:  # a resumed run restores what was fitted with the weights
+        for m, enc in model.encoders.items():
+            enc.fit([ex.inputs[m] for ex in train_ex if ex.inputs.get(m) is not None])
     task.prepare(model, train_ex, cats)  # same seed: the same head on every rank
     if cfg.adapter and not model.config.get("adapter"):
         from zoo.build.adapters import add_lora

@@ -89,6 +89,22 @@ class TabMLP(Encoder):
         width = 2 * len(self.numeric) + 8
         self.mlp = nn.Sequential(nn.Linear(width, self.dim), nn.GELU(),
                                  nn.Linear(self.dim, self.dim))
+        # standardisation fitted to the training split (Encoder.fit), saved with the weights
+        self.register_buffer("center", torch.zeros(len(self.numeric)))
+        self.register_buffer("spread", torch.ones(len(self.numeric)))
+        self.register_buffer("fitted", torch.tensor(False))
+
+    def fit(self, values):
+        if bool(self.fitted):  # fine-tuning a saved model keeps its scaling
+            return
+        numeric = self.preprocess(values)["numeric"]
+        x, mask = numeric[:, :len(self.numeric)], numeric[:, len(self.numeric):]
+        n = mask.sum(0).clamp(min=1)
+        center = (x * mask).sum(0) / n
+        spread = (((x - center) * mask) ** 2).sum(0).div(n).sqrt()
+        self.center.copy_(center)
+        self.spread.copy_(torch.where(spread > 1e-6, spread, torch.ones_like(spread)))
+        self.fitted.fill_(True)
 
     def preprocess(self, values):
         nums, cats = [], []
@@ -116,6 +132,9 @@ class TabMLP(Encoder):
                 "buckets": self.buckets, "scale": "sign * log1p"}
 
     def forward(self, numeric, categories):
+        n = len(self.numeric)
+        numeric = torch.cat([(numeric[:, :n] - self.center) / self.spread * numeric[:, n:],
+                             numeric[:, n:]], dim=-1)
         cat = self.cat(categories).sum(1)  # (B, 8)
         return EncoderOutput(pooled=self.mlp(torch.cat([numeric, cat], dim=-1)))  # (B, dim)
 
