@@ -115,6 +115,9 @@ def test_file_targets_resolve_inside_the_data_folder(tmp_path):
     out = Example(2, {"image": "a.png"}, {"mask": "../../etc/passwd"}, {}, tmp_path)
     with pytest.raises(DataError, match="line 2: 'mask' points outside the data set"):
         resolve_file_targets([out], ("mask",))
+    inline = Example(4, {"image": "a.png"}, {"mask": "data:image/png;base64,iVBO"}, {}, tmp_path)
+    resolve_file_targets([inline], ("mask",))  # an inline file (a feedback correction)
+    assert inline.targets["mask"] == "data:image/png;base64,iVBO"
     in_memory = Example(3, {"image": "a.png"}, {"mask": "masks/a.png"}, {}, None)
     resolve_file_targets([in_memory], ("mask",))  # no data file: left as given
     assert in_memory.targets["mask"] == "masks/a.png"

@@ -75,7 +75,8 @@ def example_from_row(row: Mapping[str, Any], line: Any, root: Path | None, where
 
 def resolve_file_targets(examples: Iterable[Example], keys: Iterable[str]) -> None:
     """The task's file targets (``Task.file_targets``: a mask) made absolute against each
-    example's data file folder, in place; refused when one points outside that folder."""
+    example's data file folder, in place; refused when one points outside that folder. An
+    inline file (a ``data:`` URI, as a ``/feedback`` correction carries it) stays as it is."""
     keys = tuple(keys)
     for ex in examples:
         if ex.root is None:
@@ -83,7 +84,7 @@ def resolve_file_targets(examples: Iterable[Example], keys: Iterable[str]) -> No
         base = Path(ex.root).resolve()
         for k in keys:
             value = ex.targets.get(k)
-            if not isinstance(value, str) or not value:
+            if not isinstance(value, str) or not value or value.startswith("data:"):
                 continue
             path = (base / value).resolve()
             if path != base and base not in path.parents:
