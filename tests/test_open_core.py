@@ -1,6 +1,6 @@
 """The open core: a plugin distribution (tests/plugins/zoo-plugin-tabtag) adds a modality
-zoo does not know (tabular columns, with its encoder) and a per-word task (tagging, with its
-head, CoNLL reader and metrics), and each goes through every verb, CLI and API, with no
+zoo does not know (``readings``: a row of named columns, with its encoder) and a per-word
+task (tagging, with its head, CoNLL reader and metrics), and each goes through every verb, CLI and API, with no
 change to zoo/: data check, train (the frozen-feature cache too), eval, predict, serve
 /predict and /feedback with a correction, data from-feedback, ONNX export (and serving it),
 and the card. And the core names no modality and no task."""
@@ -24,7 +24,7 @@ TABTAG = "zoo-plugin-tabtag"
 CITIES = ["Oslo", "Lima", "Pune", "Kyiv", "Quito", "Accra"]
 # the first-party modalities and tasks; the tabtag plugin's own names too
 NAMES = {"text", "image", "audio", "classification", "detection", "asr", "retrieval",
-         "embedding", "tabular", "tagging"}
+         "embedding", "tabular", "readings", "tagging"}
 # where a name may appear: the modalities and tasks themselves, their heads, test helpers
 OWNERS = ("zoo/modalities/", "zoo/tasks/", "zoo/heads/", "zoo/testing/")
 
@@ -100,14 +100,14 @@ def tables(tmp_path_factory) -> dict[str, Path]:
         csv.write_text("age,income,city,label\n" + "".join(
             f"{r['age']},{r['income']},{r['city']},{r['label']}\n" for r in rows))
         jsonl = d / f"{split}.jsonl"
-        jsonl.write_text("".join(json.dumps({"tabular": {k: r[k] for k in ("age", "income",
+        jsonl.write_text("".join(json.dumps({"readings": {k: r[k] for k in ("age", "income",
                                                                             "city")},
                                              "label": r["label"]}) + "\n" for r in rows))
         out[split], out[f"{split}_jsonl"] = csv, jsonl
     return out
 
 
-COLUMNS = ("--column", "tabular=age,income,city")
+COLUMNS = ("--column", "readings=age,income,city")
 
 
 @pytest.mark.slow
@@ -115,21 +115,21 @@ def test_tabular_goes_through_every_verb(plugin, tables, tmp_path):
     env = plugin
     r = json.loads(cli(env, "data", "check", str(tables["train"]), *COLUMNS, "--json").stdout)
     assert r["ok"] == r["lines"] == 160 and r["task"] == "classification"
-    assert r["inputs"]["tabular"]["columns"] == ["age", "city", "income"]
+    assert r["inputs"]["readings"]["columns"] == ["age", "city", "income"]
     run = tmp_path / "run"
     cli(env, "train", "tab-clf", "--train", str(tables["train"]), "--eval", str(tables["eval"]),
         *COLUMNS, "--out", str(run), "--epochs", "12", "--lr", "3e-3", "--freeze", "all",
         "--quiet")
     record = json.loads((run / "training.json").read_text())
-    assert record["feature_cache"] and record["frozen"] == ["tabular"]
+    assert record["feature_cache"] and record["frozen"] == ["readings"]
     metrics = json.loads(cli(env, "eval", str(run), "--data", str(tables["eval"]), *COLUMNS,
                              "--json").stdout)
     assert metrics["n"] == 60 and metrics["accuracy"] >= 0.7, metrics
     out = json.loads(cli(env, "predict", str(run),
-                         '{"tabular": {"age": 30, "income": 95, "city": "Oslo"}}').stdout)
+                         '{"readings": {"age": 30, "income": 95, "city": "Oslo"}}').stdout)
     assert out[0]["label"] in ("high", "low") and set(out[0]["scores"]) == {"high", "low"}
     card = (run / "README.md").read_text()
-    assert '"tabular": {"age": 41, "city": "Oslo"}' in card and "tab-mlp" in card
+    assert '"readings": {"age": 41, "city": "Oslo"}' in card and "tab-mlp" in card
     r = json.loads(cli(env, "export", str(run), "--format", "onnx", "--out",
                        str(tmp_path / "tab.onnx"), "--data", str(tables["eval_jsonl"]),
                        "--json").stdout)
@@ -151,30 +151,30 @@ def test_tabular_serves_takes_feedback_and_feeds_back_into_data(plugin, tables, 
               freeze="all", progress=False)
     model = zoo.load(run)
     # Encoder.fit: the standardisation fitted to the training split, saved with the weights
-    enc = model.encoders["tabular"]
-    ages = [math.log1p(json.loads(x)["tabular"]["age"])
+    enc = model.encoders["readings"]
+    ages = [math.log1p(json.loads(x)["readings"]["age"])
             for x in tables["train_jsonl"].read_text().splitlines()]
     assert bool(enc.fitted) and enc.center[0].item() == pytest.approx(sum(ages) / len(ages),
                                                                        rel=1e-4)
     again = tmp_path / "again"  # fine-tuning a fitted model keeps its scaling
     zoo.train(run, tables["eval_jsonl"], None, again, epochs=1, progress=False)
-    assert zoo.load(again).encoders["tabular"].center.tolist() == enc.center.tolist()
+    assert zoo.load(again).encoders["readings"].center.tolist() == enc.center.tolist()
     row = {"age": 52, "income": 12.5, "city": "Lima"}
     with _serve(model, tmp_path / "fb.db") as srv:
-        r = httpx.post(f"{srv.url}/predict", json={"inputs": [{"tabular": row}]}, timeout=60)
+        r = httpx.post(f"{srv.url}/predict", json={"inputs": [{"readings": row}]}, timeout=60)
         assert r.status_code == 200, r.text
-        assert r.json()["outputs"][0]["label"] == model.predict([{"tabular": row}])[0]["label"]
-        bad = httpx.post(f"{srv.url}/predict", json={"inputs": [{"tabular": "x"}]}, timeout=60)
+        assert r.json()["outputs"][0]["label"] == model.predict([{"readings": row}])[0]["label"]
+        bad = httpx.post(f"{srv.url}/predict", json={"inputs": [{"readings": "x"}]}, timeout=60)
         assert bad.status_code == 400 and "column -> value" in bad.json()["error"]
         post = lambda body: httpx.post(f"{srv.url}/feedback", json=body, timeout=60)  # noqa
-        assert post({"input": {"tabular": row}, "correction": "elephant"}).status_code == 422
-        ok = post({"input": {"tabular": row}, "prediction": r.json()["outputs"][0],
+        assert post({"input": {"readings": row}, "correction": "elephant"}).status_code == 422
+        ok = post({"input": {"readings": row}, "prediction": r.json()["outputs"][0],
                    "correction": "high"})
         assert ok.status_code == 200, ok.text
     out = tmp_path / "from-feedback.jsonl"
     cli(plugin, "data", "from-feedback", str(tmp_path / "fb.db"), "--out", str(out))
     line = json.loads(out.read_text())
-    assert line["tabular"] == row and line["label"] == "high"
+    assert line["readings"] == row and line["label"] == "high"
     r = json.loads(cli(plugin, "data", "check", str(out), "--json").stdout)
     assert r["ok"] == 1 and r["task"] == "classification"
 
@@ -321,7 +321,7 @@ def test_a_model_of_a_filtered_plugin_says_it_is_filtered(plugin, tables, tmp_pa
     run = tmp_path / "run"
     zoo.train("tab-clf", tables["train_jsonl"], None, run, epochs=1, freeze="all",
               progress=False)
-    proc = run_zoo("predict", str(run), '{"tabular": {"age": 1}}',
+    proc = run_zoo("predict", str(run), '{"readings": {"age": 1}}',
                    env={**plugin, "ZOO_PLUGINS": "text_hf"})
     assert proc.returncode == 1
     assert "installed but not loaded" in proc.stderr and "ZOO_PLUGINS" in proc.stderr
@@ -334,6 +334,6 @@ def test_the_plugin_passes_its_checks(plugin):
     failed = [r for r in rows if r["status"] == "fail"]
     assert proc.returncode == 0 and not failed, failed
     passed = {(r["subject"], r["check"]) for r in rows if r["status"] == "pass"}
-    assert ("modality tabular", "request round trip") in passed
+    assert ("modality readings", "request round trip") in passed
     assert ("task tagging", "metrics on a sample") in passed
     assert ("encoder tab-mlp", "feature cache + training step") in passed

@@ -68,10 +68,11 @@ class Encoder(nn.Module):
     def fit(self, values: Sequence[Any]) -> None:
         """Optional: fit preprocessing to the training data before a run trains
         (standardisation, category vocabularies), called once with the training split's
-        values of this modality at the start of every new run (never on resume). What it
-        fits must be saved with the model (buffers, or the kwargs ``config()`` returns);
-        fine-tuning a saved model calls it again, so an encoder that must keep what it
-        fitted checks that itself (a ``fitted`` buffer)."""
+        values of this modality at the start of every run, before the optimizer exists (it
+        may add parameters). Deterministic in the data: a resumed run fits again, then
+        loads its saved weights over the result. What it fits must be saved with the model
+        (buffers, or the kwargs ``config()`` returns); fine-tuning a saved model calls it
+        again, so an encoder that must keep its first fit checks that itself."""
         return None
 
     def forward(self, **batch: torch.Tensor) -> EncoderOutput:  # noqa: D102

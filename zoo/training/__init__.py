@@ -56,7 +56,7 @@ def train(model: Any, train: Any, eval: Any = None, out: str | Path = "out", *,
     out = Path(out)
     if dist.main:
         out.mkdir(parents=True, exist_ok=True)
-    model, train_ex, eval_ex, eval_cats = _prepare(model, train, eval, cfg, dist.main, resume)
+    model, train_ex, eval_ex, eval_cats = _prepare(model, train, eval, cfg, dist.main)
     run = start(Run(model=model, cfg=cfg, dist=dist, out=out, task=model.task_impl,
                     train_ex=train_ex, eval_ex=eval_ex, eval_cats=eval_cats,
                     sources=(train, eval)), resume)
@@ -72,9 +72,9 @@ def train(model: Any, train: Any, eval: Any = None, out: str | Path = "out", *,
             return finish(run)
 
 
-def _prepare(model: Any, train: Any, eval: Any, cfg: Any, main: bool, resume: bool) -> tuple:
+def _prepare(model: Any, train: Any, eval: Any, cfg: Any, main: bool) -> tuple:
     """Read and check both splits, build the model for its task, fit its encoders'
-    preprocessing (a new run) and its head to the data: (model, train examples, eval
+    preprocessing and its head to the data: (model, train examples, eval
     examples or None, eval categories)."""
     from zoo.data.rows import resolve_file_targets
     from zoo.io.hub import load
@@ -91,9 +91,8 @@ def _prepare(model: Any, train: Any, eval: Any, cfg: Any, main: bool, resume: bo
     train_ex = check_targets(train_ex, task, "train", cfg.on_bad_data, main, train)
     if eval_ex is not None:
         eval_ex = check_targets(eval_ex, task, "eval", cfg.on_bad_data, main, eval)
-    if not resume:  # a resumed run restores what was fitted with the weights
-        for m, enc in model.encoders.items():
-            enc.fit([ex.inputs[m] for ex in train_ex if ex.inputs.get(m) is not None])
+    for m, enc in model.encoders.items():  # on resume too: the same data fits the same
+        enc.fit([ex.inputs[m] for ex in train_ex if ex.inputs.get(m) is not None])
     task.prepare(model, train_ex, cats)  # same seed: the same head on every rank
     if cfg.adapter and not model.config.get("adapter"):
         from zoo.build.adapters import add_lora

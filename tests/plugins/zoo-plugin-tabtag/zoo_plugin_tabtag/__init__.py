@@ -1,8 +1,8 @@
 """zoo-plugin-tabtag: a new modality and a new per-word task, through zoo.plugin alone.
 
-- modality ``tabular``: a row of named columns, numbers or categories (``{"age": 41,
-  "city": "Oslo"}``); data files give it as a JSON object under ``tabular`` or as columns
-  named by ``--column tabular=age,income,city``.
+- modality ``readings``: a row of named columns, numbers or categories (``{"age": 41,
+  "city": "Oslo"}``); data files give it as a JSON object under ``readings`` or as columns
+  named by ``--column readings=age,income,city``.
 - encoder ``tab-mlp``: numeric columns squashed (sign * log1p), categories hashed into
   embeddings, an MLP to a pooled vector.
 - task ``tagging``: one tag per word of a text (``{"text": ..., "tags": [...]}``, or CoNLL
@@ -18,13 +18,13 @@ zoo_contract = 2
 
 @hookimpl
 def register_modalities(register):
-    register("tabular", "zoo_plugin_tabtag.tabular:Tabular",
+    register("readings", "zoo_plugin_tabtag.tabular:Tabular",
              description="A row of named numeric / categorical columns (a JSON object).")
 
 
 @hookimpl
 def register_encoders(register):
-    register("tab-mlp", "zoo_plugin_tabtag.tabular:build_encoder", modality="tabular",
+    register("tab-mlp", "zoo_plugin_tabtag.tabular:build_encoder", modality="readings",
              outputs=("pooled",), dim=32,
              defaults={"numeric": ["x"], "categorical": [], "dim": 32, "buckets": 64},
              description="Numeric columns (sign * log1p) and hashed categories -> an MLP.")
@@ -47,7 +47,7 @@ def register_heads(register):
 def register_models(register):
     register("tab-clf", {
         "task": "classification", "description": "tab-mlp -> concat-mlp -> classification",
-        "encoders": {"tabular": {"name": "tab-mlp", "numeric": ["age", "income"],
+        "encoders": {"readings": {"name": "tab-mlp", "numeric": ["age", "income"],
                                  "categorical": ["city"]}},
         "fusion": {"name": "concat-mlp", "dim": 32},
         "head": {"name": "classification", "labels": ["high", "low"]}})

@@ -13,7 +13,7 @@ _SCALARS = (int, float, str, type(None))
 
 def _row(value, where):
     if not isinstance(value, dict) or not value:
-        raise DataError(f"{where}: 'tabular' must be an object of column -> value, got "
+        raise DataError(f"{where}: 'readings' must be an object of column -> value, got "
                         f"{type(value).__name__}")
     for k, v in value.items():
         if not isinstance(k, str) or not isinstance(v, _SCALARS) or isinstance(v, bool):
@@ -26,16 +26,16 @@ class Tabular(Modality):
     typed_cells = True  # CSV cells become numbers when a column holds numbers
     exportable = True
     limits = {"max_table_columns": 256}
-    card_example = '"tabular": {"age": 41, "city": "Oslo"}'
+    card_example = '"readings": {"age": 41, "city": "Oslo"}'
 
     def columns(self, column=None):
-        if isinstance(column, str) and "," in column:  # --column tabular=age,income,city
+        if isinstance(column, str) and "," in column:  # --column readings=age,income,city
             return [c.strip() for c in column.split(",") if c.strip()]
         return super().columns(column)
 
     def from_row(self, row, column=None):
         cols = self.columns(column)
-        if cols == [self.name]:  # a JSON object under "tabular"
+        if cols == [self.name]:  # a JSON object under "readings"
             return row.get(self.name)
         value = {c: row.get(c) for c in cols}
         return value if any(v not in (None, "") for v in value.values()) else None
@@ -77,7 +77,7 @@ class Tabular(Modality):
 
 
 class TabMLP(Encoder):
-    modality = "tabular"
+    modality = "readings"
     outputs = ("pooled",)
 
     def __init__(self, numeric=("x",), categorical=(), dim=32, buckets=64):
