@@ -108,3 +108,25 @@ def register_plugin():
         plugins.get_plugin_manager().register(obj, name=name)
         plugins._infos[name] = plugins.PluginInfo(name, dist, version)
     return add
+
+
+HUB_TOKEN = "hf_local_test_token"
+
+
+@pytest.fixture
+def hub(monkeypatch, tmp_path):
+    """A local Hub-compatible server on 127.0.0.1 driven by the real huggingface_hub
+    client (HF_ENDPOINT, HF_TOKEN set; Xet off)."""
+    import huggingface_hub.constants as C
+
+    from zoo.testing.hubserver import serve_in_thread
+
+    server = serve_in_thread(tmp_path / "hub-root", token=HUB_TOKEN)
+    env = {"HF_ENDPOINT": server.url, "HF_TOKEN": HUB_TOKEN, "HF_HUB_OFFLINE": "0",
+           "HF_HUB_DISABLE_XET": "1", "HF_HUB_CACHE": str(tmp_path / "hf-cache")}
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    monkeypatch.setattr(C, "HF_HUB_OFFLINE", False)  # read once at import; tests run offline
+    server.env = env
+    yield server
+    server.stop()

@@ -11,24 +11,8 @@ import torch
 import zoo
 from conftest import run_zoo
 from zoo.errors import LoadError, ZooError
-from zoo.testing.hubserver import serve_in_thread
 
-TOKEN = "hf_local_test_token"
-
-
-@pytest.fixture
-def hub(monkeypatch, tmp_path):
-    import huggingface_hub.constants as C
-
-    server = serve_in_thread(tmp_path / "hub-root", token=TOKEN)
-    env = {"HF_ENDPOINT": server.url, "HF_TOKEN": TOKEN, "HF_HUB_OFFLINE": "0",
-           "HF_HUB_DISABLE_XET": "1", "HF_HUB_CACHE": str(tmp_path / "hf-cache")}
-    for k, v in env.items():
-        monkeypatch.setenv(k, v)
-    monkeypatch.setattr(C, "HF_HUB_OFFLINE", False)  # read once at import; tests run offline
-    server.env = env
-    yield server
-    server.stop()
+from conftest import HUB_TOKEN as TOKEN
 
 
 def _inputs(photo):

@@ -2,7 +2,8 @@
 and reads its value (file-based modalities resolve paths against the file's folder); every
 other column is a target. ``columns`` maps zoo's keys to the data's column names
 (``{"text": "review", "label": "sentiment"}``; a modality may claim several:
-``{"tabular": ["age", "city"]}``). One place for JSONL, CSV / TSV, Parquet, datasets and
+``{"tabular": ["age", "city"]}``, or ``"*"``: every column no other modality claims and no
+task's target is in). One place for JSONL, CSV / TSV, Parquet, datasets and
 in-memory rows alike."""
 from __future__ import annotations
 
@@ -16,6 +17,20 @@ from zoo.registry import modalities
 
 __all__ = ["example_from_row", "check_columns", "modality_columns", "input_keys",
            "resolve_file_targets"]
+
+
+#: ``--column MODALITY='*'``: the modality takes every column that no other modality
+#: claims and that holds no task's targets (AutoGluon's "all but the label")
+WILDCARD = "*"
+
+
+def _target_keys(columns: Mapping[str, Any]) -> set[str]:
+    """Columns that hold targets: every registered task's target keys, as renamed by
+    ``columns`` (``--column label=sentiment``)."""
+    from zoo.registry import get_registry
+
+    keys = {t for spec in get_registry().all("task") for t in spec.targets}
+    return keys | {str(columns[k]) for k in keys if isinstance(columns.get(k), str)}
 
 
 def input_keys() -> list[str]:
@@ -35,6 +50,8 @@ def check_columns(columns: Mapping[str, Any] | None, present: Iterable[str],
     for ours, theirs in (columns or {}).items():
         cols = reg[ours].columns(theirs) if ours in reg else _names(theirs)
         for col in cols:
+            if col == WILDCARD:
+                continue
             if col not in present:
                 close = difflib.get_close_matches(col, present, n=1, cutoff=0.5)
                 raise DataError(f"{where}: no column {col!r} (given for {ours!r} in columns); "
@@ -57,12 +74,23 @@ def example_from_row(row: Mapping[str, Any], line: Any, root: Path | None, where
     columns = dict(columns or {})
     inputs: dict[str, Any] = {}
     claimed: set[str] = set()
+    wild = []
     for name, modality in modalities().items():
         col = columns.get(name)
-        claimed.update(modality.columns(col))
+        cols = modality.columns(col)
+        if cols == [WILDCARD]:
+            wild.append(name)
+            continue
+        claimed.update(cols)
         value = modality.from_row(row, col)
         if value is not None:
             inputs[name] = modality.from_data(value, root, where)
+    for name in wild:  # --column tabular='*': every column no one else takes
+        rest = [k for k in row if k not in claimed and k not in _target_keys(columns)]
+        claimed.update(rest)
+        value = modalities()[name].from_row(row, rest) if rest else None
+        if value is not None:
+            inputs[name] = modalities()[name].from_data(value, root, where)
     if not inputs and require_input:
         raise DataError(f"{where}: no input (expected one of {', '.join(input_keys())}; map "
                         f"yours with columns={{'text': ...}} or --column KEY=COLUMN)")

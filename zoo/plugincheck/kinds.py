@@ -138,8 +138,9 @@ def check_model(spec: Any, results: list[CheckResult], tmp: Path) -> None:
     model = run_check(results, subject, "builds", lambda: create_model(spec.qualified_name))
     if model is None:
         return
-    m = next(iter(model.encoders))
-    sample = [{m: samples(m)[0]}]
+    for m, enc in model.encoders.items():  # fitted as a training run fits them
+        enc.fit(samples(m))
+    sample = [{m: samples(m)[0] for m in model.encoders}]
 
     def round_trip() -> str:
         before = model.predict(sample)
