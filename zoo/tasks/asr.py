@@ -1,9 +1,32 @@
-"""Speech recognition: audio in, text out."""
+"""Speech recognition: audio in, text out; as text, SubRip or WebVTT subtitles
+(``zoo predict --format txt|srt|vtt``)."""
 from __future__ import annotations
 
 from typing import Any, Mapping, Sequence
 
-from zoo.plugin import DataError, Task
+from zoo.plugin import DataError, Task, ZooError
+
+__all__ = ["SpeechRecognition"]
+
+
+def _clock(seconds: float, fmt: str) -> str:
+    """``HH:MM:SS,mmm`` (SubRip) or ``HH:MM:SS.mmm`` (WebVTT)."""
+    ms = max(0, round(float(seconds) * 1000))
+    h, rest = divmod(ms, 3_600_000)
+    m, rest = divmod(rest, 60_000)
+    s, ms = divmod(rest, 1000)
+    return f"{h:02d}:{m:02d}:{s:02d}{',' if fmt == 'srt' else '.'}{ms:03d}"
+
+
+def _subtitles(segments: Sequence[Mapping[str, Any]], fmt: str) -> str:
+    """One SubRip or WebVTT document: a numbered cue per segment with text."""
+    cues = [s for s in segments if str(s.get("text", "")).strip()]
+    out = ["WEBVTT\n\n"] if fmt == "vtt" else []
+    for n, seg in enumerate(cues, 1):
+        text = " ".join(str(seg["text"]).split()).replace("-->", "->")  # one line, no arrow
+        out.append(f"{n}\n{_clock(seg['start'], fmt)} --> {_clock(seg['end'], fmt)}\n"
+                   f"{text}\n\n")
+    return "".join(out)
 
 
 class SpeechRecognition(Task):
@@ -17,6 +40,25 @@ class SpeechRecognition(Task):
                    "data raise the error rate; character CTC models spell phonetically unless "
                    "decoded with a language model (`decoder='beam', lm=...`).")
     example_output = "[{'text': '...'}]"
+    #: ``txt``: each input's text on its own line; ``srt`` / ``vtt``: subtitles from each
+    #: input's ``segments`` (start, end in seconds), one document per input; several
+    #: inputs give their documents one after another (each SubRip one numbered from 1,
+    #: each WebVTT one under its own ``WEBVTT`` line), so one input per call makes a file
+    output_formats = ("txt", "srt", "vtt")
+
+    def format_outputs(self, predictions: Sequence[Mapping[str, Any]], fmt: str) -> str:
+        if fmt == "txt":
+            return "".join(f"{p.get('text', '')}\n" for p in predictions)
+        if fmt not in ("srt", "vtt"):
+            return super().format_outputs(predictions, fmt)
+        docs = []
+        for i, p in enumerate(predictions):
+            if not isinstance(p.get("segments"), list):
+                raise ZooError(f"{fmt} subtitles need timestamped segments and prediction "
+                               f"{i + 1} has none: run with --option timestamps=true "
+                               f"(Whisper models; CTC models give none), or use --format txt")
+            docs.append(_subtitles(p["segments"], fmt))
+        return "".join(docs)
 
     def pipeline_tag(self, modalities: Sequence[str]) -> str | None:
         return "automatic-speech-recognition"

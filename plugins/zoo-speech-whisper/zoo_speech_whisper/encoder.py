@@ -1,13 +1,18 @@
 """Whisper's audio encoder as a zoo encoder: 30 s windows of log-mel in, a sequence out.
 
-Whisper encodes fixed 30 s windows (3000 mel frames -> 1500 positions of 20 ms). Audio
-longer than 30 s is cut into consecutive 30 s windows; their outputs are concatenated in
-time, so one example stays one row:
+Whisper encodes fixed 30 s windows (3000 mel frames -> 1500 positions of 20 ms). The log-mel
+of a whole recording is computed once (``audio.log_mel``) and cut into consecutive 30 s
+windows, the last one padded with zeros; their outputs are concatenated in time, so one
+example stays one row:
 
 - ``sequence`` (B, W * 1500, D) with W the most windows of an example in the batch;
 - ``mask`` (B, W * 1500): True over every window that holds audio of that example (the whole
   window, its silent padding included: the decoder attends to all of it, as Whisper does);
 - ``pooled`` (B, D): the mean over the positions that hold audio.
+
+The preprocessed ``features`` laid end to end are the recording's whole log-mel, so the
+``whisper-decoder`` head cuts 30 s windows at any offset from them and encodes those with
+:meth:`WhisperAudioEncoder.encode_windows` (the seek of long-form transcription).
 """
 from __future__ import annotations
 
@@ -19,13 +24,14 @@ from torch import nn
 
 from zoo.plugin import DataError, Encoder, EncoderOutput
 
-from .audio import SAMPLE_RATE, load_audio
+from .audio import HOP, SAMPLE_RATE, load_audio, log_mel
 from .modules import WhisperEncoderNet
 
-__all__ = ["WhisperAudioEncoder", "build_encoder", "WINDOW_SAMPLES", "WINDOW_FRAMES"]
+__all__ = ["WhisperAudioEncoder", "build_encoder", "WINDOW_SAMPLES", "WINDOW_FRAMES", "MEL_FRAMES"]
 
 WINDOW_SAMPLES = 30 * SAMPLE_RATE  # 480,000 samples
 WINDOW_FRAMES = 1500  # encoder positions per window
+MEL_FRAMES = WINDOW_SAMPLES // HOP  # 3000 log-mel frames (10 ms) per window
 SAMPLES_PER_FRAME = WINDOW_SAMPLES // WINDOW_FRAMES  # 320 (20 ms)
 MAX_WINDOWS = 240  # two hours in one input: a bound on the memory one example can ask for
 
@@ -44,15 +50,6 @@ class WhisperAudioEncoder(Encoder):
         self.model = nn.Module()
         self.model.encoder = WhisperEncoderNet(d_model, layers, heads, ffn_dim, n_mels,
                                                WINDOW_FRAMES)
-        self._features = None
-
-    @property
-    def feature_extractor(self) -> Any:
-        if self._features is None:
-            from transformers import WhisperFeatureExtractor
-
-            self._features = WhisperFeatureExtractor(feature_size=self.n_mels)
-        return self._features
 
     def preprocess(self, values: Sequence[Any]) -> dict[str, torch.Tensor]:
         chunks, windows, samples = [], [], []
@@ -62,21 +59,24 @@ class WhisperAudioEncoder(Encoder):
             if n > MAX_WINDOWS:
                 raise DataError(f"audio of {wav.numel() / SAMPLE_RATE:.0f} s is longer than "
                                 f"{MAX_WINDOWS * 30 // 60} minutes; split it first")
-            chunks += [wav[i * WINDOW_SAMPLES:(i + 1) * WINDOW_SAMPLES].numpy()
-                       for i in range(n)]
+            mel = log_mel(wav, self.n_mels)  # (n_mels, N // 160)
+            mel = torch.nn.functional.pad(mel, (0, n * MEL_FRAMES - mel.shape[1]))
+            chunks.append(mel.reshape(self.n_mels, n, MEL_FRAMES).transpose(0, 1))
             windows.append(n)
             samples.append(wav.numel())
-        # each chunk padded to 30 s, log-mel: (sum of windows, n_mels, 3000)
-        feats = self.feature_extractor(chunks, sampling_rate=SAMPLE_RATE,
-                                       return_tensors="pt")["input_features"]
-        return {"features": feats, "windows": torch.tensor(windows, dtype=torch.long),
+        return {"features": torch.cat(chunks),  # (sum of windows, n_mels, 3000)
+                "windows": torch.tensor(windows, dtype=torch.long),
                 "samples": torch.tensor(samples, dtype=torch.long)}
+
+    def encode_windows(self, features: torch.Tensor) -> torch.Tensor:
+        """(N, n_mels, 3000) log-mel windows -> (N, 1500, D), ``window_batch`` at a time."""
+        k = max(1, int(self.window_batch))
+        return torch.cat([self.model.encoder(features[i:i + k])
+                          for i in range(0, features.shape[0], k)])
 
     def forward(self, features: torch.Tensor, windows: torch.Tensor,
                 samples: torch.Tensor) -> EncoderOutput:
-        k = max(1, int(self.window_batch))
-        enc = torch.cat([self.model.encoder(features[i:i + k])
-                         for i in range(0, features.shape[0], k)])  # (sum W, 1500, D)
+        enc = self.encode_windows(features)  # (sum W, 1500, D)
         b, d = windows.numel(), enc.shape[-1]
         t = int(windows.max()) * WINDOW_FRAMES
         seq = enc.new_zeros(b, t, d)  # (B, W_max * 1500, D)
@@ -94,7 +94,8 @@ class WhisperAudioEncoder(Encoder):
 
     def preprocessor_config(self) -> dict[str, Any]:
         return {"sample_rate": SAMPLE_RATE, "mono": True, "n_mels": self.n_mels,
-                "window_seconds": 30, "features": "WhisperFeatureExtractor log-mel"}
+                "window_seconds": 30, "features": "Whisper log-mel (STFT 400 / hop 160, Slaney mel, "
+                            "per-recording floor), windows zero-padded"}
 
 
 def build_encoder(*, pretrained: bool = False, weights: str | None = None,

@@ -1,8 +1,27 @@
-"""Decoding Whisper windows: language detection, batched greedy search, beam search.
+"""Decoding Whisper windows: language detection, batched greedy search, beam search, with or
+without timestamp tokens.
 
-Like CTranslate2 (what faster-whisper runs) without timestamps: the non-speech and control
-tokens are suppressed at every step, blank and end-of-text at the first step; decoding stops
-at end-of-text or after ``max_new_tokens`` (at most half the decoder's 448 positions).
+At every step the non-speech and control tokens are suppressed, and blank and end-of-text at
+the first step (as CTranslate2, what faster-whisper runs, and openai-whisper do). Decoding
+stops at end-of-text or after ``max_new_tokens``.
+
+With timestamps (``Settings.timestamp_begin`` set) the logits also follow Whisper's timestamp
+grammar, a transcript being ``<|t0|> text <|t1|><|t1|> text <|t2|> ...``:
+
+- ``<|notimestamps|>`` is never chosen, and the first token is a timestamp of at most
+  ``max_initial_timestamp`` (1 s), so a window starts where its speech starts;
+- timestamps come in pairs: after a pair (or the opening one) text must follow; after text
+  and one timestamp, another timestamp or the end must follow (a lone timestamp before the
+  end means the speech stopped there);
+- timestamps never go back in time, and a segment cannot end where it started (the closing
+  timestamp is later than the opening one);
+- when the timestamps together are more probable than the most probable text token, a
+  timestamp is chosen (the sum over 1501 positions would otherwise lose to one text token
+  even when the model is sure a segment ends here, only not exactly when).
+
+Each decoded window also reports the sum of its tokens' log-probabilities (end of text
+included) and the probability of ``<|nospeech|>`` right after ``<|startoftranscript|>``, which
+the transcription loop uses to drop silent windows.
 """
 from __future__ import annotations
 
@@ -12,7 +31,7 @@ import torch
 
 from .modules import KV, WhisperDecoderNet
 
-__all__ = ["Settings", "detect_language", "greedy", "beam_search"]
+__all__ = ["Settings", "Decoded", "detect_language", "greedy", "beam_search"]
 
 
 @dataclass(frozen=True)
@@ -21,15 +40,70 @@ class Settings:
     suppress: tuple[int, ...]
     suppress_begin: tuple[int, ...]
     max_new_tokens: int
+    no_speech: int = -1  # id of <|nospeech|>; -1: not asked for
+    timestamp_begin: int | None = None  # id of <|0.00|>; None: decode without timestamps
+    no_timestamps: int = -1  # id of <|notimestamps|>
+    max_initial_timestamp: int = 50  # the first timestamp is at most this index (50 = 1 s)
 
 
-def _masked(logits: torch.Tensor, s: Settings, first: bool) -> torch.Tensor:
-    """(N, V) logits with suppressed ids at -inf."""
+@dataclass
+class Decoded:
+    tokens: list[int]  # without the prompt and end of text
+    sum_logprob: float  # of the chosen tokens and the end of text
+    no_speech_prob: float  # P(<|nospeech|>) after <|startoftranscript|>; nan if not asked
+
+    @property
+    def avg_logprob(self) -> float:
+        return self.sum_logprob / (len(self.tokens) + 1)
+
+
+def _timestamp_rules(logits: torch.Tensor, seqs: torch.Tensor, s: Settings) -> None:
+    """Apply the timestamp grammar (module docstring) in place to (N, V) float logits,
+    given the (N, t) tokens chosen so far."""
+    tb = s.timestamp_begin
+    logits[:, s.no_timestamps] = float("-inf")
+    if seqs.shape[1] == 0:  # the first token: a timestamp within max_initial_timestamp
+        logits[:, :tb] = float("-inf")
+        logits[:, tb + s.max_initial_timestamp + 1:] = float("-inf")
+        return
+    is_ts = seqs >= tb  # (N, t)
+    last = is_ts[:, -1]
+    before = is_ts[:, -2] if seqs.shape[1] > 1 else torch.ones_like(last)
+    logits[last & before, tb:] = float("-inf")  # a pair (or the opening one): text next
+    closing = last & ~before
+    logits[closing, :s.eot] = float("-inf")  # text then a timestamp: a timestamp or the end
+    latest = torch.where(is_ts, seqs, torch.full_like(seqs, -1)).max(1).values  # (N,)
+    # later than the last timestamp; equal only for the opening one of the next segment
+    bound = torch.where(closing, latest, latest + 1)
+    ids = torch.arange(logits.shape[1], device=logits.device)
+    earlier = (ids[None] >= tb) & (ids[None] < bound[:, None]) & (latest >= 0)[:, None]
+    logits.masked_fill_(earlier, float("-inf"))
+    logp = logits.log_softmax(-1)
+    ts_mass = logp[:, tb:].logsumexp(-1)  # (N,)
+    best_text = logp[:, :tb].max(-1).values
+    logits[ts_mass > best_text, :tb] = float("-inf")
+
+
+def _masked(logits: torch.Tensor, s: Settings, seqs: torch.Tensor) -> torch.Tensor:
+    """(N, V) logits with suppressed ids at -inf; ``seqs`` (N, t): tokens so far."""
     logits = logits.float().clone()
     logits[:, list(s.suppress)] = float("-inf")
-    if first and s.suppress_begin:
+    if seqs.shape[1] == 0 and s.suppress_begin:
         logits[:, list(s.suppress_begin)] = float("-inf")
+    if s.timestamp_begin is not None:
+        _timestamp_rules(logits, seqs, s)
     return logits
+
+
+def _prompt_pass(decoder: WhisperDecoderNet, cross: list[KV], prompts: torch.Tensor,
+                 s: Settings, sot_index: int) -> tuple[torch.Tensor, list[KV], list[float]]:
+    """The prompt through the decoder: last logits (N, V), the cache, P(no speech)."""
+    logits, cache = decoder(prompts, cross)  # (N, P, V)
+    if s.no_speech >= 0:
+        no_speech = logits[:, sot_index].float().softmax(-1)[:, s.no_speech].tolist()
+    else:
+        no_speech = [float("nan")] * prompts.shape[0]
+    return logits[:, -1], cache, no_speech
 
 
 def detect_language(decoder: WhisperDecoderNet, cross: list[KV], sot: int,
@@ -44,68 +118,80 @@ def detect_language(decoder: WhisperDecoderNet, cross: list[KV], sot: int,
 
 
 def greedy(decoder: WhisperDecoderNet, cross: list[KV], prompts: torch.Tensor,
-           s: Settings) -> list[list[int]]:
-    """Best token at each step, for N windows at once. ``prompts``: (N, P) token ids."""
+           s: Settings, sot_index: int = 0) -> list[Decoded]:
+    """Best token at each step, for N windows at once. ``prompts``: (N, P) token ids, with
+    ``<|startoftranscript|>`` at ``sot_index``."""
     n, p = prompts.shape
     steps = min(s.max_new_tokens, decoder.max_positions - p)
-    logits, cache = decoder(prompts, cross)  # (N, P, V)
+    last, cache, no_speech = _prompt_pass(decoder, cross, prompts, s, sot_index)
     done = torch.zeros(n, dtype=torch.bool, device=prompts.device)
-    out: list[torch.Tensor] = []
-    last = logits[:, -1]
+    seqs = prompts.new_zeros(n, 0)  # (N, steps so far)
+    total = torch.zeros(n, device=prompts.device)
     for step in range(steps):
-        nxt = _masked(last, s, first=step == 0).argmax(-1)  # (N,)
+        logp = _masked(last, s, seqs).log_softmax(-1)  # (N, V)
+        nxt = logp.argmax(-1)  # (N,)
+        total += torch.where(done, 0.0, logp.gather(1, nxt[:, None])[:, 0])
         nxt = torch.where(done, torch.full_like(nxt, s.eot), nxt)
-        out.append(nxt)
+        seqs = torch.cat([seqs, nxt[:, None]], 1)
         done |= nxt == s.eot
         if bool(done.all()) or step == steps - 1:
             break
         logits, cache = decoder(nxt[:, None], cross, cache)  # (N, 1, V)
         last = logits[:, -1]
-    rows = torch.stack(out, dim=1).tolist() if out else [[] for _ in range(n)]  # (N, steps)
-    return [row[:row.index(s.eot)] if s.eot in row else row for row in rows]
+    rows = seqs.tolist()
+    return [Decoded(row[:row.index(s.eot)] if s.eot in row else row, float(lp), ns)
+            for row, lp, ns in zip(rows, total.tolist(), no_speech)]
+
+
+def _best_continuations(logp: torch.Tensor, seqs: list[list[int]], beams: int, eot: int,
+                        finished: list[tuple[float, float, list[int]]]
+                        ) -> tuple[list[int], list[int], list[float]]:
+    """The ``beams`` best live continuations of (live, V) summed log-probabilities; end of
+    text ranked above the last live one finishes a hypothesis (rank, sum, tokens)."""
+    top, idx = logp.flatten().topk(min(2 * beams, logp.numel()))
+    rows, toks, scores = [], [], []
+    for score, flat in zip(top.tolist(), idx.tolist()):
+        row, tok = divmod(flat, logp.shape[1])
+        if tok == eot:
+            if len(finished) < beams:
+                finished.append((score / (len(seqs[row]) + 1), score, seqs[row]))
+            continue
+        rows.append(row)
+        toks.append(tok)
+        scores.append(score)
+        if len(rows) == beams:
+            break
+    return rows, toks, scores
 
 
 def beam_search(decoder: WhisperDecoderNet, cross: list[KV], prompt: torch.Tensor,
-                s: Settings, beams: int) -> list[int]:
+                s: Settings, beams: int, sot_index: int = 0) -> Decoded:
     """Beam search for one window (``cross`` of batch 1, ``prompt`` (1, P)); finished
     hypotheses are ranked by their summed log-probability over their length (length
     penalty 1, as CTranslate2's default)."""
     p = prompt.shape[1]
     steps = min(s.max_new_tokens, decoder.max_positions - p)
-    logits, cache = decoder(prompt, cross)
+    last, cache, no_speech = _prompt_pass(decoder, cross, prompt, s, sot_index)
     cross_b = [(k.expand(beams, -1, -1, -1), v.expand(beams, -1, -1, -1)) for k, v in cross]
     seqs: list[list[int]] = [[]]
     scores = torch.zeros(1, device=prompt.device)  # (live,)
-    finished: list[tuple[float, list[int]]] = []
-    last = logits[:, -1]  # (live, V)
+    finished: list[tuple[float, float, list[int]]] = []
     for step in range(steps):
-        logp = _masked(last, s, first=step == 0).log_softmax(-1) + scores[:, None]  # (live, V)
-        top, idx = logp.flatten().topk(min(2 * beams, logp.numel()))
-        keep_rows, keep_tok, keep_score = [], [], []
-        for score, flat in zip(top.tolist(), idx.tolist()):
-            row, tok = divmod(flat, logp.shape[1])
-            if tok == s.eot:  # ranked above the last live beam: a finished hypothesis
-                if len(finished) < beams:
-                    finished.append((score / max(len(seqs[row]) + 1, 1), seqs[row]))
-                continue
-            keep_rows.append(row)
-            keep_tok.append(tok)
-            keep_score.append(score)
-            if len(keep_rows) == beams:
-                break
-        if len(finished) >= beams or not keep_rows:
+        done = torch.tensor(seqs, dtype=torch.long, device=prompt.device)  # (live, t)
+        logp = _masked(last, s, done).log_softmax(-1) + scores[:, None]  # (live, V)
+        rows, toks, kept = _best_continuations(logp, seqs, beams, s.eot, finished)
+        if len(finished) >= beams or not rows:
             break
-        seqs = [seqs[r] + [t] for r, t in zip(keep_rows, keep_tok)]
-        scores = torch.tensor(keep_score, device=prompt.device)
+        seqs = [seqs[r] + [t] for r, t in zip(rows, toks)]
+        scores = torch.tensor(kept, device=prompt.device)
         if step == steps - 1:
             break
-        rows = torch.tensor(keep_rows, device=prompt.device)
-        cache = [(k.index_select(0, rows), v.index_select(0, rows)) for k, v in cache]
-        live = len(keep_rows)
-        cross_live = [(k[:live], v[:live]) for k, v in cross_b]
-        logits, cache = decoder(torch.tensor(keep_tok, device=prompt.device)[:, None],
-                                cross_live, cache)
+        index = torch.tensor(rows, device=prompt.device)
+        cache = [(k.index_select(0, index), v.index_select(0, index)) for k, v in cache]
+        live = [(k[:len(rows)], v[:len(rows)]) for k, v in cross_b]
+        logits, cache = decoder(torch.tensor(toks, device=prompt.device)[:, None], live, cache)
         last = logits[:, -1]
     if not finished:  # ran out of steps: the live hypotheses, by the same ranking
-        finished = [(sc / max(len(q), 1), q) for sc, q in zip(scores.tolist(), seqs)]
-    return max(finished, key=lambda x: x[0])[1]
+        finished = [(sc / max(len(q), 1), sc, q) for sc, q in zip(scores.tolist(), seqs)]
+    _, total, tokens = max(finished, key=lambda x: x[0])
+    return Decoded(tokens, total, no_speech[0])

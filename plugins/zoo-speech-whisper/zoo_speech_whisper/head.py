@@ -1,5 +1,23 @@
 """``whisper-decoder``: Whisper's text decoder as a zoo ASR head over a Whisper encoder's
-sequence. It decodes each 30 s window of an example and joins the texts.
+sequence.
+
+Decoding runs Whisper's long-form loop (``transcribe.py``): 30 s windows from a seek pointer
+that follows the timestamps the decoder writes, so a word at a window's edge is read whole
+from the next window; silent windows are dropped (``<|nospeech|>``); each example gives its
+``text`` and ``segments`` (start and end in seconds of the input). Decode options, with
+openai-whisper's defaults where it has them:
+
+- ``timestamps`` (true): decode with timestamp tokens; false: consecutive 30 s windows, text
+  only (faster than timestamps by a few tokens per segment, but words at 30 s are cut);
+- ``language`` (detected on the first 30 s when not given), ``task`` (``transcribe`` or
+  ``translate`` into English), ``num_beams`` (1: greedy), ``max_new_tokens`` (per window);
+- ``no_speech_threshold`` (0.6) and ``logprob_threshold`` (-1.0): a window whose
+  ``<|nospeech|>`` probability is above the first, and whose average token log-probability
+  is not above the second, yields no text; null turns either off;
+- ``condition_on_previous_text`` (false, where openai-whisper says true): each window's
+  prompt carries the text so far. Off by default: without openai-whisper's temperature
+  fallback, which resets that prompt when decoding goes wrong, one window's repetition loop
+  would carry into the next ones.
 
 ``tokenizer`` names the model.bin weights tag whose tokenizer.json and config.json (special
 tokens, suppressed ids) it uses. Building the head converts that model.bin into the zoo
@@ -17,18 +35,28 @@ from torch.nn import functional as F
 
 from zoo.plugin import DataError, Head, ZooError
 
-from .encoder import WINDOW_FRAMES
-from .generate import Settings, beam_search, detect_language, greedy
+from .audio import HOP, SAMPLE_RATE
+from .encoder import MEL_FRAMES, WINDOW_FRAMES
+from .generate import Settings
 from .modules import WhisperDecoderNet
 from .tokenizer import WhisperTokenizer
+from .transcribe import Options, Recording, transcribe
 
 __all__ = ["WhisperDecoderHead", "build_head"]
 
 _MULTILINGUAL_VOCAB = 51865  # Whisper's multilingual vocabularies are this size or larger
 
 
+#: every decode option and its default (openai-whisper's where it has one)
+_DEFAULTS: dict[str, Any] = {"num_beams": 1, "language": None, "task": "transcribe",
+                             "max_new_tokens": None, "timestamps": True,
+                             "condition_on_previous_text": False,
+                             "no_speech_threshold": 0.6, "logprob_threshold": -1.0}
+
+
 class WhisperDecoderHead(Head):
-    decode_options = ("num_beams", "language", "task", "max_new_tokens")
+    decode_options = tuple(_DEFAULTS)
+    prompt_modality = "audio"  # the model passes the audio encoder to forward (see there)
 
     def __init__(self, inputs: Mapping[str, Mapping[str, Any]], *, tokenizer: str,
                  vocab_size: int = 51864, d_model: int = 384, layers: int = 4, heads: int = 6,
@@ -62,15 +90,25 @@ class WhisperDecoderHead(Head):
     def labels(self) -> None:  # not a classifier
         return None
 
-    def forward(self, encoded: Mapping[str, Any], batch: Any) -> dict[str, torch.Tensor]:
+    def forward(self, encoded: Mapping[str, Any], batch: Any,
+                prompt_encoder: Any = None) -> dict[str, Any]:
+        """The encoder's windows, and what decoding needs to cut windows of its own: the
+        log-mel windows and sample counts of the batch, and the encoder to encode them (the
+        model passes it because ``prompt_modality`` names it)."""
         if "audio" not in encoded or encoded["audio"][1].numel() != batch.size:
             raise DataError("speech recognition needs audio in every input")
         out, _ = encoded["audio"]
-        return {"memory": out.sequence, "mask": out.mask}  # (B, T, D), (B, T)
+        result: dict[str, Any] = {"memory": out.sequence, "mask": out.mask}  # (B, T, D) (B, T)
+        tensors = batch["audio"].tensors if "audio" in batch else {}
+        if "features" in tensors and hasattr(prompt_encoder, "encode_windows"):
+            result.update(features=tensors["features"], samples=tensors["samples"],
+                          encode=prompt_encoder.encode_windows)
+        return result
 
     # ---- decoding -------------------------------------------------------------------
-    def _windows(self, outputs: Mapping[str, torch.Tensor]) -> tuple[torch.Tensor, list[int]]:
-        """(sum of windows, 1500, D) and each example's number of windows."""
+    def _recordings(self, outputs: Mapping[str, Any]) -> tuple[list[Recording], list[float]]:
+        """Each example's encoder windows (W, 1500, D), and its log-mel and length when the
+        batch has them (features cached by the trainer do not: then fixed 30 s windows)."""
         memory, mask = outputs["memory"], outputs["mask"]
         frames = mask.sum(1)  # (B,)
         if bool((frames % WINDOW_FRAMES != 0).any() | (frames == 0).any()):
@@ -78,62 +116,76 @@ class WhisperDecoderHead(Head):
                            f"({WINDOW_FRAMES} positions each); got sequences of "
                            f"{frames.tolist()} positions")
         counts = (frames // WINDOW_FRAMES).tolist()
-        parts = [memory[i, :n * WINDOW_FRAMES].reshape(n, WINDOW_FRAMES, memory.shape[-1])
-                 for i, n in enumerate(counts)]  # (n, 1500, D) each
-        return torch.cat(parts), counts
+        feats, samples = outputs.get("features"), outputs.get("samples")
+        recs, durations, start = [], [], 0
+        for i, n in enumerate(counts):
+            windows = memory[i, :n * WINDOW_FRAMES].reshape(n, WINDOW_FRAMES, -1)
+            if feats is None:  # no log-mel: every window is all audio
+                recs.append(Recording(windows, n * MEL_FRAMES))
+                durations.append(n * 30.0)
+                continue
+            mel = feats[start:start + n].transpose(0, 1).flatten(1)  # (n_mels, n * 3000)
+            count = int(samples[i])
+            recs.append(Recording(windows, count // HOP, mel))
+            durations.append(count / SAMPLE_RATE)
+            start += n
+        return recs, durations
 
-    def _settings(self, max_new_tokens: int | None) -> Settings:
+    def _settings(self, max_new_tokens: int | None, timestamps: bool) -> Settings:
         t = self.tokenizer
         limit = self.decoder.max_positions // 2
         n = limit if max_new_tokens is None else max_new_tokens
-        if not isinstance(n, int) or not 1 <= n <= limit:
+        if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= limit:
             raise ZooError(f"max_new_tokens must be in 1..{limit}, got {max_new_tokens}")
         return Settings(eot=t.special.eot, suppress=tuple(t.suppress),
-                        suppress_begin=tuple(t.suppress_begin), max_new_tokens=n)
+                        suppress_begin=tuple(t.suppress_begin), max_new_tokens=n,
+                        no_speech=t.special.no_speech, no_timestamps=t.special.no_timestamps,
+                        timestamp_begin=t.timestamp_begin if timestamps else None)
 
-    def _check(self, num_beams: Any, language: str | None, task: str,
-               max_new_tokens: Any) -> Settings:
-        self.tokenizer.check(language, task)
-        if not isinstance(num_beams, int) or num_beams < 1:
-            raise ZooError(f"num_beams must be an integer of at least 1, got {num_beams!r}")
-        return self._settings(max_new_tokens)
+    def _check(self, options: Mapping[str, Any]) -> tuple[Settings, Options]:
+        """Every decode option, checked, with its default."""
+        o = {**_DEFAULTS, **options}
+        o["language"] = o["language"] or self.language
+        self.tokenizer.check(o["language"], o["task"])
+        beams = o["num_beams"]
+        if not isinstance(beams, int) or isinstance(beams, bool) or beams < 1:
+            raise ZooError(f"num_beams must be an integer of at least 1, got {beams!r}")
+        for key in ("timestamps", "condition_on_previous_text"):
+            if not isinstance(o[key], bool):
+                raise ZooError(f"{key} must be true or false, got {o[key]!r}")
+        for key in ("no_speech_threshold", "logprob_threshold"):
+            if o[key] is not None and (isinstance(o[key], bool)
+                                       or not isinstance(o[key], (int, float))):
+                raise ZooError(f"{key} must be a number or null (off), got {o[key]!r}")
+        opts = Options(task=o["task"], num_beams=beams, timestamps=o["timestamps"],
+                       condition_on_previous_text=o["condition_on_previous_text"],
+                       no_speech_threshold=o["no_speech_threshold"],
+                       logprob_threshold=o["logprob_threshold"])
+        return self._settings(o["max_new_tokens"], o["timestamps"]), opts
 
     def check_decode_kwargs(self, kwargs: Mapping[str, Any]) -> None:
         """Names and values, before any audio is encoded."""
         super().check_decode_kwargs(kwargs)
-        self._check(kwargs.get("num_beams", 1), kwargs.get("language") or self.language,
-                    kwargs.get("task", "transcribe"), kwargs.get("max_new_tokens"))
+        self._check(kwargs)
 
-    def decode(self, outputs: Mapping[str, torch.Tensor], batch: Any = None,
-               num_beams: int = 1, language: str | None = None, task: str = "transcribe",
-               max_new_tokens: int | None = None) -> list[dict[str, str]]:
-        language = language or self.language
-        settings = self._check(num_beams, language, task, max_new_tokens)
+    def decode(self, outputs: Mapping[str, Any], batch: Any = None,
+               **options: Any) -> list[dict[str, Any]]:
+        """One result per example: ``text``; ``segments`` (``start``, ``end`` in seconds of
+        the input, ``text``) unless ``timestamps=False``; ``language`` (multilingual
+        models). Options: see ``decode_options`` and the module docstring."""
+        super().check_decode_kwargs(options)  # unknown names
+        settings, opts = self._check(options)
+        language = options.get("language") or self.language
         with torch.inference_mode():
-            memory, counts = self._windows(outputs)
-            cross = self.decoder.cross_kv(memory)  # per layer: (N, H, 1500, hd) twice
-            t = self.tokenizer
-            if not t.multilingual:
-                langs: list[int | None] = [None] * memory.shape[0]
-            elif language is not None:
-                langs = [t.languages[language]] * memory.shape[0]
-            else:
-                langs = detect_language(self.decoder, cross, t.special.sot,
-                                        sorted(t.languages.values()))
-            prompts = torch.tensor([t.prompt(lang, task) for lang in langs],
-                                   device=memory.device)  # (N, P)
-            if num_beams == 1:
-                ids = greedy(self.decoder, cross, prompts, settings)
-            else:
-                ids = [beam_search(self.decoder, [(k[i:i + 1], v[i:i + 1]) for k, v in cross],
-                                   prompts[i:i + 1], settings, num_beams)
-                       for i in range(memory.shape[0])]
-        texts, start = [], 0
-        for n in counts:
-            pieces = [t.decode(x) for x in ids[start:start + n]]
-            texts.append(" ".join(p for p in pieces if p))
-            start += n
-        return [{"text": text} for text in texts]
+            recs, durations = self._recordings(outputs)
+            if self.tokenizer.multilingual and language is not None:
+                for r in recs:
+                    r.language = self.tokenizer.languages[language]
+            if outputs.get("encode") is None:
+                for r in recs:
+                    r.mel = None
+            return transcribe(self.decoder, self.tokenizer, recs, durations, settings, opts,
+                              outputs.get("encode"))
 
     # ---- fine-tuning (one window per example) ---------------------------------------
     def encode_targets(self, targets: Sequence[Mapping[str, Any]], batch: Any = None

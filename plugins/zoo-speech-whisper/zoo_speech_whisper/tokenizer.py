@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Sequence
 
 from zoo.plugin import ZooError
 
@@ -77,20 +78,36 @@ class WhisperTokenizer:
             raise ZooError(f"unknown language {language!r} (e.g. "
                            f"{', '.join(sorted(self.languages)[:8])}, ...)")
 
-    def prompt(self, language_id: int | None, task: str = "transcribe") -> list[int]:
-        """The start of a transcript without timestamps: ``<|sot|>`` then, for multilingual
-        models, the language and task, then ``<|notimestamps|>``."""
+    @property
+    def timestamp_begin(self) -> int:
+        """The id of ``<|0.00|>``: timestamps (one every 20 ms) follow ``<|notimestamps|>``
+        to the end of the vocabulary (tokenizer.json does not list them)."""
+        return self.special.no_timestamps + 1
+
+    def prompt(self, language_id: int | None, task: str = "transcribe",
+               timestamps: bool = False, previous: Sequence[int] = ()) -> list[int]:
+        """The start of a transcript: ``<|startofprev|>`` and the previous text's tokens when
+        given, ``<|startoftranscript|>`` then, for multilingual models, the language and
+        task, then ``<|notimestamps|>`` unless decoding with timestamps."""
         s = self.special
+        head = [s.sot_prev, *previous] if previous else []
         if not self.multilingual:
-            return [s.sot, s.no_timestamps]
-        if language_id is None:
+            body = [s.sot]
+        elif language_id is None:
             raise ZooError("a multilingual prompt needs a language")
-        return [s.sot, language_id, s.transcribe if task == "transcribe" else s.translate,
-                s.no_timestamps]
+        else:
+            body = [s.sot, language_id, s.transcribe if task == "transcribe" else s.translate]
+        return head + body + ([] if timestamps else [s.no_timestamps])
 
     def encode(self, text: str) -> list[int]:
         return list(self._tok.encode(text, add_special_tokens=False).ids)
 
-    def decode(self, ids: list[int]) -> str:
-        """Text tokens only (special and timestamp tokens dropped), stripped."""
-        return self._tok.decode([i for i in ids if i < self.special.eot]).strip()
+    def decode(self, ids: list[int], strip: bool = True) -> str:
+        """Text tokens only (special and timestamp tokens dropped), stripped unless asked
+        not to be (a segment's text keeps its leading space, to be joined to others)."""
+        text = self._tok.decode([i for i in ids if i < self.special.eot])
+        return text.strip() if strip else text
+
+    def language_code(self, language_id: int) -> str:
+        """``en`` for the id of ``<|en|>``."""
+        return next(code for code, i in self.languages.items() if i == language_id)
