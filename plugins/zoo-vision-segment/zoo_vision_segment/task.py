@@ -59,9 +59,33 @@ def _class_ids(mask: np.ndarray) -> np.ndarray:
 def _ids_within(mask: np.ndarray, names: Sequence[str] | None, where: str, what: str) -> None:
     ids = _class_ids(mask)
     if names is not None and ids.size and int(ids.max()) >= len(names):
-        raise DataError(f"{where}: the mask holds class index {int(ids.max())} but {what} "
-                        f"name{'s' if len(names) != 1 else ''} only {len(names)} class"
-                        f"{'es' if len(names) != 1 else ''} (0..{len(names) - 1}; 255 = ignore)")
+        raise DataError(f"{where}: the mask holds class index {int(ids.max())}, beyond {what} "
+                        f"({len(names)} classes: 0..{len(names) - 1}; 255 = ignore)")
+
+
+def _pixel_chunks(examples: Sequence[Any], predictions: Sequence[dict],
+                  labels: Sequence[str], chunk: int = 1 << 22) -> Any:
+    """(truth, prediction) int64 pixel vectors, about ``chunk`` pixels each, over the whole
+    eval set (one metric update per chunk, not per image); sizes and indices checked."""
+    parts: list[tuple[np.ndarray, np.ndarray]] = []
+    size = 0
+    for ex, p in zip(examples, predictions):
+        where = f"line {ex.line}"
+        truth = read_mask(ex.targets.get("mask"), where)
+        _ids_within(truth, labels, where, "the model's labels")
+        pred = read_inline(p["mask"], f"{where}: the prediction")
+        if pred.shape != truth.shape:
+            raise DataError(f"{where}: the predicted mask is {pred.shape[1]}x{pred.shape[0]} but "
+                            f"the true one is {truth.shape[1]}x{truth.shape[0]}")
+        parts.append((truth.ravel(), pred.ravel()))
+        size += truth.size
+        if size >= chunk:
+            yield (np.concatenate([t for t, _ in parts]).astype(np.int64),
+                   np.concatenate([q for _, q in parts]).astype(np.int64))
+            parts, size = [], 0
+    if parts:
+        yield (np.concatenate([t for t, _ in parts]).astype(np.int64),
+               np.concatenate([q for _, q in parts]).astype(np.int64))
 
 
 class Segmentation(Task):
@@ -174,26 +198,17 @@ class Segmentation(Task):
         n = len(labels)
         kw = {"num_classes": n, "ignore_index": IGNORE, "validate_args": False}
         per_class = MulticlassJaccardIndex(average="none", **kw)
-        mean_iou = MulticlassJaccardIndex(average="macro", **kw)
         accuracy = MulticlassAccuracy(average="micro", **kw)
-        for ex, p in zip(examples, predictions):
-            where = f"line {ex.line}"
-            truth = read_mask(ex.targets.get("mask"), where)
-            _ids_within(truth, labels, where, "the model's labels")
-            pred = read_inline(p["mask"], f"{where}: the prediction")
-            if pred.shape != truth.shape:
-                raise DataError(f"{where}: the predicted mask is {pred.shape[1]}x{pred.shape[0]} "
-                                f"but the true one is {truth.shape[1]}x{truth.shape[0]}")
-            t = torch.from_numpy(truth.astype(np.int64))[None]  # (1, H, W)
-            q = torch.from_numpy(pred.astype(np.int64))[None]
-            for m in (per_class, mean_iou, accuracy):
-                m.update(q, t)
+        for t, q in _pixel_chunks(examples, predictions, labels):
+            per_class.update(torch.from_numpy(q), torch.from_numpy(t))
+            accuracy.update(torch.from_numpy(q), torch.from_numpy(t))
         cm = per_class.confmat  # (C, C): truth x prediction over the scored pixels
         present = (cm.sum(0) + cm.sum(1)) > 0
         if not bool(present.any()):
             raise DataError("no labelled pixels to score: every mask pixel is 255 (ignore)")
         ious = per_class.compute()
-        out = {"miou": float(mean_iou.compute()), "pixel_accuracy": float(accuracy.compute())}
+        # torchmetrics' average="macro": the mean over classes with any true or predicted pixel
+        out = {"miou": float(ious[present].mean()), "pixel_accuracy": float(accuracy.compute())}
         out.update({f"iou_{labels[k]}": float(ious[k]) for k in range(n) if present[k]})
         return out
 
