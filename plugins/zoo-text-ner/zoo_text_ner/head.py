@@ -113,31 +113,6 @@ class TokenClassifierHead(Head):
         return F.cross_entropy(outputs.reshape(-1, len(self.labels)), y, ignore_index=IGNORE)
 
     # ---- decoding -----------------------------------------------------------------------
-    def _word_probs(self, probs: torch.Tensor, words: torch.Tensor, n_words: int,
-                    aggregation: str) -> tuple[torch.Tensor, torch.Tensor]:
-        """(W, C) probabilities per word from its pieces' (T, C), and (W,) whether the word
-        has a piece at all (it may be cut off by max_length)."""
-        t = min(probs.shape[0], words.shape[0])
-        w = words[:t]
-        pos = ((w >= 0) & (w < n_words)).nonzero().squeeze(1)  # (P,)
-        ids, p = w[pos], probs[pos]  # (P,), (P, C); a word's pieces are adjacent
-        out = probs.new_zeros((n_words, probs.shape[1]))  # (W, C)
-        count = probs.new_zeros(n_words).index_add_(0, ids, probs.new_ones(len(ids)))
-        if aggregation == "average":
-            out.index_add_(0, ids, p)
-            out /= count.clamp(min=1).unsqueeze(1)
-            return out, count > 0
-        keep = torch.ones_like(ids, dtype=torch.bool)
-        if aggregation == "max":  # the piece whose best label is surest, for each word
-            sure = p.max(-1).values  # (P,)
-            best = sure.new_full((n_words,), -1.0).scatter_reduce(0, ids, sure, reduce="amax")
-            keep = sure == best[ids]
-        ids, p = ids[keep], p[keep]
-        first = torch.ones_like(ids, dtype=torch.bool)  # one piece per word: the earliest
-        first[1:] = ids[1:] != ids[:-1]
-        out[ids[first]] = p[first]
-        return out, count > 0
-
     def decode(self, outputs: torch.Tensor, batch: Any = None, aggregation: str = "first",
                threshold: float = 0.0) -> list[dict[str, Any]]:
         if aggregation not in AGGREGATIONS:
@@ -149,20 +124,48 @@ class TokenClassifierHead(Head):
             raise ZooError(f"threshold must be a number in [0, 1], not {threshold!r}") from None
         words = self._word_ids(batch)
         probs = outputs.detach().float().softmax(-1).cpu()  # (B, T, C)
+        top, best = probs.max(-1)  # (B, T): each piece's surest label, once for the batch
+        rows = zip(words.tolist(), top.tolist(), best.tolist())
         results = []
-        for b in range(probs.shape[0]):
+        for b, (w_row, top_row, best_row) in enumerate(rows):
             text = self._text(batch, b)
             if text is None:
                 raise DataError("token classification answers in the input's characters; "
                                 "the batch carries no raw text")
             spans = word_spans(text)
-            word_probs, present = self._word_probs(probs[b], words[b], len(spans), aggregation)
-            score, best = word_probs.max(-1)  # (W,), (W,)
-            scores = [float(s) if ok else 0.0 for s, ok in zip(score.tolist(), present.tolist())]
-            tags = repair([self.labels[k] if ok else OUTSIDE
-                           for k, ok in zip(best.tolist(), present.tolist())])
+            if aggregation == "average":
+                choices = _averaged(probs[b], words[b], len(spans))
+            else:
+                choices = _picked(w_row, top_row, best_row, len(spans), aggregation == "max")
+            scores = [c[1] if c else 0.0 for c in choices]
+            tags = repair([self.labels[c[0]] if c else OUTSIDE for c in choices])
             results.append(_answer(text, spans, tags, scores, threshold))
         return results
+
+
+def _picked(words: list[int], top: list[float], best: list[int], n_words: int,
+            surest: bool) -> list:
+    """Each word's label from one of its pieces: the first, or (``surest``) the one whose
+    best label is most probable (the earliest on a tie). Words with no piece (cut off by
+    the encoder's max_length) get None."""
+    out: list = [None] * n_words
+    for w, score, k in zip(words, top, best):  # zip: as many pieces as both have
+        if 0 <= w < n_words and (out[w] is None or (surest and score > out[w][1])):
+            out[w] = (k, score)
+    return out
+
+
+def _averaged(probs: torch.Tensor, words: torch.Tensor, n_words: int) -> list:
+    """Each word's label from the mean of its pieces' probabilities."""
+    t = min(probs.shape[0], words.shape[0])
+    w = words[:t]
+    keep = (w >= 0) & (w < n_words)  # (T,)
+    ids, p = w[keep], probs[:t][keep]  # (P,), (P, C)
+    sums = probs.new_zeros((n_words, probs.shape[1])).index_add_(0, ids, p)  # (W, C)
+    count = torch.bincount(ids, minlength=n_words)  # (W,)
+    score, best = (sums / count.clamp(min=1).unsqueeze(1)).max(-1)  # (W,), (W,)
+    return [(k, s) if c else None
+            for k, s, c in zip(best.tolist(), score.tolist(), count.tolist())]
 
 
 def _answer(text: str, spans: Sequence[tuple[int, int]], tags: list[str],

@@ -46,8 +46,8 @@ def _check_tokens(tokens: Any, where: str) -> None:
 
 
 def _allowed(tag: str, labels: Sequence[str]) -> bool:
-    """A tag is allowed when it, or its entity type, is among ``labels``."""
-    return tag in labels or split_tag(tag)[1] in labels
+    """``O`` always; another tag when it, or its entity type, is among ``labels``."""
+    return tag == "O" or tag in labels or split_tag(tag)[1] in labels
 
 
 class TokenClassification(Task):
@@ -121,19 +121,19 @@ class TokenClassification(Task):
     def describe_targets(self, targets: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         """Entity counts by type (``labels``), and how many words and sentences."""
         types: Counter = Counter()
-        words = empty = 0
+        words, empty, tagged = 0, 0, False
         for t in targets:
             if isinstance(t.get("tags"), list):
                 found = [k for k, _, _ in chunks(t["tags"])]
-                words += len(t["tags"])
-            else:
+                words, tagged = words + len(t["tags"]), True
+            else:  # spans (zoo data check --task token-classification on {text, entities})
                 found = [str(e.get("label")) for e in t.get("entities") or []
                          if isinstance(e, Mapping)]
             types.update(found)
             empty += not found
-        return {"labels": dict(sorted(types.items())), "entities": sum(types.values()),
-                "sentences": len(targets), "sentences_without_entities": empty,
-                "words": words}
+        out = {"labels": dict(sorted(types.items())), "entities": sum(types.values()),
+               "sentences": len(targets), "sentences_without_entities": empty}
+        return {**out, "words": words} if tagged else out
 
     def sample_targets(self, n: int) -> None:
         """None: tags depend on the words of each input, which this hook does not see."""
