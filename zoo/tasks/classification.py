@@ -34,8 +34,10 @@ class Classification(Task):
             raise DataError(f"{where}: a classification example needs 'label'")
         label = targets["label"]
         values = label if isinstance(label, list) else [label]
-        if not values or not all(isinstance(v, (str, int)) and not isinstance(v, bool)
-                                 and str(v).strip() for v in values):
+        # a multi-label example may hold no label ([]: none of them applies)
+        if (not values and not isinstance(label, list)) or not all(
+                isinstance(v, (str, int)) and not isinstance(v, bool) and str(v).strip()
+                for v in values):
             raise DataError(f"{where}: 'label' must be a label (a string) or a list of "
                             f"labels, got {label!r}")
         unknown = [str(v) for v in values if labels is not None and str(v) not in labels]
@@ -60,7 +62,11 @@ class Classification(Task):
             warnings.warn(f"the training data holds one class only ({labels[0]}): the model "
                           f"can only ever predict it; add examples of other classes",
                           UserWarning, stacklevel=3)
-        if labels != model.labels or multi != getattr(model.head, "multi_label", False):
+        have = set(model.labels or ())
+        same = set(labels) <= have if multi else set(labels) == have
+        if not same or multi != getattr(model.head, "multi_label", False):
+            # the same labels in another order keep the head (and its pretrained weights),
+            # and so do multi-label data that use some of the head's labels only
             replace_head(model, labels=labels, multi_label=multi)
             return True
         return False
