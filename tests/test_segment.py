@@ -11,7 +11,6 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-
 from conftest import run_zoo
 
 if importlib.util.find_spec("zoo_vision_segment") is None:
@@ -19,7 +18,7 @@ if importlib.util.find_spec("zoo_vision_segment") is None:
                 "plugins/zoo-vision-segment)", allow_module_level=True)
 pytest.importorskip("torchmetrics")
 
-from PIL import Image  # noqa: E402
+from PIL import Image
 
 LABELS = ["background", "square", "circle"]
 SIZE = 64
@@ -99,8 +98,8 @@ def cli(*args, check=True):
 # ---- metrics ------------------------------------------------------------------------------
 
 def test_per_class_iou_matches_a_hand_computation():
-    from torchmetrics.classification import MulticlassJaccardIndex
     import torch
+    from torchmetrics.classification import MulticlassJaccardIndex
 
     from zoo.plugin import Example
 
@@ -348,7 +347,7 @@ def test_serve_predict_and_feedback_with_a_mask_then_from_feedback(trained, tmp_
         out = r.json()["outputs"][0]
         assert out == model.predict([{"image": str(path)}])[0]
         assert _unb64(out["mask"]).shape == (40, 56)
-        post = lambda c: httpx.post(f"{srv.url}/feedback",  # noqa: E731
+        post = lambda c: httpx.post(f"{srv.url}/feedback",
                                     json={"input": body, "prediction": out, "correction": c},
                                     timeout=60)
         wrong_size = post(_b64(mask[:20]))
@@ -389,6 +388,14 @@ def test_pseudo_labels_are_the_predicted_masks(trained, data, tmp_path):
     _task().check_target(targets, "pseudo", model.labels, {"image": str(image)})
     assert _unb64(targets["mask"].split(",", 1)[1]).tolist() == _unb64(pred["mask"]).tolist()
     assert 0 < confidence <= 1
+    from zoo.datatools import check_manifest, label_manifest
+
+    out = tmp_path / "labelled.jsonl"  # zoo data label: inline masks, checked like any data
+    r = label_manifest(model, data["eval"], out, min_confidence=0.5)
+    assert r["labelled"] + r["review"] == 16 and r["labelled"] > 0
+    line = json.loads(out.read_text().splitlines()[0])
+    assert line["mask"].startswith("data:image/png;base64,") and line["labels"] == LABELS
+    assert check_manifest(out)["ok"] == r["labelled"]
 
 
 # ---- hub, plugin checks ---------------------------------------------------------------------------

@@ -23,7 +23,6 @@ from torch import nn
 from torch.nn import functional as F
 
 from zoo.plugin import DataError, Head, ZooError
-
 from zoo_vision_segment.masks import IGNORE, image_size, mask_to_base64, read_mask
 
 __all__ = ["SemanticFPNHead"]

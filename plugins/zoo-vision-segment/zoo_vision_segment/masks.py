@@ -26,8 +26,16 @@ import numpy as np
 
 from zoo.plugin import DataError
 
-__all__ = ["IGNORE", "DATA_URI", "read_mask", "read_inline", "mask_to_base64", "as_data_uri",
-           "image_size", "describe_value"]
+__all__ = [
+    "DATA_URI",
+    "IGNORE",
+    "as_data_uri",
+    "describe_value",
+    "image_size",
+    "mask_to_base64",
+    "read_inline",
+    "read_mask",
+]
 
 IGNORE = 255  # a pixel no loss and no metric looks at
 DATA_URI = "data:image/png;base64,"

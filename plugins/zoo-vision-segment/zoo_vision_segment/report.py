@@ -8,22 +8,27 @@ from typing import Any, Sequence
 import numpy as np
 
 from zoo.plugin import DataError, read_image
-
 from zoo_vision_segment.masks import IGNORE, read_inline, read_mask
 
-__all__ = ["draw_overlays", "colours", "overlay"]
+__all__ = ["colours", "draw_overlays", "overlay"]
 
 FILE = "segmentation_examples.png"
 
 
 def colours(n: int) -> np.ndarray:
-    """(n, 3) uint8: class 0 (background) black, the others from tab20 (then hsv)."""
+    """(n, 3) uint8: class 0 (background) black, the others distinct: tab10 up to 10,
+    tab20 (its dark shades first) up to 20, then evenly spaced hues."""
     import matplotlib
 
-    cmap = matplotlib.colormaps["tab20" if n <= 21 else "hsv"]
-    rows = [(0.0, 0.0, 0.0)] + [cmap((k - 1) / (20 if n <= 21 else n))[:3]
-                                 for k in range(1, n)]
-    return (np.array(rows) * 255).astype(np.uint8)
+    k = n - 1
+    if k <= 10:
+        rows = [matplotlib.colormaps["tab10"](i)[:3] for i in range(k)]
+    elif k <= 20:
+        order = [*range(0, 20, 2), *range(1, 20, 2)]
+        rows = [matplotlib.colormaps["tab20"](order[i])[:3] for i in range(k)]
+    else:
+        rows = [matplotlib.colormaps["hsv"](i / k)[:3] for i in range(k)]
+    return (np.array([(0.0, 0.0, 0.0), *rows]) * 255).astype(np.uint8)
 
 
 def overlay(image: np.ndarray, mask: np.ndarray, palette: np.ndarray,

@@ -27,9 +27,15 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from zoo.plugin import DataError, Task, ZooError, replace_head
-
-from zoo_vision_segment.masks import (DATA_URI, IGNORE, as_data_uri, describe_value,
-                                      image_size, read_inline, read_mask)
+from zoo_vision_segment.masks import (
+    DATA_URI,
+    IGNORE,
+    as_data_uri,
+    describe_value,
+    image_size,
+    read_inline,
+    read_mask,
+)
 
 __all__ = ["Segmentation"]
 
@@ -152,7 +158,7 @@ class Segmentation(Task):
                 continue  # reported by check_target already
             pixels += counts
             images.update(np.flatnonzero(counts[:IGNORE]).tolist())
-        name = (lambda k: names[k] if names and k < len(names) else str(k))  # noqa: E731
+        name = (lambda k: names[k] if names and k < len(names) else str(k))
         labelled = int(pixels[:IGNORE].sum())
         ids = sorted(images)
         return {"labels": {name(k): images[k] for k in ids},
@@ -190,7 +196,10 @@ class Segmentation(Task):
                 categories: Any = None) -> dict[str, float]:
         try:
             import torch
-            from torchmetrics.classification import MulticlassAccuracy, MulticlassJaccardIndex
+            from torchmetrics.classification import (
+                MulticlassAccuracy,
+                MulticlassJaccardIndex,
+            )
         except ImportError:
             raise ZooError("segmentation metrics need torchmetrics: pip install "
                            "'torchmetrics>=1.4,<2'") from None
