@@ -98,9 +98,21 @@ def _encoder(m: Any, entry: Any, assets_root: Path | None) -> tuple[Any, dict[st
     except ZooError as e:
         raise LoadError(f"config.json: encoders.{m}.kwargs do not fit encoder "
                         f"{espec.name!r}: {e}") from None
+    except _BUILD_ERRORS as e:  # a size torch refuses, a value out of range
+        raise LoadError(f"config.json: encoders.{m}.kwargs cannot build encoder "
+                        f"{espec.name!r}: {_first_line(e)}") from None
     if assets is not None:
         _check_preprocessing(encoder, assets, m)
     return encoder, {**entry, "name": espec.name}
+
+
+#: what building from edited kwargs raises (negative or huge sizes, a NaN probability)
+_BUILD_ERRORS = (RuntimeError, ValueError, TypeError, OverflowError, MemoryError)
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip().splitlines()
+    return f"{type(e).__name__}: {text[0][:200] if text else ''}"
 
 
 def build_from_config(config: Mapping[str, Any], assets_root: Path | None) -> Any:
@@ -120,6 +132,9 @@ def build_from_config(config: Mapping[str, Any], assets_root: Path | None) -> An
                               str(config.get("description") or ""))
     except ZooError as e:
         raise LoadError(f"config.json: component kwargs do not fit: {e}") from None
+    except _BUILD_ERRORS as e:
+        raise LoadError(f"config.json: the fusion / head kwargs cannot build: "
+                        f"{_first_line(e)}") from None
     # keep what the file said (weights tags, provenance), with kwargs as rebuilt
     saved = dict(config)
     for part in ("encoders", "fusion", "head"):

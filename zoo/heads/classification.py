@@ -24,6 +24,9 @@ class ClassificationHead(Head):
             raise ZooError(f"classification labels must be distinct, got {labels}")
         self.labels = labels
         self.multi_label = bool(multi_label)
+        if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) \
+                or not 0 <= threshold <= 1:
+            raise ZooError(f"threshold must be a number in [0, 1], got {threshold!r}")
         self.threshold = float(threshold)
         self.proj = nn.Linear(in_dim, len(labels))  # (B, in_dim) -> (B, C)
         self._index = {label: i for i, label in enumerate(labels)}

@@ -75,8 +75,13 @@ class DetectionHead(Head):
         self.labels = [str(x) for x in labels]
         self.active_labels: list[str] | None = None  # open-vocabulary override at predict
         self.dim, self.num_convs, self.text_prompts = dim, num_convs, bool(text_prompts)
-        self.prompt_template = prompt_template
-        self.score_threshold, self.nms_iou = score_threshold, nms_iou
+        self.prompt_template = plain_template(prompt_template, "prompt_template")
+        self.score_threshold = _unit(score_threshold, "score_threshold")
+        self.nms_iou = _unit(nms_iou, "nms_iou")
+        if isinstance(max_detections, bool) or not isinstance(max_detections, int) \
+                or not 1 <= max_detections <= 1000:
+            raise ZooError(f"max_detections must be an integer in 1..1000, got "
+                           f"{max_detections!r}")
         self.max_detections, self.center_radius = max_detections, center_radius
         self.strides = [int(s) for s in img["feature_strides"]]
         self.input_size = tuple(int(x) for x in (dc.get("input_size") or [3, 0, 0])[1:])
@@ -274,7 +279,19 @@ class DetectionHead(Head):
         return results
 
     def check_decode_kwargs(self, kwargs: Mapping[str, Any]) -> None:
+        """Names and values (a request's parameters are untrusted): thresholds in [0, 1],
+        max_detections an integer in 1..1000, labels a list of strings."""
         super().check_decode_kwargs(kwargs)
+        for name in ("score_threshold", "nms_iou"):
+            if name in kwargs:
+                _unit(kwargs[name], name)
+        top = kwargs.get("max_detections", 1)
+        if isinstance(top, bool) or not isinstance(top, int) or not 1 <= top <= 1000:
+            raise ZooError(f"max_detections must be an integer in 1..1000, got {top!r}")
+        labels = kwargs.get("labels", [])
+        if not isinstance(labels, list) or len(labels) > 256 or not all(
+                isinstance(x, str) and 0 < len(x) <= 200 for x in labels):
+            raise ZooError("labels must be a list of up to 256 non-empty strings")
         if "labels" in kwargs and not self.text_prompts:
             raise ZooError("labels=[...] at predict time needs an open-vocabulary detector "
                            "(text_prompts=true); this one has fixed labels")
@@ -284,6 +301,23 @@ class DetectionHead(Head):
                 "text_prompts": self.text_prompts, "prompt_template": self.prompt_template,
                 "score_threshold": self.score_threshold, "nms_iou": self.nms_iou,
                 "max_detections": self.max_detections, "center_radius": self.center_radius}
+
+
+def plain_template(value: Any, name: str) -> str:
+    """A prompt template as configs may hold one: text with exactly one ``{}`` where the
+    label goes and no other brace (filled by substitution, never ``str.format``)."""
+    if not isinstance(value, str) or len(value) > 200 or value.count("{}") != 1 or \
+            value.replace("{}", "").count("{") or value.replace("{}", "").count("}"):
+        raise ZooError(f"{name} must be text of at most 200 characters with one '{{}}' for "
+                       f"the label and no other braces, got {str(value)[:60]!r}")
+    return value
+
+
+def _unit(value: Any, name: str) -> float:
+    """A probability-like setting: a number in [0, 1] (NaN is not)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+        raise ZooError(f"{name} must be a number in [0, 1], got {value!r}")
+    return float(value)
 
 
 def _input_size(out: Any) -> tuple[int, int]:

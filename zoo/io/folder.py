@@ -117,8 +117,11 @@ def read_config(directory: Path) -> dict[str, Any]:
     if not path.is_file():
         raise LoadError(f"{directory} is not a zoo model folder (no {CONFIG_NAME}); save one "
                         f"with model.save_pretrained(dir) or `zoo create NAME --out DIR`")
+    def no_constant(name: str) -> Any:  # json reads NaN / Infinity unless told not to
+        raise ValueError(f"it holds {name}, which no setting may be")
+
     try:
-        config = json.loads(path.read_text(encoding="utf-8"))
+        config = json.loads(path.read_text(encoding="utf-8"), parse_constant=no_constant)
     except UnicodeDecodeError as e:
         raise LoadError(f"{path} is not UTF-8 (byte {e.start}); re-save the model") from None
     except ValueError as e:

@@ -53,6 +53,9 @@ def read_audio(value: Any, rate: int | None = None) -> tuple[Any, int]:
             raise DataError("an audio array needs its sample rate: pass (array, rate)")
     if wave.size == 0:
         raise DataError(f"audio input is empty: {value if isinstance(value, str) else ''}")
+    if not np.isfinite(wave).all():
+        raise DataError(f"audio {value if isinstance(value, str) else 'input'} holds NaN or "
+                        f"infinite samples")
     return wave, int(sr)
 
 
@@ -128,13 +131,19 @@ class Audio(Modality):
             raise RequestError(f"{where} is {seconds:.1f} s; the limit is "
                                f"{limits.max_audio_seconds:g} s (ZOO_SERVE_MAX_AUDIO_SECONDS, or "
                                f"zoo serve --limit max_audio_seconds=...)", 413)
+        limits.charge(info.frames * info.channels * 4, where)  # float32 samples
         try:
             wav, rate = sf.read(io.BytesIO(data), dtype="float32", always_2d=True)
         except Exception:
             raise RequestError(unreadable) from None
         if not len(wav):
             raise RequestError(f"{where} has no samples")
-        return (wav.mean(axis=1), rate)
+        import numpy as np
+
+        mono = wav.mean(axis=1)
+        if not np.isfinite(mono).all():
+            raise RequestError(f"{where} holds NaN or infinite samples; send finite audio", 422)
+        return (mono, rate)
 
     def to_request(self, value: Any) -> Any:
         """A path, or ``(array, rate)``, as base64 of an audio file (WAV for in-memory)."""

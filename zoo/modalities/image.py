@@ -92,6 +92,7 @@ class Image(Modality):
                         f"{where} is {w}x{h} ({w * h / 1e6:.1f} Mpx); the limit is "
                         f"{limits.max_pixels / 1e6:.1f} Mpx (ZOO_SERVE_MAX_PIXELS, or zoo serve "
                         f"--limit max_pixels=...)", 413)
+                limits.charge(w * h * 3, where)  # decoded to RGB bytes
                 return im.convert("RGB")
         except RequestError:
             raise

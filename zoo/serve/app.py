@@ -63,6 +63,7 @@ def create_app(model: Any, *, feedback_db: str | Path = "feedback.db", max_batch
     app.state.store, app.state.metrics, app.state.lanes = (server.store, server.metrics,
                                                            server.lanes)
     app.state.batcher = next(iter(server.lanes.values()))
+    app.state.server = server
     return app
 
 
@@ -90,7 +91,10 @@ def _server(model: Any, feedback_db: Any, max_batch: int, max_wait_ms: float, ma
     lanes = {m: MicroBatcher(runner, max_batch, max_wait_ms, metrics,
                              chunk=8 if runtime == "torch" else 0, modalities=reg)
              for m in model.modalities}
+    from zoo.serve.limits import DecodePool
+
     return Server(model=model, lanes=lanes, limits=limits, store=FeedbackStore(feedback_db),
+                  pool=DecodePool(limits.max_inflight_decoded_bytes),
                   metrics=metrics, max_body=max_body, info={**model_info(model),
                                                             "runtime": runtime},
                   modalities=reg)

@@ -10,7 +10,7 @@ from typing import Any
 from zoo.errors import ZooError
 from zoo.registry import modalities
 
-__all__ = ["Limits", "CORE_LIMITS"]
+__all__ = ["Limits", "CORE_LIMITS", "DecodePool"]
 
 #: the core's limits: name -> default
 CORE_LIMITS: dict[str, float] = {
@@ -18,7 +18,36 @@ CORE_LIMITS: dict[str, float] = {
     "max_json_depth": 32,
     "max_value_bytes": 1_000_000,  # one JSON input value (or correction), compactly encoded
     "request_seconds": 60.0,  # a prediction taking longer is answered 504
+    # what decoding may allocate (pixels, audio samples x channels), charged by each
+    # modality before it decodes: per request, and for all requests in flight together
+    "max_decoded_bytes": 256_000_000,
+    "max_inflight_decoded_bytes": 1_000_000_000,
 }
+
+
+class DecodePool:
+    """The server's in-flight decoded bytes: requests charge it while they hold decoded
+    inputs; past ``max_inflight_decoded_bytes`` a request is answered 503 (retry), so
+    concurrent requests cannot multiply the per-request bound into an out-of-memory."""
+
+    def __init__(self, limit: float) -> None:
+        import threading
+
+        self.limit, self.used, self.lock = float(limit), 0.0, threading.Lock()
+
+    def take(self, n: float, where: str) -> None:
+        with self.lock:
+            if self.used + n > self.limit:
+                from zoo.errors import RequestError
+
+                raise RequestError(f"{where}: the server is decoding other requests' inputs "
+                                   f"up to its limit ({self.limit / 1e6:.0f} MB, "
+                                   f"ZOO_SERVE_MAX_INFLIGHT_DECODED_BYTES); retry shortly", 503)
+            self.used += n
+
+    def give(self, n: float) -> None:
+        with self.lock:
+            self.used = max(0.0, self.used - n)
 
 
 class Limits:
@@ -62,6 +91,40 @@ class Limits:
             if values[name] <= 0:
                 raise ZooError(f"serving limit {name} must be positive, got {raw!r}")
         return cls(**values)
+
+    # ---- the request budget ---------------------------------------------------------
+    def for_request(self, pool: DecodePool | None = None) -> "Limits":
+        """These limits with a fresh budget of decoded bytes for one request (charged by
+        :meth:`charge`, drawn from ``pool`` too; :meth:`release` gives it back)."""
+        out = Limits.__new__(Limits)
+        out.__dict__.update(_values=self._values, _charged=0.0, _pool=pool, _budget=True)
+        return out
+
+    def charge(self, nbytes: float, where: str) -> None:
+        """A modality about to decode ``nbytes`` (pixels x channels, samples x channels x
+        4): refused with 413 past ``max_decoded_bytes`` for the request, 503 past the
+        server's in-flight bound. Outside a request's budget: nothing to count."""
+        if not self.__dict__.get("_budget"):
+            return
+        from zoo.errors import RequestError
+
+        total = self._charged + float(nbytes)
+        if total > self.max_decoded_bytes:
+            raise RequestError(f"{where}: the request's inputs decode to over "
+                               f"{self.max_decoded_bytes / 1e6:.0f} MB (pixels and audio "
+                               f"samples together; ZOO_SERVE_MAX_DECODED_BYTES, or zoo serve "
+                               f"--limit max_decoded_bytes=...)", 413)
+        if self._pool is not None:
+            self._pool.take(float(nbytes), where)
+        self.__dict__["_charged"] = total
+
+    def release(self) -> float:
+        """Give the request's decoded bytes back to the pool; returns how many."""
+        n = self.__dict__.get("_charged", 0.0)
+        if self.__dict__.get("_pool") is not None and n:
+            self._pool.give(n)
+        self.__dict__["_charged"] = 0.0
+        return n
 
     def __getattr__(self, name: str) -> Any:
         values = self.__dict__.get("_values", {})

@@ -96,7 +96,8 @@ async def _answer(replica: Any, request: Any) -> Any:
         except (ValueError, RecursionError):
             raise RequestError("the body is not valid JSON") from None
         raw, shape = json_inputs(body)
-        inputs = await asyncio.to_thread(decode_inputs, raw, replica.limits,
+        # the per-request bound on decoded bytes (no shared pool: replicas are processes)
+        inputs = await asyncio.to_thread(decode_inputs, raw, replica.limits.for_request(),
                                          ("id", *task.targets))
         check_modalities(replica.model, inputs, task.requires)
         if body.get("parameters"):

@@ -24,6 +24,7 @@ class Server:
     max_body: int
     info: dict[str, Any]
     modalities: dict[str, Any] = field(default_factory=dict)  # name -> Modality, read once
+    pool: Any = None  # zoo.serve.limits.DecodePool: decoded bytes of requests in flight
 
     @property
     def task(self) -> Any:
@@ -69,42 +70,69 @@ async def predict(server: Server, request: Any) -> Any:
     """Predictions for one or more inputs (micro-batched with concurrent requests)."""
     from fastapi.responses import JSONResponse
 
+    limits = server.limits.for_request(server.pool)  # this request's decode budget
     try:
-        inputs, shape, params = await request_inputs(request, server.max_body, server.limits,
-                                                     server.ignored, server.modalities)
-        check_modalities(server.model, inputs, server.task.requires)
-        check_parameters(server.model, params)
-    except RequestError as e:
-        return error(e.status, str(e))
-    try:
-        outputs = await asyncio.wait_for(server.lane(inputs).submit(inputs, params),
-                                         server.limits.request_seconds)
-    except asyncio.TimeoutError:
-        return error(504, f"the prediction took longer than {server.limits.request_seconds:g} s "
-                          f"(ZOO_SERVE_REQUEST_SECONDS)")
-    except ZooError as e:
-        return error(400, str(e))
-    return JSONResponse({"predictions" if shape == "kserve" else "outputs": jsonable(outputs)})
+        try:
+            inputs, shape, params = await request_inputs(request, server.max_body, limits,
+                                                         server.ignored, server.modalities)
+            check_modalities(server.model, inputs, server.task.requires)
+            check_parameters(server.model, params)
+        except RequestError as e:
+            return error(e.status, str(e))
+        try:
+            outputs = await asyncio.wait_for(server.lane(inputs).submit(inputs, params),
+                                             limits.request_seconds)
+        except asyncio.TimeoutError:
+            return error(504, f"the prediction took longer than {limits.request_seconds:g} s "
+                              f"(ZOO_SERVE_REQUEST_SECONDS)")
+        except ZooError as e:
+            return error(400, str(e))
+        return JSONResponse({"predictions" if shape == "kserve" else "outputs":
+                             jsonable(outputs)})
+    finally:
+        inputs = None  # the decoded inputs go before their bytes are given back
+        _give_back(limits)
+
+
+def _give_back(limits: Any) -> None:
+    """Return a request's decoded bytes to the pool; after a large one, hand freed heap
+    memory back to the system (glibc keeps it otherwise: memory stays high after the
+    response)."""
+    if limits.release() > 64_000_000:
+        try:
+            import ctypes
+
+            ctypes.CDLL("libc.so.6").malloc_trim(0)
+        except (OSError, AttributeError):
+            pass
 
 
 async def feedback(server: Server, request: Any) -> Any:
     """A correction of a prediction, stored as training data: the input (this model's
     modalities, within limits) and the task's targets (checked as training data is)."""
+    targets = ", ".join(server.task.targets) or "none"
+    limits = server.limits.for_request(server.pool)
+    try:
+        return await _feedback(server, request, limits, targets)
+    finally:
+        _give_back(limits)
+
+
+async def _feedback(server: Server, request: Any, limits: Any, targets: str) -> Any:
     from zoo.base.modality import json_size
 
-    targets = ", ".join(server.task.targets) or "none"
     try:
-        body = await read_json(request, server.max_body, server.limits)
+        body = await read_json(request, server.max_body, limits)
         if not isinstance(body, dict) or not isinstance(body.get("input"), dict):
             raise RequestError('expected {"input": {...}, "prediction": ..., "correction": ...}')
         if body.get("correction") is None:
             raise RequestError(f"'correction' is required: the right answer, as this "
                                f"{server.model.task} model's targets ({targets})")
-        inputs = await asyncio.to_thread(decode_input, body["input"], 0, server.limits,
+        inputs = await asyncio.to_thread(decode_input, body["input"], 0, limits,
                                          server.ignored, server.modalities)
         check_modalities(server.model, [inputs])
-        if json_size(body["correction"]) > server.limits.max_value_bytes:
-            raise RequestError(f"the correction is over {server.limits.max_value_bytes:g} "
+        if json_size(body["correction"]) > limits.max_value_bytes:
+            raise RequestError(f"the correction is over {limits.max_value_bytes:g} "
                                f"bytes of JSON (ZOO_SERVE_MAX_VALUE_BYTES)", 413)
         try:
             corrected = server.task.targets_from_correction(

@@ -84,6 +84,12 @@ class Retrieval(Task):
 def _fill(template: str, label: Any) -> str:
     """``template`` with ``{}`` replaced by the label: a plain substitution, never
     ``str.format`` (a template could otherwise ask for attributes or huge padding)."""
+    if not isinstance(template, str) or len(template) > 200 or template.count("{}") > 1 or \
+            template.replace("{}", "").count("{") or template.replace("{}", "").count("}"):
+        from zoo.errors import ZooError
+
+        raise ZooError(f"template must be text of at most 200 characters with at most one "
+                       f"'{{}}' for the label and no other braces, got {str(template)[:60]!r}")
     return template.replace("{}", str(label)) if "{}" in template else f"{template} {label}"
 
 

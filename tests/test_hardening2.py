@@ -1,0 +1,202 @@
+"""The second hardening round (issue 25), each finding replayed as its probe: request
+shapes that slipped past the bounds, configs that ran code or exhausted memory, caches
+trusted without checking, and the rest. One test per finding, numbered as the issue."""
+from __future__ import annotations
+
+import base64
+import io
+import json
+
+import httpx
+import numpy as np
+import pytest
+
+import zoo
+from zoo.errors import DataError, LoadError, RequestError, ZooError
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+def _png(w: int, h: int) -> bytes:
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("L", (w, h)).save(buf, format="PNG", optimize=True)
+    return buf.getvalue()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    from zoo.serve.app import create_app
+    from zoo.serve.limits import Limits
+    from zoo.serve.uvicorn import run_in_thread
+
+    d = tmp_path_factory.mktemp("h2")
+    model = zoo.create_model("tiny-text-image-clf", labels=["cat", "dog"])
+    limits = Limits(max_decoded_bytes=20_000_000)  # 20 MB of pixels per request
+    app = create_app(model, feedback_db=d / "f.db", max_body=1_000_000, limits=limits)
+    with run_in_thread(app) as srv:
+        srv.model, srv.state = model, app.state.server
+        yield srv
+
+
+def _rss_mb() -> float:
+    import psutil
+
+    return psutil.Process().memory_info().rss / 1e6
+
+
+# 1. a chunked multipart body is bounded while it is read -------------------------------------
+
+def test_01_a_chunked_multipart_body_is_refused_once_past_the_limit(server):
+    boundary = "zooboundary"
+    head = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"image\"; "
+            f"filename=\"x.png\"\r\nContent-Type: image/png\r\n\r\n").encode()
+    sent = {"bytes": 0}
+
+    def body():  # 200 MB of image bytes, in chunks, with no Content-Length
+        yield head
+        chunk = b"\0" * (1 << 20)
+        for _ in range(200):
+            sent["bytes"] += len(chunk)
+            yield chunk
+        yield f"\r\n--{boundary}--\r\n".encode()
+
+    before = _rss_mb()
+    try:
+        r = httpx.post(f"{server.url}/predict", content=body(), timeout=60,
+                       headers={"content-type": f"multipart/form-data; boundary={boundary}"})
+        status, text = r.status_code, r.text
+    except httpx.HTTPError:  # the server may close the connection as it refuses
+        status, text = 413, "closed"
+    assert status == 413, text
+    assert _rss_mb() - before < 100  # never read whole (the same process serves)
+    assert httpx.get(f"{server.url}/health", timeout=10).status_code == 200
+
+
+# 2. templates are plain placeholders, checked at load ----------------------------------------
+
+@pytest.mark.parametrize("template", ["{0:>400000000}{0:>400000000}", "{0.__class__}",
+                                      "no placeholder", "{} and {}", "a {x} {}"])
+def test_02_a_prompt_template_with_more_than_one_plain_placeholder_does_not_load(
+        tmp_path, template):
+    model = zoo.create_model("timm-tiny-fcos", labels=["a"])
+    folder = model.save_pretrained(tmp_path / "m")
+    cfg = json.loads((folder / "config.json").read_text())
+    cfg["head"]["kwargs"]["prompt_template"] = template
+    (folder / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(LoadError, match="prompt_template must be text .* one '\\{\\}'"):
+        zoo.load(folder)
+
+
+def test_02_zero_shot_templates_are_substituted_never_formatted():
+    from zoo.tasks.retrieval import _fill
+
+    assert _fill("a photo of a {}", "cat") == "a photo of a cat"
+    for bad in ("{0:>400000000}", "{0.__class__}", "{} {}"):
+        with pytest.raises(ZooError, match="no other braces"):
+            _fill(bad, "cat")
+
+
+# 3. the channel count of audio is bounded before decoding -----------------------------------
+
+@pytest.mark.parametrize("fmt,channels", [("WAV", 255), ("FLAC", 8), ("OGG", 255)])
+def test_03_many_channels_are_refused_from_the_header(fmt, channels):
+    import soundfile as sf
+
+    from zoo.serve.inputs import decode_input
+
+    buf = io.BytesIO()
+    try:
+        sf.write(buf, np.zeros((1600, channels), "float32"), 16000, format=fmt)
+    except Exception as e:  # libsndfile builds differ in what they write
+        pytest.skip(f"cannot write {channels}-channel {fmt} here: {e}")
+    if channels <= 8:  # at the default limit: accepted, and a lower limit refuses it
+        from zoo.serve.limits import Limits
+
+        assert decode_input({"audio": _b64(buf.getvalue())}, 0)["audio"][1] == 16000
+        with pytest.raises(RequestError, match="8 channels; the limit is 2") as e:
+            decode_input({"audio": _b64(buf.getvalue())}, 0, Limits(max_audio_channels=2))
+    else:
+        with pytest.raises(RequestError, match=f"{channels} channels; the limit is 8") as e:
+            decode_input({"audio": _b64(buf.getvalue())}, 0)
+    assert e.value.status == 413
+
+
+# 4. one request budget of decoded bytes, and a bound on all requests in flight --------------
+
+def test_04_many_small_images_within_every_other_limit_hit_the_request_budget(server):
+    img = _b64(_png(2048, 2048))  # 12.6 MB of RGB each, a few KB as PNG
+    r = httpx.post(f"{server.url}/predict", timeout=60,
+                   json={"inputs": [{"text": "x", "image": img}] * 8})
+    assert r.status_code == 413 and "ZOO_SERVE_MAX_DECODED_BYTES" in r.json()["error"]
+    one = httpx.post(f"{server.url}/predict", timeout=60,
+                     json={"inputs": [{"text": "x", "image": img}]})
+    assert one.status_code == 200
+    assert server.state.pool.used == 0  # every request gave its bytes back
+
+
+def test_04_requests_in_flight_share_one_pool():
+    from zoo.serve.limits import DecodePool, Limits
+
+    pool = DecodePool(30e6)
+    a, b = Limits().for_request(pool), Limits().for_request(pool)
+    a.charge(20e6, "inputs[0].image")
+    with pytest.raises(RequestError, match="ZOO_SERVE_MAX_INFLIGHT_DECODED_BYTES") as e:
+        b.charge(20e6, "inputs[0].image")
+    assert e.value.status == 503
+    assert a.release() == 20e6 and pool.used == 0
+    b.charge(20e6, "inputs[0].image")  # room again once the first request is done
+    Limits().charge(1e12, "outside a request")  # no budget outside serving: nothing counted
+
+
+# 12. non-finite numbers ------------------------------------------------------------------------
+
+def test_12_nan_audio_is_a_422_not_a_500(tmp_path):
+    import soundfile as sf
+
+    from zoo.modalities.audio import read_audio
+    from zoo.serve.app import create_app
+    from zoo.serve.uvicorn import run_in_thread
+
+    buf = io.BytesIO()
+    wave = np.zeros(16000, "float32")
+    wave[100] = np.nan
+    sf.write(buf, wave, 16000, format="WAV", subtype="FLOAT")
+    model = zoo.create_model("conformer-ctc-tiny")
+    with run_in_thread(create_app(model, feedback_db=tmp_path / "f.db")) as srv:
+        r = httpx.post(f"{srv.url}/predict", timeout=60,
+                       json={"inputs": [{"audio": _b64(buf.getvalue())}]})
+    assert r.status_code == 422 and "NaN or infinite" in r.json()["error"]
+    (tmp_path / "nan.wav").write_bytes(buf.getvalue())
+    with pytest.raises(DataError, match="NaN or infinite"):
+        read_audio(str(tmp_path / "nan.wav"))
+
+
+@pytest.mark.parametrize("edit,message", [
+    (lambda c: c["head"]["kwargs"].update(threshold=float("nan")), "holds NaN"),
+    (lambda c: c["head"]["kwargs"].update(threshold=7), "threshold must be a number in"),
+    (lambda c: c["fusion"]["kwargs"].update(dropout=float("inf")), "holds Infinity"),
+    (lambda c: c["fusion"]["kwargs"].update(dropout=3.0), "cannot build.*dropout"),
+    (lambda c: c["fusion"]["kwargs"].update(dim=-5), "cannot build"),
+])
+def test_12_a_config_with_impossible_numbers_is_a_one_line_load_error(tmp_path, edit, message):
+    folder = zoo.create_model("tiny-text-image-clf", labels=["a", "b"]).save_pretrained(
+        tmp_path / "m")
+    cfg = json.loads((folder / "config.json").read_text())
+    edit(cfg)
+    (folder / "config.json").write_text(json.dumps(cfg))  # json writes NaN as NaN
+    with pytest.raises(LoadError, match=message) as e:
+        zoo.load(folder)
+    assert "\n" not in str(e.value)
+
+
+def test_12_request_parameters_are_checked_as_values_too(tmp_path):
+    model = zoo.create_model("timm-tiny-fcos", labels=["a"])
+    for bad, message in (({"score_threshold": float("nan")}, "in \\[0, 1\\]"),
+                         ({"max_detections": 10 ** 9}, "1..1000"),
+                         ({"nms_iou": "high"}, "in \\[0, 1\\]")):
+        with pytest.raises(ZooError, match=message):
+            model.head.check_decode_kwargs(bad)
