@@ -57,38 +57,37 @@ class Decoded:
         return self.sum_logprob / (len(self.tokens) + 1)
 
 
-def _timestamp_rules(logits: torch.Tensor, seqs: torch.Tensor, s: Settings) -> None:
+def _timestamp_rules(logits: torch.Tensor, seqs: list[list[int]], s: Settings) -> None:
     """Apply the timestamp grammar (module docstring) in place to (N, V) float logits,
-    given the (N, t) tokens chosen so far."""
-    tb = s.timestamp_begin
-    logits[:, s.no_timestamps] = float("-inf")
-    if seqs.shape[1] == 0:  # the first token: a timestamp within max_initial_timestamp
-        logits[:, :tb] = float("-inf")
-        logits[:, tb + s.max_initial_timestamp + 1:] = float("-inf")
-        return
-    is_ts = seqs >= tb  # (N, t)
-    last = is_ts[:, -1]
-    before = is_ts[:, -2] if seqs.shape[1] > 1 else torch.ones_like(last)
-    logits[last & before, tb:] = float("-inf")  # a pair (or the opening one): text next
-    closing = last & ~before
-    logits[closing, :s.eot] = float("-inf")  # text then a timestamp: a timestamp or the end
-    latest = torch.where(is_ts, seqs, torch.full_like(seqs, -1)).max(1).values  # (N,)
-    # later than the last timestamp; equal only for the opening one of the next segment
-    bound = torch.where(closing, latest, latest + 1)
-    ids = torch.arange(logits.shape[1], device=logits.device)
-    earlier = (ids[None] >= tb) & (ids[None] < bound[:, None]) & (latest >= 0)[:, None]
-    logits.masked_fill_(earlier, float("-inf"))
-    logp = logits.log_softmax(-1)
-    ts_mass = logp[:, tb:].logsumexp(-1)  # (N,)
-    best_text = logp[:, :tb].max(-1).values
-    logits[ts_mass > best_text, :tb] = float("-inf")
+    given each row's tokens chosen so far."""
+    tb, inf = s.timestamp_begin, float("-inf")
+    logits[:, s.no_timestamps] = inf
+    for i, seq in enumerate(seqs):
+        if not seq:  # the first token: a timestamp within max_initial_timestamp
+            logits[i, :tb] = inf
+            logits[i, tb + s.max_initial_timestamp + 1:] = inf
+            continue
+        last = seq[-1] >= tb
+        closing = last and len(seq) > 1 and seq[-2] < tb  # text, then one timestamp
+        if last and not closing:  # a pair (or the opening one): text next
+            logits[i, tb:] = inf
+        elif closing:  # a timestamp or the end next
+            logits[i, :s.eot] = inf
+        latest = next((t for t in reversed(seq) if t >= tb), None)
+        if latest is not None:  # later than the last one; equal only to open the next
+            logits[i, tb:latest if closing else latest + 1] = inf
+    # the softmax's normaliser is common to both sides: compare raw log-sum-exp and max
+    ts_mass = logits[:, tb:].logsumexp(-1)  # (N,)
+    best_text = logits[:, :tb].max(-1).values
+    for i in (ts_mass > best_text).nonzero()[:, 0].tolist():
+        logits[i, :tb] = inf
 
 
-def _masked(logits: torch.Tensor, s: Settings, seqs: torch.Tensor) -> torch.Tensor:
-    """(N, V) logits with suppressed ids at -inf; ``seqs`` (N, t): tokens so far."""
+def _masked(logits: torch.Tensor, s: Settings, seqs: list[list[int]]) -> torch.Tensor:
+    """(N, V) logits with suppressed ids at -inf; ``seqs``: each row's tokens so far."""
     logits = logits.float().clone()
     logits[:, list(s.suppress)] = float("-inf")
-    if seqs.shape[1] == 0 and s.suppress_begin:
+    if not any(seqs) and s.suppress_begin:
         logits[:, list(s.suppress_begin)] = float("-inf")
     if s.timestamp_begin is not None:
         _timestamp_rules(logits, seqs, s)
@@ -125,22 +124,22 @@ def greedy(decoder: WhisperDecoderNet, cross: list[KV], prompts: torch.Tensor,
     steps = min(s.max_new_tokens, decoder.max_positions - p)
     last, cache, no_speech = _prompt_pass(decoder, cross, prompts, s, sot_index)
     done = torch.zeros(n, dtype=torch.bool, device=prompts.device)
-    seqs = prompts.new_zeros(n, 0)  # (N, steps so far)
+    seqs: list[list[int]] = [[] for _ in range(n)]
     total = torch.zeros(n, device=prompts.device)
     for step in range(steps):
         logp = _masked(last, s, seqs).log_softmax(-1)  # (N, V)
         nxt = logp.argmax(-1)  # (N,)
         total += torch.where(done, 0.0, logp.gather(1, nxt[:, None])[:, 0])
         nxt = torch.where(done, torch.full_like(nxt, s.eot), nxt)
-        seqs = torch.cat([seqs, nxt[:, None]], 1)
+        for seq, t in zip(seqs, nxt.tolist()):
+            seq.append(t)
         done |= nxt == s.eot
         if bool(done.all()) or step == steps - 1:
             break
         logits, cache = decoder(nxt[:, None], cross, cache)  # (N, 1, V)
         last = logits[:, -1]
-    rows = seqs.tolist()
     return [Decoded(row[:row.index(s.eot)] if s.eot in row else row, float(lp), ns)
-            for row, lp, ns in zip(rows, total.tolist(), no_speech)]
+            for row, lp, ns in zip(seqs, total.tolist(), no_speech)]
 
 
 def _best_continuations(logp: torch.Tensor, seqs: list[list[int]], beams: int, eot: int,
@@ -177,8 +176,7 @@ def beam_search(decoder: WhisperDecoderNet, cross: list[KV], prompt: torch.Tenso
     scores = torch.zeros(1, device=prompt.device)  # (live,)
     finished: list[tuple[float, float, list[int]]] = []
     for step in range(steps):
-        done = torch.tensor(seqs, dtype=torch.long, device=prompt.device)  # (live, t)
-        logp = _masked(last, s, done).log_softmax(-1) + scores[:, None]  # (live, V)
+        logp = _masked(last, s, seqs).log_softmax(-1) + scores[:, None]  # (live, V)
         rows, toks, kept = _best_continuations(logp, seqs, beams, s.eot, finished)
         if len(finished) >= beams or not rows:
             break
