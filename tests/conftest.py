@@ -26,6 +26,8 @@ def _fresh_registry(monkeypatch, tmp_path_factory):
     import zoo.registry
 
     monkeypatch.setenv("ZOO_CACHE", str(tmp_path_factory.getbasetemp() / "zoo-cache"))
+    # the secret that seals cache entries, out of the user's home
+    monkeypatch.setenv("ZOO_SECRET", str(tmp_path_factory.getbasetemp() / "zoo-cache.key"))
     for var in ("ZOO_PLUGINS", "ZOO_STRICT_PLUGINS", "ZOO_REGISTRY"):
         monkeypatch.delenv(var, raising=False)
     zoo.registry.reset()

@@ -200,3 +200,58 @@ def test_12_request_parameters_are_checked_as_values_too(tmp_path):
                          ({"nms_iou": "high"}, "in \\[0, 1\\]")):
         with pytest.raises(ZooError, match=message):
             model.head.check_decode_kwargs(bad)
+
+
+# 5. cache entries are sealed: an edited or planted one is rebuilt, never trusted -------------
+
+def test_05_an_edited_onnx_export_in_the_cache_is_exported_again(tmp_path):
+    pytest.importorskip("onnxruntime")
+    from zoo.serve.onnx import OnnxRunner
+
+    model = zoo.create_model("char-text-clf", labels=["a", "b"])
+    first = OnnxRunner(model, cache_dir=tmp_path)
+    assert first.exported
+    graph = first.path.read_bytes()
+    assert OnnxRunner(model, cache_dir=tmp_path).exported is False  # sealed: reused
+    first.path.write_bytes(graph[:-16] + b"\0" * 16)  # a backdoored graph, same size
+    with pytest.warns(UserWarning, match="its seal fails"):
+        again = OnnxRunner(model, cache_dir=tmp_path)
+    assert again.exported and again.path.read_bytes() == graph
+    # a forged seal (the digest of the public model is computable; the secret is not)
+    first.path.write_bytes(graph[:-16] + b"\0" * 16)
+    first.path.with_name("model.onnx.zoo-seal").write_text("0" * 64)
+    with pytest.warns(UserWarning, match="its seal fails"):
+        assert OnnxRunner(model, cache_dir=tmp_path).exported
+
+
+def test_05_a_forged_sha256_memo_entry_does_not_let_tampered_weights_load(tmp_path):
+    from zoo.weights import _cache_dir
+
+    folder = zoo.create_model("tiny-text-image-clf", labels=["a", "b"]).save_pretrained(
+        tmp_path / "m")
+    good = json.loads((folder / "config.json").read_text())["weights"]["model.safetensors"]
+    path = folder / "model.safetensors"
+    data = bytearray(path.read_bytes())
+    data[-8] ^= 0xFF
+    path.write_bytes(bytes(data))
+    st = path.stat()
+    key = f"{path.resolve()}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}"
+    memo = _cache_dir() / "sha256.json"
+    memo.parent.mkdir(parents=True, exist_ok=True)
+    for forged in (good, [good, "0" * 64]):  # the old plain form, and a forged seal
+        memo.write_text(json.dumps({key: forged}))
+        with pytest.raises(LoadError, match="does not match the sha256"):
+            zoo.load(folder)
+
+
+@pytest.mark.slow
+def test_05_converted_weights_in_the_cache_are_converted_again_when_edited():
+    from zoo_text_toxic.convert import converted
+
+    folder = converted()
+    head = folder / "head.safetensors"
+    good = head.read_bytes()
+    head.write_bytes(good[:-4] + b"\x7f\x7f\x7f\x7f")  # a planted weight
+    model = zoo.create_model("toxic-bilstm-jigsaw", pretrained=True)
+    assert head.read_bytes() == good
+    assert model.predict([{"text": "thank you"}])[0]["label"] == []

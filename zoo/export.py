@@ -149,14 +149,15 @@ def onnx_names(keys: Sequence[tuple[str, str]]) -> list[str]:
 
 def onnx_export(graph: nn.Module, keys: Sequence[tuple[str, str]],
                 tensors: Sequence[torch.Tensor], out: str | Path) -> list[str]:
-    """``graph`` (a :class:`_Graph`) to an ONNX file: the batch axis dynamic everywhere, the
-    sequence axis of token ids and masks too; output ``logits``. Returns the input names."""
+    """``graph`` (a :class:`_Graph`) to an ONNX file: the batch axis dynamic everywhere, and
+    the second axis of every (B, N) input (token ids, masks, hashed n-gram ids and weights,
+    waveforms), each its own length; output ``logits``. Returns the input names."""
     names = onnx_names(keys)
-    dyn = {n: {0: "batch", **({1: "seq"} if t.ndim == 2 and t.dtype == torch.long else {})}
+    dyn = {n: {0: "batch", **({1: f"{n}_len"} if t.ndim == 2 else {})}
            for n, t in zip(names, tensors)}
     with torch.no_grad():
         sample = graph(*tensors)
-    seq = any(t.ndim == 2 and t.dtype == torch.long for t in tensors)
+    seq = any(t.ndim == 2 for t in tensors)
     # per-token outputs (B, T, C) follow the sequence axis of the inputs
     dyn["logits"] = {0: "batch", **({1: "seq"} if seq and sample.ndim == 3 else {})}
     with torch.no_grad():

@@ -25,6 +25,9 @@ with them, when a model is built::
 - ``weights_path(tag)``, ``load_weights(module, tag)``, ``has_weights(tag)``,
   ``weights_info(tag)``: pretrained weights, resolved, sha256-checked and key-mapped by the
   core; ``weights_info`` gives the registered record (sources, sha256, licence).
+- ``seal(path, claim)``, ``is_sealed(path, claim)``: a file a plugin converts into the zoo
+  cache is sealed when written and trusted only while its seal holds (an HMAC under the
+  user's secret): an edited or planted cache entry is rebuilt.
 - ``replace_head(model, **kwargs)``: rebuild a model's head (a task fitting new labels);
   ``derive_model(model, modalities, task=..., head=...)``: a model of another task on some
   of a model's encoders, their weights kept.
@@ -47,7 +50,7 @@ __all__ = ["hookimpl", "CONTRACT", "Modality", "Encoder", "EncoderOutput", "sequ
            "Task", "Probe", "Objective", "Batch", "ModalityBatch", "Example", "weights_path",
            "load_weights", "has_weights", "weights_info", "replace_head", "derive_model",
            "read_image", "read_audio", "word_spans", "offline", "ZooError", "DataError",
-           "RequestError"]
+           "RequestError", "seal", "is_sealed"]
 
 # name -> (module, attribute): imported on first access, so `from zoo.plugin import
 # hookimpl` in a registration module never imports torch
@@ -78,6 +81,8 @@ _LAZY = {
     "weights_info": ("zoo.weights", "weights_info"),
     "weights_path": ("zoo.weights", "weights_path"),
     "load_weights": ("zoo.weights", "load_weights"),
+    "seal": ("zoo.weights", "seal"),
+    "is_sealed": ("zoo.weights", "is_sealed"),
 }
 
 

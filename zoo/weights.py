@@ -24,7 +24,8 @@ from zoo.errors import WeightsError
 from zoo.registry import WeightSpec, get_registry
 
 __all__ = ["resolve", "sha256_file", "remap_by_order", "load_checkpoint", "offline",
-           "offline_scope", "has_weights", "weights_info", "weights_path", "load_weights"]
+           "offline_scope", "has_weights", "weights_info", "weights_path", "load_weights",
+           "seal", "is_sealed"]
 
 #: set inside ``offline_scope()``: this thread (or task) may not reach the network, whatever
 #: HF_HUB_OFFLINE says (a context variable: other threads serving requests are untouched)
@@ -56,10 +57,80 @@ def _cache_dir() -> Path:
     return Path(root)
 
 
+# ---- sealed cache entries --------------------------------------------------------------
+# Whatever zoo keeps in its cache (the sha256 memo, ONNX exports, weights converted from
+# another format) is sealed with an HMAC under a per-user secret kept outside the cache
+# ($ZOO_SECRET, else $XDG_CONFIG_HOME/zoo/cache.key, mode 0600): an entry edited or forged
+# by whoever can write the cache folder (a shared volume, another account's tmp) fails its
+# seal and is rebuilt, never trusted.
+
+def _secret() -> bytes:
+    path = Path(os.environ.get("ZOO_SECRET") or os.path.join(
+        os.environ.get("XDG_CONFIG_HOME") or os.path.expanduser("~/.config"), "zoo",
+        "cache.key"))
+    try:
+        key = path.read_bytes()
+        if len(key) >= 32:
+            return key
+    except OSError:
+        pass
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(os.urandom(32))
+    try:
+        os.link(tmp, path)  # the first writer wins; others read its key
+    except FileExistsError:
+        pass
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path.read_bytes()
+
+
+def _mac(text: str) -> str:
+    import hmac
+
+    return hmac.new(_secret(), text.encode(), hashlib.sha256).hexdigest()
+
+
+def _file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def seal(path: str | Path, claim: str = "") -> None:
+    """Seal a cache file zoo has just written: ``PATH.zoo-seal`` holds an HMAC of its
+    sha256 and ``claim`` (what it was made from: a source sha256, a model digest)."""
+    path = Path(path)
+    body = f"{_file_sha256(path)}:{claim}"
+    tmp = path.with_name(f".{path.name}.zoo-seal.{os.getpid()}")
+    tmp.write_text(_mac(body))
+    os.replace(tmp, path.with_name(path.name + ".zoo-seal"))
+
+
+def is_sealed(path: str | Path, claim: str = "") -> bool:
+    """True when ``path`` is exactly the file zoo sealed for ``claim``: read whole and
+    hashed (a cache entry is trusted only after this)."""
+    import hmac
+
+    path = Path(path)
+    try:
+        mark = path.with_name(path.name + ".zoo-seal").read_text().strip()
+        body = f"{_file_sha256(path)}:{claim}"
+    except OSError:
+        return False
+    return hmac.compare_digest(mark, _mac(body))
+
+
 def sha256_file(path: Path) -> str:
     """sha256 of a file, remembered by (path, inode, size, mtime, ctime) so a check costs
     one stat. ctime is in the key because a same-size edit can restore the mtime (utime)
-    but not the ctime, which the kernel sets on every change."""
+    but not the ctime, which the kernel sets on every change. Each memo entry is sealed
+    (an HMAC under the user's secret): a forged entry is ignored and the file hashed."""
     st = path.stat()
     key = (f"{path.resolve()}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}:"
            f"{st.st_ctime_ns}")
@@ -68,14 +139,14 @@ def sha256_file(path: Path) -> str:
         cache = json.loads(cache_file.read_text())
     except (OSError, ValueError):
         cache = {}
-    if key in cache:
-        return cache[key]
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    digest = h.hexdigest()
-    cache[key] = digest
+    entry = cache.get(key)
+    if isinstance(entry, list) and len(entry) == 2 and isinstance(entry[0], str):
+        import hmac
+
+        if hmac.compare_digest(str(entry[1]), _mac(f"{key}={entry[0]}")):
+            return entry[0]
+    digest = _file_sha256(path)
+    cache[key] = [digest, _mac(f"{key}={digest}")]
     try:
         cache_file.parent.mkdir(parents=True, exist_ok=True)
         tmp = cache_file.with_suffix(f".{os.getpid()}.tmp")

@@ -115,7 +115,12 @@ class OnnxRunner:
             _, ts = _flat(self.model, self.model.preprocess(part))
             with torch.inference_mode():
                 ref = graph(*ts)
-            got = torch.from_numpy(self._run(ts))
+            try:
+                got = torch.from_numpy(self._run(ts))
+            except Exception as e:  # noqa: BLE001  (ONNX Runtime's own error types)
+                self.path.unlink(missing_ok=True)
+                msg = str(e).strip().splitlines()[0][:200] if str(e).strip() else ""
+                raise _unsupported(f"the exported graph does not run ({msg})") from None
             worst = max(worst, float((got - ref).abs().max()))
         # per-token outputs (B, T, C) cannot be cut into chunks of other lengths and joined
         self.chunked = ref.ndim == 2
@@ -156,14 +161,20 @@ class OnnxRunner:
 
 def _export_once(graph: Any, keys: list[tuple[str, str]], tensors: list[Any],
                  path: Path) -> bool:
-    """Export to ``path`` unless it is cached there; True when exported now. The file
-    appears whole or not at all (a second worker sees one or the other)."""
+    """Export to ``path`` unless it is cached there, sealed by this user for this model
+    (the folder name is the model's digest); True when exported now. The file appears
+    whole or not at all (a second worker sees one or the other); a cached graph whose seal
+    fails (edited, or planted by whoever can write the cache) is exported again."""
     import warnings
 
     from zoo.export import onnx_export
+    from zoo.weights import is_sealed, seal
 
     if path.is_file():
-        return False
+        if is_sealed(path, claim=path.parent.name):
+            return False
+        warnings.warn(f"{path} is not the graph zoo exported for this model (its seal "
+                      f"fails); exporting it again", UserWarning, stacklevel=3)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".model.{os.getpid()}.onnx")
     try:
@@ -174,6 +185,8 @@ def _export_once(graph: Any, keys: list[tuple[str, str]], tensors: list[Any],
         tmp.unlink(missing_ok=True)
         msg = str(e).strip().splitlines()[0][:200] if str(e).strip() else ""
         raise _unsupported(f"ONNX export failed ({type(e).__name__}: {msg})") from None
+    seal(tmp, claim=path.parent.name)
+    os.replace(tmp.with_name(tmp.name + ".zoo-seal"), path.with_name(path.name + ".zoo-seal"))
     os.replace(tmp, path)
     return True
 

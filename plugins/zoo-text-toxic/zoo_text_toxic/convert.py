@@ -1,5 +1,6 @@
 """The toxic-comment-classifier files -> torch tensors and a JSON tokenizer, once, into the
-zoo cache (``weights.cache_dir()``), written atomically so concurrent first uses are safe.
+zoo cache (``weights.cache_dir()``), written atomically so concurrent first uses are safe,
+and sealed (``zoo.plugin.seal``): an edited cache file is converted again, never used.
 
 - ``model.weights.h5`` (Keras 3) is read with h5py: Keras keeps a Dense kernel as (in,
   out) and an LSTM's as (in, 4 units) with the gates in torch's order (input, forget,
@@ -114,7 +115,13 @@ def convert(h5: Path, tokenizer: Path, out: Path) -> Path:
     save_file(encoder, str(out / f"encoder.safetensors{tmp}"))
     save_file(head, str(out / f"head.safetensors{tmp}"))
     (out / f"tokenizer.json{tmp}").write_text(json.dumps(read_tokenizer(tokenizer)))
+    from zoo.plugin import seal
+
+    from zoo_text_toxic.weights import H5_SHA256
+
     for name in ("encoder.safetensors", "tokenizer.json", "head.safetensors"):
+        seal(out / f"{name}{tmp}", claim=H5_SHA256)  # trusted later only while it holds
+        os.replace(out / f"{name}{tmp}.zoo-seal", out / f"{name}.zoo-seal")
         os.replace(out / f"{name}{tmp}", out / name)
     return out
 
@@ -122,12 +129,13 @@ def convert(h5: Path, tokenizer: Path, out: Path) -> Path:
 def converted() -> Path:
     """The cache folder with the converted files, converting on first use (the package's
     files resolved and sha256-checked by zoo)."""
-    from zoo.plugin import weights_path
+    from zoo.plugin import is_sealed, weights_path
 
-    from zoo_text_toxic.weights import ENCODER, TOKENIZER, cache_dir
+    from zoo_text_toxic.weights import ENCODER, H5_SHA256, TOKENIZER, cache_dir
 
     out = cache_dir()
-    if all((out / n).is_file() for n in ("encoder.safetensors", "head.safetensors",
-                                          "tokenizer.json")):
-        return out
+    if all(is_sealed(out / n, claim=H5_SHA256) for n in ("encoder.safetensors",
+                                                           "head.safetensors",
+                                                           "tokenizer.json")):
+        return out  # exactly what this user converted (an edited file fails its seal)
     return convert(Path(weights_path(ENCODER)), Path(weights_path(TOKENIZER)), out)
