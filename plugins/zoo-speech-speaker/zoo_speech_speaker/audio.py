@@ -45,15 +45,21 @@ def load_wave(value: Any) -> np.ndarray:
         raise DataError(f"audio sample rate {rate} is out of range (1 kHz..384 kHz)")
     wave = np.ascontiguousarray(arr, dtype=np.float32)
     if int(rate) != SAMPLE_RATE:
-        import torchaudio.functional as AF
-
-        # a Kaiser-windowed sinc of 64 zero crossings ("kaiser_best"): closer to what
-        # librosa (soxr) gives resemblyzer than torchaudio's default (3.5x lower RMS gap)
-        wave = AF.resample(torch.from_numpy(wave), int(rate), SAMPLE_RATE,
-                           lowpass_filter_width=64, rolloff=0.9475937167399596,
-                           resampling_method="sinc_interp_kaiser",
-                           beta=14.769656459379492).numpy()
+        with torch.no_grad():
+            wave = _resampler(int(rate))(torch.from_numpy(wave)).numpy()
     return wave
+
+
+@lru_cache(maxsize=8)
+def _resampler(rate: int) -> torch.nn.Module:
+    """A resampler from ``rate`` to 16 kHz, its kernel computed once: a Kaiser-windowed
+    sinc of 64 zero crossings ("kaiser_best"), closer to what librosa (soxr) gives
+    resemblyzer than torchaudio's default (3.5x lower RMS difference on espeak speech)."""
+    import torchaudio.transforms as AT
+
+    return AT.Resample(rate, SAMPLE_RATE, lowpass_filter_width=64,
+                       rolloff=0.9475937167399596, resampling_method="sinc_interp_kaiser",
+                       beta=14.769656459379492)
 
 
 def normalize_volume(wave: np.ndarray, target_dbfs: float = -30.0) -> np.ndarray:

@@ -19,7 +19,7 @@ from zoo.plugin import ZooError, replace_head
 
 from .trials import error_rates, pair_trials
 
-__all__ = ["ADOPT", "enroll", "adopt_thresholds", "best_match"]
+__all__ = ["ADOPT", "enroll", "adopt_thresholds", "best_match", "rates_at"]
 
 #: the head attribute that says "a training run is choosing your thresholds"
 ADOPT = "_zoo_speaker_adopt_thresholds"
