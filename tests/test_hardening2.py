@@ -255,3 +255,140 @@ def test_05_converted_weights_in_the_cache_are_converted_again_when_edited():
     model = zoo.create_model("toxic-bilstm-jigsaw", pretrained=True)
     assert head.read_bytes() == good
     assert model.predict([{"text": "thank you"}])[0]["label"] == []
+
+
+# 6. cross-site requests and DNS rebinding ------------------------------------------------------
+
+def test_06_foreign_origins_hosts_and_simple_content_types_are_refused(tmp_path):
+    from zoo.serve.app import create_app
+    from zoo.serve.uvicorn import run_in_thread
+
+    model = zoo.create_model("char-text-clf", labels=["a", "b"])
+    app = create_app(model, feedback_db=tmp_path / "f.db",
+                     origins=["https://app.example.com"])
+    body = json.dumps({"input": {"text": "x"}, "correction": "a"})
+    with run_in_thread(app) as srv:
+        post = lambda path, **h: httpx.post(f"{srv.url}{path}", content=body,  # noqa: E731
+                                            headers=h, timeout=30)
+        r = post("/feedback", **{"content-type": "text/plain",
+                                 "origin": "https://evil.example"})
+        assert r.status_code == 403 and "--allow-origin" in r.json()["error"]
+        r = post("/feedback", **{"content-type": "text/plain"})
+        assert r.status_code == 415
+        r = post("/feedback", **{"content-type": "application/json", "host": "evil.example"})
+        assert r.status_code == 421 and "--allow-host" in r.json()["error"]
+        r = httpx.get(f"{srv.url}/health", headers={"host": "rebind.evil.example:80"})
+        assert r.status_code == 421
+        port = srv.url.rsplit(":", 1)[1]
+        for ok in ({"origin": "https://app.example.com"},  # allowed
+                   {"origin": srv.url}, {"host": f"localhost:{port}"}):  # same origin
+            r = post("/feedback", **{"content-type": "application/json", **ok})
+            assert r.status_code == 200, (ok, r.text)
+    import sqlite3
+
+    rows = sqlite3.connect(tmp_path / "f.db").execute("select count(*) from feedback")
+    assert rows.fetchone()[0] == 3  # only the three allowed posts were stored
+
+
+# 8. slowloris: partial headers and trickled bodies time out ----------------------------------
+
+@pytest.mark.slow
+def test_08_a_thousand_idle_partial_requests_are_closed_and_health_keeps_answering(
+        tmp_path, monkeypatch):
+    import socket
+    import time
+
+    from zoo.serve.app import create_app
+    from zoo.serve.limits import Limits
+    from zoo.serve.uvicorn import run_in_thread
+
+    monkeypatch.setenv("ZOO_SERVE_HEADER_SECONDS", "2")
+    model = zoo.create_model("char-text-clf", labels=["a", "b"])
+    app = create_app(model, feedback_db=tmp_path / "f.db", limits=Limits(body_seconds=1))
+    with run_in_thread(app) as srv:
+        host, port = "127.0.0.1", int(srv.url.rsplit(":", 1)[1])
+        socks = []
+        for _ in range(1000):
+            s = socket.create_connection((host, port), timeout=10)
+            s.sendall(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")  # never ends
+            socks.append(s)
+        t = time.perf_counter()
+        assert httpx.get(f"{srv.url}/health", timeout=10).status_code == 200
+        assert time.perf_counter() - t < 5
+        time.sleep(3)
+        closed = 0
+        for s in socks:
+            s.settimeout(5)
+            try:
+                closed += s.recv(1) == b""
+            except OSError:
+                closed += 1
+            s.close()
+        assert closed == 1000
+        # a body that stops arriving: 408 after body_seconds
+        s = socket.create_connection((host, port), timeout=10)
+        s.sendall(b"POST /predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: "
+                  b"application/json\r\nContent-Length: 100\r\n\r\n{\"inputs\"")
+        s.settimeout(10)
+        assert b" 408 " in s.recv(200).split(b"\r\n")[0] + b" "
+        s.close()
+
+
+# 7. feedback quotas: rows, bytes, per-client rate; corrections checked ------------------------
+
+def test_07_feedback_has_quotas_of_rows_bytes_and_rate(tmp_path):
+    from zoo.serve.app import create_app
+    from zoo.serve.limits import Limits
+    from zoo.serve.uvicorn import run_in_thread
+
+    model = zoo.create_model("char-text-clf", labels=["a", "b"])
+
+    def post(srv, text, correction="a"):
+        return httpx.post(f"{srv.url}/feedback", timeout=30,
+                          json={"input": {"text": text}, "correction": correction})
+
+    rows = Limits(feedback_max_rows=3)
+    with run_in_thread(create_app(model, feedback_db=tmp_path / "rows.db", limits=rows)) as srv:
+        assert [post(srv, f"t{i}").status_code for i in range(4)] == [200, 200, 200, 507]
+        assert "ZOO_SERVE_FEEDBACK_MAX_ROWS" in post(srv, "x").json()["error"]
+        assert post(srv, "x", "elephant").status_code == 422  # not one of the labels
+    size = Limits(feedback_max_bytes=200_000, max_text_chars=100_000)
+    with run_in_thread(create_app(model, feedback_db=tmp_path / "b.db", limits=size)) as srv:
+        codes = [post(srv, "x" * 90_000).status_code for _ in range(4)]
+        assert codes[0] == 200 and codes[-1] == 507
+    rate = Limits(feedback_per_minute=5)
+    with run_in_thread(create_app(model, feedback_db=tmp_path / "r.db", limits=rate)) as srv:
+        codes = [post(srv, f"t{i}").status_code for i in range(6)]
+        assert codes == [200] * 5 + [429]
+        r = post(srv, "again")
+        assert r.status_code == 429 and int(r.headers["retry-after"]) >= 1
+        other = httpx.Client(transport=httpx.HTTPTransport(local_address="127.0.0.2"))
+        r = other.post(f"{srv.url}/feedback", json={"input": {"text": "x"}, "correction": "b"})
+        assert r.status_code == 200  # another client has its own allowance
+
+
+# 10. an Idempotency-Key is per client and per body ---------------------------------------------
+
+def test_10_a_reused_key_with_another_body_is_a_409_and_keys_are_per_client(tmp_path):
+    from zoo.serve.app import create_app
+    from zoo.serve.uvicorn import run_in_thread
+
+    model = zoo.create_model("char-text-clf", labels=["a", "b"])
+    with run_in_thread(create_app(model, feedback_db=tmp_path / "f.db")) as srv:
+        def post(correction, client=httpx):
+            return client.post(f"{srv.url}/feedback", headers={"Idempotency-Key": "k-1"},
+                               json={"input": {"text": "x"}, "correction": correction})
+
+        first = post("a")
+        assert first.status_code == 200
+        assert post("a").json() == first.json()  # a retry: the same id, stored once
+        r = post("b")
+        assert r.status_code == 409 and "another body" in r.json()["error"]
+        other = httpx.Client(transport=httpx.HTTPTransport(local_address="127.0.0.2"))
+        theirs = post("b", other)  # the same key from another client is its own
+        assert theirs.status_code == 200 and theirs.json()["id"] != first.json()["id"]
+    import sqlite3
+
+    stored = sqlite3.connect(tmp_path / "f.db").execute(
+        "select correction from feedback order by id").fetchall()
+    assert stored == [('"a"',), ('"b"',)]

@@ -27,8 +27,11 @@ def server(tmp_path_factory):
     model = zoo.create_model("tiny-text-image-clf", labels=["cat", "dog"])
     model.save_pretrained(d / "model")
     model = zoo.load(d / "model")
+    from zoo.serve.limits import Limits
+
     app = create_app(model, feedback_db=d / "feedback.db", max_batch=16, max_wait_ms=20,
-                     max_body=2_000_000)
+                     max_body=2_000_000,  # 2000 posts of one client: no rate limit here
+                     limits=Limits.from_env(feedback_per_minute=1_000_000))
     with run_in_thread(app) as srv:
         srv.model, srv.db = model, d / "feedback.db"
         yield srv

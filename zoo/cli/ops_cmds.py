@@ -88,13 +88,21 @@ def card(directory: str, repo_id: str | None, show: bool) -> None:
               show_default=True,
               help="onnx: a classification model's encoders, fusion and head run in ONNX "
                    "Runtime (exported once, cached); preprocessing and decoding stay in zoo.")
+@click.option("--allow-host", "allow_host", multiple=True, metavar="NAME",
+              help="A Host name the server answers to (repeatable; '*' any). Default: "
+                   "loopback names, or any when --host is 0.0.0.0 / :: [env "
+                   "ZOO_SERVE_ALLOWED_HOSTS].")
+@click.option("--allow-origin", "allow_origin", multiple=True, metavar="ORIGIN",
+              help="A web origin (https://app.example.com) whose pages may call the server "
+                   "(repeatable; '*' any). Default: none [env ZOO_SERVE_ALLOWED_ORIGINS].")
 @click.option("--mount", "mount", multiple=True, metavar="NAME=MODEL",
               help="Serve another model too, under /models/NAME/ (repeatable); LoRA adapters "
                    "of one base share the base in memory.")
 def serve(model: str, host: str, port: int, feedback_db: str, max_batch: int,
           max_wait_ms: float, limit: tuple[str, ...], api_key: str | None,
           backend: str, replicas: int, workers: int, runtime: str,
-          mount: tuple[str, ...] = ()) -> None:
+          mount: tuple[str, ...] = (), allow_host: tuple[str, ...] = (),
+          allow_origin: tuple[str, ...] = ()) -> None:
     """Serve MODEL over HTTP: POST /predict, POST /feedback, GET /health /info /metrics,
     /docs. Graceful: Ctrl+C / SIGTERM finish the requests in flight first."""
     import json
@@ -103,6 +111,7 @@ def serve(model: str, host: str, port: int, feedback_db: str, max_batch: int,
     import uvicorn
 
     from zoo.serve.app import Limits
+    from zoo.serve.uvicorn import server_options
 
     pairs = dict(x.split("=", 1) for x in limit if "=" in x)
     if len(pairs) != len(limit):
@@ -126,7 +135,8 @@ def serve(model: str, host: str, port: int, feedback_db: str, max_batch: int,
     os.environ["ZOO_SERVE_APP"] = json.dumps({
         "model": model, "feedback_db": str(Path(feedback_db).absolute()),
         "max_batch": max_batch, "max_wait_ms": max_wait_ms, "limits": pairs,
-        "api_key": api_key or None, "runtime": runtime, "mounts": mounts})
+        "api_key": api_key or None, "runtime": runtime, "mounts": mounts,
+        "hosts": _hosts(host, allow_host), "origins": list(allow_origin) or None})
     banner = (f"zoo serve: {model} on http://{host}:{port} (POST /predict, docs at /docs"
               f"{', API key required' if api_key else ''}"
               f"{f', {workers} workers' if workers > 1 else ''}"
@@ -137,8 +147,8 @@ def serve(model: str, host: str, port: int, feedback_db: str, max_batch: int,
 
         app = app_from_env()  # a model that cannot be served fails here, in one line
         click.echo(banner, err=True)
-        uvicorn.run(app, host=host, port=port, log_level="warning",
-                    timeout_graceful_shutdown=30)
+        _more_files()
+        uvicorn.run(app, host=host, port=port, log_level="warning", **server_options())
     else:
         if runtime == "onnx":  # export (or check the cached graph) once, before the workers
             from zoo.io.hub import load
@@ -146,8 +156,40 @@ def serve(model: str, host: str, port: int, feedback_db: str, max_batch: int,
 
             OnnxRunner(load(model))
         click.echo(banner, err=True)
+        _more_files()
         uvicorn.run("zoo.serve.app:app_from_env", factory=True, host=host, port=port,
-                    workers=workers, log_level="warning", timeout_graceful_shutdown=30)
+                    workers=workers, log_level="warning", **server_options())
+
+
+def _hosts(bind: str, given: tuple[str, ...]) -> list[str] | None:
+    """The Host allow-list: as given; any for a server on every interface (its names are
+    not known here: narrow it with --allow-host); else the environment's or loopback's,
+    plus the bound address."""
+    import os
+
+    if given:
+        return list(given)
+    if bind in ("0.0.0.0", "::", ""):
+        return ["*"]
+    if os.environ.get("ZOO_SERVE_ALLOWED_HOSTS", "").strip():
+        return None  # create_app reads it
+    from zoo.serve.guard import LOOPBACK_HOSTS
+
+    return [*LOOPBACK_HOSTS, bind]
+
+
+def _more_files() -> None:
+    """Raise the open-file limit to its ceiling: each connection is a descriptor, and a
+    server at the common soft limit (1024) refuses new clients long before it is busy."""
+    try:
+        import resource
+
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if hard == resource.RLIM_INFINITY or soft < hard:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard if hard != resource.RLIM_INFINITY
+                                                        else max(soft, 65536), hard))
+    except (ImportError, ValueError, OSError):
+        pass
 
 
 def _serve_ray(model: str, host: str, port: int, replicas: int, max_batch: int,

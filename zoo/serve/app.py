@@ -17,7 +17,7 @@ import contextlib
 import json
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from zoo.errors import ZooError
 from zoo.serve.limits import Limits
@@ -30,7 +30,9 @@ MAX_BODY = 20 * 1024 * 1024  # bytes; larger requests get a 413
 def create_app(model: Any, *, feedback_db: str | Path = "feedback.db", max_batch: int = 32,
                max_wait_ms: float = 5.0, max_body: int = MAX_BODY,
                limits: Limits | None = None, api_key: str | None = None,
-               runtime: str = "torch", mounts: dict[str, Any] | None = None) -> Any:
+               runtime: str = "torch", mounts: dict[str, Any] | None = None,
+               hosts: Sequence[str] | None = None, origins: Sequence[str] | None = None
+               ) -> Any:
     """The FastAPI app. ``limits`` bound the work one request can cause (:class:`Limits`,
     defaults from ``ZOO_SERVE_*`` variables): beyond one, a 413 (422 for an impossible
     value) names it. With ``api_key`` every route but ``/health`` needs ``Authorization:
@@ -38,7 +40,10 @@ def create_app(model: Any, *, feedback_db: str | Path = "feedback.db", max_batch
     ``instances``, the Hugging Face ``{"inputs": "text"}``, multipart form fields and raw
     bodies of a modality's media type. ``runtime="onnx"`` runs the model's tensors in ONNX
     Runtime (:mod:`zoo.serve.onnx`; a :class:`ZooError` if it cannot). ``mounts`` ({name:
-    model}) serves more models under ``/models/NAME/...`` in this process."""
+    model}) serves more models under ``/models/NAME/...`` in this process. ``hosts``: the
+    Host names answered (default loopback names, or ``ZOO_SERVE_ALLOWED_HOSTS``; ``"*"``
+    any); ``origins``: the web origins whose cross-site requests are let in (default none,
+    or ``ZOO_SERVE_ALLOWED_ORIGINS``)."""
     from fastapi import FastAPI
 
     from zoo.serve.guard import Guard
@@ -46,10 +51,13 @@ def create_app(model: Any, *, feedback_db: str | Path = "feedback.db", max_batch
     from zoo.version import __version__
 
     limits = limits or Limits.from_env()
+    hosts, origins = _allowed(hosts, "ZOO_SERVE_ALLOWED_HOSTS"), \
+        _allowed(origins, "ZOO_SERVE_ALLOWED_ORIGINS", ())
     server = _server(model, feedback_db, max_batch, max_wait_ms, max_body, limits, runtime)
     subs = {name: create_app(sub, feedback_db=_mount_db(feedback_db, name),
                              max_batch=max_batch, max_wait_ms=max_wait_ms, max_body=max_body,
-                             limits=limits, api_key=api_key, runtime=runtime)
+                             limits=limits, api_key=api_key, runtime=runtime, hosts=hosts,
+                             origins=origins)
             for name, sub in _checked_mounts(mounts).items()}
     if subs:
         server.info["models"] = {name: f"/models/{name}" for name in subs}
@@ -57,7 +65,8 @@ def create_app(model: Any, *, feedback_db: str | Path = "feedback.db", max_batch
                   description=f"{model.task} on {', '.join(model.modalities)}",
                   docs_url="/docs", redoc_url=None, lifespan=_lifespan(server, subs))
     add_routes(app, server)
-    app.add_middleware(Guard, api_key=api_key, max_body=max_body, metrics=server.metrics)
+    app.add_middleware(Guard, api_key=api_key, max_body=max_body, metrics=server.metrics,
+                       hosts=tuple(hosts), origins=tuple(origins))
     for name, sub in subs.items():
         app.mount(f"/models/{name}", sub)
     app.state.store, app.state.metrics, app.state.lanes = (server.store, server.metrics,
@@ -65,6 +74,22 @@ def create_app(model: Any, *, feedback_db: str | Path = "feedback.db", max_batch
     app.state.batcher = next(iter(server.lanes.values()))
     app.state.server = server
     return app
+
+
+def _allowed(given: Sequence[str] | None, env: str,
+             default: Sequence[str] | None = None) -> tuple[str, ...]:
+    """An allow-list: as given, else a comma-separated environment variable, else the
+    default (loopback names for hosts)."""
+    import os
+
+    from zoo.serve.guard import LOOPBACK_HOSTS
+
+    if given is not None:
+        return tuple(given)
+    raw = os.environ.get(env, "")
+    if raw.strip():
+        return tuple(x.strip() for x in raw.split(",") if x.strip())
+    return tuple(LOOPBACK_HOSTS if default is None else default)
 
 
 def _server(model: Any, feedback_db: Any, max_batch: int, max_wait_ms: float, max_body: int,
@@ -157,5 +182,6 @@ def app_from_env() -> Any:
     return create_app(load(spec["model"]), feedback_db=spec["feedback_db"],
                       max_batch=spec["max_batch"], max_wait_ms=spec["max_wait_ms"],
                       limits=Limits.from_env(**spec["limits"]), api_key=spec["api_key"],
-                      runtime=spec.get("runtime", "torch"),
+                      runtime=spec.get("runtime", "torch"), hosts=spec.get("hosts"),
+                      origins=spec.get("origins"),
                       mounts={k: load(v) for k, v in (spec.get("mounts") or {}).items()})

@@ -7,7 +7,7 @@ import hmac
 import time
 from typing import Any
 
-__all__ = ["Guard", "authorized", "error"]
+__all__ = ["Guard", "authorized", "error", "LOOPBACK_HOSTS"]
 
 
 def error(status: int, msg: str, headers: dict[str, str] | None = None) -> Any:
@@ -24,14 +24,56 @@ def authorized(headers: Any, expected: bytes) -> bool:
     return hmac.compare_digest(given.encode(), expected)
 
 
-class Guard:
-    """Wraps the app: ``api_key`` on every route but ``/health``; a declared
-    Content-Length over ``max_body`` is refused before reading (a chunked body is bounded
-    while read, by :mod:`zoo.serve.inputs`); an exception becomes a one-line 500."""
+#: the names a server bound to loopback answers to by default (DNS rebinding: a web page's
+#: own domain made to resolve to 127.0.0.1 arrives with its own name in Host)
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 
-    def __init__(self, app: Any, *, api_key: str | None, max_body: int, metrics: Any) -> None:
+
+def _hostname(value: str) -> str:
+    """``"[::1]:8000"`` -> ``"::1"``, ``"Example.com:80"`` -> ``"example.com"``."""
+    value = value.strip().lower()
+    if value.startswith("["):
+        return value[1:value.find("]")] if "]" in value else value
+    return value.rsplit(":", 1)[0] if value.count(":") == 1 else value
+
+
+def _refusal(headers: Any, hosts: tuple[str, ...], origins: tuple[str, ...],
+             path: str, method: str) -> tuple[int, str] | None:
+    """Why a request is refused before the app sees it (Host, Origin, a browser's simple
+    content type), or None."""
+    host = _hostname(headers.get("host", ""))
+    if "*" not in hosts and host not in hosts:
+        return 421, (f"Host {host[:60]!r} is not served here (zoo serve --allow-host NAME, "
+                     f"or ZOO_SERVE_ALLOWED_HOSTS)")
+    origin = headers.get("origin")
+    if origin is not None and "*" not in origins and origin.lower() not in origins:
+        from urllib.parse import urlsplit
+
+        if _hostname(urlsplit(origin).netloc) != host or not urlsplit(origin).netloc:
+            return 403, (f"cross-site request from {origin[:80]!r} refused (zoo serve "
+                         f"--allow-origin ORIGIN, or ZOO_SERVE_ALLOWED_ORIGINS)")
+    kind = headers.get("content-type", "").split(";")[0].strip().lower()
+    if method == "POST" and path.endswith("/feedback") and kind != "application/json":
+        return 415, "POST /feedback takes Content-Type: application/json"
+    if method == "POST" and kind == "text/plain":
+        return 415, ("text/plain is not an accepted body: send JSON (application/json), a "
+                     "multipart form or a raw file")
+    return None
+
+
+class Guard:
+    """Wraps the app: the Host must be one served (``hosts``; ``"*"`` any) and a browser's
+    cross-site request one of ``origins``; ``api_key`` on every route but ``/health``; a
+    declared Content-Length over ``max_body`` is refused before reading (a chunked body is
+    bounded while read, by :mod:`zoo.serve.inputs`); an exception becomes a one-line 500."""
+
+    def __init__(self, app: Any, *, api_key: str | None, max_body: int, metrics: Any,
+                 hosts: tuple[str, ...] = LOOPBACK_HOSTS, origins: tuple[str, ...] = ()
+                 ) -> None:
         self.app, self.metrics, self.max_body = app, metrics, max_body
         self.expected = api_key.encode() if api_key else None
+        self.hosts = tuple(_hostname(h) if h != "*" else h for h in hosts)
+        self.origins = tuple(o.lower().rstrip("/") for o in origins)
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -49,7 +91,10 @@ class Guard:
                 status[:] = [message["status"], True]
             await send(message)
 
-        if self.expected is not None and path != "/health" and \
+        refused = _refusal(headers, self.hosts, self.origins, path, scope["method"])
+        if refused is not None:
+            await error(*refused)(scope, receive, sending)
+        elif self.expected is not None and path != "/health" and \
                 not authorized(headers, self.expected):
             await error(401, "missing or wrong API key: send 'Authorization: Bearer KEY' or "
                              "'X-API-Key: KEY'", {"WWW-Authenticate": "Bearer"})(

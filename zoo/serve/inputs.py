@@ -36,22 +36,33 @@ def json_depth(value: Any, stop: int) -> int:
     return deepest
 
 
-async def _bounded(request: Any, max_body: int) -> AsyncIterator[bytes]:
-    """The body's chunks, refused once their total passes ``max_body`` (any framing)."""
-    n = 0
-    async for chunk in request.stream():
+async def _bounded(request: Any, max_body: int, seconds: float = 30.0
+                   ) -> AsyncIterator[bytes]:
+    """The body's chunks, refused once their total passes ``max_body`` (any framing) or
+    once the whole body has taken ``seconds`` to arrive (a client trickling bytes)."""
+    loop = asyncio.get_running_loop()
+    deadline, n = loop.time() + seconds, 0
+    chunks = request.stream().__aiter__()
+    while True:
+        try:
+            chunk = await asyncio.wait_for(chunks.__anext__(), max(0.0, deadline - loop.time()))
+        except StopAsyncIteration:
+            return
+        except asyncio.TimeoutError:
+            raise RequestError(f"the request body took over {seconds:g} s to arrive "
+                               f"(ZOO_SERVE_BODY_SECONDS)", 408) from None
         n += len(chunk)
         if n > max_body:
             raise RequestError(f"request body over {max_body} bytes", 413)
         yield chunk
 
 
-async def read_body(request: Any, max_body: int) -> bytes:
-    return b"".join([chunk async for chunk in _bounded(request, max_body)])
+async def read_body(request: Any, max_body: int, seconds: float = 30.0) -> bytes:
+    return b"".join([chunk async for chunk in _bounded(request, max_body, seconds)])
 
 
 async def read_json(request: Any, max_body: int, limits: Any) -> Any:
-    body = await read_body(request, max_body)
+    body = await read_body(request, max_body, limits.body_seconds)
     try:
         value = json.loads(body)
     except (ValueError, UnicodeDecodeError) as e:
@@ -146,7 +157,8 @@ async def _form_input(request: Any, max_body: int, limits: Any, reg: dict[str, A
     from starlette.formparsers import MultiPartException, MultiPartParser
 
     try:
-        form = await MultiPartParser(request.headers, _bounded(request, max_body),
+        form = await MultiPartParser(request.headers,
+                                     _bounded(request, max_body, limits.body_seconds),
                                      max_files=len(reg), max_fields=len(reg) + 1,
                                      max_part_size=max_body).parse()
     except MultiPartException as e:
@@ -187,7 +199,7 @@ async def request_inputs(request: Any, max_body: int, limits: Any,
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
     media = _media_modality(kind, reg) if kind else None
     if media is not None:  # a raw file as the body, other modalities in the query string
-        data = await read_body(request, max_body)
+        data = await read_body(request, max_body, limits.body_seconds)
         raw = {media: await asyncio.to_thread(reg[media].from_bytes, data, "the body", limits)}
         params: dict[str, Any] = {}
         for key, value in request.query_params.items():

@@ -18,9 +18,14 @@ CORE_LIMITS: dict[str, float] = {
     "max_json_depth": 32,
     "max_value_bytes": 1_000_000,  # one JSON input value (or correction), compactly encoded
     "request_seconds": 60.0,  # a prediction taking longer is answered 504
+    "body_seconds": 30.0,  # a request body still arriving after this is answered 408
     # what decoding may allocate (pixels, audio samples x channels), charged by each
     # modality before it decodes: per request, and for all requests in flight together
     "max_decoded_bytes": 256_000_000,
+    # POST /feedback: what the store may hold, and how often one client may post
+    "feedback_max_rows": 1_000_000,
+    "feedback_max_bytes": 2_000_000_000,
+    "feedback_per_minute": 120,
     "max_inflight_decoded_bytes": 1_000_000_000,
 }
 

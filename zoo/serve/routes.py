@@ -25,6 +25,7 @@ class Server:
     info: dict[str, Any]
     modalities: dict[str, Any] = field(default_factory=dict)  # name -> Modality, read once
     pool: Any = None  # zoo.serve.limits.DecodePool: decoded bytes of requests in flight
+    rates: Any = field(default_factory=lambda: Rates())  # feedback posts per client
 
     @property
     def task(self) -> Any:
@@ -39,6 +40,34 @@ class Server:
         present = {m for x in inputs for m in x}
         name = max(present & set(self.lanes), key=lambda m: (self.modalities[m].cost, m))
         return self.lanes[name]
+
+
+class Rates:
+    """Posts per client in a sliding minute (in this process; each worker counts its own)."""
+
+    def __init__(self) -> None:
+        import collections
+        import threading
+
+        self.seen: dict[str, Any] = collections.defaultdict(collections.deque)
+        self.lock = threading.Lock()
+
+    def wait(self, client: str, per_minute: float) -> float:
+        """0 when ``client`` may post now (and counts it), else the seconds to wait."""
+        import time
+
+        now = time.monotonic()
+        with self.lock:
+            q = self.seen[client]
+            while q and now - q[0] >= 60:
+                q.popleft()
+            if len(q) >= per_minute:
+                return 60 - (now - q[0])
+            q.append(now)
+            if len(self.seen) > 10_000:  # forget idle clients: the table stays bounded
+                for c in [c for c, d in self.seen.items() if not d or now - d[-1] >= 60]:
+                    del self.seen[c]
+            return 0.0
 
 
 def check_parameters(model: Any, params: dict[str, Any]) -> None:
@@ -141,12 +170,39 @@ async def _feedback(server: Server, request: Any, limits: Any, targets: str) -> 
             raise RequestError(str(e), 422) from None
     except RequestError as e:
         return error(e.status, str(e))
+    from zoo.io.feedback import FeedbackFull, KeyReused
+
     key = request.headers.get("idempotency-key")
     if key is not None and not 0 < len(key) <= 200:
         return error(400, "Idempotency-Key must be 1-200 characters")
-    fid = await asyncio.to_thread(server.store.add, body["input"], body.get("prediction"),
-                                  body["correction"], key, corrected)
+    client = _client(request)
+    wait = server.rates.wait(client, limits.feedback_per_minute)
+    if wait:
+        return error(429, f"too many feedback posts from this client (at most "
+                          f"{limits.feedback_per_minute:g} a minute, "
+                          f"ZOO_SERVE_FEEDBACK_PER_MINUTE); retry in {wait:.0f} s",
+                     {"Retry-After": str(max(1, round(wait)))})
+    try:
+        fid = await asyncio.to_thread(
+            server.store.add, body["input"], body.get("prediction"), body["correction"],
+            None if key is None else f"{client}:{key}", corrected,
+            max_rows=limits.feedback_max_rows, max_bytes=limits.feedback_max_bytes)
+    except KeyReused as e:
+        return error(409, str(e))
+    except FeedbackFull as e:
+        return error(507, str(e))
     return {"id": fid}
+
+
+def _client(request: Any) -> str:
+    """Who posts, for rates and idempotency keys: the API key's digest when one is sent,
+    else the peer address (behind a proxy every client shares the proxy's)."""
+    import hashlib
+
+    auth = request.headers.get("authorization") or request.headers.get("x-api-key")
+    if auth:
+        return "key-" + hashlib.sha256(auth.encode()).hexdigest()[:16]
+    return request.client.host if request.client else "unknown"
 
 
 def predict_body() -> dict[str, Any]:
