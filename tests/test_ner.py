@@ -1,13 +1,8 @@
-"""The zoo-text-ner plugin: token classification / named-entity recognition.
-
-Readers (CoNLL columns, JSONL tokens, JSONL character spans) and IOB2 checks as units; then
-``bert-tiny-ner`` through every verb on a small synthetic but learnable set (names from a
-list after "met", organisations after "from", cities after "in"): data check on each
-format, train, eval (seqeval figures), predict (character offsets), serve /predict and
-/feedback (tags and span corrections, a bad one 422), data from-feedback, save/load, the
-card, a push to a local Hub and back, and ``zoo plugins check``. The CLI runs in-process
-through ``zoo.cli.main`` (the plugin is installed in this environment; a subprocess per
-verb would cost the imports again)."""
+"""The zoo-text-ner plugin: the readers (CoNLL columns, JSONL tokens, JSONL spans) and IOB2
+checks as units, then ``bert-tiny-ner`` through every verb on a small synthetic but
+learnable set (names after "met", organisations after "from", cities after "in"). The CLI
+runs in-process through ``zoo.cli.main`` (the plugin is installed here; a subprocess per
+verb would pay the imports again)."""
 from __future__ import annotations
 
 import contextlib
@@ -23,7 +18,7 @@ if importlib.util.find_spec("zoo_text_ner") is None:
     pytest.skip("the zoo-text-ner plugin is not installed (pip install -e plugins/zoo-text-ner)",
                 allow_module_level=True)
 
-from zoo.plugin import DataError  # noqa: E402
+from zoo.plugin import DataError  # noqa: E402 (after the skip)
 
 FIRST = ["Alice", "Bruno", "Chiara", "Dmitri", "Esther", "Farid", "Greta", "Hiroshi"]
 LAST = ["Okafor", "Lindqvist", "Moreau", "Tanaka", "Novak"]
@@ -55,15 +50,12 @@ def _sentence(rng: random.Random) -> tuple[list[str], list[str]]:
         for i, w in enumerate(ws):
             words.append(w)
             tags.append("O" if kind is None else f"{'I' if i else 'B'}-{kind}")
-    add(rng.sample(FILLER, rng.randint(1, 3)))
-    add(["met"])
+    add(rng.sample(FILLER, rng.randint(1, 3)) + ["met"])
     add([rng.choice(FIRST)] + ([rng.choice(LAST)] if rng.random() < 0.5 else []), "PER")
-    if rng.random() < 0.6:
-        add(["from"])
-        add(rng.choice(ORGS), "ORG")
-    if rng.random() < 0.6:
-        add(["in"])
-        add([rng.choice(CITIES)], "LOC")
+    for word, kind, names in (("from", "ORG", ORGS), ("in", "LOC", [[c] for c in CITIES])):
+        if rng.random() < 0.6:
+            add([word])
+            add(rng.choice(names), kind)
     add(rng.sample(FILLER, rng.randint(0, 2)))
     return words, tags
 
@@ -79,34 +71,42 @@ def _spans(words: list[str], tags: list[str]) -> tuple[str, list[dict]]:
     return text, ents
 
 
+@pytest.fixture
+def task():
+    from zoo.registry import get_task
+
+    return get_task("token-classification")
+
+
+def _jsonl(path: Path, *rows: dict | None) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" if r is not None else "\n" for r in rows))
+    return path
+
+
+def _lines(sents: list, fmt: str) -> str:
+    return "".join("".join(fmt.format(w, t) for w, t in zip(*s)) + "\n" for s in sents)
+
+
 @pytest.fixture(scope="module")
 def data(tmp_path_factory) -> dict[str, Path]:
-    """train.conll (CoNLL-2003 style: -DOCSTART-, word POS chunk tag), eval.conll (word
-    tag), and the eval sentences as JSONL tokens and JSONL spans."""
+    """train.conll as CoNLL-2003 writes it (-DOCSTART-, word POS chunk tag), eval.conll
+    (word<TAB>tag), and the eval sentences as JSONL tokens and as JSONL spans (one more
+    line there, whose span cuts a word)."""
     d = tmp_path_factory.mktemp("ner-data")
-    out = {}
-    for split, n, seed in (("train", 160, 0), ("eval", 48, 1)):
-        rng = random.Random(seed)
-        sents = [_sentence(rng) for _ in range(n)]
-        wide = split == "train"
-        lines = ["-DOCSTART- -X- -X- O", ""] if wide else []
-        for words, tags in sents:
-            lines += [f"{w} NNP I-NP {t}" if wide else f"{w}\t{t}" for w, t in zip(words, tags)]
-            lines.append("")
-        out[split] = d / f"{split}.conll"
-        out[split].write_text("\n".join(lines))
-        out[f"{split}_sents"] = sents
-    sents = out.pop("eval_sents")
-    out.pop("train_sents")
-    out["tokens"] = d / "eval.tokens.jsonl"
-    out["tokens"].write_text("".join(json.dumps({"tokens": w, "tags": t}) + "\n"
-                                     for w, t in sents))
-    out["spans"] = d / "eval.spans.jsonl"
-    rows = [dict(zip(("text", "entities"), _spans(w, t))) for w, t in sents]
-    rows.append({"text": "we met Bob there", "entities": [{"start": 7, "end": 9,
-                                                           "label": "PER"}]})
-    out["spans"].write_text("".join(json.dumps(r) + "\n" for r in rows))
-    return out
+    rng, held_rng = random.Random(0), random.Random(1)
+    train, held = [_sentence(rng) for _ in range(160)], [_sentence(held_rng) for _ in range(48)]
+    cut = {"text": "we met Bob there", "entities": [{"start": 7, "end": 9, "label": "PER"}]}
+    files = {"train": ("train.conll", "-DOCSTART- -X- -X- O\n\n"
+                       + _lines(train, "{} NNP I-NP {}\n")),
+             "eval": ("eval.conll", _lines(held, "{}\t{}\n")),
+             "tokens": ("eval.tokens.jsonl", "".join(json.dumps({"tokens": w, "tags": t})
+                                                     + "\n" for w, t in held)),
+             "spans": ("eval.spans.jsonl", "".join(
+                 json.dumps(dict(zip(("text", "entities"), _spans(*s)))) + "\n"
+                 for s in held) + json.dumps(cut) + "\n")}
+    for name, text in files.values():
+        (d / name).write_text(text)
+    return {key: d / name for key, (name, _) in files.items()}
 
 
 @pytest.fixture(scope="module")
@@ -131,20 +131,14 @@ def run(data, tmp_path_factory) -> Path:
     (["O"], "1 tags for 2 words"),
     ([], "'tags' must be a non-empty list"),
 ])
-def test_bad_iob2_tags_are_refused_in_one_line_naming_the_word(tags, message):
-    from zoo.registry import get_task
-
-    task = get_task("token-classification")
+def test_bad_iob2_tags_are_refused_in_one_line_naming_the_word(task, tags, message):
     with pytest.raises(DataError) as e:
         task.check_target({"tags": tags}, "train.jsonl:7", None, {"text": "met Ada"})
     assert str(e.value).startswith("train.jsonl:7: ") and message in str(e.value)
     assert "\n" not in str(e.value)
 
 
-def test_labels_are_checked_by_tag_or_by_type():
-    from zoo.registry import get_task
-
-    task = get_task("token-classification")
+def test_labels_are_checked_by_tag_or_by_type(task):
     ok = {"tags": ["O", "B-PER", "I-PER"]}
     task.check_target(ok, "x", ["O", "B-PER", "I-PER"], {"text": "met Ada Lovelace"})
     task.check_target(ok, "x", ["PER"], {"text": "met Ada Lovelace"})  # data check --labels
@@ -174,10 +168,7 @@ TEXT = "met Ada Lovelace in Oslo, today"  # words: met | Ada | Lovelace | in | O
     ([{"start": 4, "end": 7, "label": "PER", "text": "Bob"}], "says its text is 'Bob'"),
     ([{"start": "4", "end": 7, "label": "PER"}], "whole-number character offsets"),
 ])
-def test_character_spans_become_iob2_over_whitespace_words(entities, tags_or_error):
-    from zoo.registry import get_task
-
-    task = get_task("token-classification")
+def test_character_spans_become_iob2_over_whitespace_words(task, entities, tags_or_error):
     if isinstance(tags_or_error, list):
         assert task.targets_from_correction(entities, None, "c", {"text": TEXT}) == \
             {"tags": tags_or_error}
@@ -202,42 +193,34 @@ def test_conll_reader_skips_docstart_and_takes_the_last_column(tmp_path):
                                                        ["B-PER", "I-PER"], ["B-LOC"]]
     assert [ex.line for ex in examples] == [3, 7, 10]
     (tmp_path / "bad.iob").write_text("EU B-ORG\nrejects\n")
-    with pytest.raises(DataError, match=r"bad.iob:2: expected 'word \.\.\. tag' columns, got "
-                                        r"'rejects'"):
+    with pytest.raises(DataError, match=r"bad.iob:2: expected 'word \.\.\. tag' columns"):
         read_path(tmp_path / "bad.iob")
     (tmp_path / "notes.txt").write_text("EU B-ORG\n")
     assert read_path(tmp_path / "notes.txt") is None  # plain .txt is left to zoo's readers
 
 
-def test_jsonl_readers_claim_only_their_shapes(tmp_path):
+def test_jsonl_readers_claim_only_their_shapes(task, tmp_path):
     from zoo_text_ner.readers import read_path
 
-    tokens = tmp_path / "t.jsonl"
-    tokens.write_text(json.dumps({"tokens": ["met", "Ada"], "tags": ["O", "B-PER"], "id": 7})
-                      + "\n\n" + json.dumps({"tokens": ["New York", "!"], "tags": ["B-LOC", "O"]})
-                      + "\n")
+    tokens = _jsonl(tmp_path / "t.jsonl", {"tokens": ["met", "Ada"], "tags": ["O", "B-PER"],
+                                            "id": 7}, None, {"tokens": ["New York", "!"],
+                                                             "tags": ["B-LOC", "O"]})
     first, second = read_path(tokens)
     assert first.inputs == {"text": "met Ada"} and first.targets == {"tags": ["O", "B-PER"],
                                                                      "id": 7}
     assert second.line == 3 and second.targets["tokens"] == ["New York", "!"]
-    from zoo.registry import get_task
-
     with pytest.raises(DataError, match=r"token 1 'New York' has whitespace inside"):
-        get_task("token-classification").check_target(second.targets, "t.jsonl:3", None,
-                                                       second.inputs)
-    spans = tmp_path / "s.jsonl"
-    spans.write_text(json.dumps({"text": "met Ada", "entities": [{"start": 4, "end": 7,
-                                                                  "label": "PER"}]}) + "\n"
-                     + json.dumps({"text": "met Ada", "entities": [{"start": 5, "end": 7,
-                                                                   "label": "PER"}]}) + "\n")
+        task.check_target(second.targets, "t.jsonl:3", None, second.inputs)
+    ada = {"start": 4, "end": 7, "label": "PER"}
+    spans = _jsonl(tmp_path / "s.jsonl", {"text": "met Ada", "entities": [ada]},
+                   {"text": "met Ada", "entities": [{**ada, "start": 5}]})
     good, kept = read_path(spans)
     assert good.targets == {"tags": ["O", "B-PER"]}
     assert "entities" in kept.targets and "tags" not in kept.targets  # checked per example
-    other = tmp_path / "clf.jsonl"
-    other.write_text(json.dumps({"text": "a good day", "label": "pos"}) + "\n")
-    assert read_path(other) is None
-    broken = tmp_path / "broken.jsonl"
-    broken.write_text(json.dumps({"tokens": ["a"], "tags": ["O"]}) + "\n{oops\n")
+    assert read_path(_jsonl(tmp_path / "clf.jsonl", {"text": "a good day", "label": "pos"})) \
+        is None
+    broken = _jsonl(tmp_path / "broken.jsonl", {"tokens": ["a"], "tags": ["O"]})
+    broken.write_text(broken.read_text() + "{oops\n")
     with pytest.raises(DataError, match=r"broken.jsonl:2: not valid JSON"):
         read_path(broken)
 
@@ -248,12 +231,10 @@ def test_jsonl_readers_claim_only_their_shapes(tmp_path):
     (["O", "B-XYZ"], "tag 'B-XYZ' is not among the labels"),
     ([{"start": 0, "end": 2, "label": "PER"}], "does not fall on word boundaries"),
 ])
-def test_bad_corrections_are_data_errors(correction, error):
-    from zoo.registry import get_task
-
+def test_bad_corrections_are_data_errors(task, correction, error):
     with pytest.raises(DataError, match=error):
-        get_task("token-classification").targets_from_correction(
-            correction, ["O", "B-PER", "I-PER"], "correction", {"text": "met Ada"})
+        task.targets_from_correction(correction, ["O", "B-PER", "I-PER"], "correction",
+                                     {"text": "met Ada"})
 
 
 def test_decoding_reads_words_at_their_pieces_and_answers_in_characters():
@@ -269,8 +250,7 @@ def test_decoding_reads_words_at_their_pieces_and_answers_in_characters():
     text = "  met  Adalovelace Byron"  # words at 2-5, 7-18, 19-24
     words = torch.tensor([[-1, 0, 1, 1, 1, 2, -1]])  # [CLS] met ada ##love ##lace byron [SEP]
     logit = {"O": [4.0, 0, 0], "B": [0, 4.0, 0], "I": [0, 0, 4.0], "o": [1.0, 0, 0]}
-    rows = ["O", "O", "o", "B", "B", "I", "O"]
-    outputs = torch.tensor([[logit[r] for r in rows]])
+    outputs = torch.tensor([[logit[r] for r in ("O", "O", "o", "B", "B", "I", "O")]])
     batch = Batch(1, {"text": ModalityBatch(torch.arange(1), word_ids=words)},
                   inputs=[{"text": text}])
     first = head.decode(outputs, batch)[0]
@@ -298,8 +278,7 @@ def test_data_check_reads_conll_tokens_and_spans(data):
     r = json.loads(zoo_cli("data", "check", str(data["train"]), "--json")[1])
     assert r["task"] == "token-classification" and r["ok"] == r["lines"] == 160
     assert set(r["labels"]) == {"PER", "ORG", "LOC"} and r["targets"]["entities"] >= 160
-    # JSONL goes line by line through zoo's own reader; a --column mapping routes it
-    # through the readers tasks register (see the xfail below)
+    # .jsonl is read line by line by zoo; --column routes it through task readers (xfail below)
     r = json.loads(zoo_cli("data", "check", str(data["tokens"]), "--column", "text=text",
                            "--json")[1])
     assert r["task"] == "token-classification" and r["ok"] == 48 and not r["problems"]
@@ -342,17 +321,6 @@ def test_train_eval_and_predict_through_the_cli(run, data):
     assert "pipeline_tag: token-classification" in card and "seqeval" in card
     assert "| `PER` | `B-PER`, `I-PER` |" in card and "entity_types.png" in card
     assert (run / "entity_types.png").stat().st_size > 5000
-
-
-@pytest.mark.slow
-def test_save_load_round_trip_predicts_the_same(run, tmp_path):
-    import zoo
-
-    model = zoo.load(run)
-    texts = [{"text": "we met Hiroshi Tanaka in Quito"}, {"text": "the team met Farid"}]
-    again = zoo.load(model.save_pretrained(tmp_path / "copy"))
-    assert again.predict(texts) == model.predict(texts)
-    assert again.labels == model.labels
 
 
 @pytest.mark.slow
@@ -409,19 +377,22 @@ def hub(monkeypatch, tmp_path):
 
 
 @pytest.mark.slow
-def test_push_to_the_hub_and_load_back(run, hub):
+def test_save_load_and_a_hub_round_trip_predict_the_same(run, hub, tmp_path):
     import zoo
 
     model = zoo.load(run)
+    texts = [{"text": "yesterday we met Alice Okafor from Umbrella Labs"},
+             {"text": "the team met Farid"}]
+    again = zoo.load(model.save_pretrained(tmp_path / "copy"))
+    assert again.predict(texts) == model.predict(texts) and again.labels == model.labels
     model.push_to_hub("zoo-tests/tiny-ner")
     back = zoo.load("hf-hub:zoo-tests/tiny-ner")
-    texts = [{"text": "yesterday we met Alice Okafor from Umbrella Labs"}]
     assert back.predict(texts) == model.predict(texts)
     assert back.predict(texts)[0]["entities"][0]["label"] == "PER"
 
 
 def test_the_plugin_passes_its_checks():
-    code, out, err = zoo_cli("plugins", "check", "zoo-text-ner", "--json", ok=False)
+    code, out, _ = zoo_cli("plugins", "check", "zoo-text-ner", "--json", ok=False)
     rows = json.loads(out)
     assert code == 0 and not [r for r in rows if r["status"] == "fail"], rows
     passed = {(r["subject"], r["check"]) for r in rows if r["status"] == "pass"}

@@ -34,7 +34,7 @@ def model(tmp_path_factory):
 def _predict(app, requests):
     """Each request (a list of inputs) posted alone, so each is one batch."""
     out = []
-    with TestClient(app) as c:
+    with TestClient(app, base_url="http://127.0.0.1") as c:
         for inputs in requests:
             r = c.post("/predict", json={"inputs": inputs})
             assert r.status_code == 200, r.text

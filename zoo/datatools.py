@@ -58,15 +58,33 @@ def _records(path: Path, columns: dict[str, Any] | None = None
 
 def infer_task(rows: Sequence[dict[str, Any]]) -> Any:
     """The registered task whose target keys the most rows hold (more keys win a tie);
-    None when no task's keys are there."""
-    best, best_key = None, (0, 0)
+    when several tasks take the same keys (two tagging plugins' ``tags``), the one whose
+    checks accept the most of the first rows. None when no task's keys are there."""
+    scored = []
     for spec in get_registry().all("task"):
-        if not spec.targets:
-            continue
-        n = sum(all(k in r for k in spec.targets) for r in rows)
-        if n and (n, len(spec.targets)) > best_key:
-            best, best_key = spec, (n, len(spec.targets))
-    return get_task(best.qualified_name) if best is not None else None
+        if spec.targets:
+            n = sum(all(k in r for k in spec.targets) for r in rows)
+            if n:
+                scored.append(((n, len(spec.targets)), spec))
+    if not scored:
+        return None
+    top = max(key for key, _ in scored)
+    tied = [get_task(spec.qualified_name) for key, spec in scored if key == top]
+    if len(tied) == 1:
+        return tied[0]
+    return max(tied, key=lambda task: _accepted(task, rows[:200]))  # first wins a tie
+
+
+def _accepted(task: Any, rows: Sequence[dict[str, Any]]) -> int:
+    """How many rows ``task`` checks as good training targets."""
+    n = 0
+    for i, r in enumerate(rows):
+        try:
+            task.check_target({k: r[k] for k in task.targets if k in r}, f"row {i}", None, r)
+            n += 1
+        except Exception:  # noqa: BLE001 - any refusal counts against the task
+            pass
+    return n
 
 
 def _digest(inputs: dict[str, Any]) -> str:

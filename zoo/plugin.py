@@ -50,12 +50,15 @@ __all__ = ["hookimpl", "CONTRACT", "Modality", "Encoder", "EncoderOutput", "sequ
            "Task", "Probe", "Objective", "Batch", "ModalityBatch", "Example", "weights_path",
            "load_weights", "has_weights", "weights_info", "replace_head", "derive_model",
            "read_image", "read_audio", "word_spans", "offline", "ZooError", "DataError",
-           "RequestError", "seal", "is_sealed"]
+           "RequestError", "seal", "is_sealed", "markdown_code",
+           "markdown_text"]
 
 # name -> (module, attribute): imported on first access, so `from zoo.plugin import
 # hookimpl` in a registration module never imports torch
 _LAZY = {
     "Modality": ("zoo.base.modality", "Modality"),
+    "markdown_code": ("zoo.io.markdown", "inline_code"),
+    "markdown_text": ("zoo.io.markdown", "plain_text"),
     "Encoder": ("zoo.base.encoder", "Encoder"),
     "EncoderOutput": ("zoo.base.encoder", "EncoderOutput"),
     "sequence_output": ("zoo.base.encoder", "sequence_output"),

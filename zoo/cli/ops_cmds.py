@@ -108,18 +108,11 @@ def serve(model: str, host: str, port: int, feedback_db: str, max_batch: int,
     import json
     import os
 
-    import uvicorn
-
     from zoo.serve.app import Limits
-    from zoo.serve.uvicorn import server_options
 
-    pairs = dict(x.split("=", 1) for x in limit if "=" in x)
-    if len(pairs) != len(limit):
-        raise click.BadParameter("expected NAME=VALUE", param_hint="--limit")
+    pairs = _named(limit, "--limit", "NAME=VALUE")
     limits = Limits.from_env(**pairs)  # checked before any model loads
-    mounts = dict(x.split("=", 1) for x in mount if "=" in x)
-    if len(mounts) != len(mount):
-        raise click.BadParameter("expected NAME=MODEL", param_hint="--mount")
+    mounts = _named(mount, "--mount", "NAME=MODEL")
     if backend == "ray":
         if mounts:
             raise click.BadParameter("--mount serves with --backend uvicorn",
@@ -142,23 +135,43 @@ def serve(model: str, host: str, port: int, feedback_db: str, max_batch: int,
               f"{f', {workers} workers' if workers > 1 else ''}"
               f"{', ONNX Runtime' if runtime == 'onnx' else ''}"
               f"{''.join(f', {n} at /models/{n}' for n in mounts)}; Ctrl+C stops)")
+    _run_uvicorn(model, host, port, workers, runtime, banner)
+
+
+def _named(values: tuple[str, ...], option: str, shape: str) -> dict[str, str]:
+    """``("a=1", "b=2")`` -> ``{"a": "1", "b": "2"}``; anything else a usage error."""
+    pairs = dict(x.split("=", 1) for x in values if "=" in x)
+    if len(pairs) != len(values):
+        raise click.BadParameter(f"expected {shape}", param_hint=option)
+    return pairs
+
+
+def _run_uvicorn(model: str, host: str, port: int, workers: int, runtime: str,
+                 banner: str) -> None:
+    """One process serving the app built here (a model that cannot be served fails before
+    the banner, in one line), or ``workers`` processes each building it from the
+    environment."""
+    import uvicorn
+
+    from zoo.serve.uvicorn import server_options
+
     if workers == 1:
         from zoo.serve.app import app_from_env
 
-        app = app_from_env()  # a model that cannot be served fails here, in one line
+        app = app_from_env()
         click.echo(banner, err=True)
         _more_files()
         uvicorn.run(app, host=host, port=port, log_level="warning", **server_options())
-    else:
-        if runtime == "onnx":  # export (or check the cached graph) once, before the workers
-            from zoo.io.hub import load
-            from zoo.serve.onnx import OnnxRunner
+        return
+    if runtime == "onnx":  # export (or check the cached graph) once, before the workers
+        from zoo.io.hub import load
+        from zoo.serve.onnx import OnnxRunner
 
-            OnnxRunner(load(model))
-        click.echo(banner, err=True)
-        _more_files()
-        uvicorn.run("zoo.serve.app:app_from_env", factory=True, host=host, port=port,
-                    workers=workers, log_level="warning", **server_options())
+        OnnxRunner(load(model))
+    click.echo(banner, err=True)
+    _more_files()
+    uvicorn.run("zoo.serve.app:app_from_env", factory=True, host=host, port=port,
+                workers=workers, log_level="warning", **server_options())
 
 
 def _hosts(bind: str, given: tuple[str, ...]) -> list[str] | None:

@@ -66,7 +66,23 @@ def _untyped_columns(columns: dict | None) -> set[str]:
             if not reg[name].typed_cells for c in cols}
 
 
-def _read_table(path: Path, columns, on_bad_data, errors) -> list[Example]:
+def _confined(ex: Example, root: Path, where: str) -> Example:
+    """A folder data set names only its own files: each file-based input must resolve
+    (``..``, absolute paths and symlinks followed) inside ``root``."""
+    base = root.resolve()
+    reg = modalities()
+    for name, value in ex.inputs.items():
+        if reg[name].file_based and isinstance(value, (str, Path)):
+            real = Path(value).resolve()
+            if real != base and base not in real.parents:
+                raise DataError(f"{where}: {name} file {str(value)[:120]!r} is outside the data "
+                                f"set folder {root} (an absolute path, '..' or a link out); a "
+                                f"folder data set uses only its own files: copy it in")
+    return ex
+
+
+def _read_table(path: Path, columns, on_bad_data, errors, *,
+                confine: Path | None = None) -> list[Example]:
     delim = _TABLE_SUFFIXES.get(path.suffix.lower())
     with open(path, encoding="utf-8-sig", newline="") as f:
         text = f.read()
@@ -96,7 +112,8 @@ def _read_table(path: Path, columns, on_bad_data, errors) -> list[Example]:
             raise DataError(f"{path}:{line}: {len(cells)} fields, the header has {len(header)}"
                             f" (a stray {delim!r} or an unquoted one?)")
         row = dict(zip(header, next(typed)))
-        return example_from_row(row, line, path.parent, f"{path}:{line}", columns)
+        ex = example_from_row(row, line, path.parent, f"{path}:{line}", columns)
+        return ex if confine is None else _confined(ex, confine, f"{path}:{line}")
 
     return _collect(rows, make, on_bad_data, errors)
 
@@ -145,7 +162,7 @@ def _read_metadata(meta: Path, columns, on_bad_data, errors) -> list[Example]:
     if "transcription" in first and "transcript" not in first \
             and "transcript" not in mapped:  # the audiofolder convention's column name
         mapped["transcript"] = "transcription"
-    return _read_table(meta, mapped, on_bad_data, errors)
+    return _read_table(meta, mapped, on_bad_data, errors, confine=meta.parent)
 
 
 def _read_folder(root: Path, columns, on_bad_data, errors):
@@ -160,7 +177,8 @@ def _read_folder(root: Path, columns, on_bad_data, errors):
                         f" or .wav; for splits, pass one, e.g. {root}/train)")
     used = sorted({c for _, _, c in samples})
     rows = ((i + 1, {kind: p, "label": c}) for i, (p, kind, c) in enumerate(samples))
-    return _collect(rows, lambda r, i: example_from_row(r, i, None, f"{root}: file {i}"),
+    return _collect(rows, lambda r, i: _confined(example_from_row(r, i, None, f"{root}: file {i}"),
+                                                 root, f"{root}: file {i}"),
                     on_bad_data, errors), used
 
 

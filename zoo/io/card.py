@@ -7,6 +7,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from zoo.io.markdown import inline_code as code, plain_text as text
+
 __all__ = ["render_card", "write_card", "pipeline_tag", "TEMPLATE"]
 
 TEMPLATE = Path(__file__).parent.parent / "cards" / "model_card.md"
@@ -59,7 +61,7 @@ def _probe_text(init: dict[str, Any] | None) -> str:
     if not init:
         return "random"
     if init.get("description"):  # the task's own words for its closed-form start
-        return str(init["description"])
+        return text(init["description"])
     acc = init.get("eval_accuracy")
     return (f"logistic regression fitted by L-BFGS (C {init.get('C')}"
             + (f", eval accuracy {acc:.4f}" if acc is not None else "")
@@ -70,9 +72,9 @@ def _data_text(training: dict[str, Any], split: str) -> str:
     """A local data set described by name, size and content hash (not a Hub id)."""
     path, n = training.get(f"{split}_data"), training.get(f"n_{split}", 0)
     digest = training.get(f"{split}_sha256")
-    text = f"`{Path(path).name}`, " if path else ""
-    text += f"{n} examples"
-    return text + (f", sha256 `{digest[:16]}`" if digest else "")
+    out = f"{code(Path(str(path)).name)}, " if path else ""
+    out += f"{text(n)} examples"
+    return out + (f", sha256 {code(str(digest)[:16])}" if digest else "")
 
 
 def _distributions(plugins: Any) -> list[str]:
@@ -98,12 +100,12 @@ def _short(v: Any) -> str:
 
 
 def _composition_text(config: dict[str, Any]) -> str:
-    text = " + ".join(f"`{e['name']}`" for e in config["encoders"].values())
+    out = " + ".join(code(e["name"]) for e in config["encoders"].values())
     if config.get("fusion"):
-        text += f" -> `{config['fusion']['name']}` fusion"
+        out += f" -> {code(config['fusion']['name'])} fusion"
     if config.get("head"):
-        text += f" -> `{config['head']['name']}` head"
-    return text + "."
+        out += f" -> {code(config['head']['name'])} head"
+    return out + "."
 
 
 def _adapter_text(config: dict[str, Any]) -> str:
@@ -111,9 +113,10 @@ def _adapter_text(config: dict[str, Any]) -> str:
     a = config.get("adapter")
     if not isinstance(a, dict) or not isinstance(a.get("base"), dict):
         return ""
-    pins = ", ".join(f"{m}: `{p.get('weights')}` (sha256 `{str(p.get('sha256'))[:16]}`)"
+    pins = ", ".join(f"{text(m)}: {code(p.get('weights'))} (sha256 "
+                     f"{code(str(p.get('sha256'))[:16])})"
                      for m, p in a["base"].items() if isinstance(p, dict))
-    return (f"LoRA (r={a.get('r')}, alpha={a.get('alpha')}) on the pretrained encoders; "
+    return (f"LoRA (r={text(a.get('r'))}, alpha={text(a.get('alpha'))}) on the pretrained encoders; "
             f"`model.safetensors` holds only the adapter, fusion and head. Base weights, "
             f"pinned: {pins}. `zoo.load` rebuilds the base from the installed plugin's "
             f"weights, checks the pin, then adds the adapter.")
@@ -126,26 +129,28 @@ def _tune_section(d: Path) -> dict[str, Any] | None:
         rec = json.loads((d / "tune.json").read_text())
         best, counts = rec["best"], rec.get("counts") or {}
         words = rec.get("space_text") or {}  # zoo tune writes each range in words
-        space = [(n, words.get(n) or json.dumps(r), _short(best["params"].get(n, "-")))
+        space = [(code(n), text(words.get(n) or json.dumps(r)),
+                  text(_short(best["params"].get(n, "-"))))
                  for n, r in (rec.get("space") or {}).items()]
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
-    metric = rec.get("metric", "value")
+    metric = text(rec.get("metric", "value"))
     how = {"moved": "this is that trial's own run",
            "retrained": "trained again here from its parameters (its run was on another "
                         "machine)"}.get(rec.get("best_from"), "")
-    summary = (f"Chosen by `zoo tune` (Optuna) in study `{rec.get('study_name')}`: "
+    summary = (f"Chosen by `zoo tune` (Optuna) in study {code(rec.get('study_name'))}: "
                f"{sum(counts.values())} trials ({counts.get('complete', 0)} completed, "
                f"{counts.get('pruned', 0)} pruned, {counts.get('failed', 0)} failed); "
-               f"sampler {rec.get('sampler')}; pruning {rec.get('pruner')}. This model is "
-               f"trial {best['number']}, eval {metric} {_fmt(best['value'])}"
+               f"sampler {text(rec.get('sampler'))}; pruning {text(rec.get('pruner'))}. This "
+               f"model is trial {text(best['number'])}, eval {metric} {_fmt(best['value'])}"
                + (f" ({how})." if how else "."))
     done = [t for t in rec.get("trials", []) if t.get("value") is not None]
     done.sort(key=lambda t: t["value"], reverse=rec.get("direction") == "maximize")
-    trials = [(t["number"], t["state"], _fmt(t["value"]),
-               ", ".join(f"{k}={_short(v)}" for k, v in t["params"].items())) for t in done[:10]]
+    trials = [(text(t["number"]), text(t["state"]), text(_fmt(t["value"])),
+               text(", ".join(f"{k}={_short(v)}" for k, v in t["params"].items())))
+              for t in done[:10]]
     return {"summary": summary, "space": space, "metric": metric, "trials": trials,
-            "fixed": ", ".join(f"`{k}={v}`" for k, v in (rec.get("fixed") or {}).items()),
+            "fixed": ", ".join(code(f"{k}={v}") for k, v in (rec.get("fixed") or {}).items()),
             "more": max(0, len(done) - len(trials))}
 
 
@@ -183,16 +188,17 @@ def _card_data(config: dict[str, Any], spec: Any, evals: dict[str, Any] | None,
 def _composition(config: dict[str, Any]) -> list[dict[str, str]]:
     rows = []
     for m, enc in config["encoders"].items():
-        rows.append({"part": f"encoder ({m})", "name": enc["name"],
-                     "provider": f"{enc.get('distribution')} {enc.get('version', '')}",
-                     "settings": f"weights: {enc.get('weights') or 'trained here'}"})
+        rows.append({"part": text(f"encoder ({m})"), "name": code(enc["name"]),
+                     "provider": text(f"{enc.get('distribution')} {enc.get('version', '')}"),
+                     "settings": text(f"weights: {enc.get('weights') or 'trained here'}")})
     for part in ("fusion", "head"):
         c = config.get(part)
         if c:
             kw = {k: v for k, v in (c.get("kwargs") or {}).items() if k != "labels"}
-            rows.append({"part": part, "name": c["name"],
-                         "provider": f"{c.get('distribution')} {c.get('version', '')}",
-                         "settings": ", ".join(f"{k}={v}" for k, v in kw.items())[:120]})
+            rows.append({"part": part, "name": code(c["name"]),
+                         "provider": text(f"{c.get('distribution')} {c.get('version', '')}"),
+                         "settings": text(", ".join(f"{k}={v}" for k, v in kw.items()),
+                                          limit=120)})
     return rows
 
 
@@ -209,16 +215,17 @@ def _training_rows(training: dict[str, Any] | None, config: dict[str, Any]
     tuned = [m for m in pretrained if m not in frozen or training.get("finetuned")]
     rows = [("training data", _data_text(training, "train")),
             ("eval data", _data_text(training, "eval")),
-            ("epochs", cfg.get("epochs")), ("best epoch", training.get("best_epoch")),
-            ("batch size", cfg.get("batch_size")), ("learning rate", cfg.get("lr"))]
+            ("epochs", text(cfg.get("epochs"))),
+            ("best epoch", text(training.get("best_epoch"))),
+            ("batch size", text(cfg.get("batch_size"))), ("learning rate", text(cfg.get("lr")))]
     if tuned:
-        rows.append(("encoder learning rate", f"{cfg.get('encoder_lr') or 'lr / 10'} "
-                                              f"(fine-tuned: {', '.join(tuned)})"))
-    rows.append(("frozen encoders", ", ".join(frozen) or "none"))
+        rows.append(("encoder learning rate", text(f"{cfg.get('encoder_lr') or 'lr / 10'} "
+                                                   f"(fine-tuned: {', '.join(tuned)})")))
+    rows.append(("frozen encoders", text(", ".join(map(str, frozen)) or "none")))
     if training.get("feature_cache"):
         rows += [("feature cache", True),
                  ("probe start", _probe_text(training.get("probe_init")))]
-    rows += [("processes", training.get("world_size", 1)), ("seed", cfg.get("seed"))]
+    rows += [("processes", text(training.get("world_size", 1))), ("seed", text(cfg.get("seed")))]
     return rows
 
 
@@ -245,6 +252,8 @@ def _read_json(path: Path) -> dict[str, Any] | None:
 
 
 def render_card(directory: str | Path, repo_id: str | None = None) -> str:
+    from urllib.parse import quote
+
     from huggingface_hub import ModelCard
 
     from zoo.registry.manager import CORE_DISTRIBUTION
@@ -262,29 +271,31 @@ def render_card(directory: str | Path, repo_id: str | None = None) -> str:
     card_data, names, metrics = _card_data(config, spec, evals, training, name)
     plugins = _distributions(config.get("plugins") or [])
     labels = config.get("labels") or (config.get("head") or {}).get("kwargs", {}).get("labels")
+    labels = labels if isinstance(labels, list) else []
     dataset = (evals or {}).get("dataset") or "eval"
     pictures = sorted(p.name for p in d.glob("*.png") if p.is_file() and not p.is_symlink())
     pictures.sort(key=lambda f: f != "training_curves.png")  # the curves first
     card = ModelCard.from_template(
         card_data, template_path=str(TEMPLATE),
-        title=name, description=config.get("description") or "",
+        title=text(name), description=text(config.get("description") or ""),
         task=config["task"], modalities_text=" + ".join(modalities),
         composition_text=_composition_text(config),
         pip_install=" ".join([CORE_DISTRIBUTION, *[p for p in plugins
                                                     if p not in (CORE_DISTRIBUTION, "zoo")]]),
-        load_id=f"hf-hub:{repo_id}" if repo_id else str(d),
+        load_id=json.dumps(f"hf-hub:{repo_id}" if repo_id else str(d)),
         example_input=_example(modalities), example_output=spec.example_output,
         composition=_composition(config), labels=labels,
-        labels_text=", ".join(f"`{x}`" for x in (labels or [])[:50]),
-        plugins_text=", ".join(f"`{p['distribution']}` {p.get('version', '')}"
+        labels_text=", ".join(code(x) for x in (labels or [])[:50]),
+        plugins_text=", ".join(f"{code(p['distribution'])} {text(p.get('version', ''))}"
                                for p in config.get("plugins") or [] if isinstance(p, dict)
                                and p.get("distribution") in plugins),
         training=_training_rows(training, config),
         weights_text=", ".join(_weights_info(config)[2]) or "none",
-        metrics=[(names[k], _fmt(v)) for k, v in metrics.items()],
-        eval_note=(f"On `{dataset}` ({((evals or {}).get('metrics') or {}).get('n', '?')} "
+        metrics=[(text(names[k]), _fmt(v)) for k, v in metrics.items()],
+        eval_note=(f"On {code(dataset)} "
+                   f"({text(((evals or {}).get('metrics') or {}).get('n', '?'))} "
                    f"examples), computed by {spec.metrics_library}."),
-        images=[{"file": f, "alt": f.replace("_", " ").removesuffix(".png")}
+        images=[{"file": quote(f), "alt": text(f.replace("_", " ").removesuffix(".png"))}
                 for f in pictures],
         limitations=spec.limitations, tune=_tune_section(d),
         task_section=spec.card_section(config), adapter_text=_adapter_text(config))

@@ -18,11 +18,71 @@ from zoo.io.folder import (CONFIG_NAME, PREPROCESSOR_DIR, WEIGHTS_NAME, check_we
 from zoo.io.atomic import recover
 from zoo.io.records import RECORD_FILES
 
-__all__ = ["load", "pull", "push_to_hub", "push_folder", "folder_files", "check_repo_files",
+__all__ = ["load", "pull", "model_file", "vet_files", "PREPROCESSOR_SUFFIXES", "push_to_hub", "push_folder", "folder_files", "check_repo_files",
            "hub_timeout", "save_pretrained", "load_dir", "read_config"]
 
 _UNSAFE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt", ".joblib", ".npy",
                     ".py", ".pyc", ".so")
+#: what an encoder's preprocessing may keep in ``preprocessor/``: tokenizer and feature
+#: extractor files (JSON, vocabularies, sentencepiece models), tensors as safetensors
+PREPROCESSOR_SUFFIXES = (".json", ".txt", ".model", ".vocab", ".merges", ".tiktoken",
+                         ".safetensors", ".csv", ".tsv")
+#: the most bytes one preprocessor file may have (ZOO_HUB_MAX_FILE_MB); the largest
+#: multilingual tokenizer.json files are ~20 MB
+MAX_PREPROCESSOR_MB = 64
+#: the most bytes a pull downloads in all (ZOO_HUB_MAX_GB)
+MAX_PULL_GB = 64.0
+
+
+def model_file(name: str) -> bool:
+    """Whether ``name`` (a path in a repo or folder) is one of a zoo model's files: config,
+    weights (one file or ``model-00001-of-00003.safetensors`` shards and their index), the
+    card, the records and pictures, and preprocessor files of an allowed type."""
+    import fnmatch
+
+    if "/" not in name:
+        return (name in (CONFIG_NAME, "README.md", WEIGHTS_NAME, WEIGHTS_NAME + ".index.json")
+                or fnmatch.fnmatch(name, "model-*-of-*.safetensors")
+                or any(fnmatch.fnmatch(name, p) for p in RECORD_FILES))
+    return (name.startswith(PREPROCESSOR_DIR + "/")
+            and name.lower().endswith(PREPROCESSOR_SUFFIXES))
+
+
+def _limit(env: str, default: float) -> float:
+    try:
+        value = float(os.environ.get(env, default))
+    except ValueError:
+        raise ZooError(f"{env} must be a number") from None
+    if not value > 0:
+        raise ZooError(f"{env} must be above 0")
+    return value
+
+
+def vet_files(repo_id: str, siblings: list[tuple[str, int | None]]) -> list[str]:
+    """The files of a repo a pull downloads, given ``(name, size)`` of each: zoo's model
+    files only (:func:`model_file`; others such as ``.gitattributes`` are left on the
+    Hub); a preprocessor file of another type, one over ZOO_HUB_MAX_FILE_MB or a total
+    over ZOO_HUB_MAX_GB refuse the repo in one line."""
+    check_repo_files(repo_id, [n for n, _ in siblings])
+    strays = [n for n, _ in siblings if n.startswith(PREPROCESSOR_DIR + "/")
+              and not model_file(n)]
+    if strays:
+        raise LoadError(f"hf-hub:{repo_id} holds preprocessor file(s) of a type zoo does not "
+                        f"load: {strays[:3]} (allowed: {', '.join(PREPROCESSOR_SUFFIXES)}); "
+                        f"refusing to download it")
+    keep = [(n, size) for n, size in siblings if model_file(n)]
+    per_file = _limit("ZOO_HUB_MAX_FILE_MB", MAX_PREPROCESSOR_MB) * 2 ** 20
+    big = [f"{n} ({size / 2 ** 20:.0f} MB)" for n, size in keep
+           if n.startswith(PREPROCESSOR_DIR + "/") and (size or 0) > per_file]
+    if big:
+        raise LoadError(f"hf-hub:{repo_id}: preprocessor file(s) over "
+                        f"{per_file / 2 ** 20:.0f} MB: {big[:3]}; refusing to download them "
+                        f"(raise ZOO_HUB_MAX_FILE_MB if you trust the repo)")
+    total, cap = sum(size or 0 for _, size in keep), _limit("ZOO_HUB_MAX_GB", MAX_PULL_GB)
+    if total > cap * 2 ** 30:
+        raise LoadError(f"hf-hub:{repo_id} is {total / 2 ** 30:.1f} GB, over the "
+                        f"{cap:g} GB a pull takes (raise ZOO_HUB_MAX_GB if you mean it)")
+    return [n for n, _ in keep]
 
 
 def load(name_or_path: str | Path, *, revision: str | None = None) -> Any:
@@ -84,21 +144,25 @@ def pull(repo_id: str, *, revision: str | None = None, token: str | None = None)
 
     where = f"{repo_id}{'@' + revision if revision else ''}"
     timeout = hub_timeout()
+    names: list[str] | None = None
     try:
         if not offline():
-            info = HfApi(token=token, **_hub_kwargs()).model_info(repo_id, revision=revision,
-                                                                  timeout=timeout)
-            check_repo_files(repo_id, [s.rfilename for s in info.siblings or []])
+            info = HfApi(token=token, **_hub_kwargs()).model_info(
+                repo_id, revision=revision, timeout=timeout, files_metadata=True)
+            names = vet_files(repo_id, [(s.rfilename, s.size) for s in info.siblings or []])
             # download the very commit whose file list was vetted, not the branch again
             revision = info.sha or revision
         # etag_timeout bounds every request's wait for an answer; a slow transfer itself is
-        # huggingface_hub's own HF_HUB_DOWNLOAD_TIMEOUT (never patched here)
+        # huggingface_hub's own HF_HUB_DOWNLOAD_TIMEOUT (never patched here). Exactly the
+        # vetted names (glob characters in them escaped); offline, the cached snapshot.
         path = snapshot_download(repo_id=repo_id, revision=revision, token=token,
                                  cache_dir=_cache_dir(), local_files_only=offline(),
                                  etag_timeout=timeout,
-                                 allow_patterns=["*.json", "*.safetensors", "*.md",
-                                                 "*.png", "preprocessor/**"],
+                                 allow_patterns=None if names is None else
+                                 [_literal(n) for n in names] or ["config.json"],
                                  **_hub_kwargs())
+        if names is not None:
+            _remember_ref(Path(path), where.partition("@")[2] or "main")
     except LoadError:
         raise
     except Exception as e:
@@ -106,6 +170,31 @@ def pull(repo_id: str, *, revision: str | None = None, token: str | None = None)
         first = str(e).splitlines()[0] if str(e) else ""
         raise LoadError(f"cannot download {where}{hint}: {type(e).__name__}: {first}") from None
     return Path(path)
+
+def _remember_ref(snapshot: Path, revision: str) -> None:
+    """Point the cache's ``refs/REVISION`` at the commit just downloaded, as
+    huggingface_hub does when it downloads a branch: offline, ``hf-hub:org/name`` (and
+    ``@branch``) then finds it. A commit id needs no ref."""
+    import re
+
+    if re.fullmatch(r"[0-9a-f]{40}", revision) or revision == snapshot.name or \
+            not re.fullmatch(r"[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*", revision) or \
+            ".." in revision.split("/"):
+        return
+    ref = snapshot.parent.parent / "refs" / revision
+    try:
+        ref.parent.mkdir(parents=True, exist_ok=True)
+        tmp = ref.with_name(f".{ref.name}.{os.getpid()}")
+        tmp.write_text(snapshot.name)
+        os.replace(tmp, ref)
+    except OSError:  # a read-only cache: offline use by name is then not possible
+        pass
+
+
+def _literal(name: str) -> str:
+    """An fnmatch pattern matching exactly ``name``."""
+    return "".join(f"[{c}]" if c in "*?[]" else c for c in name)
+
 
 def push_to_hub(model: Any, repo_id: str, *, revision: str | None = None,
                 private: bool = False, commit_message: str | None = None,
@@ -134,8 +223,14 @@ def folder_files(directory: Path, config: dict[str, Any]) -> list[str]:
         names.append(WEIGHTS_NAME + ".index.json")
     pre = directory / PREPROCESSOR_DIR
     if pre.is_dir():
-        names += sorted(str(p.relative_to(directory)) for p in pre.rglob("*")
-                        if p.is_file() and not p.is_symlink())
+        files = sorted(p.relative_to(directory).as_posix() for p in pre.rglob("*")
+                       if p.is_file() and not p.is_symlink())
+        strays = [n for n in files if not model_file(n)]
+        if strays:
+            raise ZooError(f"{directory}: {strays[:3]} in {PREPROCESSOR_DIR}/ is not a file "
+                           f"type zoo publishes ({', '.join(PREPROCESSOR_SUFFIXES)}); a pull "
+                           f"would refuse the repo: move it out of the folder and push again")
+        names += files
     for pattern in RECORD_FILES:
         names += sorted(p.name for p in directory.glob(pattern)
                         if p.is_file() and not p.is_symlink())

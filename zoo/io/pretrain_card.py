@@ -4,8 +4,12 @@ YAML front matter (library_name zoo, tags, base_model, the corpus) rendered thro
 settings, the corpus and the figures before and after."""
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
+
+from zoo.io.markdown import inline_code as code, plain_text as text
 
 __all__ = ["write_card", "TEMPLATE"]
 
@@ -21,12 +25,13 @@ def _fmt(v: Any) -> str:
 def _rows(record: dict[str, Any]) -> list[tuple[str, str]]:
     corpus, tr = record["corpus"], record["training"]
     size = ", ".join(f"{corpus[k]} {k}" for k in ("examples", "tokens") if k in corpus)
-    rows = [("objective", f"`{record['objective']}` ({record['objective_provider']['distribution']}"
-                          f" {record['objective_provider']['version']})"),
+    prov = record["objective_provider"]
+    rows = [("objective", f"{code(record['objective'])} "
+                          f"({text(prov['distribution'])} {text(prov['version'])})"),
             ("started from", _start(record)),
-            ("corpus", f"`{corpus['name']}`, sha256 `{corpus['sha256'][:16]}` (of the "
-                       f"{corpus['sha256_of']}), {size}; {corpus['unit']}")]
-    rows += [(k.replace("_", " "), _fmt(v)) for k, v in record["settings"].items()]
+            ("corpus", f"{code(corpus['name'])}, sha256 {code(corpus['sha256'][:16])} (of "
+                       f"the {text(corpus['sha256_of'])}), {text(size)}; {text(corpus['unit'])}")]
+    rows += [(text(k.replace("_", " ")), text(_fmt(v))) for k, v in record["settings"].items()]
     rows += [("epochs", tr["epochs"]), ("batch size", tr["batch_size"]),
              ("learning rate", f"{tr['lr']:g} ({tr['optimizer']}, weight decay "
                                f"{tr['weight_decay']:g}; {tr['schedule']}, warm-up "
@@ -38,15 +43,17 @@ def _rows(record: dict[str, Any]) -> list[tuple[str, str]]:
 
 def _start(record: dict[str, Any]) -> str:
     enc = record["encoder"]
-    what = f"`{enc['name']}`"
+    what = code(enc["name"])
     if enc.get("weights"):
-        what += f" with weights `{enc['weights']}`"
+        what += f" with weights {code(enc['weights'])}"
     elif enc.get("initialised") == "random":
         what += " initialised at random (seeded)"
     if enc.get("sha256"):
-        what += f" (sha256 `{enc['sha256'][:16]}`)"
+        what += f" (sha256 {code(enc['sha256'][:16])})"
     if enc.get("base_model"):
-        what += f", i.e. [{enc['base_model']}](https://huggingface.co/{enc['base_model']})"
+        base = str(enc["base_model"])
+        what += (f", i.e. [{text(base)}](https://huggingface.co/{quote(base, safe='/')})"
+                 if re.fullmatch(r"[\w.-]+(/[\w.-]+)?", base) else f", i.e. {code(base)}")
     return what
 
 
@@ -72,8 +79,10 @@ def write_card(folder: Path, record: dict[str, Any], objective: Any, name: str) 
                  + (f", {held['masked_tokens']} of them masked" if "masked_tokens" in held
                     else ""))
     card = ModelCard.from_template(
-        data, template_path=str(TEMPLATE), title=name, start_text=_start(record),
-        objective=record["objective"], corpus_name=corpus["name"], modality=modality,
-        folder=name, pipeline_tag=objective.pipeline_tag, notes=list(objective.notes),
-        rows=_rows(record), metrics=metrics, held_text=held_text)
+        data, template_path=str(TEMPLATE), title=text(name), start_text=_start(record),
+        objective=text(record["objective"]), corpus_name=code(corpus["name"]),
+        modality=modality, folder=re.sub(r"[^\w.\-/]", "_", name),
+        pipeline_tag=objective.pipeline_tag, notes=list(objective.notes),
+        rows=_rows(record), metrics=[(text(k), b, a) for k, b, a in metrics],
+        held_text=text(held_text))
     (folder / "README.md").write_text(str(card), encoding="utf-8")

@@ -190,7 +190,7 @@ def check_fusion(spec: Any, results: list[CheckResult]) -> None:
     from zoo.build.components import build_component
 
     subject = f"fusion {spec.name}"
-    names = list(modalities())[:2]  # two modalities: what a fusion combines
+    names = _fusion_modalities(spec)
     inputs = {m: {"dim": d, "outputs": ["pooled", "sequence"]} for m, d in zip(names, (12, 8))}
     fusion = run_check(results, subject, "builds", lambda: build_component(spec, inputs=inputs))
     if fusion is None:
@@ -230,6 +230,19 @@ def check_fusion(spec: Any, results: list[CheckResult]) -> None:
             raise AssertionError("rebuilt from its config, it computes something else")
         return f"config {cfg}"[:80]
     run_check(results, subject, "config round trip", round_trip)
+
+
+def _fusion_modalities(spec: Any) -> list[str]:
+    """Two modalities to fuse: those of a registered model using this fusion (a fusion may
+    need particular ones), else the first two zoo registers itself, else the first two."""
+    from zoo.registry.manager import CORE_DISTRIBUTION
+
+    reg = get_registry()
+    for model in reg.all("model"):
+        if model.resolved.get("fusion") == spec.qualified_name and len(model.encoders) > 1:
+            return list(reg.sort_modalities(model.encoders))[:2]
+    own = [m.name for m in reg.all("modality") if m.distribution == CORE_DISTRIBUTION]
+    return own[:2] if len(own) >= 2 else list(modalities())[:2]
 
 
 def _head_kwargs(spec: Any) -> dict[str, Any]:

@@ -13,7 +13,52 @@ import torch
 
 from zoo.errors import ZooError
 
-__all__ = ["save_state", "load_state"]
+__all__ = ["save_state", "load_state", "read_meta"]
+
+
+def _damaged(path: Path, what: str) -> ZooError:
+    return ZooError(f"--resume: the training state in {path} is damaged ({what}); start again "
+                    f"without --resume (the run restarts from epoch 1), or delete {path}")
+
+
+def _latest(path: Path) -> str:
+    """The step number ``latest`` names (digits only: never a path)."""
+    latest = path / "latest"
+    if not latest.is_file():
+        raise ZooError(f"--resume: no training state in {path} (start without --resume)")
+    try:
+        step = latest.read_text(encoding="ascii").strip()
+    except (OSError, UnicodeDecodeError):
+        step = "?"
+    if not step.isdigit() or len(step) > 15 or not step.isascii():
+        raise _damaged(path, f"'latest' holds {step[:40]!r}, not a step number")
+    return step
+
+
+def read_meta(path: Path) -> dict[str, Any]:
+    """The saved loop counters and settings of the latest state (a one-line error when the
+    state is missing or damaged)."""
+    step = _latest(path)
+    try:
+        meta = json.loads((path / f"state-{step}.json").read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise _damaged(path, f"state-{step}.json is missing") from None
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        raise _damaged(path, f"state-{step}.json is not valid JSON: "
+                             f"{str(e).splitlines()[0][:80]}") from None
+    if not isinstance(meta, dict):
+        raise _damaged(path, f"state-{step}.json is not an object")
+    return meta
+
+
+def _model_keys(model: Any, state: dict[str, Any]) -> list[str]:
+    """What training changes: all of the model, but with a LoRA adapter only the adapter,
+    fusion and head (the frozen base is rebuilt from its pinned weights on resume)."""
+    if not model.config.get("adapter"):
+        return list(state)
+    from zoo.build.adapters import adapter_keys
+
+    return adapter_keys(model, state)
 
 
 def save_state(path: Path, model: Any, opt: Any, sched: Any, state: dict[str, Any]) -> None:
@@ -21,8 +66,9 @@ def save_state(path: Path, model: Any, opt: Any, sched: Any, state: dict[str, An
 
     path.mkdir(parents=True, exist_ok=True)
     step = state["global_step"]
-    tensors = {f"model/{k}": v.detach().cpu().contiguous().clone()
-               for k, v in model.state_dict().items()}
+    model_state = model.state_dict()
+    tensors = {f"model/{k}": model_state[k].detach().cpu().contiguous().clone()
+               for k in _model_keys(model, model_state)}
     opt_state = opt.state_dict()
     for pid, st in opt_state["state"].items():
         for k, v in st.items():
@@ -56,14 +102,34 @@ def save_state(path: Path, model: Any, opt: Any, sched: Any, state: dict[str, An
 def load_state(path: Path, model: Any, opt: Any, sched: Any) -> dict[str, Any]:
     from safetensors.torch import load_file
 
-    latest = path / "latest"
-    if not latest.is_file():
-        raise ZooError(f"--resume: no training state in {path} (start without --resume)")
-    step = latest.read_text().strip()
-    tensors = load_file(str(path / f"state-{step}.safetensors"))
-    meta = json.loads((path / f"state-{step}.json").read_text())
-    model.load_state_dict({k[len("model/"):]: v for k, v in tensors.items()
-                           if k.startswith("model/")}, strict=True)
+    meta = read_meta(path)
+    step = _latest(path)
+    try:
+        tensors = load_file(str(path / f"state-{step}.safetensors"))
+    except FileNotFoundError:
+        raise _damaged(path, f"state-{step}.safetensors is missing") from None
+    except Exception as e:  # safetensors' own error for a truncated or foreign file
+        raise _damaged(path, f"state-{step}.safetensors cannot be read: "
+                             f"{str(e).splitlines()[0][:80] if str(e) else type(e).__name__}"
+                       ) from None
+    try:
+        _restore(model, opt, sched, tensors, meta)
+    except (KeyError, ValueError, TypeError, RuntimeError, IndexError) as e:
+        first = str(e).splitlines()[0][:100] if str(e) else type(e).__name__
+        raise _damaged(path, f"it does not fit this model or run: {first}") from None
+    for k in ("scheduler", "optim_groups", "optim_scalars", "rng_python", "rng_numpy"):
+        meta.pop(k, None)
+    return meta
+
+
+def _restore(model: Any, opt: Any, sched: Any, tensors: dict[str, torch.Tensor],
+             meta: dict[str, Any]) -> None:
+    saved = {k[len("model/"):]: v for k, v in tensors.items() if k.startswith("model/")}
+    wanted = _model_keys(model, model.state_dict())
+    missing, extra = sorted(set(wanted) - set(saved)), sorted(set(saved) - set(wanted))
+    if missing or extra:
+        raise KeyError(f"missing {missing[:2]}" if missing else f"unexpected {extra[:2]}")
+    model.load_state_dict(saved, strict=len(wanted) == len(model.state_dict()))
     opt_state: dict[str, Any] = {"param_groups": meta["optim_groups"], "state": {}}
     for pid, scalars in meta["optim_scalars"].items():
         opt_state["state"][int(pid)] = dict(scalars)
@@ -83,6 +149,3 @@ def load_state(path: Path, model: Any, opt: Any, sched: Any) -> dict[str, Any]:
         name, pos, has_gauss, cached = meta["rng_numpy"]
         np.random.set_state((name, tensors["rng/numpy"].numpy().astype(np.uint32), pos,
                              has_gauss, cached))
-    for k in ("scheduler", "optim_groups", "optim_scalars", "rng_python", "rng_numpy"):
-        meta.pop(k, None)
-    return meta

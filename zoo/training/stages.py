@@ -2,7 +2,6 @@
 the probe is weak, LP-FT's fine-tuning stage; setting each up, and resuming into it."""
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
@@ -105,11 +104,11 @@ def show_progress(run: Run) -> None:
 
 def saved_stage(path: Path) -> str:
     """The stage a saved resume state was in ("probe" when it predates stages)."""
-    latest = path / "latest"
-    if not latest.is_file():
+    from zoo.training.checkpoint import read_meta
+
+    if not (path / "latest").is_file():
         return "probe"
-    meta = json.loads((path / f"state-{latest.read_text().strip()}.json").read_text())
-    return meta.get("stage", "probe")
+    return read_meta(path).get("stage", "probe")
 
 
 def stage_epochs(run: Run, stage: str) -> int:

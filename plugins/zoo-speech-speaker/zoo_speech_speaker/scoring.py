@@ -56,6 +56,8 @@ def score_eval(model: Any, speakers: Sequence[str], predictions: Sequence[dict]
 
 
 def card_text(config: dict[str, Any]) -> str:
+    from zoo.plugin import markdown_text
+
     kwargs = (config.get("head") or {}).get("kwargs") or {}
     speakers = kwargs.get("labels") or []
     enrolled = (f"{len(speakers)} enrolled speaker(s) (listed under Labels)" if speakers
@@ -73,8 +75,8 @@ def card_text(config: dict[str, Any]) -> str:
         "`threshold=` sets another operating point. Two utterances are compared by the "
         "cosine of their embeddings (`zoo_speech_speaker.verify(model, a, b)` gives "
         "`{\"score\", \"same\"}` at `pair_threshold`).\n\n"
-        f"Thresholds: `threshold` = {kwargs.get('threshold')} (utterance vs enrolled "
-        f"speaker), `pair_threshold` = {kwargs.get('pair_threshold')} (utterance vs "
+        f"Thresholds: `threshold` = {markdown_text(kwargs.get('threshold'))} (utterance vs enrolled "
+        f"speaker), `pair_threshold` = {markdown_text(kwargs.get('pair_threshold'))} (utterance vs "
         "utterance): equal-error-rate thresholds chosen on the eval split when the model "
         "was trained.\n\n"
         "Evaluation scores every pair of eval utterances (a *target* trial when both are "

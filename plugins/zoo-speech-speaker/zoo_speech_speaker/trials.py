@@ -60,6 +60,9 @@ def error_rates(scores: Sequence[float], same: Sequence[bool], p_target: float =
     t = gap[k - 1] / (gap[k - 1] - gap[k]) if k > 0 else 0.0
     eer = fa[k - 1] + t * (fa[k] - fa[k - 1]) if k > 0 else fa[0]
     eer_thr = thr[k - 1] + t * (thr[k] - thr[k - 1]) if k > 0 else thr[0]
+    lo, hi = float(s[~y].max()), float(s[y].min())
+    if hi > lo:  # separable: any threshold in (lo, hi] errs on none; the middle generalises
+        eer, eer_thr = 0.0, (lo + hi) / 2
     cost = (c_miss * miss * p_target + c_fa * fa * (1 - p_target)) \
         / min(c_miss * p_target, c_fa * (1 - p_target))
     best = int(np.argmin(cost))

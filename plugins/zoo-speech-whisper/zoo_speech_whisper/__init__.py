@@ -39,15 +39,19 @@ def register_encoders(register):
                  outputs=("pooled", "sequence"), dim=_arch(size)["d_model"], weights=tag,
                  defaults={**_arch(size), "n_mels": 80},
                  description=f"{_ABOUT[size]} encoder: 16 kHz audio, 30 s log-mel windows "
-                             f"(longer audio: consecutive windows in one sequence).")
+                             f"(longer audio: consecutive windows in one sequence; the "
+                             f"whisper-decoder head cuts its own at any offset).")
 
 
 @hookimpl
 def register_heads(register):
     register("whisper-decoder", _HEAD, tasks=("asr",), accepts=("sequence",),
-             description="Whisper's text decoder over a Whisper encoder's windows: greedy "
-                         "(default) or beam search (num_beams), language, task, "
-                         "max_new_tokens; tokenizer=TAG names the model.bin weights it comes with.")
+             description="Whisper's text decoder over a Whisper encoder: long-form "
+                         "transcription or translation into English (task) with segment "
+                         "timestamps (timestamps), silent windows dropped "
+                         "(no_speech_threshold, logprob_threshold), greedy or beam search "
+                         "(num_beams), language, max_new_tokens, condition_on_previous_text; "
+                         "tokenizer=TAG names the model.bin weights it comes with.")
 
 
 @hookimpl
@@ -55,7 +59,9 @@ def register_models(register):
     for size, (tag, vocab, *_rest) in _SIZES.items():
         register(f"whisper-{size}", {
             "task": "asr",
-            "description": f"{_ABOUT[size]}: speech recognition, ready to use with "
+            "description": f"{_ABOUT[size]}: speech recognition"
+                           f"{' and translation into English' if size == 'base' else ''} "
+                           f"with segment timestamps (srt/vtt), ready to use with "
                            f"pretrained=True (weights from pip).",
             "encoders": {"audio": f"whisper-{size}-encoder"},
             "head": {"name": "whisper-decoder", "pretrained": DECODERS[tag], "tokenizer": tag,

@@ -5,7 +5,9 @@ The folder holds a transformers ``WhisperForConditionalGeneration`` state dict (
 shipped) in two files, so each zoo part reads only its own: ``encoder.safetensors``
 (``model.encoder.*``) and ``decoder.safetensors`` (``model.decoder.*``; ``proj_out.weight``
 is tied to ``model.decoder.embed_tokens.weight`` and not stored). Both carry the source
-sha256 and the ``WhisperConfig`` fields as metadata. The folder is written under a
+sha256 and the ``WhisperConfig`` fields as metadata, and each is sealed
+(``zoo.plugin.seal``, claim: the source sha256): a file edited or planted in the cache
+fails its seal and is converted again, never loaded. The folder is written under a
 temporary name and renamed into place: readers see all of it or none of it.
 """
 from __future__ import annotations
@@ -20,7 +22,7 @@ from typing import Any
 
 import torch
 
-from zoo.plugin import ZooError
+from zoo.plugin import ZooError, is_sealed, seal
 
 from .convert import TIED, convert
 from .ct2 import parse_model_bin, read_parts
@@ -47,6 +49,8 @@ def _valid(folder: Path, sha: str) -> bool:
         meta = _meta(folder / f"{name}.safetensors")
         if not meta or meta.get("format") != FORMAT or meta.get("source_sha256") != sha:
             return False
+        if not is_sealed(folder / f"{name}.safetensors", claim=sha):
+            return False
     return True
 
 
@@ -69,6 +73,7 @@ def _write(src: ModelBin, target: Path) -> None:
             part = {k: v.contiguous() for k, v in sd.items()
                     if k.startswith(prefix) and k != TIED[0]}
             save_file(part, str(tmp / f"{name}.safetensors"), metadata=meta)
+            seal(tmp / f"{name}.safetensors", claim=digest)
         if target.exists():  # a stale or broken folder: replaced
             shutil.rmtree(target, ignore_errors=True)
         try:

@@ -150,6 +150,13 @@ class TokenClassification(Task):
         replace_head(model, labels=label_set(sorted(tags)))
         return True
 
+    def probe_start(self, probe: Any) -> dict[str, Any] | None:
+        """A frozen, cached probe starts from a logistic regression fitted in closed form on
+        the first-piece features (``zoo_text_ner.probe``)."""
+        from zoo_text_ner.probe import closed_form_start
+
+        return closed_form_start(probe)
+
     def _sequences(self, examples, predictions) -> tuple[list[list[str]], list[list[str]]]:
         truth, guess = [], []
         for ex, p in zip(examples, predictions):
@@ -192,7 +199,10 @@ class TokenClassification(Task):
     def card_section(self, config: dict[str, Any]) -> str:
         labels = config.get("labels") or \
             ((config.get("head") or {}).get("kwargs") or {}).get("labels") or []
-        rows = "".join(f"| `{k}` | `B-{k}`, `I-{k}` |\n" for k in entity_types(labels))
+        from zoo.plugin import markdown_code as md
+
+        rows = "".join(f"| {md(k)} | {md('B-' + k)}, {md('I-' + k)} |\n"
+                       for k in entity_types(labels))
         return (
             "## Entities\n\n"
             "`predict` gives, per text, `entities`: `{\"text\", \"label\", \"start\", \"end\", "

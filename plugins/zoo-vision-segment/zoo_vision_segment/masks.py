@@ -19,7 +19,8 @@ import base64
 import binascii
 import io
 import os
-from functools import lru_cache
+import threading
+from collections import OrderedDict
 from typing import Any
 
 import numpy as np
@@ -97,14 +98,50 @@ def _b64(text: str, name: str, where: str) -> bytes:
         raise DataError(f"{where}: {name} is not valid base64 of a PNG file") from None
 
 
-@lru_cache(maxsize=1024)
-def _read_file(path: str, mtime_ns: int, size: int) -> np.ndarray:
-    """A mask file's indices, cached by path and modification (training reads each mask
-    every epoch). Read-only: callers copy before changing."""
+class _Cache:
+    """Decoded mask files by (path, mtime, size), least recently used dropped first once
+    they hold more than ``budget`` bytes (training reads every mask each epoch)."""
+
+    def __init__(self, budget: int = 256 << 20) -> None:
+        self.budget, self.used = budget, 0
+        self.items: OrderedDict[tuple, np.ndarray] = OrderedDict()
+        self.lock = threading.Lock()
+
+    def get(self, key: tuple) -> np.ndarray | None:
+        with self.lock:
+            if key in self.items:
+                self.items.move_to_end(key)
+                return self.items[key]
+        return None
+
+    def put(self, key: tuple, value: np.ndarray) -> None:
+        with self.lock:
+            if key in self.items or value.nbytes > self.budget:
+                return
+            self.items[key] = value
+            self.used += value.nbytes
+            while self.used > self.budget:
+                self.used -= self.items.popitem(last=False)[1].nbytes
+
+
+_CACHE = _Cache()
+
+
+def _read_file(path: str, where: str) -> np.ndarray:
+    """A mask file's indices (read-only: callers copy before changing)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        raise DataError(f"{where}: mask file not found: {path} (a mask path is relative to "
+                        f"the data file)") from None
+    key = (os.path.abspath(path), st.st_mtime_ns, st.st_size)
+    cached = _CACHE.get(key)
+    if cached is not None:
+        return cached
     with open(path, "rb") as f:
-        data = f.read()
-    a = _decode_png(data, os.path.basename(path), "mask")
+        a = _decode_png(f.read(), os.path.basename(path), where)
     a.setflags(write=False)
+    _CACHE.put(key, a)
     return a
 
 
@@ -130,15 +167,7 @@ def read_mask(value: Any, where: str) -> np.ndarray:
     if isinstance(value, str):
         if value.startswith("data:"):
             return read_inline(value, where)
-        try:
-            st = os.stat(value)
-        except OSError:
-            raise DataError(f"{where}: mask file not found: {value} (a mask path is relative "
-                            f"to the data file)") from None
-        try:
-            return _read_file(os.path.abspath(value), st.st_mtime_ns, st.st_size)
-        except DataError as e:  # the same message, located where it was asked from
-            raise DataError(f"{where}: {str(e).split(': ', 1)[-1]}") from None
+        return _read_file(value, where)
     if hasattr(value, "mode") and hasattr(value, "size"):  # a PIL image
         return _pixels(value, name, where)
     if isinstance(value, np.ndarray) or hasattr(value, "detach"):

@@ -241,8 +241,10 @@ class Segmentation(Task):
         return None
 
     def card_section(self, config: dict[str, Any]) -> str:
+        from zoo.plugin import markdown_code
+
         labels = ((config.get("head") or {}).get("kwargs") or {}).get("labels") or []
-        rows = "".join(f"| {i} | `{name}` |\n" for i, name in enumerate(labels[:64]))
+        rows = "".join(f"| {i} | {markdown_code(name)} |\n" for i, name in enumerate(labels[:64]))
         more = f"| ... | {len(labels) - 64} more |\n" if len(labels) > 64 else ""
         return (
             "### Segmentation output\n\n"
