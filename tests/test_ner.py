@@ -398,3 +398,18 @@ def test_the_plugin_passes_its_checks():
     passed = {(r["subject"], r["check"]) for r in rows if r["status"] == "pass"}
     assert ("task token-classification", "metrics on a sample") in passed
     assert ("model bert-tiny-ner", "predict + save/load") in passed
+
+
+def test_a_frozen_probe_starts_from_the_closed_form_tagger(data, tmp_path):
+    """`--freeze all`: the cached probe's linear tagger starts from a logistic regression
+    on the first-piece features, C chosen on eval by entity F1; recorded in training.json
+    and on the card."""
+    out = tmp_path / "probe"
+    zoo_cli("train", "bert-tiny-ner", "--train", str(data["train"]), "--eval",
+            str(data["eval"]), "--out", str(out), "--epochs", "1", "--freeze", "all",
+            "--quiet")
+    record = json.loads((out / "training.json").read_text())
+    init = record["probe_init"]
+    assert init["method"] == "lbfgs" and init["C"] in (0.3, 1.0, 3.0, 10.0, 30.0, 100.0)
+    assert 0 <= init["eval_f1"] <= 1 and init["words"] > 1000
+    assert "fitted by L-BFGS" in (out / "README.md").read_text()

@@ -51,13 +51,14 @@ __all__ = ["hookimpl", "CONTRACT", "Modality", "Encoder", "EncoderOutput", "sequ
            "load_weights", "has_weights", "weights_info", "replace_head", "derive_model",
            "read_image", "read_audio", "word_spans", "offline", "ZooError", "DataError",
            "RequestError", "seal", "is_sealed", "markdown_code",
-           "markdown_text"]
+           "markdown_text", "fit_logistic"]
 
 # name -> (module, attribute): imported on first access, so `from zoo.plugin import
 # hookimpl` in a registration module never imports torch
 _LAZY = {
     "Modality": ("zoo.base.modality", "Modality"),
     "markdown_code": ("zoo.io.markdown", "inline_code"),
+    "fit_logistic": ("zoo.tasks.probe", "fit_logistic"),
     "markdown_text": ("zoo.io.markdown", "plain_text"),
     "Encoder": ("zoo.base.encoder", "Encoder"),
     "EncoderOutput": ("zoo.base.encoder", "EncoderOutput"),

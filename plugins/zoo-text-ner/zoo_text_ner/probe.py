@@ -19,9 +19,8 @@ import warnings
 from typing import Any
 
 import torch
-from torch.nn import functional as F
 
-from zoo.plugin import DataError
+from zoo.plugin import DataError, fit_logistic
 
 __all__ = ["closed_form_start", "fit_logistic", "LR_SCALE"]
 
@@ -31,30 +30,6 @@ C_GRID = (0.3, 1.0, 3.0, 10.0, 30.0, 100.0)
 C_DEFAULT = 3.0  # no eval split to choose on
 LR_SCALE = 1 / 3  # the epochs refine the fitted start
 MAX_WORDS = 200_000  # words the regression is fitted on (a seeded sample beyond that)
-
-
-def fit_logistic(x: torch.Tensor, y: torch.Tensor, n_classes: int, c: float,
-                 init: tuple[torch.Tensor, torch.Tensor] | None = None,
-                 max_iter: int = 200) -> tuple[torch.Tensor, torch.Tensor]:
-    """Multinomial logistic regression by L-BFGS: mean cross-entropy + ||W||² / (2 c N).
-    Returns W (K, D) and b (K,)."""
-    n, d = x.shape
-    w = (init[0].clone() if init else x.new_zeros(n_classes, d)).requires_grad_()
-    b = (init[1].clone() if init else x.new_zeros(n_classes)).requires_grad_()
-    opt = torch.optim.LBFGS([w, b], lr=1, max_iter=max_iter, history_size=20,
-                            tolerance_grad=1e-6, tolerance_change=1e-9,
-                            line_search_fn="strong_wolfe")
-    lam = 1.0 / (c * n)
-
-    def closure() -> torch.Tensor:
-        opt.zero_grad()
-        loss = F.cross_entropy(x @ w.T + b, y) + 0.5 * lam * (w * w).sum()
-        loss.backward()
-        return loss
-
-    with torch.enable_grad():
-        opt.step(closure)
-    return w.detach(), b.detach()
 
 
 def _words(probe: Any, rows: list, targets: list) -> tuple[torch.Tensor, torch.Tensor, list]:
