@@ -54,7 +54,8 @@ def read_meta(path: Path) -> dict[str, Any]:
 def _model_keys(model: Any, state: dict[str, Any]) -> list[str]:
     """What training changes: all of the model, but with a LoRA adapter only the adapter,
     fusion and head (the frozen base is rebuilt from its pinned weights on resume)."""
-    if not model.config.get("adapter"):
+    config = getattr(model, "config", None)  # a zoo model's dict (pretraining: none)
+    if not isinstance(config, dict) or not config.get("adapter"):
         return list(state)
     from zoo.build.adapters import adapter_keys
 
