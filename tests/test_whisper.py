@@ -228,7 +228,8 @@ def test_the_model_bin_is_converted_once_atomically_into_safetensors(fake_tag):
     folder = wcache.converted("fake.t")
     assert folder.name == fake_tag.sha256 and folder.parent.name == "whisper"
     stamps = {p.name: p.stat().st_mtime_ns for p in folder.iterdir()}
-    assert set(stamps) == {"encoder.safetensors", "decoder.safetensors"}
+    assert set(stamps) == {"encoder.safetensors", "decoder.safetensors",  # and their seals
+                           "encoder.safetensors.zoo-seal", "decoder.safetensors.zoo-seal"}
     assert wcache.converted("fake.t") == folder  # read, not converted again
     assert stamps == {p.name: p.stat().st_mtime_ns for p in folder.iterdir()}
     assert not [p for p in folder.parent.iterdir() if p.name.startswith(".")]  # no temporary
