@@ -5,7 +5,7 @@ figures into the model's folder (``eval_results.json``, the card's ``model-index
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from zoo.errors import DataError, ZooError
 from zoo.io.records import EVAL_RESULTS
@@ -28,11 +28,21 @@ def load_examples(data: Any, *, on_bad_data: str = "fail",
 
 def evaluate(model: Any, data: Any, *, batch_size: int = 32, record: bool = False,
              on_bad_data: str = "fail", columns: dict[str, str] | None = None,
-             write: bool | None = None, **decode_kwargs: Any) -> dict[str, Any]:
+             write: bool | None = None, robustness: bool | Sequence[str] = False,
+             slices: Sequence[str] = (), seed: int = 0, out: str | Path | None = None,
+             **decode_kwargs: Any) -> dict[str, Any]:
     """Metrics as a flat dict (``accuracy``, ``f1_macro``, ``map``, ``wer``, ..., plus
     ``n``). Read-only: with ``record=True`` a model loaded from a folder gets the figures
     written there (``eval_results.json``) and its card re-rendered. (``write=`` is the old
-    name of ``record=``.)"""
+    name of ``record=``.)
+
+    ``robustness=True`` (or a list of corruption names) adds ``"robustness"``: the metrics
+    under each corruption of each input modality at severities 1-3 and their drop from the
+    clean figures (``zoo.robustness.run``; seeded by ``seed``). ``slices=[column, ...]``
+    adds ``"slices"``: the metrics per value of each data column with its count, and the
+    largest gap between groups (``zoo.slices.slice_metrics``). ``out=DIR`` writes them as
+    ``robustness.json``, ``robustness.png`` and ``slices.json``; ``record=True`` writes
+    those into the model's folder too."""
     from zoo.io.hub import load
 
     record = bool(write) if write is not None else record
@@ -52,9 +62,13 @@ def evaluate(model: Any, data: Any, *, batch_size: int = 32, record: bool = Fals
     result["n"] = len(examples)
     if errors:
         result["skipped"] = len(errors)
+    extra = _trust(model, examples, preds, categories, result, robustness=robustness,
+                   slices=slices, seed=seed, batch_size=batch_size, decoding=decode_kwargs)
+    if extra:
+        _write_trust(model, data, name, result, extra, out=out, record=record)
     if record:
         _record(model, data, name, result, decode_kwargs)
-    return result
+    return {**result, **extra}
 
 
 def _record(model: Any, data: Any, name: str, result: dict[str, Any],
@@ -74,3 +88,65 @@ def _record(model: Any, data: Any, name: str, result: dict[str, Any],
         data_sha256=sha256_file(path) if path and path.is_file() else None,
         decoding=decoding or None))
     write_card(source)
+
+
+def _trust(model: Any, examples: list[Any], preds: list[Any], categories: Any,
+           clean: dict[str, Any], *, robustness: bool | Sequence[str], slices: Sequence[str],
+           seed: int, batch_size: int, decoding: dict[str, Any]) -> dict[str, Any]:
+    """``{"robustness": ..., "slices": ...}``, each only when asked."""
+    task = model.task_impl
+    extra: dict[str, Any] = {}
+    if slices:
+        from zoo.slices import slice_metrics
+
+        extra["slices"] = slice_metrics(
+            examples, preds, list(slices),
+            lambda exs, ps: task.metrics(model, exs, ps, categories))
+    if robustness:
+        from zoo import robustness as rb
+
+        def score(inputs: list[dict[str, Any]]) -> dict[str, Any]:
+            import warnings
+
+            with warnings.catch_warnings():  # said once, on the clean run
+                warnings.simplefilter("ignore", UserWarning)
+                got = model.predict(inputs, batch_size=batch_size, **decoding)
+                return task.metrics(model, examples, got, categories)
+
+        only = None if robustness is True else [str(c) for c in robustness]
+        extra["robustness"] = rb.run(model.modalities, examples, score, clean,
+                                     metric=task.metric,
+                                     higher_is_better=task.higher_is_better,
+                                     only=only, seed=seed)
+    return extra
+
+
+def _write_trust(model: Any, data: Any, name: str, clean: dict[str, Any],
+                 extra: dict[str, Any], *, out: str | Path | None, record: bool) -> None:
+    """robustness.json + robustness.png and slices.json into ``out`` and, with ``record``,
+    into the model's folder (the card shows them)."""
+    import datetime as dt
+
+    from zoo.io.records import write_record
+    from zoo.robustness import ROBUSTNESS_FILE, ROBUSTNESS_PLOT, plot_robustness
+    from zoo.slices import SLICES_FILE
+    from zoo.weights import sha256_file
+
+    source = getattr(model, "source", None)
+    folders = [Path(out)] if out is not None else []
+    if record and source and Path(source).is_dir():
+        folders.append(Path(source))
+    path = Path(data) if isinstance(data, (str, Path)) else None
+    about = {"task": model.task, "dataset": name, "data": str(data) if path else None,
+             "data_sha256": sha256_file(path) if path and path.is_file() else None,
+             "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+             "n": clean["n"]}
+    for folder in folders:
+        folder.mkdir(parents=True, exist_ok=True)
+        if "robustness" in extra:
+            write_record(folder, ROBUSTNESS_FILE, {**about, **extra["robustness"]})
+            tmp = folder / f".{ROBUSTNESS_PLOT}.tmp.png"
+            plot_robustness(extra["robustness"], tmp)
+            tmp.replace(folder / ROBUSTNESS_PLOT)
+        if "slices" in extra:
+            write_record(folder, SLICES_FILE, {**about, **extra["slices"]})

@@ -189,6 +189,40 @@ class Modality:
                                                      f"data: URL"}
         return {"description": f"{self.name} value"}
 
+    # ---- explanations (zoo explain, POST /explain) ----------------------------------------
+    def explain_load(self, value: Any) -> Any:
+        """``value`` decoded once, before an explanation perturbs it many times (an image
+        as an RGB PIL image, audio as ``(wave, rate)``). Default: as it is."""
+        return value
+
+    def explain_units(self, value: Any, max_units: int) -> list[dict[str, Any]]:
+        """The parts of ``value`` an explanation shares the model's score among (text:
+        words; image: a grid of patches; audio: time windows), at most ``max_units``, each
+        a JSON object saying where it is (character offsets, a pixel box, seconds).
+        Default: the whole value is one unit."""
+        return [{}]
+
+    def explain_ablate(self, value: Any, units: Sequence[dict[str, Any]],
+                       keep: Sequence[bool]) -> Any:
+        """``value`` without the ``units`` whose ``keep`` is False (words deleted, patches
+        filled with the image's mean colour, windows silenced): what the model is asked
+        about to measure each unit's part. None: the modality absent. Default: the value
+        when every unit is kept, else None."""
+        return value if all(keep) else None
+
+    def explain_render(self, value: Any, units: Sequence[dict[str, Any]],
+                       attributions: Sequence[float], stem: Path, title: str) -> list[str]:
+        """Pictures of an explanation (a heat-map overlay PNG, a plot over time, coloured
+        HTML) written to ``stem`` plus a suffix of yours; returns the files written.
+        ``title`` names what is explained (the label and its score). Default: none."""
+        return []
+
+    def explain_show(self, value: Any, units: Sequence[dict[str, Any]],
+                     attributions: Sequence[float]) -> str | None:
+        """The explanation as terminal text (text: the words coloured by attribution), or
+        None: ``zoo explain`` then lists the units that weigh most."""
+        return None
+
     # ---- checks and exports -------------------------------------------------------------
     def samples(self) -> list[Any]:
         """Two input values of different sizes: what ``zoo plugins check`` feeds encoders

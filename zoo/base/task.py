@@ -190,6 +190,24 @@ class Task:
         file names, shown on the model card). None by default."""
         return []
 
+    # ---- explanations -----------------------------------------------------------------------
+    def explain_target(self, model: Any, prediction: Mapping[str, Any],
+                       target: Any = None) -> Any:
+        """What ``zoo explain`` explains in one input's ``prediction``: ``target`` (the
+        user's choice, checked: a one-line ZooError naming the choices) or the predicted
+        one. Refused by default: the task has no score to explain."""
+        from zoo.errors import ZooError
+
+        raise ZooError(f"a {self.name} model cannot be explained: its task says no score "
+                       f"to attribute (Task.explain_target); explain a classification model")
+
+    def explain_score(self, prediction: Mapping[str, Any], target: Any) -> float:
+        """The number an explanation attributes: ``target``'s score in a prediction of a
+        perturbed input (classification: its probability)."""
+        from zoo.errors import ZooError
+
+        raise ZooError(f"a {self.name} model cannot be explained (Task.explain_score)")
+
     # ---- Hub, card, serving ---------------------------------------------------------------
     def pipeline_tag(self, modalities: Sequence[str]) -> str | None:
         """The Hub's pipeline tag for this task on these input modalities; None when no

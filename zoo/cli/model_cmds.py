@@ -352,10 +352,21 @@ def _contrastive(encoders: str, data: str, eval_data: str | None, out: str, *, e
 @click.option("--record", is_flag=True,
               help="Write the figures into the model's folder (eval_results.json, the card's "
                    "model-index). Without it, nothing is changed.")
+@click.option("--robustness", is_flag=True, help="Also under each corruption of each input "
+              "modality at severities 1-3 (noise, blur, JPEG, typos, babble, ...), with drops.")
+@click.option("--corruption", "corruptions", multiple=True, metavar="NAME",
+              help="Only this corruption (repeatable; implies --robustness).")
+@click.option("--slice", "slices", multiple=True, metavar="COLUMN",
+              help="Also every metric per value of this data column, with counts and the gap.")
+@click.option("--seed", default=0, show_default=True, help="Seed of the corruptions.")
+@click.option("--out", type=click.Path(file_okay=False),
+              help="Write robustness.json, robustness.png and slices.json here.")
 def eval_cmd(model: str, data: str, as_json: bool, batch_size: int, decoder: str | None,
              beam_size: int | None, lexicon: str | None, lm: str | None,
              on_bad_data: str, column: tuple[str, ...], record: bool,
-             options: tuple[str, ...]) -> None:
+             options: tuple[str, ...], robustness: bool = False,
+             corruptions: tuple[str, ...] = (), slices: tuple[str, ...] = (), seed: int = 0,
+             out: str | None = None) -> None:
     """Evaluate MODEL on --data. Read-only: --record writes the figures beside a saved
     model."""
     from zoo.evaluation import evaluate
@@ -364,9 +375,15 @@ def eval_cmd(model: str, data: str, as_json: bool, batch_size: int, decoder: str
                                 lm=lm).items() if v is not None}
     kw.update(_json_options(options))
     result = evaluate(model, data, batch_size=batch_size, on_bad_data=on_bad_data, record=record,
-                      columns=_columns(column), **kw)
+                      columns=_columns(column), robustness=list(corruptions) or robustness,
+                      slices=slices, seed=seed, out=out, **kw)
     if as_json:
         click.echo(json.dumps(result))
         return
+    from zoo.slices import report_lines
+
     for k, v in result.items():
-        click.echo(f"{k:10} {v:.4f}" if isinstance(v, float) else f"{k:10} {v}")
+        if k not in ("robustness", "slices"):
+            click.echo(f"{k:10} {v:.4f}" if isinstance(v, float) else f"{k:10} {v}")
+    for line in report_lines(result):
+        click.echo(line)

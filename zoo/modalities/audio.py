@@ -158,6 +158,26 @@ class Audio(Modality):
         sf.write(buf, wave, rate, format="WAV")
         return base64.b64encode(buf.getvalue()).decode()
 
+    def explain_load(self, value: Any) -> Any:
+        return read_audio(value)
+
+    def explain_units(self, value: Any, max_units: int) -> list[dict[str, Any]]:
+        from zoo.modalities.audio_explain import audio_units
+
+        return audio_units(value, max_units)
+
+    def explain_ablate(self, value: Any, units: Sequence[dict[str, Any]],
+                       keep: Sequence[bool]) -> Any:
+        from zoo.modalities.audio_explain import audio_ablate
+
+        return audio_ablate(value, units, keep)
+
+    def explain_render(self, value: Any, units: Sequence[dict[str, Any]],
+                       attributions: Sequence[float], stem: Any, title: str) -> list[str]:
+        from zoo.modalities.audio_explain import audio_plot
+
+        return audio_plot(value, units, attributions, stem, title)
+
     def sniff(self, data: bytes) -> str:
         for magic, suffix in ((b"RIFF", ".wav"), (b"fLaC", ".flac"), (b"OggS", ".ogg")):
             if data[:4] == magic:

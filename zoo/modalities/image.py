@@ -101,6 +101,26 @@ class Image(Modality):
         except (UnidentifiedImageError, OSError, ValueError):
             raise RequestError(f"{where} is not a readable image") from None
 
+    def explain_load(self, value: Any) -> Any:
+        return read_image(value)
+
+    def explain_units(self, value: Any, max_units: int) -> list[dict[str, Any]]:
+        from zoo.modalities.image_explain import image_units
+
+        return image_units(value, max_units)
+
+    def explain_ablate(self, value: Any, units: Sequence[dict[str, Any]],
+                       keep: Sequence[bool]) -> Any:
+        from zoo.modalities.image_explain import image_ablate
+
+        return image_ablate(value, units, keep)
+
+    def explain_render(self, value: Any, units: Sequence[dict[str, Any]],
+                       attributions: Sequence[float], stem: Any, title: str) -> list[str]:
+        from zoo.modalities.image_explain import image_heatmap
+
+        return image_heatmap(value, units, attributions, stem, title)
+
     def to_request(self, value: Any) -> Any:
         """A path, PIL image or array as base64 of an image file (PNG for in-memory)."""
         if isinstance(value, str) or hasattr(value, "__fspath__"):

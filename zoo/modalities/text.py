@@ -69,6 +69,29 @@ class Text(Modality):
     def request_schema(self) -> dict[str, Any]:
         return {"type": "string"}
 
+    def explain_units(self, value: Any, max_units: int) -> list[dict[str, Any]]:
+        from zoo.modalities.text_explain import text_units
+
+        return text_units(value, max_units)
+
+    def explain_ablate(self, value: Any, units: Sequence[dict[str, Any]],
+                       keep: Sequence[bool]) -> Any:
+        from zoo.modalities.text_explain import text_ablate
+
+        return text_ablate(value, units, keep)
+
+    def explain_render(self, value: Any, units: Sequence[dict[str, Any]],
+                       attributions: Sequence[float], stem: Any, title: str) -> list[str]:
+        from zoo.modalities.text_explain import text_html
+
+        return text_html(value, units, attributions, stem, title)
+
+    def explain_show(self, value: Any, units: Sequence[dict[str, Any]],
+                     attributions: Sequence[float]) -> str | None:
+        from zoo.modalities.text_explain import text_terminal
+
+        return text_terminal(value, units, attributions)
+
     def samples(self) -> list[Any]:
         return ["a short sentence", "a second, somewhat longer sentence with more words"]
 

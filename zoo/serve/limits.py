@@ -27,6 +27,11 @@ CORE_LIMITS: dict[str, float] = {
     "feedback_max_bytes": 2_000_000_000,
     "feedback_per_minute": 120,
     "max_inflight_decoded_bytes": 1_000_000_000,
+    # POST /explain: inputs per request, units per input (words, patches, windows) and
+    # Shapley orderings; each unit costs one prediction (ablation), or one per ordering
+    "max_explain_inputs": 4,
+    "max_explain_units": 64,
+    "max_explain_samples": 16,
 }
 
 

@@ -1,5 +1,6 @@
 """The routes of a zoo server, each one function over the :class:`Server` it serves:
-``POST /predict``, ``POST /feedback``, ``GET /health``, ``/info``, ``/metrics``."""
+``POST /predict``, ``POST /explain`` (:mod:`zoo.serve.explain`), ``POST /feedback``,
+``GET /health``, ``/info``, ``/metrics``."""
 
 import asyncio
 from dataclasses import dataclass, field
@@ -248,6 +249,26 @@ def add_routes(app: Any, server: Server) -> None:
     async def predict_route(request: Request) -> Any:
         """Predictions for one or more inputs (micro-batched with concurrent requests)."""
         return await predict(server, request)
+
+    from zoo.serve.explain import EXPLAIN_RESPONSES, explain
+
+    gate = asyncio.Semaphore(1)  # one explanation at a time: each runs many predictions
+
+    @app.post("/explain", openapi_extra={"requestBody": predict_body()},
+              responses=EXPLAIN_RESPONSES)
+    async def explain_route(request: Request) -> Any:
+        """Which words, image patches, time windows and modalities made each answer:
+        inputs as /predict takes them; "parameters": target, method, samples, max_units."""
+        from fastapi.responses import JSONResponse
+
+        limits = server.limits.for_request(server.pool)
+        try:
+            out = await explain(server, request, gate, limits)
+        finally:
+            _give_back(limits)
+        if isinstance(out, list):
+            return JSONResponse({"explanations": jsonable(out)})
+        return out
 
     @app.post("/feedback")
     async def feedback_route(request: Request) -> Any:

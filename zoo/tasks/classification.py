@@ -102,6 +102,20 @@ class Classification(Task):
             score = min(score) if score else 0.0
         return {"label": prediction["label"]}, round(float(score), 6)
 
+    def explain_target(self, model: Any, prediction: Mapping[str, Any],
+                       target: Any = None) -> Any:
+        scores = prediction["scores"]
+        if target is None:  # the predicted label (multi-label: the highest-scoring one)
+            return max(scores, key=scores.__getitem__)
+        if str(target) not in scores:
+            shown = ", ".join(list(scores)[:10]) + (", ..." if len(scores) > 10 else "")
+            raise DataError(f"target {str(target)[:40]!r} is not a label of this model "
+                            f"(labels: {shown})")
+        return str(target)
+
+    def explain_score(self, prediction: Mapping[str, Any], target: Any) -> float:
+        return float(prediction["scores"][target])
+
     def sample_targets(self, n: int) -> list[dict[str, Any]]:
         return [{"label": "a" if i % 4 in (0, 3) else "b"} for i in range(n)]
 
