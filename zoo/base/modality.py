@@ -223,6 +223,17 @@ class Modality:
         None: ``zoo explain`` then lists the units that weigh most."""
         return None
 
+    # ---- robustness ------------------------------------------------------------------------
+    def corruptions(self, values: Sequence[Any] = ()) -> dict[str, Any]:
+        """The corruption suite ``zoo eval --robustness`` runs on this modality: name ->
+        ``corrupt(value, severity, rng) -> value``, where ``severity`` is 1, 2 or 3 (mild to
+        harsh), ``rng`` a ``numpy.random.Generator`` seeded per example (draw every random
+        number from it: the same seed gives the same corrupted value) and the result an
+        input value the encoders read (a PIL image, ``(wave, rate)``, a string). ``values``
+        are the eval set's values of this modality, for corruptions that mix them (babble
+        noise). Empty by default: the modality is reported as skipped."""
+        return {}
+
     # ---- checks and exports -------------------------------------------------------------
     def samples(self) -> list[Any]:
         """Two input values of different sizes: what ``zoo plugins check`` feeds encoders

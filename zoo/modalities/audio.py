@@ -184,6 +184,12 @@ class Audio(Modality):
                 return suffix
         return ".wav"
 
+    def corruptions(self, values: Sequence[Any] = ()) -> dict[str, Any]:
+        """White and babble noise at 20 / 10 / 0 dB SNR, speed and pitch."""
+        from zoo.modalities.audio_corruptions import audio_corruptions
+
+        return audio_corruptions(values)
+
     def samples(self) -> list[Any]:
         import numpy as np
 

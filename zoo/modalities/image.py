@@ -138,6 +138,12 @@ class Image(Modality):
             return ".jpg"
         return ".bin"
 
+    def corruptions(self, values: Sequence[Any] = ()) -> dict[str, Any]:
+        """ImageNet-C's Gaussian noise, Gaussian blur, JPEG, brightness and contrast."""
+        from zoo.modalities.image_corruptions import image_corruptions
+
+        return image_corruptions()
+
     def samples(self) -> list[Any]:
         import numpy as np
         from PIL import Image as PILImage

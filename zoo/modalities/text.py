@@ -92,6 +92,12 @@ class Text(Modality):
 
         return text_terminal(value, units, attributions)
 
+    def corruptions(self, values: Sequence[Any] = ()) -> dict[str, Any]:
+        """Keyboard typos, adjacent character swaps, case and whitespace (seeded)."""
+        from zoo.modalities.text_corruptions import text_corruptions
+
+        return text_corruptions()
+
     def samples(self) -> list[Any]:
         return ["a short sentence", "a second, somewhat longer sentence with more words"]
 
