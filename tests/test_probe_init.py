@@ -154,3 +154,24 @@ def test_the_cli_flag_reaches_the_run(tmp_path):
     bad = run_zoo("train", str(tmp_path / "base"), "--train", str(data), "--out",
                   str(tmp_path / "x"), "--probe-init", "sgd")
     assert bad.returncode != 0 and "--probe-init" in bad.stderr
+
+
+def test_the_start_is_a_candidate_for_best(tmp_path):
+    """The fitted start is epoch 0: epochs that only lose ground (a learning rate far too
+    high) leave the start as the saved best, with its figures in the card."""
+    train, val = _data(), _data(12, offset=100)
+    summary = zoo.train(_model(), train, val, tmp_path / "m", epochs=2, lr=50.0,
+                        freeze="all", finetune_epochs=0, progress=False)
+    start = summary["probe_init"]["eval_accuracy"]
+    log = [json.loads(x) for x in (tmp_path / "m" / "metrics.jsonl").read_text().splitlines()]
+    epochs = {r["epoch"]: r["eval"]["accuracy"] for r in log if "eval" in r}
+    assert epochs[0] == pytest.approx(start, abs=1e-6)
+    top = max(epochs.values())
+    # the earliest epoch with the top figure is kept (a tie does not replace the best)
+    assert summary["best_epoch"] == min(e for e, v in epochs.items() if v == top)
+    assert summary["best_epoch"] == 0  # lr 50 wrecks the head: the start stays the best
+    model = zoo.load(tmp_path / "m")
+    preds = model.predict([{"text": r["text"]} for r in val])
+    acc = np.mean([p["label"] == r["label"] for p, r in zip(preds, val)])
+    assert acc == pytest.approx(start, abs=1e-6)
+    assert "(the closed-form probe start)" in (tmp_path / "m" / "README.md").read_text()

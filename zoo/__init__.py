@@ -12,7 +12,7 @@ from zoo.hookspecs import hookimpl
 from zoo.version import __version__
 
 __all__ = ["hookimpl", "list_models", "model_info", "create_model", "compose", "load",
-           "train", "evaluate", "explain", "tune", "ZooError", "__version__"]
+           "train", "evaluate", "calibrate", "explain", "tune", "ZooError", "__version__"]
 
 # public name -> (module, attribute), imported on first use
 _LAZY = {
@@ -23,6 +23,7 @@ _LAZY = {
     "load": ("zoo.io.hub", "load"),
     "evaluate": ("zoo.evaluation", "evaluate"),
     "explain": ("zoo.explanation", "explain"),  # captum is imported when one runs
+    "calibrate": ("zoo.calibration", "calibrate"),
     "train": ("zoo.training", "train"),
     "tune": ("zoo.tuning", "tune"),  # optuna is imported when a search starts
 }

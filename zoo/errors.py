@@ -3,7 +3,7 @@ from __future__ import annotations
 
 __all__ = ["ZooError", "RegistryError", "PluginError", "UnknownNameError", "WeightsError",
            "RequestError",
-           "LoadError", "DataError"]
+           "LoadError", "DataError", "DataWarning"]
 
 
 class ZooError(Exception):
@@ -35,6 +35,11 @@ class LoadError(ZooError):
 
 class DataError(ZooError):
     """Bad input data (a manifest line, a file that cannot be decoded)."""
+
+
+class DataWarning(UserWarning):
+    """Training data a task can learn nothing useful from (one class only, ...): a task
+    warns with it in ``prepare``; ``zoo train`` stops on it unless ``--force``."""
 
 
 class RequestError(ZooError):

@@ -75,7 +75,7 @@ def _record(model: Any, data: Any, name: str, result: dict[str, Any],
             decoding: dict[str, Any]) -> None:
     """The figures into the model's folder, and its card re-rendered with them."""
     from zoo.io.card import write_card
-    from zoo.io.records import eval_record, write_record
+    from zoo.io.records import eval_record, record_eval
     from zoo.weights import sha256_file
 
     source = getattr(model, "source", None)
@@ -83,7 +83,7 @@ def _record(model: Any, data: Any, name: str, result: dict[str, Any],
         raise ZooError("--record writes into the model's folder, and this model was not "
                        "loaded from one (a registry name or a model in memory)")
     path = Path(data) if isinstance(data, (str, Path)) else None
-    write_record(source, EVAL_RESULTS, eval_record(
+    record_eval(source, eval_record(
         model.task, result, dataset=name, data=str(data) if path else None,
         data_sha256=sha256_file(path) if path and path.is_file() else None,
         decoding=decoding or None))

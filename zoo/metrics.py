@@ -6,7 +6,38 @@ import contextlib
 import io
 from typing import Any, Mapping, Sequence
 
-__all__ = ["classification_metrics", "detection_metrics", "asr_metrics", "retrieval_metrics"]
+__all__ = ["classification_metrics", "detection_metrics", "asr_metrics", "retrieval_metrics",
+           "calibration_error", "reliability_bins"]
+
+ECE_BINS = 15  # Guo et al. (2017) and torchmetrics' default
+
+
+def reliability_bins(confidences: Sequence[float], correct: Sequence[bool],
+                     n_bins: int = ECE_BINS) -> list[tuple[float, float, int]]:
+    """Equal-width confidence bins over (0, 1]: (mean confidence, accuracy, count) each,
+    empty bins left out (the reliability diagram's bars)."""
+    import numpy as np
+
+    conf = np.asarray(confidences, dtype=float)
+    ok = np.asarray(correct, dtype=float)
+    edges = np.linspace(0.0, 1.0, n_bins + 1)
+    idx = np.clip(np.searchsorted(edges, conf, side="left") - 1, 0, n_bins - 1)
+    out = []
+    for b in range(n_bins):
+        sel = idx == b
+        if sel.any():
+            out.append((float(conf[sel].mean()), float(ok[sel].mean()), int(sel.sum())))
+    return out
+
+
+def calibration_error(confidences: Sequence[float], correct: Sequence[bool],
+                      n_bins: int = ECE_BINS) -> float:
+    """Expected calibration error of top-label confidences: the count-weighted mean gap
+    between confidence and accuracy over equal-width bins (the figure torchmetrics'
+    ``multiclass_calibration_error(norm="l1")`` gives; tested equal)."""
+    bins = reliability_bins(confidences, correct, n_bins)
+    n = sum(c for _, _, c in bins)
+    return float(sum(c * abs(conf - acc) for conf, acc, c in bins) / n) if n else 0.0
 
 
 def classification_metrics(y_true: Sequence[Any], y_pred: Sequence[Any],

@@ -20,8 +20,9 @@ def plot_curves(history: list[dict[str, Any]], metric: str, path: Path) -> None:
     fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.6))
     if steps:
         a.plot([h["step"] for h in steps], [h["loss"] for h in steps], lw=1, label="train loss")
-    if epochs and any("train_loss" in h for h in epochs):
-        a.plot([h["step"] for h in epochs], [h["train_loss"] for h in epochs], "o-",
+    means = [h for h in epochs if "train_loss" in h]  # (epoch 0, a closed-form start, has none)
+    if means:
+        a.plot([h["step"] for h in means], [h["train_loss"] for h in means], "o-",
                label="epoch mean")
     a.set_xlabel("step")
     a.set_ylabel("loss")
@@ -87,4 +88,38 @@ def plot_counts(counts: dict[str, int], out: Path, title: str) -> None:
     fig.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=100)
+    plt.close(fig)
+
+
+def plot_reliability(panels: list[tuple[str, list[float], list[bool]]], path: Path) -> None:
+    """Reliability diagrams side by side, one per (title, confidences, correct) panel:
+    accuracy per confidence bin against the diagonal, the bin counts below, and the
+    expected calibration error in each title."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from zoo.metrics import ECE_BINS, calibration_error, reliability_bins
+
+    width = 1.0 / ECE_BINS
+    fig, axes = plt.subplots(2, len(panels), figsize=(4.4 * len(panels), 5.2), squeeze=False,
+                             sharex=True, gridspec_kw={"height_ratios": [3, 1]})
+    for col, (title, confidences, correct) in enumerate(panels):
+        a, b = axes[0][col], axes[1][col]
+        bins = reliability_bins(confidences, correct)
+        a.plot([0, 1], [0, 1], "--", color="grey", lw=1, label="perfectly calibrated")
+        a.bar([c for c, _, _ in bins], [acc for _, acc, _ in bins], width=width * 0.9,
+              color="C0", alpha=0.8, label="accuracy in bin")
+        a.set_ylabel("accuracy")
+        a.set_ylim(0, 1)
+        a.legend(loc="upper left", fontsize=8)
+        a.set_title(f"{title}: ECE {calibration_error(confidences, correct):.3f} "
+                    f"(n={len(confidences)})")
+        b.bar([c for c, _, _ in bins], [n for _, _, n in bins], width=width * 0.9, color="C1")
+        b.set_xlabel("confidence (top label's score)")
+        b.set_ylabel("count")
+        b.set_xlim(0, 1)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -36,13 +36,15 @@ with them, when a model is built::
 - ``read_image(value)``, ``read_audio(value, rate=None)``, ``word_spans(text)``: how zoo's
   own modalities read an image, audio, and the words of a text.
 - ``ZooError``, ``DataError``, ``RequestError``: errors shown to the user as one line
+- ``DataWarning``: warned by ``Task.prepare`` about data nothing useful is learnt from;
+  ``zoo train`` stops on it unless ``--force``
   (``RequestError`` carries the HTTP status of a serving request it refuses).
 """
 from __future__ import annotations
 
 from typing import Any
 
-from zoo.errors import DataError, RequestError, ZooError
+from zoo.errors import DataError, DataWarning, RequestError, ZooError
 from zoo.hookspecs import CONTRACT, hookimpl
 
 __all__ = ["hookimpl", "CONTRACT", "Modality", "Encoder", "EncoderOutput", "sequence_output",
@@ -50,7 +52,7 @@ __all__ = ["hookimpl", "CONTRACT", "Modality", "Encoder", "EncoderOutput", "sequ
            "Task", "Probe", "Objective", "Batch", "ModalityBatch", "Example", "weights_path",
            "load_weights", "has_weights", "weights_info", "replace_head", "derive_model",
            "read_image", "read_audio", "word_spans", "offline", "ZooError", "DataError",
-           "RequestError", "seal", "is_sealed", "markdown_code",
+           "DataWarning", "RequestError", "seal", "is_sealed", "markdown_code",
            "markdown_text", "fit_logistic"]
 
 # name -> (module, attribute): imported on first access, so `from zoo.plugin import

@@ -208,6 +208,16 @@ class Task:
 
         raise ZooError(f"a {self.name} model cannot be explained (Task.explain_score)")
 
+    def calibrate(self, model: Any, examples: Sequence[Any], batch_size: int = 32
+                  ) -> dict[str, Any]:
+        """``zoo calibrate``: fit the model's confidence to held-out ``examples`` (checked
+        targets) in place, and return what was fitted (recorded in ``calibration.json``).
+        Classification fits a temperature; other tasks have none by default."""
+        from zoo.errors import ZooError
+
+        raise ZooError(f"a {self.name} model has no calibration to fit (zoo calibrate fits "
+                       f"the confidence of classifiers)")
+
     # ---- Hub, card, serving ---------------------------------------------------------------
     def pipeline_tag(self, modalities: Sequence[str]) -> str | None:
         """The Hub's pipeline tag for this task on these input modalities; None when no

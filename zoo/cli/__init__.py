@@ -15,7 +15,7 @@ import click
 
 from zoo.errors import ZooError
 from zoo.cli import (model_cmds, ops_cmds, plugin_cmds, registry_cmds,  # noqa: F401  (commands)
-               explain_cmds, tune_cmds)
+               explain_cmds, trust_cmds, tune_cmds)
 from zoo.cli.base import cli
 
 __all__ = ["cli", "main"]

@@ -134,6 +134,9 @@ def _freeze_arg(freeze: str) -> Any:
 @click.option("--resume", is_flag=True, help="Continue from OUT/train_state.")
 @click.option("--on-bad-data", type=click.Choice(["fail", "skip"]), default=_D.on_bad_data,
               show_default=True)
+@click.option("--force", is_flag=True,
+              help="Train on data the task warns about (one class only): a warning, not an "
+                   "error.")
 @click.option("--checkpoint-every", type=int, default=_D.checkpoint_every,
               help="Also save the resume state every N steps.")
 @click.option("--warmup", type=float, default=_D.warmup, show_default=True)
@@ -184,7 +187,8 @@ def train_cmd(model: str, train_data: str, eval_data: str | None, out: str, epoc
               scheduler: str, loggers: tuple[str, ...], finetune_epochs: int | None,
               adapter: str | None = None, lora_r: int = 8,
               lora_alpha: float | None = None,
-              encoder_overrides: tuple[str, ...] = (), probe_init: str = "lbfgs") -> None:
+              encoder_overrides: tuple[str, ...] = (), probe_init: str = "lbfgs",
+              force: bool = False) -> None:
     """Fine-tune MODEL (registry name or folder) and save the best epoch to --out.
 
     Under `torchrun --nproc_per_node=N -m zoo train ...` it runs DDP (gloo on CPU)."""
@@ -198,7 +202,7 @@ def train_cmd(model: str, train_data: str, eval_data: str | None, out: str, epoc
     summary = train(model, train_data, eval_data, out, resume=resume, epochs=epochs, lr=lr,
                     encoder_lr=encoder_lr, batch_size=batch_size, freeze=_freeze_arg(freeze),
                     seed=seed,
-                    on_bad_data=on_bad_data, checkpoint_every=checkpoint_every,
+                    on_bad_data=on_bad_data, checkpoint_every=checkpoint_every, force=force,
                     warmup=warmup, cache_features=not no_cache, probe_init=probe_init,
                     progress=not quiet, task=task,
                     precision=precision, accumulate=accumulate, patience=patience,

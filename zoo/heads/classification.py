@@ -14,7 +14,8 @@ from zoo.plugin import DataError, ZooError
 
 class ClassificationHead(Head):
     def __init__(self, in_dim: int, labels: Sequence[str] | None = None,
-                 multi_label: bool = False, threshold: float = 0.5) -> None:
+                 multi_label: bool = False, threshold: float = 0.5,
+                 temperature: float = 1.0) -> None:
         super().__init__()
         if not labels:
             raise ZooError("a classification head needs its labels: pass labels=[...] to "
@@ -28,6 +29,12 @@ class ClassificationHead(Head):
                 or not 0 <= threshold <= 1:
             raise ZooError(f"threshold must be a number in [0, 1], got {threshold!r}")
         self.threshold = float(threshold)
+        if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) \
+                or not 0 < temperature < 1e4:
+            raise ZooError(f"temperature must be a number > 0, got {temperature!r}")
+        # temperature scaling (zoo calibrate): scores are softmax(logits / T); the label
+        # chosen never changes, training and the loss never see it
+        self.temperature = float(temperature)
         self.proj = nn.Linear(in_dim, len(labels))  # (B, in_dim) -> (B, C)
         self._index = {label: i for i, label in enumerate(labels)}
 
@@ -62,6 +69,7 @@ class ClassificationHead(Head):
         return F.cross_entropy(logits, targets)
 
     def decode(self, logits: torch.Tensor, batch: Any = None) -> list[dict[str, Any]]:
+        logits = logits / self.temperature if self.temperature != 1.0 else logits
         probs = (torch.sigmoid(logits) if self.multi_label else logits.softmax(-1)).tolist()
         out = []
         for p in probs:
@@ -76,5 +84,8 @@ class ClassificationHead(Head):
         return out
 
     def config(self) -> dict[str, Any]:
-        return {"labels": list(self.labels), "multi_label": self.multi_label,
-                "threshold": self.threshold}
+        out = {"labels": list(self.labels), "multi_label": self.multi_label,
+               "threshold": self.threshold}
+        if self.temperature != 1.0:  # (uncalibrated configs stay as they were)
+            out["temperature"] = self.temperature
+        return out

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from zoo.io.markdown import inline_code as code, plain_text as text
+from zoo.io.records import eval_entries
 
 __all__ = ["render_card", "write_card", "pipeline_tag", "TEMPLATE"]
 
@@ -166,13 +167,15 @@ def _card_data(config: dict[str, Any], spec: Any, evals: dict[str, Any] | None,
     tag = spec.pipeline_tag(modalities)
     figures = (evals or {}).get("metrics") or {}
     names = {**{k: k for k in figures}, **spec.metric_names}
-    metrics = {k: v for k, v in figures.items()
-               if k in names and k != "n" and isinstance(v, (int, float))}
-    dataset = (evals or {}).get("dataset") or "eval"
-    eval_results = [EvalResult(task_type=tag or task, dataset_type=dataset,
-                               dataset_name=dataset, metric_type=_METRIC_TYPES.get(k, k),
-                               metric_name=names[k], metric_value=round(float(v), 4))
-                    for k, v in metrics.items()] or None
+    metrics = _shown(figures, names)
+    eval_results = []
+    for entry in eval_entries(evals):  # the training's eval split, then zoo eval --record's
+        dataset = entry.get("dataset") or "eval"
+        shown = _shown(entry.get("metrics") or {}, {**names, **spec.metric_names})
+        eval_results += [EvalResult(task_type=tag or task, dataset_type=dataset,
+                                    dataset_name=dataset, metric_type=_METRIC_TYPES.get(k, k),
+                                    metric_name=names.get(k, k), metric_value=round(float(v), 4))
+                         for k, v in shown.items()]
     # only real Hub dataset ids belong under `datasets:`; local files are described below
     datasets = sorted({d for d in ((training or {}).get("train_dataset_id"),
                                    (training or {}).get("eval_dataset_id")) if d}) or None
@@ -181,8 +184,49 @@ def _card_data(config: dict[str, Any], spec: Any, evals: dict[str, Any] | None,
         library_name="zoo", tags=tags, pipeline_tag=tag,
         license=(licenses[0] if len(set(licenses)) == 1 else "other" if licenses else None),
         base_model=hub_ids or None, datasets=datasets, model_name=name,
-        eval_results=eval_results)
+        eval_results=eval_results or None)
     return data, names, metrics
+
+
+def _shown(figures: dict[str, Any], names: dict[str, str]) -> dict[str, float]:
+    """The headline figures of a metrics dict (numbers the task names; not ``n``)."""
+    return {k: v for k, v in figures.items()
+            if k in names and k != "n" and isinstance(v, (int, float))
+            and not isinstance(v, bool)}
+
+
+def _other_evals(evals: dict[str, Any] | None, names: dict[str, str]) -> list[tuple]:
+    """Rows for the results ``zoo eval --record`` added on other data: (data, examples,
+    figures)."""
+    rows = []
+    for entry in eval_entries(evals)[1 if (evals or {}).get("metrics") else 0:]:
+        figures = entry.get("metrics") or {}
+        digest = entry.get("data_sha256")
+        where = code(entry.get("dataset") or "?") + (
+            f" (sha256 {code(str(digest)[:16])})" if digest else "")
+        rows.append((where, text(figures.get("n", "?")),
+                     text(", ".join(f"{names.get(k, k)} {_fmt(v)}"
+                                    for k, v in _shown(figures, names).items()))))
+    return rows
+
+
+def _calibration_text(d: Path) -> str:
+    """What ``zoo calibrate`` fitted, on which data, and the ECE it changed."""
+    rec = _read_json(d / "calibration.json")
+    if not rec or not isinstance(rec.get("before"), dict) or not isinstance(
+            rec.get("after"), dict):
+        return ""
+    digest = rec.get("data_sha256")
+    out = (f"{text(str(rec.get('method', 'calibration')).capitalize())} fitted by "
+           f"`zoo calibrate` on {code(rec.get('dataset'))} ({text(rec.get('n'))} examples"
+           + (f", sha256 {code(str(digest)[:16])}" if digest else "") + ")")
+    if isinstance(rec.get("temperature"), (int, float)):
+        out += f": temperature {rec['temperature']:.3f}, which predict and serve apply"
+    b, a = rec["before"].get("ece"), rec["after"].get("ece")
+    if isinstance(b, (int, float)) and isinstance(a, (int, float)):
+        out += (f". Expected calibration error on that data: {b:.4f} before, {a:.4f} after "
+                f"(the labels predicted do not change)")
+    return out + "."
 
 
 def _composition(config: dict[str, Any]) -> list[dict[str, str]]:
@@ -216,7 +260,9 @@ def _training_rows(training: dict[str, Any] | None, config: dict[str, Any]
     rows = [("training data", _data_text(training, "train")),
             ("eval data", _data_text(training, "eval")),
             ("epochs", text(cfg.get("epochs"))),
-            ("best epoch", text(training.get("best_epoch"))),
+            ("best epoch", text(training.get("best_epoch"))
+                            + (" (the closed-form probe start)" if training.get("best_epoch") == 0
+                               else "")),
             ("batch size", text(cfg.get("batch_size"))), ("learning rate", text(cfg.get("lr")))]
     if tuned:
         rows.append(("encoder learning rate", text(f"{cfg.get('encoder_lr') or 'lr / 10'} "
@@ -298,6 +344,7 @@ def render_card(directory: str | Path, repo_id: str | None = None) -> str:
         images=[{"file": quote(f), "alt": text(f.replace("_", " ").removesuffix(".png"))}
                 for f in pictures],
         limitations=spec.limitations, tune=_tune_section(d),
+        other_evals=_other_evals(evals, names), calibration=_calibration_text(d),
         task_section=spec.card_section(config), adapter_text=_adapter_text(config))
     return str(card)
 

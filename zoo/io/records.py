@@ -1,7 +1,9 @@
 """The record files a model folder holds beside the model, one schema and one writer each:
 
-- ``eval_results.json``: the figures the card's ``model-index`` shows, written by
-  ``zoo train`` for its best epoch and by ``zoo eval --record``;
+- ``eval_results.json``: the figures the card's ``model-index`` shows: at the top level the
+  training's eval split at the best epoch (written by ``zoo train``), and under ``others``
+  one entry per other data set ``zoo eval --record`` measured. A recorded result replaces
+  only the entry of the same data (the same sha256, else the same name);
 - ``training.json``: how the model was trained (data, options, stages, best epoch).
 
 Writes are atomic (a temporary file moved into place), so a reader never sees half a file.
@@ -16,7 +18,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 __all__ = ["EVAL_RESULTS", "TRAINING", "eval_record", "write_record", "read_record",
-           "RECORD_FILES"]
+           "RECORD_FILES", "record_eval", "eval_entries"]
 
 EVAL_RESULTS = "eval_results.json"
 TRAINING = "training.json"
@@ -58,3 +60,36 @@ def read_record(folder: str | Path, name: str) -> dict[str, Any] | None:
     except (OSError, ValueError):
         return None
     return value if isinstance(value, dict) else None
+
+
+def _same_data(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
+    """Two records measured on the same data: the same content hash when both have one,
+    else the same name (a Hub data set id, or a local name)."""
+    if a.get("data_sha256") and b.get("data_sha256"):
+        return a["data_sha256"] == b["data_sha256"]
+    return a.get("dataset") == b.get("dataset")
+
+
+def record_eval(folder: str | Path, record: Mapping[str, Any]) -> Path:
+    """Merge one ``zoo eval --record`` result into ``eval_results.json``: it replaces the
+    entry measured on the same data (the training's, at the top level, or one under
+    ``others``) and leaves every other entry as it was."""
+    current = read_record(folder, EVAL_RESULTS)
+    if current is None or not current.get("metrics") or _same_data(current, record):
+        others = (current or {}).get("others") or []
+        merged = {**record, "others": others} if others else dict(record)
+        if current and current.get("epoch") is not None and _same_data(current, record):
+            merged["epoch"] = current["epoch"]  # still the best epoch's weights
+        return write_record(folder, EVAL_RESULTS, merged)
+    others = [o for o in current.get("others") or []
+              if isinstance(o, dict) and not _same_data(o, record)]
+    return write_record(folder, EVAL_RESULTS, {**current, "others": [*others, dict(record)]})
+
+
+def eval_entries(evals: Mapping[str, Any] | None) -> list[dict[str, Any]]:
+    """Every result an ``eval_results.json`` object holds, the training's first."""
+    if not evals:
+        return []
+    head = {k: v for k, v in evals.items() if k != "others"}
+    rest = [o for o in evals.get("others") or [] if isinstance(o, dict)]
+    return ([head] if head.get("metrics") else []) + rest

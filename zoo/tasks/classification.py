@@ -5,7 +5,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from zoo.plugin import DataError, Task, replace_head
+from zoo.plugin import DataError, DataWarning, Task, replace_head
 
 _TAGS = {"image": "image-classification", "text": "text-classification",
          "audio": "audio-classification"}
@@ -16,7 +16,8 @@ class Classification(Task):
     outputs = ("label", "score", "scores")
     metric, higher_is_better = "accuracy", True
     finetune_below = 0.98  # a weaker probe is fine-tuned after (LP-FT)
-    metric_names = {"accuracy": "Accuracy", "f1_macro": "Macro F1"}
+    metric_names = {"accuracy": "Accuracy", "f1_macro": "Macro F1",
+                    "ece": "Expected calibration error (15 bins)"}
     metrics_library = "scikit-learn"
     limitations = ("Predicts only the labels it was trained on; scores are not calibrated "
                    "probabilities. Inputs far from the training data (other domains, "
@@ -61,7 +62,7 @@ class Classification(Task):
 
             warnings.warn(f"the training data holds one class only ({labels[0]}): the model "
                           f"can only ever predict it; add examples of other classes",
-                          UserWarning, stacklevel=3)
+                          DataWarning, stacklevel=3)
         have = set(model.labels or ())
         same = set(labels) <= have if multi else set(labels) == have
         if not same or multi != getattr(model.head, "multi_label", False):
@@ -83,8 +84,14 @@ class Classification(Task):
         self.check_targets(examples)
         truth = [ex.targets["label"] for ex in examples]
         _warn_about(truth, model.labels)
-        return classification_metrics(truth, [p["label"] for p in predictions],
-                                              model.labels)
+        result = classification_metrics(truth, [p["label"] for p in predictions],
+                                        model.labels)
+        confident = _confidences(truth, predictions)
+        if confident is not None:  # single-label: how far confidence is from accuracy
+            from zoo.metrics import calibration_error
+
+            result["ece"] = calibration_error(*confident)
+        return result
 
     def report(self, model: Any, examples: Sequence[Any], predictions: Sequence[dict],
                out: Path) -> list[str]:
@@ -94,7 +101,28 @@ class Classification(Task):
             return []
         plot_confusion(model.labels, [str(ex.targets["label"]) for ex in examples],
                        [str(p["label"]) for p in predictions], out / "confusion_matrix.png")
-        return ["confusion_matrix.png"]
+        confident = _confidences([ex.targets["label"] for ex in examples], predictions)
+        if confident is None:
+            return ["confusion_matrix.png"]
+        from zoo.plots import plot_reliability
+
+        plot_reliability([("eval, best epoch", *confident)], out / "reliability_diagram.png")
+        return ["confusion_matrix.png", "reliability_diagram.png"]
+
+    def calibrate(self, model: Any, examples: Sequence[Any], batch_size: int = 32
+                  ) -> dict[str, Any]:
+        """Temperature scaling: T fitted to ``examples``' negative log-likelihood; the head
+        divides its logits by T from now on (predict, serve, export alike)."""
+        from zoo.tasks.calibration import collect_logits, fit_temperature
+
+        head = model.head
+        if getattr(head, "multi_label", False) or not hasattr(head, "temperature"):
+            raise DataError("zoo calibrate fits a temperature to single-label classifiers "
+                            "with zoo's classification head; this model has another head")
+        head.temperature = 1.0
+        logits, targets = collect_logits(model, examples, batch_size)
+        head.temperature = fit_temperature(logits, targets)
+        return {"method": "temperature scaling", "temperature": round(head.temperature, 6)}
 
     def pseudo_label(self, prediction: Mapping[str, Any]) -> tuple[dict[str, Any], float]:
         score = prediction["score"]
@@ -142,3 +170,14 @@ def _warn_about(truth: Sequence[Any], model_labels: Sequence[str] | None) -> Non
     if len(seen) == 1:
         warnings.warn(f"the eval data holds one class only ({next(iter(seen))}): accuracy and "
                       f"macro-F1 say little about the model", UserWarning, stacklevel=4)
+
+
+def _confidences(truth: Sequence[Any], predictions: Sequence[Mapping[str, Any]]
+                 ) -> tuple[list[float], list[bool]] | None:
+    """Top-label confidences and whether each was right, for single-label predictions with
+    a score (None for multi-label)."""
+    if any(isinstance(y, list) for y in truth) or not all(
+            isinstance(p.get("score"), (int, float)) for p in predictions):
+        return None
+    return ([float(p["score"]) for p in predictions],
+            [str(p["label"]) == str(y) for p, y in zip(predictions, truth)])

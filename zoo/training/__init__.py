@@ -47,8 +47,8 @@ def train(model: Any, train: Any, eval: Any = None, out: str | Path = "out", *,
     Returns ``{"best": metrics, "best_epoch": n, "out": path, ...}``."""
     from zoo.training.config import make_config
     from zoo.training.dist import Dist
-    from zoo.training.loop import (Run, begin_finetune, end_epoch, finish, last_epoch, start,
-                                   train_epoch)
+    from zoo.training.loop import (Run, begin_finetune, consider_start, end_epoch, finish,
+                                   last_epoch, start, train_epoch)
 
     cfg = make_config(options)
     dist = Dist.from_env()
@@ -61,6 +61,7 @@ def train(model: Any, train: Any, eval: Any = None, out: str | Path = "out", *,
                     train_ex=train_ex, eval_ex=eval_ex, eval_cats=eval_cats,
                     sources=(train, eval)), resume)
     t0 = time.perf_counter()
+    consider_start(run)  # a closed-form probe start competes for best as epoch 0
     while True:  # the probe, then (LP-FT, when the probe is weak) the fine-tuning stage
         for epoch in range(run.state["epoch"], last_epoch(run)):
             train_epoch(run, epoch)
@@ -70,6 +71,22 @@ def train(model: Any, train: Any, eval: Any = None, out: str | Path = "out", *,
         run.stop = False
         if run.state["stage"] != "probe" or not begin_finetune(run):
             return finish(run)
+
+
+def _prepare_head(task: Any, model: Any, examples: list, categories: Any, force: bool) -> None:
+    """``task.prepare``; a :class:`~zoo.errors.DataWarning` it raises (data nothing useful is
+    learnt from: one class only) stops the run unless ``force``."""
+    import warnings
+
+    from zoo.errors import DataError, DataWarning
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", DataWarning)
+        task.prepare(model, examples, categories)
+    for w in caught:
+        if issubclass(w.category, DataWarning) and not force:
+            raise DataError(f"{w.message} (or pass --force / force=True to train anyway)")
+        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
 
 
 def _prepare(model: Any, train: Any, eval: Any, cfg: Any, main: bool) -> tuple:
@@ -93,7 +110,7 @@ def _prepare(model: Any, train: Any, eval: Any, cfg: Any, main: bool) -> tuple:
         eval_ex = check_targets(eval_ex, task, "eval", cfg.on_bad_data, main, eval)
     for m, enc in model.encoders.items():  # on resume too: the same data fits the same
         enc.fit([ex.inputs[m] for ex in train_ex if ex.inputs.get(m) is not None])
-    task.prepare(model, train_ex, cats)  # same seed: the same head on every rank
+    _prepare_head(task, model, train_ex, cats, cfg.force)  # same seed: same head on every rank
     if cfg.adapter and not model.config.get("adapter"):
         from zoo.build.adapters import add_lora
 

@@ -33,6 +33,9 @@ class TrainConfig:
     finetune_epochs: int | None = None
     seed: int = 0
     on_bad_data: str = "fail"  # or "skip": drop bad examples, report each with its line
+    # train on data the task warns about (one class only, ...): the DataWarning stays a
+    # warning instead of stopping the run
+    force: bool = False
     checkpoint_every: int = 0  # also save the resume state every N steps (0: per epoch)
     grad_clip: float = 1.0
     cache_features: bool = True  # with every encoder frozen, encode each example once

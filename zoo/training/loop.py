@@ -19,8 +19,8 @@ from zoo.training.optim import precision_of
 from zoo.training.run import Run
 from zoo.training.stages import begin_finetune, configure, last_epoch, saved_stage, show_progress
 
-__all__ = ["Run", "start", "train_epoch", "end_epoch", "finish", "begin_finetune",
-           "last_epoch", "saved_stage"]
+__all__ = ["Run", "start", "consider_start", "train_epoch", "end_epoch", "finish",
+           "begin_finetune", "last_epoch", "saved_stage"]
 
 
 def start(run: Run, resume: bool) -> Run:
@@ -155,41 +155,66 @@ def _eval_loss(run: Run) -> float:
     return sum(t for t, _ in parts) / max(1, sum(k for _, k in parts))
 
 
-def end_epoch(run: Run, epoch: int, t0: float) -> None:
-    """Evaluate, keep the best model, log, save the resume state."""
+def consider_start(run: Run) -> None:
+    """A closed-form probe start is the first candidate for best (epoch 0): every later
+    epoch has to beat it, and a run whose epochs only lose ground keeps the start."""
+    state = run.state
+    if (state.get("probe_init") is None or run.eval_ex is None or state["epoch"]
+            or state["best"] is not None):
+        return
+    metrics, preds = evaluate(run)
+    _keep(run, metrics, preds, 0)
+    run.log({"epoch": 0, "step": 0, "eval": metrics, "start": "closed-form"})
+    run.say(f"closed-form start: eval {run.task.metric} {metrics[run.task.metric]:.4f}  "
+            f"(the first candidate for best)")
+
+
+def _better(run: Run, metrics: dict[str, float]) -> bool:
+    best, task = run.state["best"], run.task
+    value = metrics[task.metric]
+    return best is None or (value > best[task.metric] if task.higher_is_better
+                            else value < best[task.metric])
+
+
+def _keep(run: Run, metrics: dict[str, float], preds: list | None, epoch: int) -> None:
+    """The current weights are the best so far: kept in memory, the figures recorded and
+    the model saved (epoch 0 is the closed-form start)."""
     from zoo.io.records import EVAL_RESULTS, eval_record, write_record
 
+    state, dist = run.state, run.dist
+    if run.eval_ex is not None:
+        run.best_predictions = preds
+        run.snapshot()  # only read with an eval split (the report, LP-FT)
+    state["best"], state["best_epoch"] = metrics, epoch
+    if dist.main:  # the figures first: the save renders the card with them
+        eval_src = run.sources[1]
+        write_record(run.out, EVAL_RESULTS, eval_record(
+            run.model.task, {**metrics, "n": len(run.eval_ex or [])},
+            dataset=Path(str(eval_src)).stem if eval_src is not None else None,
+            data=str(eval_src) if isinstance(eval_src, (str, Path)) else None,
+            data_sha256=_file_sha256(eval_src), epoch=epoch))
+        run.model.save_pretrained(run.out)
+
+
+def end_epoch(run: Run, epoch: int, t0: float) -> None:
+    """Evaluate, keep the best model, log, save the resume state."""
     state, dist, task = run.state, run.dist, run.task
     losses = state["epoch_losses"]
     record: dict[str, Any] = {"epoch": epoch + 1, "step": state["global_step"],
                               "train_loss": sum(losses) / max(1, len(losses)),
                               "seconds": round(time.perf_counter() - t0, 2)}
     metrics: dict[str, float] = {}
-    better = True
+    preds: list | None = None
     if run.eval_ex is not None:
         metrics, preds = evaluate(run)
         record["eval"] = metrics
-        best = state["best"]
-        value = metrics[task.metric]
-        better = best is None or (value > best[task.metric] if task.higher_is_better
-                                  else value < best[task.metric])
-        if better:
-            run.best_predictions = preds
-            run.snapshot()  # only read with an eval split (the report, LP-FT)
+    better = run.eval_ex is None or _better(run, metrics)
     if better:
-        state["best"], state["best_epoch"] = metrics, epoch + 1
+        _keep(run, metrics, preds, epoch + 1)
     elif run.cfg.patience and epoch + 1 - max(
             state["best_epoch"] or 0, run.cfg.epochs * (state["stage"] == "finetune")
     ) >= run.cfg.patience:  # counted within the stage: fine-tuning starts afresh
         run.stop = True  # early stopping: the metric has not improved for `patience` epochs
-    if better and dist.main:  # the figures first: the save renders the card with them
-        eval_src = run.sources[1]
-        write_record(run.out, EVAL_RESULTS, eval_record(
-            run.model.task, {**metrics, "n": len(run.eval_ex or [])},
-            dataset=Path(str(eval_src)).stem if eval_src is not None else None,
-            data=str(eval_src) if isinstance(eval_src, (str, Path)) else None,
-            data_sha256=_file_sha256(eval_src), epoch=epoch + 1))
-        run.model.save_pretrained(run.out)
     run.log(record)
     if run.eval_ex is not None:
         run.say(f"epoch {epoch + 1}: train loss {record['train_loss']:.4f}  eval {task.metric} "
