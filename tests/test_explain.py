@@ -93,6 +93,35 @@ def test_deleting_top_words_lowers_the_score_more_than_deleting_random_ones(plan
     assert mean(top_drops) > mean(random_drops) + 0.3, (mean(top_drops), mean(random_drops))
 
 
+def test_a_plugin_modality_explains_by_its_own_units_the_planted_column_first(tmp_path):
+    """zoo-tabular's columns are its units: a classifier keyed on ``price`` alone ranks it
+    first (rows far from the threshold); Shapley needs the empty row, which has no score."""
+    def rows(n, seed):
+        rng = random.Random(seed)
+        out = []
+        for _ in range(n):
+            r = {"price": round(rng.uniform(1, 100), 1), "weight": round(rng.uniform(1, 100), 1),
+                 "city": rng.choice(["Oslo", "Lima", "Pune"])}
+            out.append({"tabular": r, "label": "keep" if r["price"] >= 50 else "drop"})
+        return out
+
+    for name, n, seed in (("train", 200, 0), ("val", 60, 1)):
+        (tmp_path / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n"
+                                                        for r in rows(n, seed)))
+    zoo.train("tabular-clf", tmp_path / "train.jsonl", tmp_path / "val.jsonl",
+              tmp_path / "m", epochs=10, progress=False)
+    model = zoo.load(tmp_path / "m")
+    far = [{"tabular": r["tabular"]} for r in rows(40, 3)
+           if abs(r["tabular"]["price"] - 50) > 15][:10]
+    results = zoo.explain(model, far)
+    assert all([u["column"] for u in r["units"]] == ["price", "weight", "city"] for r in results)
+    firsts = [max(r["units"], key=lambda u: u["attribution"])["column"] for r in results]
+    assert firsts == ["price"] * len(far)
+    with pytest.raises(ZooError, match="use method 'ablation'") as e:
+        zoo.explain(model, far[0], method="shapley", samples=2)
+    assert "\n" not in str(e.value)
+
+
 def _image_model(**fusion):
     return compose("classification", {"image": {"name": "timm-tiny",
                                                 "data_config": {"input_size": [3, 32, 32]}}},

@@ -68,10 +68,11 @@ class Perturber:
             if value is not None:
                 x[m] = value
         if not x:
-            raise ZooError(f"removing every unit leaves nothing of this input: modality "
-                           f"{', '.join(repr(m) for m, _, _ in self.slices)} has no value "
-                           f"without its units (Modality.explain_ablate); explain an input "
-                           f"with another modality too")
+            raise ZooError(f"this input without its units is empty ("
+                           f"{', '.join(repr(m) for m, _, _ in self.slices)} gives no value "
+                           f"then: Modality.explain_ablate), and method 'shapley' and "
+                           f"one-unit inputs need its score; use method 'ablation' on inputs "
+                           f"of several units, or add another modality")
         return x
 
     def __call__(self, masks: Any) -> Any:

@@ -113,6 +113,19 @@ class Tabular(Modality):
                 "additionalProperties": {"type": ["number", "string", "null"]},
                 "example": {"age": 41, "income": 52.5, "city": "Oslo"}}
 
+    def explain_units(self, value: Any, max_units: int) -> list[dict[str, Any]]:
+        """``zoo explain``: each column is a unit (the first ``max_units`` columns)."""
+        return [{"column": c} for c in list(value)[:max_units]]
+
+    def explain_ablate(self, value: Any, units: Sequence[dict[str, Any]],
+                       keep: Sequence[bool]) -> Any:
+        """The row with the removed columns missing (null), as the encoder reads a gap;
+        None (no row) when every column is removed."""
+        if not any(keep):
+            return None
+        gone = {u["column"] for u, k in zip(units, keep) if not k}
+        return {c: (None if c in gone else v) for c, v in value.items()}
+
     def samples(self) -> list[Any]:
         return [{"age": 41, "income": 52.5, "city": "Oslo"},
                 {"age": 23, "income": None, "city": "Lima"},
