@@ -238,6 +238,13 @@ def test_explain_endpoint_answers_like_predict_and_refuses_bad_requests(planted,
             msg = bad.json()["error"]
             assert words in msg and "\n" not in msg
         assert c.post("/predict", json={"inputs": [text]}).status_code == 200
+        assert 'path="/explain",status="200"' in c.get("/metrics").text
+    keyed = create_app(zoo.load(planted), feedback_db=tmp_path / "k.db", api_key="s3cret")
+    with TestClient(keyed, base_url="http://127.0.0.1") as c:
+        body = {"inputs": [{"text": text}]}
+        assert c.post("/explain", json=body).status_code == 401
+        ok = c.post("/explain", json=body, headers={"Authorization": "Bearer s3cret"})
+        assert ok.status_code == 200 and ok.json()["explanations"][0]["units"]
 
 
 def test_zoo_explain_command(planted, tmp_path, capsys):

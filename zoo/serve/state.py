@@ -10,7 +10,8 @@ __all__ = ["Metrics", "ROUTES"]
 
 _LAT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 #: the only path label values: anything else is counted as "other"
-ROUTES = ("/predict", "/feedback", "/health", "/info", "/metrics", "/docs", "/openapi.json")
+ROUTES = ("/predict", "/explain", "/feedback", "/health", "/info", "/metrics", "/docs",
+          "/openapi.json")
 
 
 class Metrics:
