@@ -102,8 +102,7 @@ def explain_one(model: Any, x: Mapping[str, Any], target: Any = None, *,
     chosen = task.explain_target(model, prediction, target)
     perturber = Perturber.build(model, x, chosen, max_units, batch_size, deadline)
     flat = attribute(perturber, method, samples)
-    result: dict[str, Any] = {"target": chosen,
-                              "score": round(task.explain_score(prediction, chosen), 6),
+    result: dict[str, Any] = {"target": chosen, "score": round(perturber.whole_score(), 6),
                               "method": method, "units": [], "files": []}
     for (m, start, end) in perturber.slices:
         for unit, a in zip(perturber.units[m], flat[start:end]):

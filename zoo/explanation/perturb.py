@@ -11,6 +11,9 @@ from zoo.errors import ZooError
 
 __all__ = ["Perturber", "attribute", "modality_shapley", "PastDeadline"]
 
+#: perturbed copies of an input predicted together hold at most about this much memory
+CHUNK_BYTES = 256_000_000
+
 
 class PastDeadline(ZooError):
     """An explanation still running at its deadline (serving answers 504)."""
@@ -58,6 +61,17 @@ class Perturber:
     def size(self) -> int:
         return self.slices[-1][2]
 
+    @property
+    def nbytes(self) -> int:
+        """About how much memory one perturbed copy of the input holds."""
+        return sum(_nbytes(v) for v in self.values.values())
+
+    def whole_score(self) -> float:
+        """The explained score of the input with every unit kept (memoised)."""
+        import torch
+
+        return float(self(torch.ones(1, self.size))[0])
+
     def input_for(self, keep: tuple[bool, ...]) -> dict[str, Any]:
         """The raw input with the units whose ``keep`` is False removed."""
         x: dict[str, Any] = {}
@@ -81,18 +95,34 @@ class Perturber:
 
         keeps = [tuple(bool(v > 0.5) for v in row) for row in masks.tolist()]
         todo = list(dict.fromkeys(k for k in keeps if k not in self.memo))
-        for i in range(0, len(todo), self.batch_size):
+        step = max(1, min(self.batch_size, CHUNK_BYTES // max(1, self.nbytes)))
+        for i in range(0, len(todo), step):
             if self.deadline is not None and time.monotonic() > self.deadline:
                 raise PastDeadline("the explanation ran past its deadline; explain fewer "
                                    "units (max_units) or use method 'ablation'")
-            chunk = todo[i:i + self.batch_size]
-            preds = self.model.predict([self.input_for(k) for k in chunk],
-                                       batch_size=self.batch_size)
+            chunk = todo[i:i + step]
+            preds = self.model.predict([self.input_for(k) for k in chunk], batch_size=step)
             task = self.model.task_impl
             for k, p in zip(chunk, preds):
                 self.memo[k] = float(task.explain_score(p, self.target))
             self.calls += len(chunk)
         return torch.tensor([self.memo[k] for k in keeps], dtype=torch.float64)
+
+
+def _nbytes(value: Any) -> int:
+    """Bytes of an array (``nbytes``), an image (width x height x bands), a string, or of
+    the parts of a tuple / dict of them; 0 for anything else."""
+    if hasattr(value, "nbytes"):
+        return int(value.nbytes)
+    if hasattr(value, "size") and hasattr(value, "getbands"):  # a PIL image
+        return int(value.size[0] * value.size[1] * len(value.getbands()))
+    if isinstance(value, (str, bytes)):
+        return len(value)
+    if isinstance(value, (tuple, list)):
+        return sum(_nbytes(v) for v in value)
+    if isinstance(value, Mapping):
+        return sum(_nbytes(v) for v in value.values())
+    return 0
 
 
 def attribute(perturber: Perturber, method: str, samples: int) -> list[float]:

@@ -102,7 +102,9 @@ class Image(Modality):
             raise RequestError(f"{where} is not a readable image") from None
 
     def explain_load(self, value: Any) -> Any:
-        return read_image(value)
+        from zoo.modalities.image_explain import image_load
+
+        return image_load(value)
 
     def explain_units(self, value: Any, max_units: int) -> list[dict[str, Any]]:
         from zoo.modalities.image_explain import image_units
