@@ -122,6 +122,33 @@ def test_a_plugin_modality_explains_by_its_own_units_the_planted_column_first(tm
     assert "\n" not in str(e.value)
 
 
+def test_plugins_check_runs_every_modalitys_explanation_hooks():
+    from types import SimpleNamespace
+
+    from zoo.plugin import Modality
+    from zoo.plugincheck.kinds import check_modality
+    from zoo.registry import get_registry
+
+    results = []
+    for spec in get_registry().all("modality"):
+        check_modality(spec, results)
+    got = {r.subject: r.status for r in results if r.check == "explanation units"}
+    assert {"modality text", "modality image", "modality audio"} <= set(got)
+    assert set(got.values()) == {"pass"}, results
+
+    class Greedy(Modality):  # ignores the unit budget
+        def samples(self):
+            return ["a b c d e f", "g h"]
+
+        def explain_units(self, value, max_units):
+            return [{"i": i} for i in range(len(value))]
+
+    bad: list = []
+    check_modality(SimpleNamespace(name="greedy", build=Greedy), bad)
+    (result,) = [r for r in bad if r.check == "explanation units"]
+    assert result.status == "fail" and "1 to 4 dicts" in result.detail
+
+
 def _image_model(**fusion):
     return compose("classification", {"image": {"name": "timm-tiny",
                                                 "data_config": {"input_size": [3, 32, 32]}}},

@@ -54,6 +54,28 @@ def check_modality(spec: Any, results: list[CheckResult]) -> None:
             modality.from_request(sent, f"inputs[{i}].{spec.name}", limits)
         return "to_request -> JSON -> from_request"
     run_check(results, subject, "request round trip", request)
+    run_check(results, subject, "explanation units",
+              lambda: _explain_units(modality, spec.name))
+
+
+def _explain_units(modality: Any, name: str) -> str:
+    """``zoo explain``'s hooks on the samples: units within the budget, as JSON objects;
+    every unit kept gives a value, one removed a value or None (absent)."""
+    import json
+
+    counts = []
+    for v in modality.samples():
+        value = modality.explain_load(v)
+        units = list(modality.explain_units(value, 4))
+        if not 1 <= len(units) <= 4 or not all(isinstance(u, dict) for u in units):
+            raise AssertionError(f"explain_units(value, 4) must give 1 to 4 dicts, got "
+                                 f"{units!r:.80}")
+        json.dumps(units)
+        if modality.explain_ablate(value, units, [True] * len(units)) is None:
+            raise AssertionError("explain_ablate with every unit kept gave None")
+        modality.explain_ablate(value, units, [False] + [True] * (len(units) - 1))
+        counts.append(len(units))
+    return f"{name}: {counts} units of its samples (budget 4)"
 
 
 def _model_for(task: str, plugin: str) -> Any:
