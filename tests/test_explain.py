@@ -241,6 +241,7 @@ def test_explain_endpoint_answers_like_predict_and_refuses_bad_requests(planted,
     from starlette.testclient import TestClient
 
     from zoo.serve.app import create_app
+    from zoo.serve.limits import Limits
 
     text = _held_out(2)[0]
     app = create_app(zoo.load(planted), feedback_db=tmp_path / "f.db")
@@ -266,6 +267,11 @@ def test_explain_endpoint_answers_like_predict_and_refuses_bad_requests(planted,
             assert words in msg and "\n" not in msg
         assert c.post("/predict", json={"inputs": [text]}).status_code == 200
         assert 'path="/explain",status="200"' in c.get("/metrics").text
+    slow = create_app(zoo.load(planted), feedback_db=tmp_path / "s.db",
+                      limits=Limits.from_env(request_seconds=0.001))
+    with TestClient(slow, base_url="http://127.0.0.1") as c:
+        late = c.post("/explain", json={"inputs": [text]})
+        assert late.status_code == 504 and "deadline" in late.json()["error"]
     keyed = create_app(zoo.load(planted), feedback_db=tmp_path / "k.db", api_key="s3cret")
     with TestClient(keyed, base_url="http://127.0.0.1") as c:
         body = {"inputs": [{"text": text}]}
