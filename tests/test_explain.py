@@ -122,6 +122,30 @@ def test_a_plugin_modality_explains_by_its_own_units_the_planted_column_first(tm
     assert "\n" not in str(e.value)
 
 
+def test_units_stay_within_the_budget_and_cover_the_input():
+    from zoo.registry import modalities
+
+    text = modalities()["text"]
+    words = "one two  three four five six seven eight nine ten"
+    units = text.explain_units(words, 4)
+    assert len(units) == 4 and units[0] == {"word": "one two  three", "start": 0, "end": 14}
+    assert units[-1]["end"] == len(words) and text.explain_ablate(
+        words, units, [True, False, False, True]) == "one two  three ten"
+    assert text.explain_ablate(words, units, [False] * 4) == ""
+    image = modalities()["image"]
+    from PIL import Image
+
+    photo = Image.new("RGB", (3000, 1000), (200, 10, 10))
+    photo.paste((10, 10, 200), (1500, 0, 3000, 1000))  # red left half, blue right half
+    picture = image.explain_load(photo)
+    boxes = image.explain_units(picture, 10)  # a 3 x 3 grid in full pixels
+    assert len(boxes) == 9 and boxes[-1]["box"] == [2000, 667, 3000, 1000]
+    assert max(picture.size) == 1024  # perturbed at a working size
+    grey = image.explain_ablate(picture, boxes, [False] + [True] * 8)
+    assert grey.getpixel((0, 0)) == (105, 10, 105)  # the picture's mean colour
+    assert grey.getpixel((400, 100)) == (200, 10, 10)  # the next patch (full x 1172) kept
+
+
 def test_plugins_check_runs_every_modalitys_explanation_hooks():
     from types import SimpleNamespace
 
