@@ -65,6 +65,11 @@ def test_the_planted_word_is_ranked_first(planted, method):
     results = zoo.explain(model, [{"text": t} for t in texts], method=method, samples=8)
     for text, r in zip(texts, results):
         assert r["target"] == "yes" and r["method"] == method
+        n = len(text.split())
+        if method == "ablation":  # each unit alone removed, and the whole input
+            assert r["predictions"] == n + 1
+        else:  # 8 orderings of n units from the empty input, repeats scored once
+            assert n + 1 < r["predictions"] <= 8 * n + 1
         units = r["units"]
         assert [u["word"] for u in units] == text.split()
         assert all(text[u["start"]:u["end"]] == u["word"] for u in units)

@@ -48,8 +48,8 @@ def explain(model: Any, inputs: Any, target: Any = None, out: str | Path | None 
 
     Returns one dict per input: ``target``, ``score`` (its score on the whole input),
     ``method``, ``units`` (each with its ``modality``, where it is, and ``attribution``),
-    ``files``, and with several modalities ``modality_share`` (adds to 1) and
-    ``modality_shapley``. ``deadline`` (``time.monotonic()`` value): stop with a ZooError
+    ``files``, ``predictions`` (how many perturbed inputs were scored), and with several
+    modalities ``modality_share`` (adds to 1) and ``modality_shapley``. ``deadline`` (``time.monotonic()`` value): stop with a ZooError
     past it (serving)."""
     if isinstance(model, (str, Path)):
         from zoo.io.hub import load
@@ -113,6 +113,7 @@ def explain_one(model: Any, x: Mapping[str, Any], target: Any = None, *,
         result["modality_share"] = {m: (abs(v) / total if total else 1 / len(phi))
                                     for m, v in phi.items()}
         result["modality_shapley"] = {m: round(v, 6) for m, v in phi.items()}
+    result["predictions"] = perturber.calls  # perturbed inputs the model scored
     if stem is not None:
         result["files"] = _render(perturber, flat, stem, f"{chosen} ({result['score']:.3f})")
     return result
