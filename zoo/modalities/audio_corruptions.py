@@ -26,6 +26,8 @@ def _wave(value: Any) -> tuple[Any, int]:
 
     from zoo.plugin import read_audio
 
+    if hasattr(value, "seek"):  # an embedded file: read from its start
+        value.seek(0)
     wave, rate = read_audio(value)
     return np.asarray(wave, dtype=np.float64), rate
 

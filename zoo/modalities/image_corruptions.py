@@ -3,8 +3,10 @@ Dietterich, "Benchmarking Neural Network Robustness to Common Corruptions and
 Perturbations", ICLR 2019) for Gaussian noise, Gaussian blur, JPEG, brightness and
 contrast, in numpy, SciPy and Pillow. Our severities 1, 2, 3 are ImageNet-C's 1, 3 and 5.
 
-ImageNet-C corrupts 224 px crops; a photo of another size is blurred with the sigma scaled
-by its short side / 224, so the corruption looks the same once the encoder resizes it.
+ImageNet-C corrupts 224 px crops. A larger photo keeps its size (boxes and masks stay in its
+pixels) and gets the corruption as it would look at 224 px once the encoder resizes it: the
+blur sigma and the grain of the noise (one draw per 224-scale pixel) scaled by its short
+side / 224. JPEG compresses at the photo's own size, as ``imagecorruptions`` does.
 Why not a library: ``imagecorruptions`` 1.1.2 (PyPI's latest) still calls scikit-image's
 removed ``gaussian(multichannel=True)`` (a TypeError with scikit-image >= 0.22), draws from
 NumPy's global random state and needs opencv-python; ``albumentations`` installs but is
@@ -24,13 +26,20 @@ BRIGHTNESS = (0.1, 0.3, 0.5)  # added to HSV value
 CONTRAST = (0.4, 0.2, 0.05)  # the deviation from the channel means kept
 
 
+def _read(value: Any) -> Any:
+    """An image value -> an RGB PIL image (an embedded file read from its start)."""
+    from zoo.plugin import read_image
+
+    if hasattr(value, "seek"):
+        value.seek(0)
+    return read_image(value)
+
+
 def _pixels(value: Any) -> Any:
     """An image value -> (H, W, 3) float64 in [0, 1]."""
     import numpy as np
 
-    from zoo.plugin import read_image
-
-    return np.asarray(read_image(value), dtype=np.float64) / 255.0
+    return np.asarray(_read(value), dtype=np.float64) / 255.0
 
 
 def _image(x: Any) -> Any:
@@ -40,9 +49,23 @@ def _image(x: Any) -> Any:
     return Image.fromarray(np.uint8(np.clip(x, 0.0, 1.0) * 255.0 + 0.5))  # rounded
 
 
+def _scale(x: Any) -> float:
+    """How many of the image's pixels one pixel of a 224-px short side covers (>= 1)."""
+    return max(1.0, min(x.shape[:2]) / 224.0)
+
+
 def gaussian_noise(value: Any, severity: int, rng: Any) -> Any:
+    import math
+
+    import numpy as np
+
     x = _pixels(value)
-    return _image(x + rng.normal(0.0, NOISE_STD[severity - 1], size=x.shape))
+    h, w = x.shape[:2]
+    k = _scale(x)
+    nh, nw = math.ceil(h / k), math.ceil(w / k)
+    field = rng.normal(0.0, NOISE_STD[severity - 1], size=(nh, nw, x.shape[2]))
+    rows, cols = np.arange(h) * nh // h, np.arange(w) * nw // w  # each draw covers k x k
+    return _image(x + field[rows][:, cols])
 
 
 def gaussian_blur(value: Any, severity: int, rng: Any) -> Any:
@@ -58,10 +81,8 @@ def jpeg(value: Any, severity: int, rng: Any) -> Any:
 
     from PIL import Image
 
-    from zoo.plugin import read_image
-
     buf = io.BytesIO()
-    read_image(value).save(buf, format="JPEG", quality=JPEG_QUALITY[severity - 1])
+    _read(value).save(buf, format="JPEG", quality=JPEG_QUALITY[severity - 1])
     buf.seek(0)
     with Image.open(buf) as im:
         return im.convert("RGB")
