@@ -52,6 +52,12 @@ def pretrained(corpus, tmp_path_factory) -> tuple[Path, dict]:
     return out, json.loads(proc.stdout)
 
 
+# the model card metadata keys the Hub documents (huggingface_hub's ModelCardData)
+HUB_KEYS = {"library_name", "tags", "pipeline_tag", "license", "license_name", "license_link",
+            "base_model", "datasets", "language", "model-index", "model_name", "metrics",
+            "thumbnail", "inference", "widget"}
+
+
 def _objective(**options):
     from zoo.pretraining import describe_encoder
     from zoo_text_hf.mlm import build_mlm
@@ -150,10 +156,14 @@ def test_pretrain_lowers_held_out_perplexity_and_writes_an_encoder_folder(pretra
     assert record["settings"]["mlm_probability"] == 0.15 and record["settings"]["whole_word"]
     assert record["corpus"]["tokens"] > 4000
     card = (out / "README.md").read_text()
-    front = card.split("---")[1]
-    for s in ("library_name: zoo", "fill-mask", "domain-adaptation", "corpus.txt",
-              record["corpus"]["sha256"]):
+    front, body = card.split("---")[1], card.split("---", 2)[2]
+    for s in ("library_name: zoo", "fill-mask", "domain-adaptation"):
         assert s in front, s
+    for s in ("corpus.txt", record["corpus"]["sha256"][:16]):  # described in the body
+        assert s in body, s
+    import yaml
+
+    assert set(yaml.safe_load(front)) <= HUB_KEYS  # only the Hub's own metadata keys
     assert "| perplexity |" in card and "no MLM head" not in card  # bert-tiny: all fresh
     from transformers import AutoModelForMaskedLM
 
@@ -201,6 +211,37 @@ def test_the_folder_trains_a_classifier_by_path_with_its_weights(pretrained, tmp
         assert zoo.load(out).predict(texts) == expected
     finally:
         moved.rename(enc)
+
+
+def test_a_classifier_on_an_adapted_encoder_carries_its_base_and_licence(pretrained,
+                                                                          tmp_path):
+    """The folder's record names the weights it was adapted from; the classifier trained on
+    it says so in its card (base_model, license) and shows no local path."""
+    import shutil
+
+    enc = tmp_path / "adapted"
+    shutil.copytree(pretrained[0], enc)
+    record = json.loads((enc / "zoo_pretrain.json").read_text())
+    record["encoder"].update(base_model="google/bert_uncased_L-2_H-128_A-2",
+                             license="apache-2.0")
+    (enc / "zoo_pretrain.json").write_text(json.dumps(record))
+    rows = [{"text": s, "label": "long" if "electro" in s or "photo" in s else "short"}
+            for s in sentences(32, seed=3)]
+    train = tmp_path / "train.jsonl"
+    train.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = tmp_path / "clf"
+    run_zoo("train", "minilm-text-clf", "--encoder", f"text={enc}", "--train", str(train),
+            "--eval", str(train), "--out", str(out), "--epochs", "1", "--freeze", "all",
+            "--logger", "none", "--quiet", check=True)
+    from huggingface_hub import ModelCard
+
+    card = ModelCard((out / "README.md").read_text())
+    assert card.data.base_model == ["google/bert_uncased_L-2_H-128_A-2"]
+    assert card.data.license == "apache-2.0"
+    assert "(adapted from google/bert" in card.text  # (markdown-escaped underscores)
+    assert "source: folder adapted" in card.text
+    for f in ("README.md", "training.json", "eval_results.json"):
+        assert str(tmp_path) not in (out / f).read_text(), f  # no local path published
 
 
 def test_create_model_loads_a_source_folder_with_its_weights(pretrained):

@@ -92,3 +92,46 @@ def test_a_recorded_eval_replaces_only_its_own_entry(trained, tmp_path):
     datasets = {r.dataset_name for r in card.data.eval_results}
     assert datasets == {"val", "other"}
     assert "Also measured with `zoo eval --record`" in card.text
+
+
+HUB_KEYS = {"library_name", "tags", "pipeline_tag", "license", "license_name", "license_link",
+            "base_model", "datasets", "language", "model-index", "model_name", "metrics",
+            "thumbnail", "inference", "widget"}
+
+
+def test_the_card_describes_the_model_trained_and_nothing_local(tmp_path):
+    """The registry entry's words ("sentiment labels by default") give way to what was
+    trained; the detected language is declared; no local path is published."""
+    import yaml
+    from huggingface_hub import ModelCard
+
+    german = ["Der Hund schläft im Garten unter dem Baum", "Die Katze trinkt Milch in der Küche",
+              "Wir fahren morgen mit dem Zug nach Berlin", "Das Wetter ist heute sehr schön"]
+    rows = [{"text": f"{german[i % 4]} und {i}", "label": ["tier", "tier", "reise", "wetter"][i % 4]}
+            for i in range(24)]
+    model = _model()
+    model.config["description"] = "Text classifier (sentiment labels by default)."
+    d = tmp_path / "deep" / "folder"
+    d.mkdir(parents=True)
+    train = _write(rows, d / "de_train.jsonl")
+    zoo.train(model, train, train, tmp_path / "m", epochs=1, freeze="all", finetune_epochs=0,
+              progress=False)
+    m = tmp_path / "m"
+    text = (m / "README.md").read_text()
+    card = ModelCard(text)
+    assert "sentiment" not in text
+    assert "de\\_train.jsonl (24 examples); 3 labels: reise, tier, wetter" in card.text
+    assert card.data.language == "de"
+    assert set(yaml.safe_load(text.split("---")[1])) <= HUB_KEYS
+    assert [r.dataset_name for r in card.data.eval_results][0] == "de_train"
+    for f in ("README.md", "training.json", "eval_results.json", "config.json"):
+        assert str(tmp_path) not in (m / f).read_text(), f
+
+
+def test_push_changes_no_local_file(trained, hub):
+    from conftest import run_zoo
+
+    before = _digest(trained / "m")
+    run_zoo("push", str(trained / "m"), "zoo-tests/trust", env=hub.env, check=True)
+    zoo.load(trained / "m").push_to_hub("zoo-tests/trust", revision="api")
+    assert _digest(trained / "m") == before

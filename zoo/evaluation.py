@@ -84,7 +84,7 @@ def _record(model: Any, data: Any, name: str, result: dict[str, Any],
                        "loaded from one (a registry name or a model in memory)")
     path = Path(data) if isinstance(data, (str, Path)) else None
     record_eval(source, eval_record(
-        model.task, result, dataset=name, data=str(data) if path else None,
+        model.task, result, dataset=name, data=path.name if path else None,
         data_sha256=sha256_file(path) if path and path.is_file() else None,
         decoding=decoding or None))
     write_card(source)

@@ -239,8 +239,33 @@ def with_encoders(model: str, encoders: Mapping[str, str], *, seed: int = 0) -> 
             raise ZooError(f"--encoder {m}=...: model {model!r} has no {m} encoder (it has "
                            f"{', '.join(spec.encoders)})")
     torch.manual_seed(seed)  # the fresh fusion and head: the same on every run and rank
-    return create_model(model, pretrained=True,
-                        encoders={m: encoder_ref(m, v) for m, v in encoders.items()})
+    built = create_model(model, pretrained=True,
+                         encoders={m: encoder_ref(m, v) for m, v in encoders.items()})
+    for m, v in encoders.items():  # a folder's base model and licence carry through
+        built.config["encoders"][m].update(_adapted_from(v))
+    return built
+
+
+def _adapted_from(value: str) -> dict[str, Any]:
+    """What an encoder folder ``zoo pretrain`` wrote was adapted from (its
+    ``zoo_pretrain.json``): ``base_model`` and ``license`` of the weights it started from,
+    and the folder's name (never its local path). Empty for a registry name."""
+    import json
+
+    path = Path(value)
+    if not path.is_dir():
+        return {}
+    try:
+        enc = json.loads((path / "zoo_pretrain.json").read_text(encoding="utf-8"))["encoder"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
+    if not isinstance(enc, dict):
+        return {}
+    out = {"adapted_from": path.name}
+    for key in ("base_model", "license"):
+        if isinstance(enc.get(key), str) and enc[key]:
+            out[key] = enc[key]
+    return out
 
 
 def replace_head(model: Any, **head_kwargs: Any) -> None:

@@ -41,10 +41,15 @@ def _weights_info(config: dict[str, Any]) -> tuple[list[str], list[str], list[st
     hub_ids, licenses, names = [], [], []
     parts = [*config["encoders"].values(), config.get("fusion"), config.get("head")]
     for part in parts:
+        adapted = (part or {}).get("base_model"), (part or {}).get("license")
+        if isinstance(adapted[0], str) and adapted[0] and adapted[0] not in hub_ids:
+            hub_ids.append(adapted[0])  # an encoder zoo pretrain adapted: its base carries
+        if isinstance(adapted[1], str) and adapted[1]:
+            licenses.append(adapted[1])
         tag = (part or {}).get("weights")
         if not isinstance(tag, str) or tag.startswith(("trained", "aligned:", "unknown")):
             continue
-        names.append(tag)
+        names.append(_public(tag))
         try:
             spec = get_registry().weights(tag)
         except ZooError:
@@ -184,8 +189,26 @@ def _card_data(config: dict[str, Any], spec: Any, evals: dict[str, Any] | None,
         library_name="zoo", tags=tags, pipeline_tag=tag,
         license=(licenses[0] if len(set(licenses)) == 1 else "other" if licenses else None),
         base_model=hub_ids or None, datasets=datasets, model_name=name,
+        language=_language((training or {}).get("language")),
         eval_results=eval_results or None)
     return data, names, metrics
+
+
+def _public(tag: Any) -> Any:
+    """A weights tag as the card may show it: ``source:<folder>`` names the folder only,
+    never where it lay on the machine that trained the model."""
+    if isinstance(tag, str) and tag.startswith("source:"):
+        where = tag[len("source:"):]
+        if where.startswith(("/", "~", ".")) or "\\" in where or Path(where).exists():
+            return f"source: folder {Path(where).name}"
+    return tag
+
+
+def _language(code_: Any) -> str | None:
+    """An ISO 639 code from the training record (a language identifier's guess)."""
+    import re
+
+    return code_ if isinstance(code_, str) and re.fullmatch(r"[a-z]{2,3}", code_) else None
 
 
 def _shown(figures: dict[str, Any], names: dict[str, str]) -> dict[str, float]:
@@ -234,7 +257,9 @@ def _composition(config: dict[str, Any]) -> list[dict[str, str]]:
     for m, enc in config["encoders"].items():
         rows.append({"part": text(f"encoder ({m})"), "name": code(enc["name"]),
                      "provider": text(f"{enc.get('distribution')} {enc.get('version', '')}"),
-                     "settings": text(f"weights: {enc.get('weights') or 'trained here'}")})
+                     "settings": text(f"weights: {_public(enc.get('weights')) or 'trained here'}"
+                                      + (f" (adapted from {enc['base_model']})"
+                                         if enc.get("base_model") else ""))})
     for part in ("fusion", "head"):
         c = config.get(part)
         if c:
@@ -328,7 +353,7 @@ def render_card(directory: str | Path, repo_id: str | None = None) -> str:
         composition_text=_composition_text(config),
         pip_install=" ".join([CORE_DISTRIBUTION, *[p for p in plugins
                                                     if p not in (CORE_DISTRIBUTION, "zoo")]]),
-        load_id=json.dumps(f"hf-hub:{repo_id}" if repo_id else str(d)),
+        load_id=json.dumps(f"hf-hub:{repo_id}" if repo_id else d.absolute().name),  # no path
         example_input=_example(modalities), example_output=spec.example_output,
         composition=_composition(config), labels=labels,
         labels_text=", ".join(code(x) for x in (labels or [])[:50]),

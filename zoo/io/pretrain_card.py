@@ -70,9 +70,10 @@ def write_card(folder: Path, record: dict[str, Any], objective: Any, name: str) 
         library_name="zoo", model_name=name, pipeline_tag=objective.pipeline_tag,
         tags=["zoo", modality, "pretraining", record["objective"], *objective.tags],
         base_model=enc.get("base_model") or None,
-        # a local corpus is no Hub dataset id: described here and in the body instead
-        corpus={"name": corpus["name"], "sha256": corpus["sha256"],
-                **{k: corpus[k] for k in ("examples", "tokens") if k in corpus}})
+        # the base's licence carries over to what is derived from it
+        license=enc.get("license") or None)
+    # a local corpus is no Hub dataset id: the body describes it (name, sha256, size), and
+    # the front matter keeps to the Hub's own keys
     held = record["eval"]
     held_text = (f"{held.get('examples', 0)} examples ({held['source']})"
                  + (f", {held['tokens']} tokens" if "tokens" in held else "")

@@ -31,6 +31,9 @@ def start(run: Run, resume: bool) -> Run:
         if model.config.get(part) is not None:
             model.config[part]["weights"] = (f"trained:{Path(str(data)).name}"
                                              if isinstance(data, (str, Path)) else "trained")
+    # the registry entry's words described the model before training ("sentiment labels by
+    # default"): from here on it is the model trained here
+    model.config["description"] = _trained_description(run)
     run.state = {"epoch": 0, "batch": 0, "global_step": 0, "best": None, "best_epoch": None,
                  "log_lines": 0, "epoch_losses": [], "stage": "probe", "probe_best": None,
                  "probe_init": None}
@@ -191,7 +194,7 @@ def _keep(run: Run, metrics: dict[str, float], preds: list | None, epoch: int) -
         write_record(run.out, EVAL_RESULTS, eval_record(
             run.model.task, {**metrics, "n": len(run.eval_ex or [])},
             dataset=Path(str(eval_src)).stem if eval_src is not None else None,
-            data=str(eval_src) if isinstance(eval_src, (str, Path)) else None,
+            data=Path(eval_src).name if isinstance(eval_src, (str, Path)) else None,
             data_sha256=_file_sha256(eval_src), epoch=epoch))
         run.model.save_pretrained(run.out)
 
@@ -277,11 +280,41 @@ def finish(run: Run) -> dict[str, Any]:
                   "train_sha256": _file_sha256(train_src),
                   "eval_sha256": _file_sha256(eval_src),
                   "n_train": len(run.train_ex), "n_eval": len(run.eval_ex or []),
-                  "world_size": dist.world, **summary}
+                  "language": _language(run), "world_size": dist.world,
+                  **{k: v for k, v in summary.items() if k != "out"}}  # no local path
+        for key in ("train_data", "eval_data"):  # the file's name: the card never shows
+            if record[key]:                      # where it lay on this machine
+                record[key] = Path(record[key]).name
         write_record(out, TRAINING, record)
         write_card(out)  # the record changed what the card says
     dist.barrier()
     return summary
+
+
+def _trained_description(run: Run) -> str:
+    """One line on what was trained: task, inputs, labels, data, and what it started from."""
+    model, data = run.model, run.sources[0]
+    where = Path(str(data)).name if isinstance(data, (str, Path)) else "examples given in Python"
+    out = (f"{model.task} on {' + '.join(model.encoders)}, trained with zoo train on {where} "
+           f"({len(run.train_ex)} examples)")
+    labels = [str(x) for x in model.labels or []]
+    if labels:
+        out += (f"; {len(labels)} labels: {', '.join(labels[:12])}"
+                + (", ..." if len(labels) > 12 else ""))
+    base = model.config.get("name")
+    return out + (f"; started from {base}" if isinstance(base, str) and base else "") + "."
+
+
+def _language(run: Run) -> str | None:
+    """The language the training text is written in (modalities whose values are plain
+    strings), for the card's ``language:``; None without text or when it is mixed."""
+    from zoo.data.language import detect_language
+
+    reg = modalities()
+    text = [m for m in run.model.encoders if m in reg and reg[m].plain_string]
+    if not text:
+        return None
+    return detect_language(ex.inputs.get(m) for ex in run.train_ex for m in text)
 
 
 def _file_sha256(data: Any) -> str | None:

@@ -76,7 +76,7 @@ def _load(encoder: dict[str, Any], seed: int
         model, tok, info = _from_folder(str(folder), f"folder {folder.name}")
         prior = (_json(folder / "zoo_pretrain.json") or {}).get("encoder") or {}
         base = {"weights": None, "sha256": _sha256(folder / "model.safetensors"),
-                "base_model": prior.get("base_model")}
+                "base_model": prior.get("base_model"), "license": prior.get("license")}
         kwargs = (_json(folder / "zoo_pretrain.json") or {}).get("encoder_kwargs") or {}
     else:
         if encoder.get("factory") != _FACTORY:
@@ -89,7 +89,8 @@ def _load(encoder: dict[str, Any], seed: int
             model, tok, info = _from_folder(_folder(origin), f"encoder {name!r}")
             w = weights_info(origin) if has_weights(origin) else None
             base = {"weights": origin if w else None, "sha256": w.sha256 if w else None,
-                    "base_model": (w.base_model if w else None) or (None if w else origin)}
+                    "base_model": (w.base_model if w else None) or (None if w else origin),
+                    "license": w.license if w else None}
         elif d.get("hf_config") and d.get("tokenizer"):
             torch.manual_seed(seed)
             model = AutoModelForMaskedLM.from_config(AutoConfig.for_model(**d["hf_config"]))
