@@ -103,6 +103,29 @@ def embed_package(rows) -> tuple[np.ndarray, list[float]]:
     return np.asarray(out), times
 
 
+def interleaved_ms(rows) -> dict:
+    """Time per utterance, zoo and resemblyzer taking turns on each (which goes first
+    alternates), so both see the same load on a shared machine: medians and their ratio."""
+    import zoo
+    from resemblyzer import VoiceEncoder, preprocess_wav
+
+    model = zoo.create_model("resemblyzer-ge2e", pretrained=True)
+    enc = VoiceEncoder("cpu", verbose=False)
+    ours = lambda r: model.predict([{"audio": r["audio"]}])  # noqa: E731
+    ref = lambda r: enc.embed_utterance(preprocess_wav(r["audio"]))  # noqa: E731
+    ours(rows[0]), ref(rows[0])  # warm-up (librosa's JIT, torch's first call)
+    t_ours, t_ref = [], []
+    for i, r in enumerate(rows):
+        for fn, times in ((ours, t_ours), (ref, t_ref))[:: 1 if i % 2 else -1]:
+            t = time.perf_counter()
+            fn(r)
+            times.append(time.perf_counter() - t)
+    med_o, med_r = statistics.median(t_ours), statistics.median(t_ref)
+    return {"ours": round(med_o * 1000, 1), "resemblyzer": round(med_r * 1000, 1),
+            "resemblyzer / ours": round(med_r / med_o, 2), "utterances": len(rows),
+            "order": "interleaved"}
+
+
 def rates(emb: np.ndarray, rows: list[dict]) -> dict:
     from zoo_speech_speaker.trials import error_rates, pair_trials
 
@@ -123,20 +146,17 @@ def by_subset(emb: np.ndarray, rows: list[dict]) -> dict:
 
 
 def compare(rows: list[dict]) -> dict:
-    ours, t_ours = embed_ours(rows)
-    ref, t_ref = embed_package(rows)
+    ours, _ = embed_ours(rows)
+    ref, _ = embed_package(rows)
     cos = np.einsum("nd,nd->n", ours, ref)
     novad, _ = embed_ours(rows, trim_silences=False)
-    med_o, med_r = statistics.median(t_ours), statistics.median(t_ref)
     return {"cosine_port_vs_package": {"min": round(float(cos.min()), 6),
                                        "median": round(float(np.median(cos)), 6)},
             "ours": by_subset(ours, rows), "resemblyzer": by_subset(ref, rows),
             "ours_without_vad": by_subset(novad, rows),
             "cosine_vad_vs_no_vad": {"min": round(float(np.einsum("nd,nd->n", ours, novad
                                                                   ).min()), 4)},
-            "ms_per_utterance": {"ours": round(med_o * 1000, 1),
-                                 "resemblyzer": round(med_r * 1000, 1),
-                                 "resemblyzer / ours": round(med_r / med_o, 2)}}
+            "ms_per_utterance": interleaved_ms(rows)}
 
 
 def write(rows: list[dict], path: Path) -> Path:
@@ -197,6 +217,8 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", type=Path)
     ap.add_argument("--write-head", type=Path)
+    ap.add_argument("--timing-only", action="store_true",
+                    help="Only the interleaved time per utterance (zoo vs resemblyzer).")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
@@ -204,6 +226,9 @@ def main() -> None:
         rows = real_set() + synthetic_set(root, args.speakers, args.utterances, args.seed)
         print(f"{len(rows)} utterances ({sum(r['real'] for r in rows)} real) in "
               f"{time.perf_counter() - t:.0f} s", file=sys.stderr)
+        if args.timing_only:
+            print(json.dumps({"ms_per_utterance": interleaved_ms(rows)}, indent=2))
+            return
         result = {"data": {"utterances": len(rows), "speakers": len({r["speaker"]
                                                                      for r in rows})},
                   **compare(rows), "training": training(rows, root, args.epochs)}

@@ -68,6 +68,11 @@ def test_adapter_trains_and_saves_only_the_adapter(trained):
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     assert trainable < 0.05 * sum(p.numel() for p in model.parameters())
     assert "## Adapter" in (out / "README.md").read_text()
+    from huggingface_hub import ModelCard
+
+    card = ModelCard((out / "README.md").read_text())  # the base's name and licence carry
+    assert card.data.base_model == ["sentence-transformers/all-MiniLM-L6-v2"]
+    assert card.data.license == "apache-2.0"
 
 
 def test_adapter_loads_back_with_identical_predictions_and_shares_the_base(trained):
