@@ -49,8 +49,8 @@ def explain(model: Any, inputs: Any, target: Any = None, out: str | Path | None 
     Returns one dict per input: ``target``, ``score`` (its score on the whole input),
     ``method``, ``units`` (each with its ``modality``, where it is, and ``attribution``),
     ``files``, ``predictions`` (how many perturbed inputs were scored), and with several
-    modalities ``modality_share`` (adds to 1) and ``modality_shapley``. ``deadline`` (``time.monotonic()`` value): stop with a ZooError
-    past it (serving)."""
+    modalities ``modality_share`` (adds to 1) and ``modality_shapley``. ``deadline`` (a
+    ``time.monotonic()`` value): stop with a ZooError past it (serving)."""
     if isinstance(model, (str, Path)):
         from zoo.io.hub import load
 
