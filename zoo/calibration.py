@@ -74,6 +74,7 @@ def _flat(metrics: dict[str, Any]) -> dict[str, Any]:
 
 
 def _picture(examples: list, before: list, after: list, path: Path) -> None:
+    from zoo.metrics import reliability_panel
     from zoo.plots import plot_reliability
 
     truth = [ex.targets.get("label") for ex in examples]
@@ -81,6 +82,7 @@ def _picture(examples: list, before: list, after: list, path: Path) -> None:
     for title, preds in (("before", before), ("after", after)):
         if not all(isinstance(p.get("score"), (int, float)) for p in preds):
             return
-        panels.append((title, [float(p["score"]) for p in preds],
-                       [str(p.get("label")) == str(y) for p, y in zip(preds, truth)]))
+        panels.append(reliability_panel(
+            title, [float(p["score"]) for p in preds],
+            [str(p.get("label")) == str(y) for p, y in zip(preds, truth)]))
     plot_reliability(panels, path)

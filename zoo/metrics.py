@@ -7,7 +7,7 @@ import io
 from typing import Any, Mapping, Sequence
 
 __all__ = ["classification_metrics", "detection_metrics", "asr_metrics", "retrieval_metrics",
-           "calibration_error", "reliability_bins"]
+           "calibration_error", "reliability_bins", "reliability_panel"]
 
 ECE_BINS = 15  # Guo et al. (2017) and torchmetrics' default
 
@@ -28,6 +28,13 @@ def reliability_bins(confidences: Sequence[float], correct: Sequence[bool],
         if sel.any():
             out.append((float(conf[sel].mean()), float(ok[sel].mean()), int(sel.sum())))
     return out
+
+
+def reliability_panel(title: str, confidences: Sequence[float], correct: Sequence[bool]
+                      ) -> tuple[str, list[tuple[float, float, int]], float]:
+    """What ``zoo.plots.plot_reliability`` draws for one set of predictions."""
+    return (title, reliability_bins(confidences, correct),
+            calibration_error(confidences, correct))
 
 
 def calibration_error(confidences: Sequence[float], correct: Sequence[bool],

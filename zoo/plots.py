@@ -91,31 +91,28 @@ def plot_counts(counts: dict[str, int], out: Path, title: str) -> None:
     plt.close(fig)
 
 
-def plot_reliability(panels: list[tuple[str, list[float], list[bool]]], path: Path) -> None:
-    """Reliability diagrams side by side, one per (title, confidences, correct) panel:
-    accuracy per confidence bin against the diagonal, the bin counts below, and the
-    expected calibration error in each title."""
+def plot_reliability(panels: list[tuple[str, list[tuple[float, float, int]], float]],
+                     path: Path, n_bins: int = 15) -> None:
+    """Reliability diagrams side by side, one per (title, bins, ECE) panel (bins as
+    ``zoo.metrics.reliability_bins`` gives them): accuracy per confidence bin against the
+    diagonal, the bin counts below, and the expected calibration error in each title."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from zoo.metrics import ECE_BINS, calibration_error, reliability_bins
-
-    width = 1.0 / ECE_BINS
+    width = 1.0 / n_bins
     fig, axes = plt.subplots(2, len(panels), figsize=(4.4 * len(panels), 5.2), squeeze=False,
                              sharex=True, gridspec_kw={"height_ratios": [3, 1]})
-    for col, (title, confidences, correct) in enumerate(panels):
+    for col, (title, bins, ece) in enumerate(panels):
         a, b = axes[0][col], axes[1][col]
-        bins = reliability_bins(confidences, correct)
         a.plot([0, 1], [0, 1], "--", color="grey", lw=1, label="perfectly calibrated")
         a.bar([c for c, _, _ in bins], [acc for _, acc, _ in bins], width=width * 0.9,
               color="C0", alpha=0.8, label="accuracy in bin")
         a.set_ylabel("accuracy")
         a.set_ylim(0, 1)
         a.legend(loc="upper left", fontsize=8)
-        a.set_title(f"{title}: ECE {calibration_error(confidences, correct):.3f} "
-                    f"(n={len(confidences)})")
+        a.set_title(f"{title}: ECE {ece:.3f} (n={sum(n for _, _, n in bins)})")
         b.bar([c for c, _, _ in bins], [n for _, _, n in bins], width=width * 0.9, color="C1")
         b.set_xlabel("confidence (top label's score)")
         b.set_ylabel("count")

@@ -104,9 +104,11 @@ class Classification(Task):
         confident = _confidences([ex.targets["label"] for ex in examples], predictions)
         if confident is None:
             return ["confusion_matrix.png"]
+        from zoo.metrics import reliability_panel
         from zoo.plots import plot_reliability
 
-        plot_reliability([("eval, best epoch", *confident)], out / "reliability_diagram.png")
+        plot_reliability([reliability_panel("eval, best epoch", *confident)],
+                         out / "reliability_diagram.png")
         return ["confusion_matrix.png", "reliability_diagram.png"]
 
     def calibrate(self, model: Any, examples: Sequence[Any], batch_size: int = 32

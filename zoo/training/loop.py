@@ -274,21 +274,22 @@ def finish(run: Run) -> dict[str, Any]:
                 if bar is not None:
                     bar.close()
             run.task.report(best, run.eval_ex, preds, out)
-        train_src, eval_src = run.sources
-        record = {"train_data": str(train_src) if isinstance(train_src, (str, Path)) else None,
-                  "eval_data": str(eval_src) if isinstance(eval_src, (str, Path)) else None,
-                  "train_sha256": _file_sha256(train_src),
-                  "eval_sha256": _file_sha256(eval_src),
-                  "n_train": len(run.train_ex), "n_eval": len(run.eval_ex or []),
-                  "language": _language(run), "world_size": dist.world,
-                  **{k: v for k, v in summary.items() if k != "out"}}  # no local path
-        for key in ("train_data", "eval_data"):  # the file's name: the card never shows
-            if record[key]:                      # where it lay on this machine
-                record[key] = Path(record[key]).name
-        write_record(out, TRAINING, record)
+        write_record(out, TRAINING, _training_record(run, summary))
         write_card(out)  # the record changed what the card says
     dist.barrier()
     return summary
+
+
+def _training_record(run: Run, summary: dict[str, Any]) -> dict[str, Any]:
+    """training.json: the data (file names and hashes: never where they lay on this
+    machine), sizes, language, processes and the summary."""
+    train_src, eval_src = run.sources
+    name = lambda src: Path(src).name if isinstance(src, (str, Path)) else None  # noqa: E731
+    return {"train_data": name(train_src), "eval_data": name(eval_src),
+            "train_sha256": _file_sha256(train_src), "eval_sha256": _file_sha256(eval_src),
+            "n_train": len(run.train_ex), "n_eval": len(run.eval_ex or []),
+            "language": _language(run), "world_size": run.dist.world,
+            **{k: v for k, v in summary.items() if k != "out"}}
 
 
 def _trained_description(run: Run) -> str:
