@@ -96,10 +96,22 @@ def test_without_an_eval_split_a_fixed_strength_is_used(tmp_path):
         "description": "logistic regression fitted by L-BFGS (C 3.0), refined at lr / 3"}
 
 
-@pytest.mark.parametrize("case", ["gated fusion", "multi-label", "no cache", "trained encoder"])
+def test_another_fusion_gets_the_regression_on_its_output(tmp_path):
+    """A gated fusion cannot hold the regression, but the head's linear layer can: it is
+    fitted on what the (fresh) fusion gives, and the model predicts as the fit says."""
+    model = _model("gated")
+    assert not eligible(model) and model.head.probe_layer() is model.head.proj
+    train, val = _data(), _data(12, offset=100)
+    summary = zoo.train(model, train, val, tmp_path / "m", epochs=1, lr=0.0, freeze="all",
+                        progress=False)
+    init = summary["probe_init"]
+    assert init["method"] == "lbfgs"
+    assert summary["best"]["accuracy"] == pytest.approx(init["eval_accuracy"], abs=1e-6)
+
+
+@pytest.mark.parametrize("case", ["multi-label", "no cache", "trained encoder"])
 def test_where_it_cannot_be_written_exactly_the_start_stays_random(tmp_path, case):
-    model = _model("gated") if case == "gated fusion" else _model(
-        multi_label=case == "multi-label")
+    model = _model(multi_label=case == "multi-label")
     data = _data(8)
     if case == "multi-label":
         data = [{**r, "label": [r["label"]]} for r in data]
@@ -175,3 +187,42 @@ def test_the_start_is_a_candidate_for_best(tmp_path):
     acc = np.mean([p["label"] == r["label"] for p, r in zip(preds, val)])
     assert acc == pytest.approx(start, abs=1e-6)
     assert "(the closed-form probe start)" in (tmp_path / "m" / "README.md").read_text()
+
+
+def test_a_linear_head_starts_from_the_regression_written_exactly(tmp_path):
+    """A head whose logits come from one linear layer (Head.probe_layer: here the timm
+    plugin's image-classifier, the ready ImageNet models' head) with no fusion: the start
+    is scikit-learn's regression on the standardised pooled features, in the raw scale."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+
+    from zoo.testing.synthetic import digits_manifests
+
+    data = digits_manifests(tmp_path / "d", size=32, limit=120)
+    torch.manual_seed(0)
+    model = compose("classification", {"image": {"name": "timm-tiny", "data_config": {
+        "input_size": [3, 32, 32]}}}, {"name": "image-classifier", "labels": ["x"]})
+    assert model.fusion is None
+    summary = zoo.train(model, data["train"], data["val"], tmp_path / "m", epochs=1, lr=0.0,
+                        freeze="all", finetune_epochs=0, progress=False)
+    init = summary["probe_init"]
+    assert init["method"] == "lbfgs" and summary["best_epoch"] == 0
+    m = zoo.load(tmp_path / "m")
+
+    def rows(split):
+        return [json.loads(x) for x in data[split].read_text().splitlines()]
+
+    def pooled(split):
+        return m.embed([{"image": str(tmp_path / "d" / r["image"])} for r in rows(split)],
+                       )["image"].numpy()
+
+    xt, xv = pooled("train"), pooled("val")
+    labels = m.labels
+    scaler = StandardScaler().fit(xt)
+    ref = LogisticRegression(C=init["C"] / xt.shape[1], tol=1e-10, max_iter=20000).fit(
+        scaler.transform(xt), [labels.index(r["label"]) for r in rows("train")])
+    with torch.no_grad():
+        ours = torch.softmax(m.head.fc(torch.tensor(xv)), -1).numpy()
+    np.testing.assert_allclose(ours, ref.predict_proba(scaler.transform(xv)), atol=5e-3)
+    acc = np.mean(ours.argmax(1) == [labels.index(r["label"]) for r in rows("val")])
+    assert init["eval_accuracy"] == pytest.approx(acc, abs=1e-6) and acc > 0.5

@@ -67,6 +67,13 @@ class Head(nn.Module):
             raise ZooError(f"unknown predict option(s) {sorted(bad)} for head "
                            f"{type(self).__name__} (allowed: {allowed})")
 
+    def probe_layer(self) -> nn.Linear | None:
+        """The ``nn.Linear`` whose outputs are this head's logits, when the head is a
+        single-label softmax classifier over its input features: the closed-form probe
+        start fits a logistic regression on what that layer sees and writes it there.
+        None (the default): the probe starts at random."""
+        return None
+
     def config(self) -> dict[str, Any]:
         """The kwargs it was built with (captured by the core)."""
         return dict(getattr(self, "_zoo_kwargs", {}))

@@ -83,6 +83,9 @@ class ClassificationHead(Head):
                 out.append({"label": self.labels[best], "score": p[best], "scores": scores})
         return out
 
+    def probe_layer(self) -> nn.Linear | None:
+        return None if self.multi_label else self.proj
+
     def config(self) -> dict[str, Any]:
         out = {"labels": list(self.labels), "multi_label": self.multi_label,
                "threshold": self.threshold}

@@ -10,7 +10,11 @@ unit k computes w_k·x and unit K + k computes -w_k·x, and the head takes their
 (the other hidden units start with zero output weights and learn from there).
 
 Used when every encoder is frozen and cached, the fusion is concat-mlp with room for 2 units
-per class, and the head is single-label classification; otherwise the usual random start.
+per class, and the head is single-label classification. Any other single-label head whose
+logits come from one linear layer (``Head.probe_layer``: the ready classifiers' linear heads,
+a classification head after another fusion) gets the regression fitted on what that layer
+sees (standardised for the fit, written back exactly in the raw scale). Otherwise the usual
+random start.
 Measured: ``bench/bench_frozen_peers.py`` (README)."""
 from __future__ import annotations
 
@@ -88,35 +92,81 @@ def fit_logistic(x: torch.Tensor, y: torch.Tensor, n_classes: int, c: float,
     return w.detach(), b.detach()
 
 
+def _linear(model: Any) -> nn.Linear | None:
+    """The head's logit layer for a linear-probe start (``Head.probe_layer``), or None."""
+    head = model.head
+    layer = head.probe_layer() if hasattr(head, "probe_layer") else None
+    labels = getattr(head, "labels", None)
+    if (not isinstance(layer, nn.Linear) or not labels or getattr(head, "multi_label", False)
+            or layer.out_features != len(labels)):
+        return None
+    return layer
+
+
+def _fit(probe: Any, x: torch.Tensor, xv: torch.Tensor | None, k: int) -> tuple:
+    """(eval accuracy or None, C, (W, b)): C chosen on the eval split, warm-started along
+    the grid; without one, the default C."""
+    head, d = probe.model.head, x.shape[1]
+    y = head.encode_targets(probe.train_targets).to(x.device)
+    if xv is None:
+        return None, C_DEFAULT, fit_logistic(x, y, k, C_DEFAULT / d)
+    yv = head.encode_targets(probe.eval_targets).to(x.device)
+    best, fit = None, None
+    for c in C_GRID:
+        fit = fit_logistic(x, y, k, c / d, init=fit)
+        acc = float(((xv @ fit[0].T + fit[1]).argmax(1) == yv).float().mean())
+        if best is None or acc > best[0]:
+            best = (acc, c, fit)
+    return best
+
+
+def _layer_inputs(layer: nn.Module, model: Any, rows: list, batch_size: int, collate: Any
+                  ) -> torch.Tensor:
+    """(N, D): what ``layer`` sees for each cached row (the model in eval mode)."""
+    seen: list[torch.Tensor] = []
+    hook = layer.register_forward_pre_hook(lambda m, args: seen.append(args[0].detach()))
+    was = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            for start in range(0, len(rows), batch_size):
+                encoded, batch = collate(rows[start:start + batch_size])
+                model(batch, encoded=encoded)
+    finally:
+        hook.remove()
+        model.train(was)
+    return torch.cat(seen).float()
+
+
 def closed_form_start(probe: Any) -> dict[str, Any] | None:
     """Fit the regression on the probe's cached features and write it into fusion + head
     (a :class:`zoo.plugin.Probe`); None when the model does not allow it. Returns what to
     record."""
     model = probe.model
-    if not eligible(model):
-        return None
-    head = model.head
-    k = len(head.labels)
-    x = _fusion_inputs(model, probe.train_rows, probe.batch_size, probe.collate)
-    y = head.encode_targets(probe.train_targets).to(x.device)
-    d = x.shape[1]
-    if probe.eval_rows is not None:  # C chosen on the eval split, warm-started along the grid
-        xv = _fusion_inputs(model, probe.eval_rows, probe.batch_size, probe.collate)
-        yv = head.encode_targets(probe.eval_targets).to(x.device)
-        best, fit = None, None
-        for c in C_GRID:
-            fit = fit_logistic(x, y, k, c / d, init=fit)
-            acc = float(((xv @ fit[0].T + fit[1]).argmax(1) == yv).float().mean())
-            if best is None or acc > best[0]:
-                best = (acc, c, fit)
-        acc, c, (w, b) = best
+    if eligible(model):
+        x = _fusion_inputs(model, probe.train_rows, probe.batch_size, probe.collate)
+        xv = (_fusion_inputs(model, probe.eval_rows, probe.batch_size, probe.collate)
+              if probe.eval_rows is not None else None)
+        acc, c, (w, b) = _fit(probe, x, xv, len(model.head.labels))
+        _write(model, w, b)
+        where = "the concat-MLP fusion and the head"
     else:
-        acc, c = None, C_DEFAULT
-        w, b = fit_logistic(x, y, k, c / d)
-    _write(model, w, b)
+        layer = _linear(model)
+        if layer is None:
+            return None
+        x = _layer_inputs(layer, model, probe.train_rows, probe.batch_size, probe.collate)
+        xv = (_layer_inputs(layer, model, probe.eval_rows, probe.batch_size, probe.collate)
+              if probe.eval_rows is not None else None)
+        mu, sd = x.mean(0), x.std(0, unbiased=False).clamp_min(1e-6)  # standardised fit
+        acc, c, (w, b) = _fit(probe, (x - mu) / sd, None if xv is None else (xv - mu) / sd,
+                              layer.out_features)
+        with torch.no_grad():
+            layer.weight.copy_(w / sd)
+            layer.bias.copy_(b - (w / sd) @ mu)
+        where = "the head's linear layer"
     probe.say(f"closed-form probe: logistic regression on the cached features (L-BFGS, C {c:g}"
               + (f", eval accuracy {acc:.4f}" if acc is not None else "")
-              + f"); the epochs refine it at lr x {LR_SCALE:.2g}")
+              + f") written into {where}; the epochs refine it at lr x {LR_SCALE:.2g}")
     return {"method": "lbfgs", "C": c, "eval_accuracy": acc, "lr_scale": LR_SCALE,
             "description": f"logistic regression fitted by L-BFGS (C {c}"
                            + (f", eval accuracy {acc:.4f}" if acc is not None else "")

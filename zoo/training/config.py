@@ -39,8 +39,9 @@ class TrainConfig:
     checkpoint_every: int = 0  # also save the resume state every N steps (0: per epoch)
     grad_clip: float = 1.0
     cache_features: bool = True  # with every encoder frozen, encode each example once
-    # "lbfgs": with every encoder frozen and cached, a concat-mlp fusion and a single-label
-    # classification head, the probe starts from a logistic regression fitted in closed
+    # "lbfgs": with every encoder frozen and cached and a single-label classifier (a
+    # concat-mlp fusion, or any head whose logits come from one linear layer:
+    # Head.probe_layer), the probe starts from a logistic regression fitted in closed
     # form (L-BFGS, L2 strength chosen on the eval split) and its epochs refine it at lr / 3;
     # "random": the usual random start at lr
     probe_init: str = "lbfgs"
@@ -50,6 +51,9 @@ class TrainConfig:
     # "auto": bf16 autocast on a CUDA GPU, fp32 on CPU; "fp32"; "bf16" (CPU or GPU);
     # "fp16" (CUDA only, with loss scaling)
     precision: str = "auto"
+    # where the run trains: "auto" (a CUDA GPU when present, under torchrun each process's
+    # LOCAL_RANK one; else mps; else the CPU), "cpu", "cuda", "cuda:N" or "mps"
+    device: str = "auto"
     # split each batch into this many chunks, gradients summed before the step: the same
     # update as the whole batch in 1/N of the activation memory
     accumulate: int = 1
@@ -105,6 +109,9 @@ def make_config(options: dict[str, Any]) -> TrainConfig:
         raise ZooError("--lora-r must be a whole number >= 1")
     if cfg.precision not in ("auto", "fp32", "bf16", "fp16"):
         raise ZooError("--precision must be auto, fp32, bf16 or fp16")
+    from zoo.devices import check_device
+
+    cfg.device = check_device(cfg.device)  # its form; whether it exists: Dist.from_env
     if not isinstance(cfg.accumulate, int) or cfg.accumulate < 1:
         raise ZooError("--accumulate must be a whole number >= 1")
     if cfg.accumulate > cfg.batch_size:

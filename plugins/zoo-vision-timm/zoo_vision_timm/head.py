@@ -29,7 +29,7 @@ class ImageClassifierHead(Head):
 
     def __init__(self, inputs: dict[str, Any] | None = None, in_dim: int | None = None,
                  labels: Sequence[str] | None = None, multi_label: bool = False,
-                 top_k: int = 5) -> None:
+                 top_k: int = 5, temperature: float = 1.0) -> None:
         super().__init__()
         if multi_label:
             raise ZooError("this classifier is single-label; compose the 'classification' "
@@ -37,8 +37,15 @@ class ImageClassifierHead(Head):
         dim = in_dim if in_dim is not None else int((inputs or {}).get("image", {}).get("dim"))
         self.labels = [str(x) for x in labels] if labels else imagenet_labels()
         self.top_k = int(top_k)
+        if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) \
+                or not 0 < temperature < 1e4:
+            raise ZooError(f"temperature must be a number > 0, got {temperature!r}")
+        self.temperature = float(temperature)  # zoo calibrate: softmax(logits / T)
         self.fc = nn.Linear(dim, len(self.labels))  # (B, D) -> (B, C)
         self._index = {lab: i for i, lab in enumerate(self.labels)}
+
+    def probe_layer(self) -> nn.Linear:
+        return self.fc  # the closed-form probe start writes a logistic regression here
 
     def forward(self, encoded: Any, batch: Any = None) -> torch.Tensor:
         if "image" not in encoded or encoded["image"][1].numel() != batch.size:
@@ -59,7 +66,7 @@ class ImageClassifierHead(Head):
     def decode(self, outputs: torch.Tensor, batch: Any = None, top_k: int | None = None
                ) -> list[dict[str, Any]]:
         k = min(top_k or self.top_k, len(self.labels))
-        probs = outputs.float().softmax(-1)
+        probs = (outputs.float() / self.temperature).softmax(-1)
         top = probs.topk(k, dim=-1)
         results = []
         for values, indices in zip(top.values.tolist(), top.indices.tolist()):
@@ -67,3 +74,9 @@ class ImageClassifierHead(Head):
             results.append({"label": self.labels[indices[0]], "score": values[0],
                             "scores": scores})
         return results
+
+    def config(self) -> dict[str, Any]:
+        out = {k: v for k, v in super().config().items() if k != "temperature"}
+        if self.temperature != 1.0:  # (uncalibrated configs stay as they were)
+            out["temperature"] = self.temperature
+        return out
