@@ -30,7 +30,8 @@ def evaluate(model: Any, data: Any, *, batch_size: int = 32, record: bool = Fals
              on_bad_data: str = "fail", columns: dict[str, str] | None = None,
              write: bool | None = None, robustness: bool | Sequence[str] = False,
              slices: Sequence[str] = (), seed: int = 0, out: str | Path | None = None,
-             **decode_kwargs: Any) -> dict[str, Any]:
+             device: Any = None, precision: str = "auto", **decode_kwargs: Any
+             ) -> dict[str, Any]:
     """Metrics as a flat dict (``accuracy``, ``f1_macro``, ``map``, ``wer``, ..., plus
     ``n``). Read-only: with ``record=True`` a model loaded from a folder gets the figures
     written there (``eval_results.json``) and its card re-rendered. (``write=`` is the old
@@ -42,12 +43,16 @@ def evaluate(model: Any, data: Any, *, batch_size: int = 32, record: bool = Fals
     adds ``"slices"``: the metrics per value of each data column with its count, and the
     largest gap between groups (``zoo.slices.slice_metrics``). ``out=DIR`` writes them as
     ``robustness.json``, ``robustness.png`` and ``slices.json``; ``record=True`` writes
-    those into the model's folder too."""
+    those into the model's folder too. ``device`` (``"auto"``, ``"cpu"``, ``"cuda[:N]"``,
+    ``"mps"``): the model runs there, in ``precision`` (``ZooModel.place``); None: where it
+    is."""
     from zoo.io.hub import load
 
     record = bool(write) if write is not None else record
     if isinstance(model, (str, Path)):
-        model = load(model)
+        model = load(model, device=device, precision=precision)
+    elif device is not None:
+        model.place(device, precision)
     errors: list[tuple[int, str]] = []
     examples, categories, name = load_examples(data, on_bad_data=on_bad_data, errors=errors,
                                                columns=columns)

@@ -67,15 +67,21 @@ def _timed(fn: Any, reps: int = 7) -> float:
 
 
 def export_model(model: Any, fmt: str, out: str | Path, data: str | Path, *,
-                 quantize: str | None = None, limit: int = 256) -> dict[str, Any]:
+                 quantize: str | None = None, limit: int = 256,
+                 device: Any = None) -> dict[str, Any]:
     """Export ``model`` (a model or folder) to ``out`` and compare it with the original on
     ``data``: the task's main metric before and after, its change, the largest output
-    difference and the speed ratio (original / exported)."""
+    difference and the speed ratio (original / exported). ``device``: where the original
+    runs and TorchScript is traced (a traced file keeps that device); ONNX Runtime runs on
+    the CPU, or the GPU with onnxruntime-gpu. int8 is for the CPU: ``auto`` is the CPU."""
     from zoo.data.formats import read_any
     from zoo.io.hub import load
 
+    device = _export_device(device, quantize)
     if isinstance(model, (str, Path)):
-        model = load(model)
+        model = load(model, device=device, precision="fp32")
+    elif device is not None:
+        model.place(device, "fp32")
     if model.head is None or not model.task_impl.exportable:
         raise ZooError(f"a {model.task} model does not export: its task's head gives no one "
                        f"output tensor (Task.exportable)")
@@ -109,6 +115,19 @@ def export_model(model: Any, fmt: str, out: str | Path, data: str | Path, *,
             "speed_ratio": round(t_orig / t_new, 3)}
 
 
+def _export_device(device: Any, quantize: str | None) -> Any:
+    """Dynamic int8 quantization runs on the CPU: there, ``auto`` is the CPU and another
+    device is one line."""
+    if quantize is None or device is None:
+        return device
+    from zoo.devices import check_device
+
+    if check_device(device) in ("auto", "cpu"):
+        return "cpu"
+    raise ZooError(f"--quantize int8 is dynamic quantization for CPU serving, not "
+                   f"--device {device}: pass --device cpu (or auto)")
+
+
 def _torchscript(graph: nn.Module, tensors: Sequence[torch.Tensor], out: Path,
                  quantize: str | None) -> tuple[Any, Path]:
     """Trace and freeze the graph (int8 dynamic quantization first when asked): a function
@@ -136,10 +155,13 @@ def _onnx(graph: nn.Module, keys: Sequence[tuple[str, str]], tensors: Sequence[t
         quantized = out.with_name(out.stem + ".int8.onnx")
         quantize_dynamic(str(out), str(quantized), weight_type=QuantType.QInt8)
         out = quantized
-    sess = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    device = tensors[0].device
+    gpu = device.type == "cuda" and "CUDAExecutionProvider" in ort.get_available_providers()
+    sess = ort.InferenceSession(str(out), providers=["CUDAExecutionProvider"] * gpu
+                                + ["CPUExecutionProvider"])
     wanted = {i.name for i in sess.get_inputs()}  # unused inputs (image sizes) are pruned
-    feed = {n: t.numpy() for n, t in zip(names, tensors) if n in wanted}
-    return (lambda: torch.from_numpy(sess.run(["logits"], feed)[0])), out
+    feed = {n: t.cpu().numpy() for n, t in zip(names, tensors) if n in wanted}
+    return (lambda: torch.from_numpy(sess.run(["logits"], feed)[0]).to(device)), out
 
 
 def onnx_names(keys: Sequence[tuple[str, str]]) -> list[str]:

@@ -48,6 +48,10 @@ class ZooModel(nn.Module):
     """A zoo model. ``config`` is what ``config.json`` holds (names, providers, kwargs);
     ``task_impl`` is the registered :class:`zoo.plugin.Task` it serves."""
 
+    #: the precision predictions run in (``zoo.devices.PRECISIONS``); "auto": bf16 autocast
+    #: on a CUDA GPU, fp32 elsewhere. Set with :meth:`place` (or ``zoo.load(precision=)``)
+    precision: str = "auto"
+
     def __init__(self, config: dict[str, Any], encoders: Mapping[str, Encoder],
                  fusion: nn.Module | None = None, head: nn.Module | None = None,
                  task: Any = None) -> None:
@@ -116,8 +120,8 @@ class ZooModel(nn.Module):
             except Exception as e:  # a corrupt file: say which input, keep it one line
                 raise DataError(f"{m} input could not be read: {type(e).__name__}: {e}") from e
             words = tensors.pop(WORD_IDS, None)
-            batch.modalities[m] = ModalityBatch(torch.tensor(idx, dtype=torch.long), tensors,
-                                                words)
+            batch.modalities[m] = ModalityBatch(torch.tensor(idx, dtype=torch.long),
+                                                _to(tensors, self.device), words)
         return batch
 
     @property
@@ -125,6 +129,24 @@ class ZooModel(nn.Module):
         for p in self.parameters():
             return p.device
         return torch.device("cpu")
+
+    def place(self, device: Any = "auto", precision: str = "auto") -> "ZooModel":
+        """Move the model to ``device`` (``zoo.devices.DEVICES``: auto picks CUDA when
+        present) and run predictions in ``precision`` there; returns the model. A device
+        this machine lacks, or fp16 off CUDA, is one line (:class:`~zoo.errors.ZooError`)."""
+        from zoo.devices import inference_precision, resolve_device
+
+        target = resolve_device(device)
+        inference_precision(precision, target)  # checked before anything moves
+        self.precision = precision
+        return self.to(target)
+
+    def _autocast(self) -> Any:
+        """The autocast context predictions run in (none in fp32)."""
+        from zoo.devices import autocast_for, inference_precision
+
+        device = self.device
+        return autocast_for(inference_precision(self.precision, device), device)
 
     def encode(self, batch: Batch) -> dict[str, tuple[EncoderOutput, torch.Tensor]]:
         device = self.device
@@ -170,8 +192,10 @@ class ZooModel(nn.Module):
         try:
             parts: dict[str, list[torch.Tensor]] = {}
             for chunk in _chunks(inputs, batch_size):
-                for m, (out, _) in self.encode(self.preprocess(chunk)).items():
-                    parts.setdefault(m, []).append(out.pooled)
+                with self._autocast():
+                    encoded = self.encode(self.preprocess(chunk))
+                for m, (out, _) in encoded.items():
+                    parts.setdefault(m, []).append(_float(out.pooled))
             return {m: torch.cat(v) for m, v in parts.items()}
         finally:
             self.train(was_training)
@@ -183,7 +207,7 @@ class ZooModel(nn.Module):
         was = self.training
         self.eval()
         try:
-            with torch.inference_mode():
+            with torch.inference_mode(), self._autocast():
                 return self.task_impl.zero_shot(self, inputs, labels, template, batch_size)
         finally:
             self.train(was)
@@ -211,7 +235,9 @@ class ZooModel(nn.Module):
             results: list[dict[str, Any]] = []
             for chunk in _chunks(inputs, batch_size):
                 batch = self.preprocess(chunk)
-                results += self.head.decode(self(batch), batch=batch, **decode_kwargs)
+                with self._autocast():
+                    outputs = self(batch)
+                results += self.head.decode(_float(outputs), batch=batch, **decode_kwargs)
             return results
         finally:
             self.train(was_training)
@@ -273,6 +299,30 @@ class ZooModel(nn.Module):
     def push_to_hub(self, repo_id: str, **kwargs: Any) -> str:
         """Publish the model to the Hub in one commit (see :func:`zoo.io.hub.push_to_hub`)."""
         return persistence().push_to_hub(self, repo_id, **kwargs)
+
+
+def _to(tensors: dict[str, Any], device: torch.device) -> dict[str, Any]:
+    """An encoder's preprocessed tensors on the model's device (other values as they are):
+    batches are formed on the host, then run where the model sits."""
+    if device.type == "cpu":
+        return tensors
+    return {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v
+            for k, v in tensors.items()}
+
+
+def _float(outputs: Any) -> Any:
+    """Head outputs computed under autocast, half-precision tensors back in float32, so
+    decoding (softmax, scores, boxes) reads full-precision values."""
+    if torch.is_tensor(outputs):
+        return outputs.float() if outputs.dtype in (torch.float16, torch.bfloat16) else outputs
+    if isinstance(outputs, (list, tuple)) and not hasattr(outputs, "_fields"):
+        items = [_float(x) for x in outputs]
+        changed = any(a is not b for a, b in zip(items, outputs))
+        return type(outputs)(items) if changed else outputs
+    if isinstance(outputs, dict):
+        new = {k: _float(v) for k, v in outputs.items()}
+        return new if any(new[k] is not outputs[k] for k in new) else outputs  # fp32: as is
+    return outputs
 
 
 def _chunks(items: Sequence[Any], n: int) -> Iterable[Sequence[Any]]:

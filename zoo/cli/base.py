@@ -32,6 +32,23 @@ def cli() -> None:
     task heads; train, evaluate and publish them to the Hugging Face Hub."""
 
 
+def device_options(precision: bool = True) -> Any:
+    """``--device`` (and ``--precision``) for a command that runs a model (zoo.devices)."""
+    from zoo.devices import PRECISIONS
+
+    def add(f: Any) -> Any:
+        if precision:
+            f = click.option("--precision", type=click.Choice(PRECISIONS), default="auto",
+                             show_default=True,
+                             help="Inference precision: auto is bf16 autocast on a CUDA GPU "
+                                  "(fp16 where bf16 is missing), fp32 elsewhere.")(f)
+        return click.option("--device", default="auto", show_default=True,
+                            metavar="auto|cpu|cuda[:N]|mps",
+                            help="Where the model runs: auto is a CUDA GPU when present, "
+                                 "else mps, else the CPU.")(f)
+    return add
+
+
 def _columns(pairs: tuple[str, ...]) -> dict[str, str] | None:
     """``("text=review", "label=sentiment")`` -> ``{"text": "review", ...}``."""
     out = {}

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import click
 
-from zoo.cli.base import _echo_json, cli
+from zoo.cli.base import _echo_json, cli, device_options
 
 
 @cli.command()
@@ -23,8 +23,10 @@ from zoo.cli.base import _echo_json, cli
               help="Units per input at most (words, image patches, time windows), shared "
                    "among its modalities.")
 @click.option("--json", "as_json", is_flag=True, help="Print the explanations as JSON.")
+@device_options()
 def explain(model: str, inputs: tuple[str, ...], target: str | None, out: str | None,
-            method: str, samples: int, max_units: int, as_json: bool) -> None:
+            method: str, samples: int, max_units: int, as_json: bool, device: str = "auto",
+            precision: str = "auto") -> None:
     """Explain MODEL's answer for each INPUT: how much each word, image patch or time
     window (and, for several modalities, each modality) contributed to the score of the
     predicted label (or --target), measured with captum by removing them.
@@ -36,7 +38,7 @@ def explain(model: str, inputs: tuple[str, ...], target: str | None, out: str | 
     from zoo.io.hub import load
 
     examples = read_inputs(inputs)
-    m = load(model)
+    m = load(model, device=device, precision=precision)
     results = run(m, examples, target, out, method=method, samples=samples,
                   max_units=max_units)
     if as_json:

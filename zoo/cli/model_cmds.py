@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from zoo.cli.base import _columns, _echo_json, _json_options, _pairs, cli
+from zoo.cli.base import _columns, _echo_json, _json_options, _pairs, cli, device_options
 from zoo.errors import ZooError
 from zoo.training.config import TrainConfig
 
@@ -80,8 +80,9 @@ def read_inputs(args: tuple[str, ...]) -> list[dict[str, Any]]:
                    "beam_size=5 --option language=fr (a wrong key's error lists them).")
 @click.option("--format", "fmt", default="json", show_default=True,
               help="json, or a text format of the task (speech recognition: txt, srt, vtt).")
+@device_options()
 def predict(model: str, inputs: tuple[str, ...], batch_size: int, options: tuple[str, ...],
-            fmt: str) -> None:
+            fmt: str, device: str = "auto", precision: str = "auto") -> None:
     """Predict with MODEL (a folder, hf-hub:org/name or a registry name).
 
     Each INPUT is a JSON object ('{"text": "...", "image": "cat.png"}'), an image or audio
@@ -90,7 +91,7 @@ def predict(model: str, inputs: tuple[str, ...], batch_size: int, options: tuple
     from zoo.io.hub import load
 
     examples = read_inputs(inputs)
-    m = load(model)
+    m = load(model, device=device, precision=precision)
     task = m.task_impl
     if fmt != "json" and fmt not in task.output_formats:
         raise ZooError(f"--format {fmt}: a {task.name} model writes json"
@@ -100,8 +101,6 @@ def predict(model: str, inputs: tuple[str, ...], batch_size: int, options: tuple
         _echo_json(preds)
     else:
         click.echo(task.format_outputs(preds, fmt), nl=False)
-
-
 
 
 def _freeze_arg(freeze: str) -> Any:
@@ -179,6 +178,7 @@ def _freeze_arg(freeze: str) -> Any:
                    "folder from `zoo pretrain --objective mlm` (any transformers text folder), "
                    "loaded with its weights; repeatable.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
+@device_options(precision=False)
 def train_cmd(model: str, train_data: str, eval_data: str | None, out: str, epochs: int,
               lr: float, encoder_lr: float | None, batch_size: int, freeze: str, seed: int,
               resume: bool, on_bad_data: str, checkpoint_every: int, warmup: float,
@@ -188,7 +188,7 @@ def train_cmd(model: str, train_data: str, eval_data: str | None, out: str, epoc
               adapter: str | None = None, lora_r: int = 8,
               lora_alpha: float | None = None,
               encoder_overrides: tuple[str, ...] = (), probe_init: str = "lbfgs",
-              force: bool = False) -> None:
+              force: bool = False, device: str = "auto") -> None:
     """Fine-tune MODEL (registry name or folder) and save the best epoch to --out.
 
     Under `torchrun --nproc_per_node=N -m zoo train ...` it runs DDP (gloo on CPU)."""
@@ -204,7 +204,7 @@ def train_cmd(model: str, train_data: str, eval_data: str | None, out: str, epoc
                     seed=seed,
                     on_bad_data=on_bad_data, checkpoint_every=checkpoint_every, force=force,
                     warmup=warmup, cache_features=not no_cache, probe_init=probe_init,
-                    progress=not quiet, task=task,
+                    progress=not quiet, task=task, device=device,
                     precision=precision, accumulate=accumulate, patience=patience,
                     columns=_columns(column), scheduler=scheduler,
                     finetune_epochs=finetune_epochs, adapter=adapter, lora_r=lora_r,
@@ -313,7 +313,6 @@ def pretrain_cmd(objective: str, encoders: str | None, encoder: str | None, data
                 "out": str(Path(out))})
 
 
-
 def _contrastive(encoders: str, data: str, eval_data: str | None, out: str, *, epochs: int,
                  lr: float, batch_size: int, freeze: str, dim: int, seed: int, resume: bool,
                  quiet: bool) -> None:
@@ -365,12 +364,13 @@ def _contrastive(encoders: str, data: str, eval_data: str | None, out: str, *, e
 @click.option("--seed", default=0, show_default=True, help="Seed of the corruptions.")
 @click.option("--out", type=click.Path(file_okay=False),
               help="Write robustness.json, robustness.png and slices.json here.")
+@device_options()
 def eval_cmd(model: str, data: str, as_json: bool, batch_size: int, decoder: str | None,
              beam_size: int | None, lexicon: str | None, lm: str | None,
              on_bad_data: str, column: tuple[str, ...], record: bool,
              options: tuple[str, ...], robustness: bool = False,
              corruptions: tuple[str, ...] = (), slices: tuple[str, ...] = (), seed: int = 0,
-             out: str | None = None) -> None:
+             out: str | None = None, device: str = "auto", precision: str = "auto") -> None:
     """Evaluate MODEL on --data. Read-only: --record writes the figures beside a saved
     model."""
     from zoo.evaluation import evaluate
@@ -380,7 +380,8 @@ def eval_cmd(model: str, data: str, as_json: bool, batch_size: int, decoder: str
     kw.update(_json_options(options))
     result = evaluate(model, data, batch_size=batch_size, on_bad_data=on_bad_data, record=record,
                       columns=_columns(column), robustness=list(corruptions) or robustness,
-                      slices=slices, seed=seed, out=out, **kw)
+                      slices=slices, seed=seed, out=out, device=device, precision=precision,
+                      **kw)
     if as_json:
         click.echo(json.dumps(result))
         return

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from zoo.cli.base import _echo_json, _table, cli
+from zoo.cli.base import _echo_json, _table, cli, device_options
 
 
 @cli.command()
@@ -98,11 +98,13 @@ def card(directory: str, repo_id: str | None, show: bool) -> None:
 @click.option("--mount", "mount", multiple=True, metavar="NAME=MODEL",
               help="Serve another model too, under /models/NAME/ (repeatable); LoRA adapters "
                    "of one base share the base in memory.")
+@device_options()
 def serve(model: str, host: str, port: int, feedback_db: str, max_batch: int,
           max_wait_ms: float, limit: tuple[str, ...], api_key: str | None,
           backend: str, replicas: int, workers: int, runtime: str,
           mount: tuple[str, ...] = (), allow_host: tuple[str, ...] = (),
-          allow_origin: tuple[str, ...] = ()) -> None:
+          allow_origin: tuple[str, ...] = (), device: str = "auto",
+          precision: str = "auto") -> None:
     """Serve MODEL over HTTP: POST /predict, POST /feedback, GET /health /info /metrics,
     /docs. Graceful: Ctrl+C / SIGTERM finish the requests in flight first."""
     import json
@@ -113,6 +115,7 @@ def serve(model: str, host: str, port: int, feedback_db: str, max_batch: int,
     pairs = _named(limit, "--limit", "NAME=VALUE")
     limits = Limits.from_env(**pairs)  # checked before any model loads
     mounts = _named(mount, "--mount", "NAME=MODEL")
+    where = _serving_device(device, precision, runtime)  # one line if it cannot be
     if backend == "ray":
         if mounts:
             raise click.BadParameter("--mount serves with --backend uvicorn",
@@ -120,7 +123,8 @@ def serve(model: str, host: str, port: int, feedback_db: str, max_batch: int,
         if runtime != "torch":
             raise click.BadParameter("--runtime onnx runs with --backend uvicorn",
                                      param_hint="--runtime")
-        _serve_ray(model, host, port, replicas, max_batch, max_wait_ms, limits, api_key)
+        _serve_ray(model, host, port, replicas, max_batch, max_wait_ms, limits, api_key,
+                   where, precision)
         return
     if workers < 1:
         raise click.BadParameter("must be >= 1", param_hint="--workers")
@@ -129,13 +133,27 @@ def serve(model: str, host: str, port: int, feedback_db: str, max_batch: int,
         "model": model, "feedback_db": str(Path(feedback_db).absolute()),
         "max_batch": max_batch, "max_wait_ms": max_wait_ms, "limits": pairs,
         "api_key": api_key or None, "runtime": runtime, "mounts": mounts,
+        "device": where, "precision": precision,
         "hosts": _hosts(host, allow_host), "origins": list(allow_origin) or None})
     banner = (f"zoo serve: {model} on http://{host}:{port} (POST /predict, docs at /docs"
               f"{', API key required' if api_key else ''}"
               f"{f', {workers} workers' if workers > 1 else ''}"
-              f"{', ONNX Runtime' if runtime == 'onnx' else ''}"
+              f"{', ONNX Runtime' if runtime == 'onnx' else ''}, on {where}"
               f"{''.join(f', {n} at /models/{n}' for n in mounts)}; Ctrl+C stops)")
     _run_uvicorn(model, host, port, workers, runtime, banner)
+
+
+def _serving_device(device: str, precision: str, runtime: str) -> str:
+    """The device the server runs on, resolved here once (each worker loads onto it)."""
+    from zoo.devices import inference_precision, resolve_device
+
+    where = resolve_device(device)
+    inference_precision(precision, where)
+    if runtime == "onnx":
+        from zoo.serve.onnx import onnx_device
+
+        return onnx_device(str(where))
+    return str(where)
 
 
 def _named(values: tuple[str, ...], option: str, shape: str) -> dict[str, str]:
@@ -206,14 +224,16 @@ def _more_files() -> None:
 
 
 def _serve_ray(model: str, host: str, port: int, replicas: int, max_batch: int,
-               max_wait_ms: float, limits: object, api_key: str | None) -> None:
+               max_wait_ms: float, limits: object, api_key: str | None, device: str,
+               precision: str) -> None:
     import os
     import time
 
     from zoo.serve.ray import deployment
 
     app = deployment(model, replicas=replicas, max_batch=max_batch, max_wait_ms=max_wait_ms,
-                     limits=limits, api_key=api_key)  # one line if ray is missing
+                     limits=limits, api_key=api_key, device=device,
+                     precision=precision)  # one line if ray is missing
     import ray
     from ray import serve
 
@@ -342,12 +362,15 @@ def data_from_feedback(db: str, out: str, task: str | None) -> None:
               help="Eval data: the change of the task's metric and the speed are measured on it.")
 @click.option("--quantize", type=click.Choice(["int8"]), help="Dynamic int8 (CPU serving).")
 @click.option("--json", "as_json", is_flag=True)
+@device_options(precision=False)
 def export_cmd(model: str, fmt: str, out: str, data: str, quantize: str | None,
-               as_json: bool) -> None:
-    """Export a classification model to ONNX or TorchScript (optionally int8)."""
+               as_json: bool, device: str = "auto") -> None:
+    """Export a classification model to ONNX or TorchScript (optionally int8). The
+    original runs (and TorchScript is traced) on --device; ONNX Runtime on the CPU, or the
+    GPU with onnxruntime-gpu."""
     from zoo.export import export_model
 
-    r = export_model(model, fmt, out, data, quantize=quantize)
+    r = export_model(model, fmt, out, data, quantize=quantize, device=device)
     if as_json:
         _echo_json(r)
         return

@@ -5,7 +5,7 @@ import json
 
 import click
 
-from zoo.cli.base import _columns, cli
+from zoo.cli.base import _columns, cli, device_options
 
 
 @cli.command("calibrate")
@@ -19,14 +19,18 @@ from zoo.cli.base import _columns, cli
               help="Map zoo's keys to the data's columns (as for zoo train).")
 @click.option("--batch-size", default=32, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="The record as one JSON object.")
+@device_options(precision=False)
 def calibrate_cmd(model: str, data: str, out: str | None, column: tuple[str, ...],
-                  batch_size: int, as_json: bool) -> None:
+                  batch_size: int, as_json: bool, device: str = "auto") -> None:
     """Fit MODEL's confidence on --data (classifiers: temperature scaling) and save it with
     the model, so predict, serve and export apply it. The labels it predicts never change;
     calibration.json and calibration.png record the ECE before and after."""
     from zoo.calibration import calibrate
+    from zoo.io.hub import load
 
-    record = calibrate(model, data, out=out, batch_size=batch_size, columns=_columns(column))
+    # fitted in fp32 wherever it runs: the temperature is a property of the exact logits
+    record = calibrate(load(model, device=device, precision="fp32"), data, out=out,
+                       batch_size=batch_size, columns=_columns(column))
     if as_json:
         click.echo(json.dumps(record))
         return

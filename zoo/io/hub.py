@@ -85,8 +85,21 @@ def vet_files(repo_id: str, siblings: list[tuple[str, int | None]]) -> list[str]
     return [n for n, _ in keep]
 
 
-def load(name_or_path: str | Path, *, revision: str | None = None) -> Any:
-    """A model from a local folder, ``hf-hub:org/name[@revision]`` or a registry name."""
+def load(name_or_path: str | Path, *, revision: str | None = None, device: Any = None,
+         precision: str = "auto") -> Any:
+    """A model from a local folder, ``hf-hub:org/name[@revision]`` or a registry name.
+    ``device`` (``"auto"``, ``"cpu"``, ``"cuda[:N]"``, ``"mps"``): moved there, predicting in
+    ``precision`` (``ZooModel.place``); checked before loading. None: on the CPU."""
+    if device is None:
+        return _load(name_or_path, revision)
+    from zoo.devices import inference_precision, resolve_device
+
+    target = resolve_device(device)
+    inference_precision(precision, target)
+    return _load(name_or_path, revision).place(target, precision)
+
+
+def _load(name_or_path: str | Path, revision: str | None) -> Any:
     if isinstance(name_or_path, Path) or os.path.isdir(str(name_or_path)):
         return load_dir(name_or_path)
     s = str(name_or_path)

@@ -31,8 +31,8 @@ def create_app(model: Any, *, feedback_db: str | Path = "feedback.db", max_batch
                max_wait_ms: float = 5.0, max_body: int = MAX_BODY,
                limits: Limits | None = None, api_key: str | None = None,
                runtime: str = "torch", mounts: dict[str, Any] | None = None,
-               hosts: Sequence[str] | None = None, origins: Sequence[str] | None = None
-               ) -> Any:
+               hosts: Sequence[str] | None = None, origins: Sequence[str] | None = None,
+               device: str | None = None) -> Any:
     """The FastAPI app. ``limits`` bound the work one request can cause (:class:`Limits`,
     defaults from ``ZOO_SERVE_*`` variables): beyond one, a 413 (422 for an impossible
     value) names it. With ``api_key`` every route but ``/health`` needs ``Authorization:
@@ -43,7 +43,9 @@ def create_app(model: Any, *, feedback_db: str | Path = "feedback.db", max_batch
     model}) serves more models under ``/models/NAME/...`` in this process. ``hosts``: the
     Host names answered (default loopback names, or ``ZOO_SERVE_ALLOWED_HOSTS``; ``"*"``
     any); ``origins``: the web origins whose cross-site requests are let in (default none,
-    or ``ZOO_SERVE_ALLOWED_ORIGINS``)."""
+    or ``ZOO_SERVE_ALLOWED_ORIGINS``). The torch runtime runs where the model sits (move
+    it first: ``model.place("cuda")``); ``device`` names the GPU ONNX Runtime runs on
+    (``"cuda"``, with onnxruntime-gpu), else its graph runs on the CPU."""
     from fastapi import FastAPI
 
     from zoo.serve.guard import Guard
@@ -53,11 +55,12 @@ def create_app(model: Any, *, feedback_db: str | Path = "feedback.db", max_batch
     limits = limits or Limits.from_env()
     hosts, origins = _allowed(hosts, "ZOO_SERVE_ALLOWED_HOSTS"), \
         _allowed(origins, "ZOO_SERVE_ALLOWED_ORIGINS", ())
-    server = _server(model, feedback_db, max_batch, max_wait_ms, max_body, limits, runtime)
+    server = _server(model, feedback_db, max_batch, max_wait_ms, max_body, limits, runtime,
+                     device)
     subs = {name: create_app(sub, feedback_db=_mount_db(feedback_db, name),
                              max_batch=max_batch, max_wait_ms=max_wait_ms, max_body=max_body,
                              limits=limits, api_key=api_key, runtime=runtime, hosts=hosts,
-                             origins=origins)
+                             origins=origins, device=device)
             for name, sub in _checked_mounts(mounts).items()}
     if subs:
         server.info["models"] = {name: f"/models/{name}" for name in subs}
@@ -93,7 +96,7 @@ def _allowed(given: Sequence[str] | None, env: str,
 
 
 def _server(model: Any, feedback_db: Any, max_batch: int, max_wait_ms: float, max_body: int,
-            limits: Limits, runtime: str) -> Any:
+            limits: Limits, runtime: str, device: str | None = None) -> Any:
     """What the routes share: lanes (one per modality, so a slow modality never delays a
     fast one), the feedback store, metrics and the model's facts."""
     from zoo.io.feedback import FeedbackStore
@@ -106,7 +109,7 @@ def _server(model: Any, feedback_db: Any, max_batch: int, max_wait_ms: float, ma
     if runtime == "onnx":
         from zoo.serve.onnx import OnnxRunner
 
-        runner = OnnxRunner(model)
+        runner = OnnxRunner(model, device=device)
     elif runtime != "torch":
         raise ZooError(f"unknown runtime {runtime!r} (torch or onnx)")
     metrics = Metrics()
@@ -120,8 +123,9 @@ def _server(model: Any, feedback_db: Any, max_batch: int, max_wait_ms: float, ma
 
     return Server(model=model, lanes=lanes, limits=limits, store=FeedbackStore(feedback_db),
                   pool=DecodePool(limits.max_inflight_decoded_bytes),
-                  metrics=metrics, max_body=max_body, info={**model_info(model),
-                                                            "runtime": runtime},
+                  metrics=metrics, max_body=max_body,
+                  info={**model_info(model), "runtime": runtime,
+                        **_device_info(model, runner if runtime == "onnx" else None)},
                   modalities=reg)
 
 
@@ -171,6 +175,18 @@ def model_info(model: Any) -> dict[str, Any]:
     return info
 
 
+def _device_info(model: Any, onnx: Any = None) -> dict[str, Any]:
+    """Where the model's tensors run, for ``GET /info``: the torch device and precision,
+    or ONNX Runtime's execution provider."""
+    from zoo.devices import inference_precision
+
+    if onnx is not None:
+        return {"device": "cuda" if onnx.on_gpu else "cpu", "precision": "fp32",
+                "providers": onnx.providers}
+    return {"device": str(model.device),
+            "precision": inference_precision(model.precision, model.device)}
+
+
 def app_from_env() -> Any:
     """The app ``zoo serve`` describes in ``ZOO_SERVE_APP`` (JSON): how each of its worker
     processes builds its own copy."""
@@ -179,9 +195,15 @@ def app_from_env() -> Any:
     from zoo.io.hub import load
 
     spec = json.loads(os.environ["ZOO_SERVE_APP"])
-    return create_app(load(spec["model"]), feedback_db=spec["feedback_db"],
+    # the torch runtime's model on the device; ONNX Runtime's keeps it on the CPU (it only
+    # preprocesses) and runs the graph on the GPU itself when spec["device"] names one
+    runtime = spec.get("runtime", "torch")
+    place = {"device": spec.get("device") if runtime == "torch" else None,
+             "precision": spec.get("precision") or "auto"}
+    return create_app(load(spec["model"], **place), feedback_db=spec["feedback_db"],
                       max_batch=spec["max_batch"], max_wait_ms=spec["max_wait_ms"],
                       limits=Limits.from_env(**spec["limits"]), api_key=spec["api_key"],
                       runtime=spec.get("runtime", "torch"), hosts=spec.get("hosts"),
                       origins=spec.get("origins"),
-                      mounts={k: load(v) for k, v in (spec.get("mounts") or {}).items()})
+                      mounts={k: load(v, **place) for k, v in (spec.get("mounts") or {}).items()},
+                      device=spec.get("device"))

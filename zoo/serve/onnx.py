@@ -21,7 +21,7 @@ from typing import Any
 
 from zoo.errors import ZooError
 
-__all__ = ["OnnxRunner", "RUNTIMES"]
+__all__ = ["OnnxRunner", "RUNTIMES", "onnx_device"]
 
 RUNTIMES = ("torch", "onnx")
 TOLERANCE = 1e-3  # largest |logit difference| against torch accepted at start
@@ -30,6 +30,27 @@ CHUNK = 8  # texts per ONNX call, sorted by length (less padding; see _length_ch
 
 def _unsupported(why: str) -> ZooError:
     return ZooError(f"--runtime onnx cannot serve this model: {why}; use --runtime torch")
+
+
+def _gpu_provider() -> bool:
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        return False
+    return "CUDAExecutionProvider" in ort.get_available_providers()
+
+
+def onnx_device(device: str) -> str:
+    """Where ``--runtime onnx`` runs for ``--device device``: a CUDA device only with
+    onnxruntime-gpu (its CUDAExecutionProvider); else the CPU, said in one warning."""
+    if not device.startswith("cuda") or _gpu_provider():
+        return device if device.startswith("cuda") else "cpu"
+    import warnings
+
+    warnings.warn(f"--runtime onnx runs on the CPU, not {device}: this onnxruntime has no "
+                  f"CUDAExecutionProvider (pip install onnxruntime-gpu, or serve on the GPU "
+                  f"with --runtime torch)", UserWarning, stacklevel=2)
+    return "cpu"
 
 
 def _dummy_inputs(model: Any) -> list[dict[str, Any]]:
@@ -78,7 +99,7 @@ class OnnxRunner:
     use instead) when onnxruntime is missing or the model cannot be exported."""
 
     def __init__(self, model: Any, cache_dir: str | Path | None = None,
-                 threads: int | None = None) -> None:
+                 threads: int | None = None, device: str | None = None) -> None:
         try:
             import onnx  # noqa: F401  (torch.onnx.export writes through it)
             import onnxruntime  # noqa: F401
@@ -102,7 +123,11 @@ class OnnxRunner:
         self.path = folder / _digest(model, keys) / "model.onnx"
         graph = _Graph(model, keys).eval()
         self.exported = _export_once(graph, keys, tensors, self.path)
-        self.session = _session(self.path, threads)
+        # the graph on the GPU with onnxruntime-gpu when device names one; the CPU otherwise
+        self.on_gpu = bool(device and str(device).startswith("cuda") and _gpu_provider())
+        self.providers = (["CUDAExecutionProvider"] if self.on_gpu else []) + \
+            ["CPUExecutionProvider"]
+        self.session = _session(self.path, threads, self.providers)
         self.wanted = {i.name for i in self.session.get_inputs()}  # unused inputs are pruned
         self._check(graph, dummy)
 
@@ -131,7 +156,7 @@ class OnnxRunner:
         self.max_logit_diff = worst
 
     def _run(self, tensors: list[Any]) -> Any:
-        feed = {n: t.numpy() for n, t in zip(self.names, tensors) if n in self.wanted}
+        feed = {n: t.cpu().numpy() for n, t in zip(self.names, tensors) if n in self.wanted}
         return self.session.run(["logits"], feed)[0]
 
     def predict(self, inputs: list[dict[str, Any]], batch_size: int = 32,
@@ -191,8 +216,10 @@ def _export_once(graph: Any, keys: list[tuple[str, str]], tensors: list[Any],
     return True
 
 
-def _session(path: Path, threads: int | None) -> Any:
-    """An ONNX Runtime session on the CPU, sharing the cores politely."""
+def _session(path: Path, threads: int | None,
+             providers: list[str] | None = None) -> Any:
+    """An ONNX Runtime session (on the CPU unless ``providers`` say otherwise), sharing the
+    cores politely."""
     import onnxruntime as ort
     import torch
 
@@ -202,7 +229,8 @@ def _session(path: Path, threads: int | None) -> Any:
     # the event loop, tokenizer and HTTP share these cores: idle pool threads sleep
     opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     try:
-        return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        return ort.InferenceSession(str(path), opts,
+                                    providers=providers or ["CPUExecutionProvider"])
     except Exception as e:  # noqa: BLE001  (a corrupt cache file: export again next start)
         path.unlink(missing_ok=True)
         raise _unsupported(f"ONNX Runtime could not load the graph ({type(e).__name__})") \

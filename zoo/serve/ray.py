@@ -27,9 +27,11 @@ __all__ = ["deployment"]
 
 def deployment(model: str, *, replicas: int = 2, max_batch: int = 32,
                max_wait_ms: float = 5.0, limits: Limits | None = None,
-               cpus_per_replica: float = 0.5, api_key: str | None = None) -> Any:
+               cpus_per_replica: float = 0.5, api_key: str | None = None,
+               device: str = "cpu", precision: str = "auto") -> Any:
     """A bound Ray Serve application serving ``model`` (a folder, ``hf-hub:`` id or registry
-    name, loaded by every replica)."""
+    name, loaded by every replica onto ``device``: a CUDA device gives each replica one GPU
+    of the cluster, predicting in ``precision``)."""
     try:
         from ray import serve
     except ImportError:
@@ -38,12 +40,17 @@ def deployment(model: str, *, replicas: int = 2, max_batch: int = 32,
 
     lim = (limits or Limits.from_env()).asdict()
 
-    @serve.deployment(num_replicas=replicas, ray_actor_options={"num_cpus": cpus_per_replica})
+    gpu = str(device).startswith("cuda")
+    actor = {"num_cpus": cpus_per_replica, **({"num_gpus": 1} if gpu else {})}
+
+    @serve.deployment(num_replicas=replicas, ray_actor_options=actor)
     class ZooReplica:
         def __init__(self, source: str, limits: dict[str, Any], key: str | None) -> None:
             from zoo.io.hub import load as zoo_load
 
-            self.model = zoo_load(source)
+            # Ray shows each replica its own GPU as cuda:0
+            self.model = zoo_load(source, device="cuda" if gpu else device,
+                                  precision=precision)
             self.limits = Limits(**limits)
             self.key = key.encode() if key else None
 

@@ -20,7 +20,7 @@ def collect_logits(model: Any, examples: Sequence[Any], batch_size: int = 32) ->
             for i in range(0, len(examples), batch_size):
                 chunk = examples[i:i + batch_size]
                 batch = model.preprocess([ex.inputs for ex in chunk])
-                parts.append(model(batch).float())
+                parts.append(model(batch).float().cpu())  # fitted on the host
                 targets.append(model.head.encode_targets([ex.targets for ex in chunk]))
     finally:
         model.train(was)

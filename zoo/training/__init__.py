@@ -51,7 +51,7 @@ def train(model: Any, train: Any, eval: Any = None, out: str | Path = "out", *,
                                    last_epoch, start, train_epoch)
 
     cfg = make_config(options)
-    dist = Dist.from_env()
+    dist = Dist.from_env(cfg.device)
     _seed_everything(cfg.seed)
     out = Path(out)
     if dist.main:

@@ -22,14 +22,19 @@ class Dist:
         return self.rank == 0
 
     @classmethod
-    def from_env(cls) -> "Dist":
+    def from_env(cls, device: str = "auto") -> "Dist":
+        """This process's rank, world and device (``zoo.devices.resolve_device``): a CUDA
+        device without an index is this process's LOCAL_RANK GPU, and under torchrun with
+        more than one process every rank takes its own (NCCL); elsewhere gloo."""
+        from zoo.devices import resolve_device
+
         world = int(os.environ.get("WORLD_SIZE", "1"))
-        if torch.cuda.is_available():
-            local = int(os.environ.get("LOCAL_RANK", "0"))
-            device = torch.device("cuda", local)
-            torch.cuda.set_device(device)
-        else:
-            device = torch.device("cpu")
+        where = resolve_device(device)
+        if where.type == "cuda":
+            if world > 1 or ":" not in str(device):
+                where = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+            torch.cuda.set_device(where)
+        device = where
         if world > 1:
             import torch.distributed as dist
 

@@ -1,12 +1,12 @@
 """The optimizer, its learning-rate schedule and the numeric precision of a run."""
 from __future__ import annotations
 
-import contextlib
 import math
 from typing import Any
 
 import torch
 
+from zoo.devices import autocast_for, resolve_precision
 from zoo.training.config import TrainConfig
 
 __all__ = ["make_optimizer", "lr_factor", "precision_of", "autocast", "autocast_for",
@@ -50,30 +50,9 @@ def lr_factor(total: int, warmup: float, kind: str = "cosine") -> Any:
     return factor
 
 
-def resolve_precision(precision: str, device: torch.device) -> str:
-    """``auto`` is bf16 on a CUDA GPU, fp32 elsewhere; fp16 needs CUDA."""
-    from zoo.errors import ZooError
-
-    if precision == "auto":
-        return "bf16" if device.type == "cuda" else "fp32"
-    if precision not in ("fp32", "bf16", "fp16"):
-        raise ZooError("--precision must be auto, fp32, bf16 or fp16")
-    if precision == "fp16" and device.type != "cuda":
-        raise ZooError("--precision fp16 needs a CUDA GPU; on CPU use bf16 or fp32")
-    return precision
-
-
 def precision_of(cfg: TrainConfig, device: torch.device) -> str:
     """The precision a run uses (``cfg.precision`` resolved on ``device``)."""
     return resolve_precision(cfg.precision, device)
-
-
-def autocast_for(precision: str, device: torch.device) -> Any:
-    """The autocast context of a resolved precision (none for fp32)."""
-    if precision == "fp32":
-        return contextlib.nullcontext()
-    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
-    return torch.autocast(device.type, dtype=dtype)
 
 
 def autocast(cfg: TrainConfig, device: torch.device) -> Any:
