@@ -103,6 +103,19 @@ def predict(model: str, inputs: tuple[str, ...], batch_size: int, options: tuple
         click.echo(task.format_outputs(preds, fmt), nl=False)
 
 
+def _seconds(value: str | None) -> float | None:
+    """--max-time: seconds as a number, or with a unit: 90s, 15m, 2h."""
+    if value is None:
+        return None
+    import re
+
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smh]?)\s*", str(value))
+    if not m or float(m.group(1)) <= 0:
+        raise click.BadParameter(f"{value!r}: give seconds (90) or a duration (90s, 15m, 2h)",
+                                 param_hint="--max-time")
+    return float(m.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600}[m.group(2)]
+
+
 def _freeze_arg(freeze: str) -> Any:
     """--freeze: auto, none, all, or comma-separated modalities / encoder names."""
     if freeze in ("auto", "none", "all"):
@@ -133,6 +146,13 @@ def _freeze_arg(freeze: str) -> Any:
 @click.option("--resume", is_flag=True, help="Continue from OUT/train_state.")
 @click.option("--on-bad-data", type=click.Choice(["fail", "skip"]), default=_D.on_bad_data,
               show_default=True)
+@click.option("--max-steps", type=int,
+              help="Stop after N optimizer steps (all stages); the best model so far is saved.")
+@click.option("--max-time", callback=lambda c, p, v: _seconds(v), metavar="DURATION",
+              help="Stop after this much training (90, 90s, 15m, 2h); the epoch under way is "
+                   "evaluated and the best model so far saved. Also lets the automatic "
+                   "fine-tuning stage use what is left (on a CPU it otherwise runs only when "
+                   "its measured cost fits 10 minutes).")
 @click.option("--force", is_flag=True,
               help="Train on data the task warns about (one class only): a warning, not an "
                    "error.")
@@ -188,7 +208,8 @@ def train_cmd(model: str, train_data: str, eval_data: str | None, out: str, epoc
               adapter: str | None = None, lora_r: int = 8,
               lora_alpha: float | None = None,
               encoder_overrides: tuple[str, ...] = (), probe_init: str = "lbfgs",
-              force: bool = False, device: str = "auto") -> None:
+              force: bool = False, device: str = "auto", max_steps: int | None = None,
+              max_time: float | None = None) -> None:
     """Fine-tune MODEL (registry name or folder) and save the best epoch to --out.
 
     Under `torchrun --nproc_per_node=N -m zoo train ...` it runs DDP (gloo on CPU)."""
@@ -203,6 +224,7 @@ def train_cmd(model: str, train_data: str, eval_data: str | None, out: str, epoc
                     encoder_lr=encoder_lr, batch_size=batch_size, freeze=_freeze_arg(freeze),
                     seed=seed,
                     on_bad_data=on_bad_data, checkpoint_every=checkpoint_every, force=force,
+                    max_steps=max_steps, max_time=max_time,
                     warmup=warmup, cache_features=not no_cache, probe_init=probe_init,
                     progress=not quiet, task=task, device=device,
                     precision=precision, accumulate=accumulate, patience=patience,

@@ -65,6 +65,11 @@ def train(model: Any, train: Any, eval: Any = None, out: str | Path = "out", *,
     while True:  # the probe, then (LP-FT, when the probe is weak) the fine-tuning stage
         for epoch in range(run.state["epoch"], last_epoch(run)):
             train_epoch(run, epoch)
+            if run.state.get("abandoned") and run.best_state is not None:
+                # an automatic stage that does not fit the budget: its measured steps are
+                # undone (the best probe is what was saved) and nothing more is spent
+                run.model.load_state_dict(run.best_state, strict=False)
+                break
             end_epoch(run, epoch, t0)
             if run.stop:
                 break

@@ -59,6 +59,12 @@ class TrainConfig:
     accumulate: int = 1
     # stop when the eval metric has not improved for this many epochs (0: never)
     patience: int = 0
+    # a budget: stop after this many optimizer steps (all stages) or seconds of training;
+    # the epoch under way is evaluated and the best model so far is what is saved. A stage
+    # zoo adds by itself (LP-FT) runs on a CPU only when its measured cost fits 10 minutes
+    # or what max_time leaves
+    max_steps: int | None = None
+    max_time: float | None = None
     # zoo's keys -> the data's column names ({"text": "review", "label": "sentiment"})
     columns: dict | None = None
     # where metrics go besides metrics.jsonl: registered logger names (zoo list --kind
@@ -112,6 +118,12 @@ def make_config(options: dict[str, Any]) -> TrainConfig:
     from zoo.devices import check_device
 
     cfg.device = check_device(cfg.device)  # its form; whether it exists: Dist.from_env
+    if cfg.max_steps is not None and (isinstance(cfg.max_steps, bool) or not isinstance(
+            cfg.max_steps, int) or cfg.max_steps < 1):
+        raise ZooError("--max-steps must be a whole number >= 1")
+    if cfg.max_time is not None and (isinstance(cfg.max_time, bool) or not isinstance(
+            cfg.max_time, (int, float)) or not cfg.max_time > 0):
+        raise ZooError("--max-time must be a positive number of seconds (or 90s, 15m, 2h)")
     if not isinstance(cfg.accumulate, int) or cfg.accumulate < 1:
         raise ZooError("--accumulate must be a whole number >= 1")
     if cfg.accumulate > cfg.batch_size:

@@ -17,7 +17,8 @@ from zoo.training.config import as_record
 from zoo.training.data import epoch_batches, example_length
 from zoo.training.optim import precision_of
 from zoo.training.run import Run
-from zoo.training.stages import begin_finetune, configure, last_epoch, saved_stage, show_progress
+from zoo.training.stages import (begin_finetune, configure, last_epoch, saved_stage,
+                                 show_progress, stage_epochs)
 
 __all__ = ["Run", "start", "consider_start", "train_epoch", "end_epoch", "finish",
            "begin_finetune", "last_epoch", "saved_stage"]
@@ -55,6 +56,10 @@ def start(run: Run, resume: bool) -> Run:
 
         run.loggers = open_loggers(cfg.loggers, run.out, as_record(cfg),
                                    run.state["global_step"])
+    from zoo.training.budget import say_plan
+
+    if dist.main:
+        say_plan(run, max(1, run.total // max(1, stage_epochs(run, run.state["stage"]))))
     show_progress(run)
     return run
 
@@ -79,6 +84,8 @@ def _step(run: Run, idx: Sequence[int]) -> float:
 
 
 def train_epoch(run: Run, epoch: int) -> None:
+    from zoo.training.budget import after_step
+
     cfg, dist, state = run.cfg, run.dist, run.state
     batches = epoch_batches(len(run.train_ex), epoch, cfg.seed, run.per_rank, dist.rank,
                             dist.world, run.lengths)
@@ -104,6 +111,10 @@ def train_epoch(run: Run, epoch: int) -> None:
                 and bi + 1 < len(batches) and dist.main and cfg.save_state):
             save_state(run.out / "train_state", run.model, run.opt, run.sched,
                        {**state, "epoch": epoch})
+        base = state.get("probe_steps") or 0 if state["stage"] == "finetune" else 0
+        after_step(run, max(0, run.total - (state["global_step"] - base)))
+        if run.stop:
+            break
 
 
 def evaluate(run: Run) -> tuple[dict[str, float], list[dict[str, Any]]]:
@@ -244,7 +255,8 @@ def finish(run: Run) -> dict[str, Any]:
                "steps": state["global_step"], "precision": precision_of(cfg, dist.device),
                "frozen": sorted(run.frozen), "feature_cache": run.cached is not None,
                "probe_init": state.get("probe_init"),
-               "finetuned": state["stage"] == "finetune", "probe_best": state.get("probe_best"),
+               "finetuned": state["stage"] == "finetune" and not state.get("abandoned"),
+               "probe_best": state.get("probe_best"), "stopped": state.get("stopped"),
                "group_by_length": run.lengths is not None,
                "config": as_record(cfg)}
     if dist.main:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,6 +48,11 @@ class Run:
     stop: bool = False  # early stopping: no improvement for `patience` epochs
     loggers: list = field(default_factory=list)  # registered loggers (main process only)
     stats_frozen: set[str] = field(default_factory=set)  # LP-FT: BatchNorm stats kept
+    # the budget (zoo.training.budget): when the run started, when and at which step the
+    # current stage started, whether its measured plan line was said
+    t_start: float = field(default_factory=time.perf_counter)
+    stage_clock: tuple[float, int] | None = None
+    planned: bool = False
 
     def snapshot(self) -> None:
         """Keep the model's current weights as the best (frozen encoders' left out)."""

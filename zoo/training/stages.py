@@ -61,6 +61,9 @@ def configure(run: Run, stage: str, fresh: bool = True) -> None:
     run.stepper = Stepper(list(model.parameters()), run.opt, run.sched, precision, dist.device,
                           cfg.accumulate, cfg.grad_clip, run.scaler)
     run.net = model
+    from zoo.training.budget import stage_started
+
+    stage_started(run)
     if dist.world > 1:
         from torch.nn.parallel import DistributedDataParallel as DDP
 
@@ -137,7 +140,7 @@ def begin_finetune(run: Run) -> bool:
     best = state["best"]
     if (cfg.freeze != "auto" or not run.frozen or threshold is None or best is None
             or run.eval_ex is None or stage_epochs(run, "finetune") <= 0
-            or task.metric not in best):
+            or task.metric not in best or state.get("stopped")):  # (a budget ran out)
         return False
     value = best[task.metric]
     weak = value < threshold if task.higher_is_better else value > threshold
