@@ -73,7 +73,8 @@ def after_step(run: Any, steps_left: int) -> None:
     done = state["global_step"] - step0
     if not run.planned and (done >= PLAN_STEPS or steps_left == 0):
         run.planned = True
-        per_step = (time.perf_counter() - t0) / max(1, done)
+        # rank 0's clock decides for every process (DDP ranks must stop at the same step)
+        per_step = run.dist.broadcast((time.perf_counter() - t0) / max(1, done))
         cost = per_step * steps_left
         stage = "fine-tune" if state["stage"] == "finetune" else state["stage"]
         run.say(f"plan: {stage}: {steps_left} more steps, ~{fmt_seconds(cost)} at "
@@ -90,7 +91,8 @@ def after_step(run: Any, steps_left: int) -> None:
             return
     if cfg.max_steps and state["global_step"] >= cfg.max_steps:
         state["stopped"] = f"max_steps {cfg.max_steps} reached"
-    elif cfg.max_time and time.perf_counter() - run.t_start >= cfg.max_time:
+    elif cfg.max_time and run.dist.broadcast(time.perf_counter() - run.t_start
+                                             >= cfg.max_time):
         state["stopped"] = f"max_time {fmt_seconds(cfg.max_time)} reached"
     else:
         return
