@@ -1,17 +1,20 @@
 #!/usr/bin/env bash
-# The main benches on one CUDA machine in under 8 minutes, then one table: bench, figure,
-# seconds.
+# The main benches on one CUDA machine, then one table: bench, figure, seconds. Each step is
+# bounded (the limits sum to 13 minutes; most finish well inside theirs).
 #
 #     bash bench/gpu.sh              # needs CUDA; refuses (exit 2) without it
 #     bash bench/gpu.sh --dry-run    # any machine: prints every command, checks each bench's
 #                                    # flags, runs the zoo train steps on tiny data (CPU)
 #
-# GPU options: zoo.train moves the model to CUDA by itself and its precision "auto" already
-# means bf16 autocast there; the `zoo train` steps pass `--precision bf16` explicitly. zoo
-# has no channels_last or torch.compile option (zoo/training/config.py), so none is passed.
-# DDP: torchrun --nproc-per-node=<GPU count>, skipped (with a line saying so) on one GPU.
-# Note: bench_encoders and bench_serve measure zoo's CPU paths (predict / serve do not move
-# models to the GPU); they are here as the regression check of those paths on this machine.
+# GPU options: every command takes --device (auto: CUDA when present) and its precision
+# "auto" means bf16 autocast there; the `zoo train` steps pass `--precision bf16` explicitly.
+# zoo has no channels_last or torch.compile option (zoo/training/config.py), so none is
+# passed. DDP: torchrun --nproc-per-node=<GPU count>, skipped (with a line saying so) on one
+# GPU. The {train,predict,eval,serve}-{cuda,cpu} rows run bench_device.py on each device
+# (the digits model of train-bf16; train fine-tunes every layer) and a last line gives the
+# cuda/cpu ratios; the dry run parses the cuda rows' flags and runs the cpu rows on tiny data.
+# bench_encoders compares zoo with the plain libraries on the CPU (both sides there); the
+# serve row's `zoo serve` runs on the GPU (--device auto).
 #
 # Env: PYTHON (default .venv/bin/python), ZOO_BENCH_DIR (default /tmp/zoo-bench-gpu).
 set -uo pipefail
@@ -20,7 +23,7 @@ DRY=0
 for a in "$@"; do
     case "$a" in
         --dry-run) DRY=1 ;;
-        -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
         *) echo "gpu.sh: unknown argument $a (only --dry-run)" >&2; exit 2 ;;
     esac
 done
@@ -45,19 +48,22 @@ if [ "$DRY" = 1 ]; then
     WORK="$(mktemp -d /tmp/zoo-gpu-dry.XXXXXX)"
     trap '[ "$FAILED" = 0 ] && rm -rf "$WORK"' EXIT  # kept when a step failed
     LIMIT=5 EPOCHS=1 BATCH=2 NPROC=$([ "$NGPU" = 0 ] && echo 2 || echo "$NGPU")  # CPU: gloo
+    CPU_LIMIT=3 REQUESTS=8 CLIENTS=2
 else
     WORK="${ZOO_BENCH_DIR:-/tmp/zoo-bench-gpu}"
     LIMIT=1797 EPOCHS=3 BATCH=64 NPROC="$NGPU"
+    CPU_LIMIT=256 REQUESTS=512 CLIENTS=32  # the CPU rows train on 256 examples: ex/s alike
 fi
 export ZOO_BENCH_DIR="$WORK"
 mkdir -p "$WORK/logs"
+rm -f "$WORK/results"/device-*.json  # the cuda/cpu line reads only this run's figures
 DATA="$WORK/digits-gpu"
 ROWS="$WORK/logs/rows.tsv"
 : > "$ROWS"
 FAILED=0
 
-# step NAME TIMEOUT_S KIND -- COMMAND...   (run from bench/; TIMEOUT_S on the GPU, the seven
-# sum to 480 s; none in the dry run, which must not fail on a slow or loaded CPU: set
+# step NAME TIMEOUT_S KIND -- COMMAND...   (run from bench/; TIMEOUT_S on the GPU, the
+# fifteen sum to 780 s; none in the dry run, which must not fail on a slow or loaded CPU: set
 # ZOO_GPU_DRY_TIMEOUT=N to bound each dry step anyway). KIND: run (always runs) | bench (dry run: its
 # flags parsed by its own parser, not run) | bench-noargs (takes no flags; dry run: compiled)
 step() {
@@ -114,7 +120,13 @@ if dry and kind == "bench-noargs":
     print("compiles (not run)"); sys.exit()
 res = [json.loads(x[7:]) for x in text.splitlines() if x.startswith("RESULT ")]
 r = res[-1] if res else {}
-if name == "encoders":
+if r.get("bench", "").startswith("device-"):
+    w = r["what"]
+    print(f"{r['ex_per_s']} ex/s ({r['precision']}, {r['examples']} ex)" if w == "train" else
+          f"{r['ex_per_s']} ex/s ({r['device']}, {r['examples']} ex)" if w == "predict" else
+          f"accuracy {r['accuracy']}, {r['ex_per_s']} ex/s" if w == "eval" else
+          f"{r['rps']} req/s ({r['device']}, {r['precision']}, {r['clients']} clients)")
+elif name == "encoders":
     fw = re.findall(r"^(\S+) .*?(\d+\.\d+)\s+\(zoo throughput", text, re.M)
     ld = re.search(r"  ratio (\d+\.\d+)", text)
     print("zoo/plain " + " ".join(f"{n} {v}" for n, v in fw)
@@ -158,6 +170,19 @@ else
     printf 'train-ddp\tskipped: %s GPU\t0.0\n' "$NGPU" >> "$ROWS"
 fi
 step serve 60 bench -- "$PY" bench_serve.py --requests 256 --clients 32
+# the same work on the GPU and on the CPU: training, prediction, evaluation, serving
+MODEL="$WORK/train-bf16"
+for what in train predict eval serve; do
+    case "$what" in
+        train) args=(--data "$DATA" --batch-size "$BATCH") limit=45 ;;
+        serve) args=(--model "$MODEL" --data "$DATA" --requests "$REQUESTS" --clients "$CLIENTS")
+               limit=45 ;;
+        *) args=(--model "$MODEL" --data "$DATA" --batch-size "$BATCH") limit=30 ;;
+    esac
+    step "$what-cuda" "$limit" bench -- "$PY" bench_device.py "$what" --device cuda "${args[@]}"
+    step "$what-cpu" "$limit" run -- "$PY" bench_device.py "$what" --device cpu "${args[@]}" \
+        --limit "$CPU_LIMIT"
+done
 
 echo
 printf '%-16s %-64s %8s\n' bench figure seconds
@@ -165,4 +190,13 @@ printf '%-16s %-64s %8s\n' ---------------- "$(printf '%.0s-' {1..64})" --------
 while IFS=$'\t' read -r n f s; do printf '%-16s %-64s %8s\n' "$n" "$f" "$s"; done < "$ROWS"
 total=$(awk -F'\t' '{s += $3} END {printf "%.1f", s}' "$ROWS")
 printf '%-16s %-64s %8s\n' total "" "$total"
+"$PY" - "$WORK/results" <<'EOF'
+import json, sys
+from pathlib import Path
+r = {p.stem: json.loads(p.read_text()) for p in Path(sys.argv[1]).glob("device-*.json")}
+key = {"train": "ex_per_s", "predict": "ex_per_s", "eval": "ex_per_s", "serve": "rps"}
+got = [f"{w} {r[f'device-{w}-cuda'][k] / r[f'device-{w}-cpu'][k]:.1f}x" for w, k in key.items()
+       if f"device-{w}-cuda" in r and f"device-{w}-cpu" in r and r[f"device-{w}-cpu"][k]]
+print("cuda/cpu: " + (", ".join(got) if got else "no pair measured (the cuda rows need a GPU)"))
+EOF
 exit "$FAILED"

@@ -11,7 +11,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "bench" / "gpu.sh"
-STEPS = ["data", "encoders", "cache", "image-finetune", "train-bf16", "train-ddp", "serve"]
+STEPS = ["data", "encoders", "cache", "image-finetune", "train-bf16", "train-ddp", "serve",
+         *(f"{what}-{device}" for what in ("train", "predict", "eval", "serve")
+           for device in ("cuda", "cpu"))]
 
 
 def _env() -> dict:
@@ -29,8 +31,13 @@ def test_dry_run_prints_the_table():
     lines = out.splitlines()
     head = next(i for i, x in enumerate(lines) if x.split() == ["bench", "figure", "seconds"])
     rows = {x.split()[0]: x for x in lines[head + 2:] if x.strip()}
-    assert list(rows) == STEPS + ["total"]
+    assert list(rows) == STEPS + ["total", "cuda/cpu:"]
     assert not any("FAILED" in r for r in rows.values())
+    # on each device: the cuda rows' flags checked, the cpu rows run on tiny data
+    assert all("flags ok" in rows[f"{w}-cuda"] for w in ("train", "predict", "eval", "serve"))
+    assert "ex/s (fp32" in rows["train-cpu"] and "ex/s (cpu" in rows["predict-cpu"]
+    assert "accuracy" in rows["eval-cpu"] and "req/s (cpu, fp32" in rows["serve-cpu"]
+    assert "$ " + sys.executable + " bench_device.py serve --device cuda --model" in out
     assert "bf16, world 1" in rows["train-bf16"] and "bf16, world 2" in rows["train-ddp"]
     assert "flags ok" in rows["encoders"] and "flags ok" in rows["serve"]
     # the exact GPU commands are printed, sizes aside

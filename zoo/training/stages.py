@@ -39,6 +39,7 @@ def configure(run: Run, stage: str, fresh: bool = True) -> None:
         run.frozen, run.cached, run.eval_cached = set(), None, None
     run.state["stage"] = stage
     model.to(dist.device)
+    model.precision = "fp32"  # the eval predictions of a run, as ever: full precision
     if stage == "probe" and cfg.cache_features and run.frozen == set(model.encoders):
         run.cached = _encode(run, run.train_ex, "cache train features")
         if run.eval_ex is not None:
