@@ -113,6 +113,35 @@ def test_a_modality_without_corruptions_is_skipped():
     assert set(found) == {"text"} and skipped == ["tabular"]
 
 
+def test_plugins_check_runs_each_corruption_twice_and_fails_one_ignoring_its_rng():
+    import random
+    from types import SimpleNamespace
+
+    from zoo.plugin import Modality
+    from zoo.plugincheck.kinds import check_modality
+    from zoo.registry import get_registry
+
+    results: list = []
+    for spec in get_registry().all("modality"):
+        check_modality(spec, results)
+    got = {r.subject: r.status for r in results if r.check == "corruptions"}
+    assert {"modality text", "modality image", "modality audio"} <= set(got)
+    assert set(got.values()) == {"pass"}, results
+
+    class Careless(Modality):  # draws from Python's global random, not from rng
+        def samples(self):
+            return ["a b c", "d e"]
+
+        def corruptions(self, values=()):
+            return {"shuffle": lambda v, severity, rng: " ".join(
+                random.sample(v.split(), len(v.split())) + [str(random.random())])}
+
+    bad: list = []
+    check_modality(SimpleNamespace(name="careless", build=Careless), bad)
+    (result,) = [r for r in bad if r.check == "corruptions"]
+    assert result.status == "fail" and "same seed" in result.detail
+
+
 # ---- zoo eval on models ---------------------------------------------------------------------
 def _text_model(tmp_path: Path) -> tuple[Path, Path]:
     import zoo

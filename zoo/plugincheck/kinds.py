@@ -56,6 +56,7 @@ def check_modality(spec: Any, results: list[CheckResult]) -> None:
     run_check(results, subject, "request round trip", request)
     run_check(results, subject, "explanation units",
               lambda: _explain_units(modality, spec.name))
+    run_check(results, subject, "corruptions", lambda: _corruptions(modality, spec.name))
 
 
 def _explain_units(modality: Any, name: str) -> str:
@@ -76,6 +77,42 @@ def _explain_units(modality: Any, name: str) -> str:
         modality.explain_ablate(value, units, [False] + [True] * (len(units) - 1))
         counts.append(len(units))
     return f"{name}: {counts} units of its samples (budget 4)"
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Two input values are equal (arrays and images by their contents)."""
+    import numpy as np
+
+    if isinstance(a, (tuple, list)) and isinstance(b, (tuple, list)):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if hasattr(a, "shape") or hasattr(a, "getdata") or hasattr(b, "getdata"):
+        x, y = np.asarray(a), np.asarray(b)
+        return x.shape == y.shape and bool((x == y).all())
+    return bool(a == b)
+
+
+def _corruptions(modality: Any, name: str) -> str:
+    """``zoo eval --robustness``'s hook on the samples: each corruption, at severities 1
+    and 3, gives a value the modality accepts, the same one twice from the same seed."""
+    import numpy as np
+
+    vals = list(modality.samples())
+    suite = dict(modality.corruptions(vals) or {})
+    if not suite:
+        return f"{name}: none (zoo eval --robustness lists it as skipped)"
+    for cname, corrupt in suite.items():
+        for v in vals:
+            for severity in (1, 3):
+                a, b = (corrupt(v, severity, np.random.default_rng(7)) for _ in range(2))
+                if not _same(a, b):
+                    raise AssertionError(f"{cname}: the same seed gave two different values "
+                                         f"(draw every random number from rng)")
+                problem = modality.check(a)
+                if problem:
+                    raise AssertionError(f"{cname}: check() refuses its result: {problem}")
+    return f"{name}: {', '.join(suite)} (deterministic under a seed)"
 
 
 def _model_for(task: str, plugin: str) -> Any:
