@@ -61,6 +61,7 @@ def evaluate(model: Any, data: Any, *, batch_size: int = 32, record: bool = Fals
     from zoo.data.rows import resolve_file_targets
 
     resolve_file_targets(examples, model.task_impl.file_targets)
+    _check_trust(model, examples, robustness, slices, data)  # before the costly predictions
     preds = model.predict([ex.inputs for ex in examples], batch_size=batch_size,
                           **decode_kwargs)
     result: dict[str, Any] = model.task_impl.metrics(model, examples, preds, categories)
@@ -93,6 +94,19 @@ def _record(model: Any, data: Any, name: str, result: dict[str, Any],
         data_sha256=sha256_file(path) if path and path.is_file() else None,
         decoding=decoding or None))
     write_card(source)
+
+
+def _check_trust(model: Any, examples: list[Any], robustness: bool | Sequence[str],
+                 slices: Sequence[str], data: Any) -> None:
+    """A slice column the data lacks, or a corruption no input modality has: one line."""
+    if slices:
+        from zoo.slices import check_columns
+
+        check_columns(examples, slices, str(data))
+    if robustness and robustness is not True:
+        from zoo.robustness import suites
+
+        suites(model.modalities, examples, [str(c) for c in robustness])
 
 
 def _trust(model: Any, examples: list[Any], preds: list[Any], categories: Any,

@@ -14,7 +14,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 from zoo.errors import DataError
 
-__all__ = ["MISSING", "group_of", "slice_metrics", "report_lines"]
+__all__ = ["MISSING", "group_of", "check_columns", "slice_metrics", "report_lines"]
 
 MISSING = "(missing)"
 SLICES_FILE = "slices.json"
@@ -31,16 +31,18 @@ def group_of(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value, sort_keys=True, default=str)
 
 
-def _check(examples: Sequence[Any], column: str, where: str) -> None:
-    if any(column in _row(ex) for ex in examples):
-        return
-    present = sorted({k for ex in examples for k in _row(ex)})
+def check_columns(examples: Sequence[Any], columns: Sequence[str], where: str) -> None:
+    """Each column is in the data (in one row at least), or a one-line DataError naming the
+    columns there are."""
     import difflib
 
-    close = difflib.get_close_matches(column, present, n=1, cutoff=0.5)
-    raise DataError(f"{where}: no column {column!r} to slice by; columns: "
-                    f"{', '.join(present) or '(none)'}"
-                    + (f"; did you mean {close[0]!r}?" if close else ""))
+    present = sorted({k for ex in examples for k in _row(ex)})
+    for column in columns:
+        if column not in present:
+            close = difflib.get_close_matches(column, present, n=1, cutoff=0.5)
+            raise DataError(f"{where}: no column {column!r} to slice by; columns: "
+                            f"{', '.join(present) or '(none)'}"
+                            + (f"; did you mean {close[0]!r}?" if close else ""))
 
 
 def slice_metrics(examples: Sequence[Any], predictions: Sequence[Any],
@@ -52,9 +54,9 @@ def slice_metrics(examples: Sequence[Any], predictions: Sequence[Any],
     figures of a subset (numeric ones are kept)."""
     from zoo.robustness import scalars
 
+    check_columns(examples, columns, where)
     out: dict[str, Any] = {"columns": {}, "gap": {}}
     for column in columns:
-        _check(examples, column, where)
         groups: dict[str, list[int]] = {}
         for i, ex in enumerate(examples):
             groups.setdefault(group_of(_row(ex).get(column)), []).append(i)
