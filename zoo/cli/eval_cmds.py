@@ -7,6 +7,7 @@ import json
 import click
 
 from zoo.cli.base import _columns, _json_options, cli, device_options
+from zoo.errors import ZooError
 
 
 @cli.command("eval")
@@ -46,6 +47,10 @@ def eval_cmd(model: str, data: str, as_json: bool, batch_size: int, decoder: str
     """Evaluate MODEL on --data. Read-only: --record writes the figures beside a saved
     model."""
     from zoo.evaluation import evaluate
+
+    if out and not (robustness or corruptions or slices):
+        raise ZooError("--out holds the robustness and slice reports: add --robustness or "
+                       "--slice COLUMN")
 
     kw = {k: v for k, v in dict(decoder=decoder, beam_size=beam_size, lexicon=lexicon,
                                 lm=lm).items() if v is not None}
