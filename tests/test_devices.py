@@ -208,3 +208,22 @@ def test_cuda_on_this_machine_is_exit_1_and_one_error_line(folder, command):
                                                    "no CUDA device")
     assert "--device cpu" in err
     assert not (folder / "never").exists()
+
+
+def test_onnx_runtime_without_its_gpu_provider_stays_on_the_cpu_and_says_so(monkeypatch):
+    from zoo.serve import onnx
+
+    monkeypatch.setattr(onnx, "_gpu_provider", lambda: False)
+    with pytest.warns(UserWarning, match="runs on the CPU, not cuda:0.*onnxruntime-gpu"):
+        assert onnx.onnx_device("cuda:0") == "cpu"
+    assert onnx.onnx_device("cpu") == "cpu"
+    monkeypatch.setattr(onnx, "_gpu_provider", lambda: True)
+    assert onnx.onnx_device("cuda:0") == "cuda:0"
+
+
+def test_int8_export_is_for_the_cpu():
+    from zoo.export import _export_device
+
+    assert _export_device("auto", "int8") == "cpu" and _export_device("cuda", None) == "cuda"
+    with pytest.raises(ZooError, match="--quantize int8 is dynamic quantization for CPU"):
+        _export_device("cuda:0", "int8")

@@ -191,4 +191,7 @@ def onnx_export(graph: nn.Module, keys: Sequence[tuple[str, str]],
 
 def _no_grad(fn: Any, tensors: Sequence[torch.Tensor]) -> torch.Tensor:
     with torch.inference_mode():
-        return fn(*tensors)
+        out = fn(*tensors)
+    if out.is_cuda:  # CUDA runs asynchronously: the time is the work's, not its launch's
+        torch.cuda.synchronize(out.device)
+    return out
