@@ -38,13 +38,15 @@ def test_accumulation_gives_the_same_update_in_smaller_chunks(tmp_path):
         runs[accumulate] = (zoo.load(tmp_path / f"a{accumulate}").state_dict(), max(seen))
     one, four = runs[1][0], runs[4][0]
     assert runs[1][1] == 8 and runs[4][1] == 2  # the batch really ran in chunks of 2
-    assert all(torch.allclose(one[k], four[k], atol=1e-5) for k in one)
+    # (summation order differs between chunks: float32 noise of ~1e-5 on the weights)
+    assert all(torch.allclose(one[k], four[k], atol=5e-5) for k in one)
 
 
 def test_early_stopping_stops_when_the_metric_stalls(tmp_path):
     data = _data()
+    # (a random start: with lr 0 a closed-form start would be the best, as epoch 0)
     summary = zoo.train(_model(), data, data, tmp_path / "es", epochs=8, lr=0.0,
-                        freeze="all", patience=2, progress=False)
+                        freeze="all", patience=2, progress=False, probe_init="random")
     assert summary["epochs_run"] == 3 and summary["best_epoch"] == 1  # 1 best + 2 stalled
     full = zoo.train(_model(), data, data, tmp_path / "full", epochs=4, lr=0.0, freeze="all",
                      progress=False)
@@ -220,7 +222,8 @@ def test_lp_ft_fine_tunes_a_weak_probe_and_keeps_a_strong_one(small_digits, tmp_
     # BatchNorm keeps the statistics the probe was fitted on
     assert all(torch.equal(moved[k], pretrained[k]) for k in pretrained if "running" in k)
     rows = [json.loads(x) for x in (tmp_path / "ft" / "metrics.jsonl").read_text().splitlines()]
-    assert [r["epoch"] for r in rows if "eval" in r] == [1, 2, 3]
+    # epoch 0: the closed-form probe start, the first candidate for best
+    assert [r["epoch"] for r in rows if "eval" in r] == [0, 1, 2, 3]
     # finetune_epochs=0 keeps the probe: the encoder never moves
     s0 = zoo.train(_effnet32(), small_digits["train"], small_digits["val"], tmp_path / "p",
                    epochs=2, finetune_epochs=0, batch_size=16, progress=False, loggers=[])

@@ -29,22 +29,20 @@ def fmt_seconds(s: float) -> str:
     return f"{s / 3600:.1f} h"
 
 
-def say_plan(run: Any, steps_per_epoch: int) -> None:
-    """The run's stages before any work: epochs and steps, and when LP-FT may follow."""
-    from zoo.training.stages import stage_epochs
-
+def say_plan(run: Any, steps_per_epoch: int, epochs: int, finetune_epochs: int) -> None:
+    """The run's stages before any work: epochs and steps, and when LP-FT may follow
+    (``epochs`` of the current stage, ``finetune_epochs`` of LP-FT's)."""
     cfg, state = run.cfg, run.state
     stage = state["stage"]
-    epochs = stage_epochs(run, stage)
     parts = [f"{stage} {epochs} epochs x {steps_per_epoch} steps"]
     if run.cached is not None:
         parts[0] += " on cached features"
     threshold = getattr(run.task, "finetune_below", None)
     if (stage == "probe" and cfg.freeze == "auto" and run.frozen and run.eval_ex is not None
-            and threshold is not None and stage_epochs(run, "finetune") > 0):
+            and threshold is not None and finetune_epochs > 0):
         asked = cfg.finetune_epochs is not None
         parts.append(f"then, if eval {run.task.metric} < {threshold}: fine-tune "
-                     f"{', '.join(sorted(run.frozen))} {stage_epochs(run, 'finetune')} epochs"
+                     f"{', '.join(sorted(run.frozen))} {finetune_epochs} epochs"
                      + ("" if asked or run.dist.device.type != "cpu" else
                         f" when it fits {fmt_seconds(_auto_budget(run))} on this CPU"))
     limits = [f"max {cfg.max_steps} steps"] if cfg.max_steps else []

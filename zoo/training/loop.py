@@ -59,7 +59,8 @@ def start(run: Run, resume: bool) -> Run:
     from zoo.training.budget import say_plan
 
     if dist.main:
-        say_plan(run, max(1, run.total // max(1, stage_epochs(run, run.state["stage"]))))
+        epochs = stage_epochs(run, run.state["stage"])
+        say_plan(run, max(1, run.total // max(1, epochs)), epochs, stage_epochs(run, "finetune"))
     show_progress(run)
     return run
 
