@@ -53,9 +53,9 @@ def test_text_clf_trains_its_fallback_on_russian_and_keeps_minilm_for_english(tm
                             for r in _rows(ru, ["кошка", "любовь"] * 12)))
     proc = run_zoo("train", "text-clf", "--train", str(data), "--eval", str(data), "--out",
                    str(tmp_path / "run"), "--epochs", "3", "--quiet", check=True)
-    assert "training char-text-clf instead" in proc.stderr
+    assert "training tfidf-text-clf instead" in proc.stderr
     cfg = json.loads((tmp_path / "run" / "config.json").read_text())
-    assert cfg["encoders"]["text"]["name"] == "char-ngram"
+    assert cfg["encoders"]["text"]["name"] == "tfidf-ngram"
     assert json.loads(proc.stdout)["best"]["accuracy"] == 1.0  # two topics, seen texts
     back = zoo.load(tmp_path / "run")
     assert [p["label"] for p in back.predict([{"text": RU[0]}, {"text": RU[1]}])] == \
@@ -69,7 +69,7 @@ def test_text_clf_trains_its_fallback_on_russian_and_keeps_minilm_for_english(tm
     assert pick_model("text-clf", examples, True) == "text-clf"
     ru_examples = read_any(data)[0]
     assert pick_model("minilm-text-clf", ru_examples, True) == "minilm-text-clf"
-    assert pick_model("text-clf", ru_examples, False) == "char-text-clf"
+    assert pick_model("text-clf", ru_examples, False) == "tfidf-text-clf"
 
 
 def test_a_fallback_that_is_not_a_model_name_is_one_line(tmp_path):
@@ -80,3 +80,41 @@ def test_a_fallback_that_is_not_a_model_name_is_one_line(tmp_path):
     assert proc.returncode != 0
     assert "key 'fallback': expected a model name" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_tfidf_encoder_is_fitted_cached_and_starts_as_tfidf_plus_logistic_regression(tmp_path):
+    """tfidf-text-clf: the encoder has nothing to train, so the run caches it and the probe
+    starts from the logistic regression on its features; the vocabulary travels with the
+    model, and a second fit (fine-tuning the saved model) keeps it."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    from zoo.errors import DataError
+
+    texts = [f"{t} {w}" for t in RU + DE for w in ("eins", "zwei", "drei")]
+    rows = [
+        {"text": t, "label": "ru" if t.split()[0] in ("Кошка", "Любовь") else "de"}
+        for t in texts]
+    model = zoo.create_model("tfidf-text-clf")
+    enc = model.encoders["text"]
+    assert not list(enc.parameters())
+    with pytest.raises(DataError, match="train the model before predicting"):
+        enc.preprocess(["x"])
+    summary = zoo.train(model, rows, rows, tmp_path / "m", epochs=2, progress=False,
+                        loggers=[])
+    assert summary["frozen"] == ["text"] and summary["feature_cache"]
+    assert summary["probe_init"]["method"] == "lbfgs"
+    ref = TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), sublinear_tf=True,
+                          max_features=32768).fit(texts)
+    ours = enc.preprocess(texts)["tfidf"]
+    assert ours.shape == (len(texts), 32768)
+    import numpy as np
+
+    np.testing.assert_allclose(ours[:, :len(ref.vocabulary_)].numpy(),
+                               ref.transform(texts).toarray(), atol=1e-6)
+    assert (tmp_path / "m" / "preprocessor" / "text" / "tfidf.json").is_file()
+    back = zoo.load(tmp_path / "m")
+    x = [{"text": t} for t in texts]
+    assert back.predict(x) == model.eval().predict(x)
+    vocab = list(back.encoders["text"]._fitted["char"]["vocabulary"])
+    back.encoders["text"].fit(["ganz andere Wörter hier"])  # fine-tuning keeps its fit
+    assert back.encoders["text"]._fitted["char"]["vocabulary"] == vocab

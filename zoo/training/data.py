@@ -123,8 +123,9 @@ def frozen_modalities(model: Any, freeze: Any) -> set[str]:
         return set()
     if freeze in ("all", True):
         return set(model.encoders)
-    if freeze == "auto":
-        return {m for m, e in model.config["encoders"].items() if e.get("weights")}
+    if freeze == "auto":  # pretrained weights, or nothing to train (a fitted TF-IDF)
+        return {m for m, e in model.config["encoders"].items() if e.get("weights")
+                or not any(True for _ in model.encoders[m].parameters())}
     names = [freeze] if isinstance(freeze, str) else list(freeze)
     out = set()
     for n in names:

@@ -1,0 +1,143 @@
+"""A text encoder fitted, not trained: TF-IDF over character n-grams (2-5, inside word
+boundaries; word 1-2 grams too when ``word_features`` > 0), the features of the classical
+baseline on small data, in any language or script. (Words beside characters scored lower on
+German fortunes: 0.848 vs 0.868 test accuracy with logistic regression, so they are off by
+default.)
+
+``fit`` (called by ``zoo train`` with the training texts, once: a saved model keeps its
+vocabulary) keeps the most frequent n-grams of each kind (scikit-learn's
+``TfidfVectorizer``: sublinear term frequency, smoothed idf, each kind L2-normalised) and
+their idf; the vocabulary and idf are saved beside the model (``preprocessor/text/
+tfidf.json``). The output is that fixed-width vector, so the encoder has no parameters:
+``zoo train`` treats it as frozen, caches its features and starts the probe from a logistic
+regression fitted in closed form, which is TF-IDF + logistic regression, then refined.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+
+from zoo.plugin import DataError, Encoder, EncoderOutput
+
+__all__ = ["TfidfEncoder", "build_tfidf", "ASSET"]
+
+ASSET = "tfidf.json"
+
+
+class TfidfEncoder(Encoder):
+    modality = "text"
+    outputs = ("pooled",)
+
+    def __init__(self, word_features: int = 0, char_features: int = 32768,
+                 word_ngrams: Sequence[int] = (1, 2), char_ngrams: Sequence[int] = (2, 5),
+                 lowercase: bool = True, max_chars: int = 4000,
+                 fitted: dict[str, Any] | None = None) -> None:
+        super().__init__()
+        self.sizes = {"word": int(word_features), "char": int(char_features)}
+        self.ngrams = {"word": tuple(word_ngrams), "char": tuple(char_ngrams)}
+        self.lowercase, self.max_chars = bool(lowercase), int(max_chars)
+        self.dim = sum(self.sizes.values())
+        self._vectorizers: dict[str, Any] | None = None
+        self._fitted = fitted  # {"word": {"vocabulary": [...], "idf": [...]}, "char": ...}
+
+    def _make(self, kind: str, vocabulary: list[str] | None = None) -> Any:
+        from sklearn.feature_extraction.text import TfidfVectorizer
+
+        return TfidfVectorizer(analyzer="word" if kind == "word" else "char_wb",
+                               ngram_range=self.ngrams[kind], lowercase=self.lowercase,
+                               sublinear_tf=True, max_features=self.sizes[kind],
+                               vocabulary=vocabulary, dtype="float32")
+
+    def fit(self, values: Sequence[Any]) -> None:
+        if self._fitted is not None:  # a saved model keeps the vocabulary it was fitted to
+            return
+        texts = [v[: self.max_chars] for v in values if isinstance(v, str) and v.strip()]
+        if not texts:
+            raise DataError("tfidf-ngram is fitted to the training texts, and there are none")
+        fitted = {}
+        for kind in ("word", "char"):
+            if not self.sizes[kind]:
+                fitted[kind] = {"vocabulary": [], "idf": []}
+                continue
+            vec = self._make(kind)
+            try:
+                vec.fit(texts)
+            except ValueError:  # no word of two characters in any text (one-letter words)
+                fitted[kind] = {"vocabulary": [], "idf": []}
+                continue
+            vocab = sorted(vec.vocabulary_, key=vec.vocabulary_.get)
+            fitted[kind] = {"vocabulary": vocab, "idf": [float(x) for x in vec.idf_]}
+        self._fitted, self._vectorizers = fitted, None
+
+    def _ready(self) -> dict[str, Any]:
+        if self._fitted is None:
+            raise DataError("tfidf-ngram is fitted to the training texts by `zoo train`; "
+                            "train the model before predicting with it")
+        if self._vectorizers is None:
+            import numpy as np
+
+            self._vectorizers = {}
+            for kind, f in self._fitted.items():
+                if f["vocabulary"]:
+                    vec = self._make(kind, f["vocabulary"])
+                    vec.idf_ = np.asarray(f["idf"], dtype=np.float64)
+                    self._vectorizers[kind] = vec
+        return self._vectorizers
+
+    def preprocess(self, values: Sequence[Any]) -> dict[str, torch.Tensor]:
+        for v in values:
+            if not isinstance(v, str):
+                raise DataError(f"text input must be a string, got {type(v).__name__}")
+        texts = [v[: self.max_chars] for v in values]
+        out = torch.zeros(len(texts), self.dim)  # (B, D): word n-grams, then characters
+        offset = 0
+        for kind, vec in ((k, self._ready().get(k)) for k in ("word", "char")):
+            if vec is not None:
+                m = vec.transform(texts).tocoo()
+                out[torch.from_numpy(m.row.astype("int64")),
+                    torch.from_numpy(m.col.astype("int64") + offset)] = torch.from_numpy(m.data)
+            offset += self.sizes[kind]
+        return {"tfidf": out}
+
+    def forward(self, tfidf: torch.Tensor) -> EncoderOutput:
+        return EncoderOutput(pooled=tfidf)  # (B, D): fixed features, nothing to train
+
+    def preprocessor_config(self) -> dict[str, Any]:
+        return {"features": "scikit-learn TfidfVectorizer, sublinear tf, smoothed idf, l2",
+                "word_ngrams": list(self.ngrams["word"]),
+                "char_ngrams": list(self.ngrams["char"]), "sizes": self.sizes,
+                "lowercase": self.lowercase, "max_chars": self.max_chars,
+                "vocabulary": ASSET}
+
+    def save_assets(self, directory: Path) -> None:
+        super().save_assets(directory)
+        if self._fitted is not None:
+            (directory / ASSET).write_text(json.dumps(self._fitted, ensure_ascii=False))
+
+
+def build_tfidf(*, pretrained: bool = False, weights: str | None = None,
+                assets_dir: str | None = None, **kwargs: Any) -> TfidfEncoder:
+    """Fitted by ``zoo train``; a saved model's vocabulary and idf are read from its
+    preprocessor folder."""
+    fitted = None
+    if assets_dir is not None and (Path(assets_dir) / ASSET).is_file():
+        try:
+            fitted = json.loads((Path(assets_dir) / ASSET).read_text(encoding="utf-8"))
+            ok = all(isinstance(fitted[k]["vocabulary"], list) and isinstance(
+                fitted[k]["idf"], list) and len(fitted[k]["vocabulary"]) == len(
+                fitted[k]["idf"]) for k in ("word", "char"))
+        except (ValueError, KeyError, TypeError):
+            ok = False
+        if not ok:
+            raise DataError(f"{Path(assets_dir).name}/{ASSET} is not a tfidf-ngram vocabulary "
+                            f"(word and char, each a vocabulary and its idf); save the "
+                            f"model again")
+        sizes = {"word": kwargs.get("word_features", 0),
+                 "char": kwargs.get("char_features", 32768)}
+        if any(len(fitted[k]["vocabulary"]) > sizes[k] for k in sizes):
+            raise DataError(f"{ASSET}: more n-grams than the encoder's width; save the model "
+                            f"again")
+    return TfidfEncoder(fitted=fitted, **kwargs)
