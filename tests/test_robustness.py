@@ -217,6 +217,18 @@ def test_recorded_robustness_and_slices_go_into_the_model_folder(tmp_path):
             if isinstance(obj, dict) else set()
 
     assert not keys(evals) & {"robustness", "slices"}  # the model-index: clean figures only
+    # the card shows both, measured on which data; zoo push publishes the files
+    from huggingface_hub import ModelCard
+
+    card = ModelCard((folder / "README.md").read_text())
+    assert "## Robustness" in card.text and "## Groups" in card.text
+    case = result["robustness"]["corruptions"]["text"]["case"]["1"]["accuracy"]
+    assert f"{case:.4f}" in card.text.split("## Robustness")[1]
+    for group, g in result["slices"]["columns"]["place"].items():
+        assert f"| `{group}` | {g['n']} |" in card.text
+    from zoo.io.records import RECORD_FILES
+
+    assert {"robustness.json", "slices.json"} <= set(RECORD_FILES)
 
 
 def test_a_missing_slice_column_or_corruption_is_one_line_naming_what_exists(tmp_path, capsys):

@@ -233,6 +233,52 @@ def _other_evals(evals: dict[str, Any] | None, names: dict[str, str]) -> list[tu
     return rows
 
 
+def _robustness(d: Path) -> dict[str, Any] | None:
+    """``zoo eval --robustness --record``'s figures: the main metric per corruption and
+    severity, with its drop from clean."""
+    rec = _read_json(d / "robustness.json")
+    try:
+        metric = rec["metric"]
+        clean = float(rec["clean"][metric])
+        rows = []
+        for modality, corruptions in rec["corruptions"].items():
+            for name, by_severity in corruptions.items():
+                cells = [f"{float(by_severity[str(s)][metric]):.4f} "
+                         f"({float(by_severity[str(s)][metric]) - clean:+.4f})"
+                         for s in rec.get("severities", [1, 2, 3])]
+                rows.append((text(modality), code(name), *[text(c) for c in cells]))
+    except (TypeError, KeyError, ValueError, AttributeError):
+        return None
+    digest = rec.get("data_sha256")
+    return {"metric": text(metric), "clean": f"{clean:.4f}", "rows": rows,
+            "severities": [text(s) for s in rec.get("severities", [1, 2, 3])],
+            "note": (f"On {code(rec.get('dataset'))} ({text(rec.get('n'))} examples"
+                     + (f", sha256 {code(str(digest)[:16])}" if digest else "")
+                     + f"), seed {text(rec.get('seed'))}; clean {text(metric)} {clean:.4f}"
+                     + (f"; not corrupted: {text(', '.join(map(str, rec['skipped'])))}"
+                        if rec.get("skipped") else "") + ".")}
+
+
+def _slices(d: Path) -> list[dict[str, Any]]:
+    """``zoo eval --slice COLUMN --record``'s figures: every group with its count, and the
+    largest gap between groups."""
+    rec = _read_json(d / "slices.json")
+    out = []
+    try:
+        for column, groups in rec["columns"].items():
+            names = sorted({k for g in groups.values() for k, v in g.items()
+                            if k != "n" and isinstance(v, (int, float))})[:4]
+            rows = [(code(group), text(g.get("n")), *[text(_fmt(g.get(k, "-"))) for k in names])
+                    for group, g in groups.items()]
+            gaps = (rec.get("gap") or {}).get(column) or {}
+            out.append({"column": code(column), "metrics": [text(k) for k in names],
+                        "rows": rows, "gap": text(", ".join(
+                            f"{k} {_fmt(v)}" for k, v in gaps.items() if k in names))})
+    except (TypeError, KeyError, AttributeError):
+        return []
+    return out
+
+
 def _calibration_text(d: Path) -> str:
     """What ``zoo calibrate`` fitted, on which data, and the ECE it changed."""
     rec = _read_json(d / "calibration.json")
@@ -370,6 +416,7 @@ def render_card(directory: str | Path, repo_id: str | None = None) -> str:
                 for f in pictures],
         limitations=spec.limitations, tune=_tune_section(d),
         other_evals=_other_evals(evals, names), calibration=_calibration_text(d),
+        robustness=_robustness(d), slices=_slices(d),
         task_section=spec.card_section(config), adapter_text=_adapter_text(config))
     return str(card)
 

@@ -23,7 +23,8 @@ __all__ = ["EVAL_RESULTS", "TRAINING", "eval_record", "write_record", "read_reco
 EVAL_RESULTS = "eval_results.json"
 TRAINING = "training.json"
 #: what a model folder holds besides the model itself, published with it
-RECORD_FILES = (TRAINING, EVAL_RESULTS, "calibration.json", "*.png")
+RECORD_FILES = (TRAINING, EVAL_RESULTS, "calibration.json", "robustness.json", "slices.json",
+                "*.png")
 
 
 def eval_record(task: str, metrics: Mapping[str, Any], *, dataset: str | None,
