@@ -44,12 +44,13 @@ class TfidfEncoder(Encoder):
         self._fitted = fitted  # {"word": {"vocabulary": [...], "idf": [...]}, "char": ...}
 
     def _make(self, kind: str, vocabulary: list[str] | None = None) -> Any:
+        import numpy as np
         from sklearn.feature_extraction.text import TfidfVectorizer
 
         return TfidfVectorizer(analyzer="word" if kind == "word" else "char_wb",
                                ngram_range=self.ngrams[kind], lowercase=self.lowercase,
                                sublinear_tf=True, max_features=self.sizes[kind],
-                               vocabulary=vocabulary, dtype="float32")
+                               vocabulary=vocabulary, dtype=np.float32)
 
     def fit(self, values: Sequence[Any]) -> None:
         if self._fitted is not None:  # a saved model keeps the vocabulary it was fitted to
