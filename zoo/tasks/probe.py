@@ -53,19 +53,7 @@ def eligible(model: Any) -> bool:
 def _fusion_inputs(model: Any, rows: list, batch_size: int, collate: Any) -> torch.Tensor:
     """(N, D): what the fusion's first linear layer sees for each cached row (the
     normalised, concatenated pooled features, null embeddings where a modality is absent)."""
-    seen: list[torch.Tensor] = []
-    hook = model.fusion.mlp[0].register_forward_pre_hook(lambda m, args: seen.append(args[0]))
-    was = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            for start in range(0, len(rows), batch_size):
-                encoded, batch = collate(rows[start:start + batch_size])
-                model(batch, encoded=encoded)
-    finally:
-        hook.remove()
-        model.train(was)
-    return torch.cat(seen).float()
+    return _layer_inputs(model.fusion.mlp[0], model, rows, batch_size, collate)
 
 
 def fit_logistic(x: torch.Tensor, y: torch.Tensor, n_classes: int, c: float,
