@@ -226,3 +226,22 @@ def test_a_linear_head_starts_from_the_regression_written_exactly(tmp_path):
     np.testing.assert_allclose(ours, ref.predict_proba(scaler.transform(xv)), atol=5e-3)
     acc = np.mean(ours.argmax(1) == [labels.index(r["label"]) for r in rows("val")])
     assert init["eval_accuracy"] == pytest.approx(acc, abs=1e-6) and acc > 0.5
+
+
+def test_an_epoch_replaces_the_start_only_beyond_the_eval_noise():
+    """The start (epoch 0) is the convex optimum on fixed features: an epoch must beat it by
+    more than one standard error of the eval accuracy (here sqrt(.8 * .2 / 100) = 0.04);
+    between epochs any gain counts."""
+    from types import SimpleNamespace
+
+    from zoo.tasks.classification import Classification
+    from zoo.training.loop import _better
+
+    run = SimpleNamespace(task=Classification(), eval_ex=[None] * 100,
+                          state={"best": {"accuracy": 0.8}, "best_epoch": 0})
+    assert not _better(run, {"accuracy": 0.83})
+    assert _better(run, {"accuracy": 0.85})
+    run.state["best_epoch"] = 3
+    assert _better(run, {"accuracy": 0.81})
+    run.state["best"] = None
+    assert _better(run, {"accuracy": 0.1})

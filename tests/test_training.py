@@ -34,7 +34,7 @@ def test_train_rebuilds_the_head_for_the_data_and_writes_its_record(digits, tmp_
     assert summary["best"]["accuracy"] > 0.3  # chance is 0.1
     lines = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
     epochs = [x for x in lines if "eval" in x]
-    assert [x["epoch"] for x in epochs] == [1, 2, 3, 4]
+    assert [x["epoch"] for x in epochs] == [0, 1, 2, 3, 4]  # 0: the closed-form start
     best = max(epochs, key=lambda x: x["eval"]["accuracy"])
     assert summary["best_epoch"] == best["epoch"]
     for png in ("training_curves.png", "confusion_matrix.png"):
