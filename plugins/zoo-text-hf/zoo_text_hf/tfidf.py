@@ -74,9 +74,10 @@ class TfidfEncoder(Encoder):
         self._fitted, self._vectorizers = fitted, None
 
     def _ready(self) -> dict[str, Any]:
+        """The fitted vectorizers; none before ``fit`` (every text is then the zero vector,
+        like any untrained model's input to a random head: predict warns about that)."""
         if self._fitted is None:
-            raise DataError("tfidf-ngram is fitted to the training texts by `zoo train`; "
-                            "train the model before predicting with it")
+            return {}
         if self._vectorizers is None:
             import numpy as np
 
