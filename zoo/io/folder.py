@@ -57,6 +57,10 @@ def save_pretrained(model: Any, directory: str | Path, *, max_shard_size: str | 
             save_torch_state_dict(state, tmp, max_shard_size=max_shard_size,
                                   metadata={"format": "pt"})  # one key: safetensors
             # orders header metadata by hash, so more keys would make equal saves differ
+        if not state:  # nothing with weights (a fitted TF-IDF encoder alone): an empty file,
+            from safetensors.torch import save_file  # so every model has its checksum
+
+            save_file({}, str(tmp / "model.safetensors"), metadata={"format": "pt"})
         for m, enc in model.encoders.items():
             enc.save_assets(tmp / PREPROCESSOR_DIR / m)
         config = model.component_config()
