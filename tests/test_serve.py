@@ -377,12 +377,14 @@ def test_zoo_serve_workers_share_one_port_and_stop_gracefully(tmp_path):
     proc, url = _start_zoo_serve(tmp_path, "--workers", "2")
     port = url.rsplit(":", 1)[1]
     try:
+        import time as _time
+
         pids = set()
-        for _ in range(80):
+        deadline = _time.time() + 60  # /health answers once the first worker is up; the
+        while len(pids) < 2 and _time.time() < deadline:  # second may still be loading
             with httpx.Client(timeout=30) as c:  # a new connection each time
                 pids.add(c.get(f"{url}/info").json()["pid"])
-            if len(pids) == 2:
-                break
+            _time.sleep(0.05)
         assert len(pids) == 2, "one worker answered every connection"
         r = httpx.post(f"{url}/predict", json={"inputs": [{"text": "a cat"}]}, timeout=30)
         assert r.status_code == 200 and r.json()["outputs"][0]["label"] in ("cat", "dog")

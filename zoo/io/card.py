@@ -7,6 +7,14 @@ import json
 from pathlib import Path
 from typing import Any
 
+from zoo.io.card_sections import calibration_text as _calibration_text
+from zoo.io.card_sections import fmt as _fmt
+from zoo.io.card_sections import other_evals as _other_evals
+from zoo.io.card_sections import read_json as _read_json
+from zoo.io.card_sections import robustness as _robustness
+from zoo.io.card_sections import shown as _shown
+from zoo.io.card_sections import slices as _slices
+from zoo.io.card_sections import tune_section as _tune_section
 from zoo.io.markdown import inline_code as code, plain_text as text
 from zoo.io.records import eval_entries
 
@@ -96,15 +104,6 @@ def _distributions(plugins: Any) -> list[str]:
     return names
 
 
-def _fmt(v: Any) -> str:
-    return f"{v:.4f}" if isinstance(v, float) else str(v)
-
-
-def _short(v: Any) -> str:
-    """A searched value: three significant digits (learning rates span decades)."""
-    return f"{v:.3g}" if isinstance(v, float) else str(v)
-
-
 def _composition_text(config: dict[str, Any]) -> str:
     out = " + ".join(code(e["name"]) for e in config["encoders"].values())
     if config.get("fusion"):
@@ -126,38 +125,6 @@ def _adapter_text(config: dict[str, Any]) -> str:
             f"`model.safetensors` holds only the adapter, fusion and head. Base weights, "
             f"pinned: {pins}. `zoo.load` rebuilds the base from the installed plugin's "
             f"weights, checks the pin, then adds the adapter.")
-
-
-def _tune_section(d: Path) -> dict[str, Any] | None:
-    """The search that chose this model, from the ``tune.json`` zoo tune leaves beside it:
-    the space with the chosen values, and the best trials."""
-    try:
-        rec = json.loads((d / "tune.json").read_text())
-        best, counts = rec["best"], rec.get("counts") or {}
-        words = rec.get("space_text") or {}  # zoo tune writes each range in words
-        space = [(code(n), text(words.get(n) or json.dumps(r)),
-                  text(_short(best["params"].get(n, "-"))))
-                 for n, r in (rec.get("space") or {}).items()]
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        return None
-    metric = text(rec.get("metric", "value"))
-    how = {"moved": "this is that trial's own run",
-           "retrained": "trained again here from its parameters (its run was on another "
-                        "machine)"}.get(rec.get("best_from"), "")
-    summary = (f"Chosen by `zoo tune` (Optuna) in study {code(rec.get('study_name'))}: "
-               f"{sum(counts.values())} trials ({counts.get('complete', 0)} completed, "
-               f"{counts.get('pruned', 0)} pruned, {counts.get('failed', 0)} failed); "
-               f"sampler {text(rec.get('sampler'))}; pruning {text(rec.get('pruner'))}. This "
-               f"model is trial {text(best['number'])}, eval {metric} {_fmt(best['value'])}"
-               + (f" ({how})." if how else "."))
-    done = [t for t in rec.get("trials", []) if t.get("value") is not None]
-    done.sort(key=lambda t: t["value"], reverse=rec.get("direction") == "maximize")
-    trials = [(text(t["number"]), text(t["state"]), text(_fmt(t["value"])),
-               text(", ".join(f"{k}={_short(v)}" for k, v in t["params"].items())))
-              for t in done[:10]]
-    return {"summary": summary, "space": space, "metric": metric, "trials": trials,
-            "fixed": ", ".join(code(f"{k}={v}") for k, v in (rec.get("fixed") or {}).items()),
-            "more": max(0, len(done) - len(trials))}
 
 
 def _card_data(config: dict[str, Any], spec: Any, evals: dict[str, Any] | None,
@@ -209,93 +176,6 @@ def _language(code_: Any) -> str | None:
     import re
 
     return code_ if isinstance(code_, str) and re.fullmatch(r"[a-z]{2,3}", code_) else None
-
-
-def _shown(figures: dict[str, Any], names: dict[str, str]) -> dict[str, float]:
-    """The headline figures of a metrics dict (numbers the task names; not ``n``)."""
-    return {k: v for k, v in figures.items()
-            if k in names and k != "n" and isinstance(v, (int, float))
-            and not isinstance(v, bool)}
-
-
-def _other_evals(evals: dict[str, Any] | None, names: dict[str, str]) -> list[tuple]:
-    """Rows for the results ``zoo eval --record`` added on other data: (data, examples,
-    figures)."""
-    rows = []
-    for entry in eval_entries(evals)[1 if (evals or {}).get("metrics") else 0:]:
-        figures = entry.get("metrics") or {}
-        digest = entry.get("data_sha256")
-        where = code(entry.get("dataset") or "?") + (
-            f" (sha256 {code(str(digest)[:16])})" if digest else "")
-        rows.append((where, text(figures.get("n", "?")),
-                     text(", ".join(f"{names.get(k, k)} {_fmt(v)}"
-                                    for k, v in _shown(figures, names).items()))))
-    return rows
-
-
-def _robustness(d: Path) -> dict[str, Any] | None:
-    """``zoo eval --robustness --record``'s figures: the main metric per corruption and
-    severity, with its drop from clean."""
-    rec = _read_json(d / "robustness.json")
-    try:
-        metric = rec["metric"]
-        clean = float(rec["clean"][metric])
-        rows = []
-        for modality, corruptions in rec["corruptions"].items():
-            for name, by_severity in corruptions.items():
-                cells = [f"{float(by_severity[str(s)][metric]):.4f} "
-                         f"({float(by_severity[str(s)][metric]) - clean:+.4f})"
-                         for s in rec.get("severities", [1, 2, 3])]
-                rows.append((text(modality), code(name), *[text(c) for c in cells]))
-    except (TypeError, KeyError, ValueError, AttributeError):
-        return None
-    digest = rec.get("data_sha256")
-    return {"metric": text(metric), "clean": f"{clean:.4f}", "rows": rows,
-            "severities": [text(s) for s in rec.get("severities", [1, 2, 3])],
-            "note": (f"On {code(rec.get('dataset'))} ({text(rec.get('n'))} examples"
-                     + (f", sha256 {code(str(digest)[:16])}" if digest else "")
-                     + f"), seed {text(rec.get('seed'))}; clean {text(metric)} {clean:.4f}"
-                     + (f"; not corrupted: {text(', '.join(map(str, rec['skipped'])))}"
-                        if rec.get("skipped") else "") + ".")}
-
-
-def _slices(d: Path) -> list[dict[str, Any]]:
-    """``zoo eval --slice COLUMN --record``'s figures: every group with its count, and the
-    largest gap between groups."""
-    rec = _read_json(d / "slices.json")
-    out = []
-    try:
-        for column, groups in rec["columns"].items():
-            names = sorted({k for g in groups.values() for k, v in g.items()
-                            if k != "n" and isinstance(v, (int, float))})[:4]
-            rows = [(code(group), text(g.get("n")), *[text(_fmt(g.get(k, "-"))) for k in names])
-                    for group, g in groups.items()]
-            gaps = (rec.get("gap") or {}).get(column) or {}
-            out.append({"column": code(column), "metrics": [text(k) for k in names],
-                        "rows": rows, "gap": text(", ".join(
-                            f"{k} {_fmt(v)}" for k, v in gaps.items() if k in names))})
-    except (TypeError, KeyError, AttributeError):
-        return []
-    return out
-
-
-def _calibration_text(d: Path) -> str:
-    """What ``zoo calibrate`` fitted, on which data, and the ECE it changed."""
-    rec = _read_json(d / "calibration.json")
-    if not rec or not isinstance(rec.get("before"), dict) or not isinstance(
-            rec.get("after"), dict):
-        return ""
-    digest = rec.get("data_sha256")
-    out = (f"{text(str(rec.get('method', 'calibration')).capitalize())} fitted by "
-           f"`zoo calibrate` on {code(rec.get('dataset'))} ({text(rec.get('n'))} examples"
-           + (f", sha256 {code(str(digest)[:16])}" if digest else "") + ")")
-    if isinstance(rec.get("temperature"), (int, float)):
-        out += f": temperature {rec['temperature']:.3f}, which predict and serve apply"
-    b, a = rec["before"].get("ece"), rec["after"].get("ece")
-    if isinstance(b, (int, float)) and isinstance(a, (int, float)):
-        out += (f". Expected calibration error on that data: {b:.4f} before, {a:.4f} after "
-                f"(the labels predicted do not change)")
-    return out + "."
 
 
 def _composition(config: dict[str, Any]) -> list[dict[str, str]]:
@@ -358,14 +238,6 @@ def _example(modalities: list[str]) -> str:
         except ZooError:  # a modality whose plugin is not installed here
             parts.append(f'"{m}": ...')
     return "{" + ", ".join(parts) + "}"
-
-
-def _read_json(path: Path) -> dict[str, Any] | None:
-    try:
-        value = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return value if isinstance(value, dict) else None
 
 
 def render_card(directory: str | Path, repo_id: str | None = None) -> str:
