@@ -194,7 +194,8 @@ def test_the_folder_trains_a_classifier_by_path_with_its_weights(pretrained, tmp
             "--logger", "none", "--quiet", check=True)
     model = zoo.load(out)
     entry = model.config["encoders"]["text"]
-    assert entry["name"] == "hf-text" and entry["weights"] == f"source:{enc}"
+    assert entry["name"] == "hf-text" and entry["weights"] == f"source:{enc.name}"
+    assert str(enc.parent) not in (out / "config.json").read_text()  # no local path
     assert entry["kwargs"]["max_length"] == 64  # bert-tiny's, from zoo_pretrain.json
     assert _same_weights(model.encoders["text"], enc), "the pretrained weights were not used"
     fresh = zoo.create_model("minilm-text-clf", encoders={"text": "bert-tiny"})
@@ -239,8 +240,8 @@ def test_a_classifier_on_an_adapted_encoder_carries_its_base_and_licence(pretrai
     assert card.data.base_model == ["google/bert_uncased_L-2_H-128_A-2"]
     assert card.data.license == "apache-2.0"
     assert "(adapted from google/bert" in card.text  # (markdown-escaped underscores)
-    assert "source: folder adapted" in card.text
-    for f in ("README.md", "training.json", "eval_results.json"):
+    assert "weights: source:adapted (adapted from google/bert" in card.text
+    for f in ("README.md", "training.json", "eval_results.json", "config.json"):
         assert str(tmp_path) not in (out / f).read_text(), f  # no local path published
 
 

@@ -243,6 +243,8 @@ def with_encoders(model: str, encoders: Mapping[str, str], *, seed: int = 0) -> 
                          encoders={m: encoder_ref(m, v) for m, v in encoders.items()})
     for m, v in encoders.items():  # a folder's base model and licence carry through
         built.config["encoders"][m].update(_adapted_from(v))
+        if Path(v).is_dir():  # its weights: the folder by name, never its local path
+            built.config["encoders"][m]["weights"] = f"source:{Path(v).name}"
     return built
 
 

@@ -87,8 +87,12 @@ class HFTextEncoder(Encoder):
         for k in ("_name_or_path", "transformers_version", "architectures", "dtype",
                   "torch_dtype"):
             cfg.pop(k, None)
+        source = self.source
+        if isinstance(source, str) and (Path(source).is_absolute() or Path(source).is_dir()):
+            source = Path(source).name  # a local folder by name: a published config.json
+            # never says where it lay (a saved model reads its own preprocessor folder)
         return {"hf_config": cfg, "pooling": self.pooling, "max_length": self.max_length,
-                "normalize": self.normalize, "source": self.source}
+                "normalize": self.normalize, "source": source}
 
     def preprocessor_config(self) -> dict[str, Any]:
         return {"tokenizer": type(self.tokenizer).__name__, "max_length": self.max_length,
