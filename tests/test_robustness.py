@@ -182,7 +182,7 @@ def test_zoo_eval_robustness_and_slices_on_a_text_model_leave_the_folder_as_it_w
                                  "--slice", "place", "--slice", "label", "--json",
                                  "--out", str(tmp_path / "report")])
     assert r.exit_code == 0, r.output
-    result = json.loads(r.output.strip().splitlines()[-1])
+    result = json.loads(r.stdout.strip().splitlines()[-1])
     _check_result(result, "text", {"typos", "swaps", "case", "whitespace"}, "place")
     assert set(result["slices"]["columns"]["label"]) == {"calm", "storm"}
     assert _tree_hash(folder) == before  # read-only without --record
@@ -265,7 +265,7 @@ def test_image_model_robustness_and_slices(tmp_path):
     r = CliRunner().invoke(cli, ["eval", str(tmp_path / "m"), "--data", str(data),
                                  "--robustness", "--slice", "camera", "--json"])
     assert r.exit_code == 0, r.output
-    _check_result(json.loads(r.output.strip().splitlines()[-1]), "image",
+    _check_result(json.loads(r.stdout.strip().splitlines()[-1]), "image",
                   {"gaussian_noise", "gaussian_blur", "jpeg", "brightness", "contrast"},
                   "camera")
     assert _tree_hash(tmp_path / "m") == before
@@ -288,6 +288,16 @@ def test_audio_model_robustness_and_slices(tmp_path):
     r = CliRunner().invoke(cli, ["eval", str(tmp_path / "m"), "--data", str(data),
                                  "--robustness", "--slice", "speaker", "--json"])
     assert r.exit_code == 0, r.output
-    _check_result(json.loads(r.output.strip().splitlines()[-1]), "audio",
+    _check_result(json.loads(r.stdout.strip().splitlines()[-1]), "audio",
                   {"white_noise", "babble", "speed", "pitch"}, "speaker")
     assert _tree_hash(tmp_path / "m") == before
+
+
+def test_robustness_says_its_cost_before_the_passes(tmp_path, capsys):
+    import zoo
+
+    folder, data = _text_model(tmp_path)
+    zoo.evaluate(folder, data, robustness=["case", "typos"])
+    err = capsys.readouterr().err
+    first = err.index("robustness: 6 more passes over the")
+    assert first < err.index("robustness: text/case severity 1") and "~" in err[first:]

@@ -4,6 +4,7 @@ Evaluating never changes a model: ``record=True`` (``zoo eval --record``) writes
 figures into the model's folder (``eval_results.json``, the card's ``model-index``)."""
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -62,14 +63,19 @@ def evaluate(model: Any, data: Any, *, batch_size: int = 32, record: bool = Fals
 
     resolve_file_targets(examples, model.task_impl.file_targets)
     _check_trust(model, examples, robustness, slices, data)  # before the costly predictions
+    import time
+
+    t0 = time.perf_counter()
     preds = model.predict([ex.inputs for ex in examples], batch_size=batch_size,
                           **decode_kwargs)
+    clean_s = time.perf_counter() - t0
     result: dict[str, Any] = model.task_impl.metrics(model, examples, preds, categories)
     result["n"] = len(examples)
     if errors:
         result["skipped"] = len(errors)
     extra = _trust(model, examples, preds, categories, result, robustness=robustness,
-                   slices=slices, seed=seed, batch_size=batch_size, decoding=decode_kwargs)
+                   slices=slices, seed=seed, batch_size=batch_size, decoding=decode_kwargs,
+                   clean_s=clean_s)
     if extra:
         _write_trust(model, data, name, result, extra, out=out, record=record)
     if record:
@@ -111,8 +117,10 @@ def _check_trust(model: Any, examples: list[Any], robustness: bool | Sequence[st
 
 def _trust(model: Any, examples: list[Any], preds: list[Any], categories: Any,
            clean: dict[str, Any], *, robustness: bool | Sequence[str], slices: Sequence[str],
-           seed: int, batch_size: int, decoding: dict[str, Any]) -> dict[str, Any]:
-    """``{"robustness": ..., "slices": ...}``, each only when asked."""
+           seed: int, batch_size: int, decoding: dict[str, Any], clean_s: float = 0.0
+           ) -> dict[str, Any]:
+    """``{"robustness": ..., "slices": ...}``, each only when asked. Robustness says first
+    how many passes it will make and about how long they take (on stderr)."""
     task = model.task_impl
     extra: dict[str, Any] = {}
     if slices:
@@ -133,10 +141,17 @@ def _trust(model: Any, examples: list[Any], preds: list[Any], categories: Any,
                 return task.metrics(model, examples, got, categories)
 
         only = None if robustness is True else [str(c) for c in robustness]
+        found, _ = rb.suites(model.modalities, examples, only)
+        passes = sum(len(s) for s in found.values()) * len(rb.SEVERITIES)
+        say = lambda line: sys.stderr.write(line + "\n")  # noqa: E731
+        say(f"robustness: {passes} more passes over the {len(examples)} examples (each "
+            f"corruption x {len(rb.SEVERITIES)} severities), ~{passes * clean_s:.0f} s at the "
+            f"clean pass's {clean_s:.1f} s")
         extra["robustness"] = rb.run(model.modalities, examples, score, clean,
                                      metric=task.metric,
                                      higher_is_better=task.higher_is_better,
-                                     only=only, seed=seed)
+                                     only=only, seed=seed,
+                                     progress=lambda what: say(f"robustness: {what}"))
     return extra
 
 
