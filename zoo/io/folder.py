@@ -19,7 +19,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from zoo.errors import LoadError
+from zoo.errors import LoadError, ZooError
 from zoo.io.atomic import COMPLETE, STAGING, fsync_tree, recover, roll_forward
 
 __all__ = ["save_pretrained", "load_dir", "read_config", "check_weights", "check_tree",
@@ -38,6 +38,9 @@ def save_pretrained(model: Any, directory: str | Path, *, max_shard_size: str | 
     Files are written to a temporary folder first and then moved in, so a crash never
     leaves a half-written model; stale weight shards from an earlier save are removed.
     """
+    if getattr(model, "quantized", None):
+        raise ZooError(f"this model is quantized to {model.quantized} for inference and is not "
+                       f"saved: save the model before quantizing it (load it without quantize)")
     from huggingface_hub import save_torch_state_dict
 
     from zoo.version import __version__

@@ -86,10 +86,19 @@ def vet_files(repo_id: str, siblings: list[tuple[str, int | None]]) -> list[str]
 
 
 def load(name_or_path: str | Path, *, revision: str | None = None, device: Any = None,
-         precision: str = "auto") -> Any:
+         precision: str = "auto", quantize: str | None = None) -> Any:
     """A model from a local folder, ``hf-hub:org/name[@revision]`` or a registry name.
     ``device`` (``"auto"``, ``"cpu"``, ``"cuda[:N]"``, ``"mps"``): moved there, predicting in
-    ``precision`` (``ZooModel.place``); checked before loading. None: on the CPU."""
+    ``precision`` (``ZooModel.place``); checked before loading. None: on the CPU.
+    ``quantize="int8"``: quantized for CPU inference after loading (``ZooModel.quantize``,
+    :mod:`zoo.quantization`); it runs on the CPU, so ``device`` auto means the CPU then."""
+    from zoo.quantization import check_quantize
+
+    if check_quantize(quantize, device) is not None:
+        if precision not in ("auto", "fp32"):
+            raise ZooError(f"quantize={quantize} predicts with float32 activations, not "
+                           f"precision {precision}: use precision fp32 (or auto)")
+        return _load(name_or_path, revision).place("cpu", "fp32").quantize(quantize)
     if device is None:
         return _load(name_or_path, revision)
     from zoo.devices import inference_precision, resolve_device

@@ -187,6 +187,19 @@ class WhisperDecoderHead(Head):
             return transcribe(self.decoder, self.tokenizer, recs, durations, settings, opts,
                               outputs.get("encode"))
 
+    # ---- int8 (zoo's quantize="int8") -------------------------------------------------
+    def quantize(self, mode: str) -> None:
+        """Dynamic int8 for CPU inference (``zoo.load(..., quantize="int8")``): every
+        linear layer of the decoder, and its output projection onto the vocabulary, which
+        is tied to the token embeddings (so no layer the core would find) and the largest
+        product of every decoding step."""
+        if mode != "int8":
+            raise ZooError(f"whisper-decoder quantizes to int8, not {mode!r}")
+        from zoo.plugin import quantize_linear
+
+        quantize_linear(self)
+        self.decoder.quantize_output()
+
     # ---- fine-tuning (one window per example) ---------------------------------------
     def encode_targets(self, targets: Sequence[Mapping[str, Any]], batch: Any = None
                        ) -> dict[str, torch.Tensor]:

@@ -103,6 +103,9 @@ class WhisperDecoderNet(nn.Module):
         self.embed_positions = nn.Embedding(positions, d_model)
         self.layers = nn.ModuleList(DecoderLayer(d_model, heads, ffn_dim) for _ in range(layers))
         self.layer_norm = nn.LayerNorm(d_model)
+        # the output projection when it is not the embedding matrix itself: set by
+        # :meth:`quantize_output` (int8 copy of the tied weights); None: F.linear on them
+        self.output_projection: nn.Module | None = None
 
     @property
     def max_positions(self) -> int:
@@ -125,5 +128,22 @@ class WhisperDecoderNet(nn.Module):
         for i, layer in enumerate(self.layers):
             x, kv = layer(x, cross[i], None if past is None else past[i])
             cache.append(kv)
-        logits = F.linear(self.layer_norm(x), self.embed_tokens.weight)  # (N, L, V)
-        return logits, cache
+        x = self.layer_norm(x)
+        if self.output_projection is not None:
+            return self.output_projection(x), cache  # (N, L, V)
+        return F.linear(x, self.embed_tokens.weight), cache  # (N, L, V)
+
+    def quantize_output(self) -> None:
+        """Project to the vocabulary with an int8 copy of the embedding matrix (dynamic
+        quantization; the embeddings themselves stay float). At every step of decoding
+        this (V, D) product is the largest one, and it reads the whole matrix: in int8 it
+        reads a quarter of the bytes."""
+        from zoo.plugin import quantize_linear
+
+        tied = nn.Linear(self.embed_tokens.embedding_dim, self.embed_tokens.num_embeddings,
+                         bias=False)
+        tied.weight = self.embed_tokens.weight
+        wrapper = nn.Sequential(tied)  # quantization swaps children, not the root
+        quantize_linear(wrapper)
+        self.output_projection = wrapper[0]
+
