@@ -13,7 +13,13 @@ split: mean ± sd over seeds, and the paired difference.
 
     .venv/bin/python bench/bench_dapt.py [--per-class 16] [--seeds 0,1,2] [--mlm-epochs 2]
         [--ft-epochs 4] [--mode finetune|probe] [--corpus-cap 2000] [--ppl-texts 200] [--control]
-        [--head-warmup SHARE]
+        [--head-warmup SHARE] [--head-lr LR] [--head-init identity|random] [--no-classifier]
+
+Fill-mask: the folder written before training (0 epochs: MiniLM and its fresh head) and
+after, each loaded by transformers' own `pipeline("fill-mask", model=FOLDER)`, complete
+in-domain sentences whose masked word is obvious (a bug in the program, the court's
+judge, ...); the top 5 of each, and how many have the expected word among them.
+`--no-classifier` stops there (perplexity and fill-mask only, a few minutes).
 
 `--control` also runs MLM with the encoder frozen (only the fresh MLM head trains): the
 sentence-transformers checkpoint has no MLM head, so the "before" perplexity is that of a
@@ -49,6 +55,42 @@ def corpus_without(held: set[str], cap: int, seed: int) -> list[str]:
                 texts.append(x)
     random.Random(seed).shuffle(texts)
     return texts[:cap] if cap else texts
+
+
+#: in-domain sentences (the fortunes' topics) with an obvious masked word: (text, accepted)
+FILL = [("there is always one more [MASK] in the program.", {"bug", "error", "line"}),
+        ("my [MASK] crashed and i lost all my files.", {"computer", "disk", "system", "pc",
+                                                        "machine", "laptop", "drive"}),
+        ("unix is a multi-user operating [MASK].", {"system"}),
+        ("the [MASK] refused to compile my program.", {"compiler", "computer", "machine",
+                                                       "system"}),
+        ("the lawyer argued the case before the [MASK].", {"judge", "court", "jury",
+                                                           "supreme"}),
+        ("the scientist tested the theory with an [MASK].", {"experiment", "equation",
+                                                             "instrument", "observation"}),
+        ("the politician promised lower [MASK] if elected.", {"taxes", "tax", "prices",
+                                                              "rates", "wages"}),
+        ("the doctor gave the patient some [MASK] for the pain.", {"medicine", "pills",
+                                                                   "medication", "morphine",
+                                                                   "aspirin", "drugs"})]
+
+
+def fill_mask(folder: Path) -> list[list[str]]:
+    """The top 5 words for each FILL sentence, the folder read by transformers' pipeline."""
+    from transformers import pipeline
+
+    fill = pipeline("fill-mask", model=str(folder), top_k=5, device="cpu")
+    mask = fill.tokenizer.mask_token
+    return [[r["token_str"].strip() for r in fill(text.replace("[MASK]", mask))]
+            for text, _ in FILL]
+
+
+def show_fill(label: str, tops: list[list[str]]) -> int:
+    hits = sum(bool(set(top) & ok) for top, (_, ok) in zip(tops, FILL))
+    print(f"fill-mask {label}: expected word in the top 5 for {hits}/{len(FILL)}", flush=True)
+    for top, (text, _) in zip(tops, FILL):
+        print(f"  {text}  ->  {' | '.join(top)}", flush=True)
+    return hits
 
 
 def few_shot(train: list[dict], per_class: int, seed: int) -> list[dict]:
@@ -101,6 +143,13 @@ def main() -> None:
     ap.add_argument("--head-warmup", type=float, default=None,
                     help="share of the MLM steps training the fresh head only, before the "
                          "encoder joins [mlm's default: 0.5 for MiniLM's fresh head]")
+    ap.add_argument("--head-lr", type=float, default=None,
+                    help="the fresh MLM head's learning rate [mlm's default: 2e-3]; 5e-5 "
+                         "with --head-init random is the earlier behaviour")
+    ap.add_argument("--head-init", choices=["identity", "random"], default=None,
+                    help="the fresh head's transform [mlm's default: identity]")
+    ap.add_argument("--no-classifier", action="store_true",
+                    help="perplexity and fill-mask only")
     args = ap.parse_args()
     seeds = [int(s) for s in args.seeds.split(",")]
     w = WORK / "dapt"
@@ -118,19 +167,36 @@ def main() -> None:
           f"held-out perplexity on {len(scored)} val fortunes; labelled {args.per_class}/class "
           f"x {len(TOPICS)} from {len(train)} train; test {len(test)}", flush=True)
     enc = w / "minilm-dapt"
+    head = {k: getattr(args, k) for k in ("head_warmup", "head_lr", "head_init")
+            if getattr(args, k) is not None}
+    untrained = w / "minilm-mlm-untrained"  # 0 epochs: MiniLM and its fresh head, as built
+    pretrain_zero = argparse.Namespace(**{**vars(args), "mlm_epochs": 0})
+    mlm(corpus, val_txt, untrained, pretrain_zero, **head)
     with Timer() as t_mlm:
-        rec = mlm(corpus, val_txt, enc, args, **({} if args.head_warmup is None else
-                                                 {"head_warmup": args.head_warmup}))
+        rec = mlm(corpus, val_txt, enc, args, **head)
     before, after = rec["metrics"]["before"], rec["metrics"]["after"]
-    print(f"MLM {args.mlm_epochs} epochs, {rec['corpus']['tokens']} tokens: perplexity "
+    print(f"MLM {args.mlm_epochs} epochs, {rec['corpus']['tokens']} tokens, head lr "
+          f"{rec['settings']['head_lr']}, head init {rec['settings']['head_init']}: perplexity "
           f"{before['perplexity']:.1f} -> {after['perplexity']:.2f} "
           f"({after['masked_tokens']} masked val tokens), {t_mlm.s:.0f} s", flush=True)
+    hits_before = show_fill("before (MiniLM, fresh head)", fill_mask(untrained))
+    hits_after = show_fill(f"after {args.mlm_epochs} epochs", fill_mask(enc))
     control = None
     if args.control:
-        ctl = mlm(corpus, val_txt, w / "minilm-head-only", args, freeze_encoder=True)
+        ctl = mlm(corpus, val_txt, w / "minilm-head-only", args, freeze_encoder=True,
+                  **{k: v for k, v in head.items() if k != "head_warmup"})
         control = ctl["metrics"]["after"]["perplexity"]
         print(f"control, encoder frozen (MLM head only): perplexity -> {control:.2f}",
               flush=True)
+        show_fill("control (head only)", fill_mask(w / "minilm-head-only"))
+    if args.no_classifier:
+        report("dapt_mlm", {"ppl_before": round(before["perplexity"], 2),
+                            "ppl_after": round(after["perplexity"], 2),
+                            "ppl_head_only": round(control, 2) if control else None,
+                            "fill_before": hits_before, "fill_after": hits_after,
+                            "fill_examples": len(FILL), **rec["settings"],
+                            "corpus_texts": len(texts), "mlm_s": round(t_mlm.s)})
+        return
     acc: dict[str, list[float]] = {"base": [], "dapt": []}
     with Timer() as t_ft:
         for seed in seeds:
@@ -170,6 +236,9 @@ def main() -> None:
                     "mlm_epochs": args.mlm_epochs, "ft_epochs": args.ft_epochs,
                     "head_warmup": rec["settings"]["head_warmup"],
                     "head_warmup_steps": rec["settings"]["head_warmup_steps"],
+                    "head_lr": rec["settings"]["head_lr"],
+                    "head_init": rec["settings"]["head_init"],
+                    "fill_before": hits_before, "fill_after": hits_after,
                     "mlm_s": round(t_mlm.s), "ft_s": round(t_ft.s)})
 
 

@@ -152,43 +152,77 @@ def _evaluate(obj: Any, batches: Sequence[dict[str, Any]], device: Any) -> dict[
     return {k: v if isinstance(v, int) else float(v) for k, v in figures.items()}
 
 
-def _optimizer(obj: Any, lr: float, weight_decay: float) -> Any:
-    """AdamW; no weight decay on biases and norms (1-d tensors), as BERT was trained."""
+def _groups(obj: Any, lr: float, warmup: float) -> list[dict[str, Any]]:
+    """The objective's parameter groups (``Objective.param_groups``), each with its learning
+    rate, warm-up share and first step filled in from the run's where it leaves them out."""
+    own = obj.param_groups() if hasattr(obj, "param_groups") else [
+        {"name": "all", "params": [p for p in obj.parameters() if p.requires_grad]}]
+    groups = []
+    for g in own:
+        params = [p for p in g["params"] if p.requires_grad]
+        if params:
+            groups.append({**g, "params": params,
+                           "lr": lr if g.get("lr") is None else float(g["lr"]),
+                           "warmup": warmup if g.get("warmup") is None else float(g["warmup"]),
+                           "start": int(g.get("start") or 0)})
+    if not groups:
+        raise ZooError("the objective has no trainable parameters")
+    return groups
+
+
+def _optimizer(obj: Any, lr: float, weight_decay: float, warmup: float, total: int
+               ) -> tuple[Any, Any, list[dict[str, Any]]]:
+    """AdamW over the objective's parameter groups, each with its own learning rate and
+    schedule (linear warm-up over its ``warmup`` share of the steps from its ``start``, then
+    linear decay to 0 at the end; nothing before ``start``); no weight decay on biases and
+    norms (1-d tensors), as BERT was trained. (optimizer, LambdaLR, what each group got)."""
     import torch
 
-    params = [p for p in obj.parameters() if p.requires_grad]
-    if not params:
-        raise ZooError("the objective has no trainable parameters")
-    groups = [{"params": [p for p in params if p.ndim >= 2], "weight_decay": weight_decay},
-              {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0}]
-    return torch.optim.AdamW([g for g in groups if g["params"]], lr=lr)
+    from zoo.training.optim import lr_factor
+
+    groups = _groups(obj, lr, warmup)
+    torch_groups, factors = [], []
+    for g in groups:
+        f = lr_factor(max(1, total - g["start"]), g["warmup"], "linear")
+        factor = (lambda step, f=f, start=g["start"]: 0.0 if step < start else f(step - start))
+        for decay, params in ((weight_decay, [p for p in g["params"] if p.ndim >= 2]),
+                              (0.0, [p for p in g["params"] if p.ndim < 2])):
+            if params:
+                torch_groups.append({"params": params, "lr": g["lr"], "weight_decay": decay})
+                factors.append(factor)
+    opt = torch.optim.AdamW(torch_groups, lr=lr)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, factors)
+    described = [{"name": g["name"], "lr": g["lr"], "warmup": g["warmup"],
+                  "start_step": g["start"], "tensors": len(g["params"]),
+                  "parameters": sum(p.numel() for p in g["params"])} for g in groups]
+    return opt, sched, described
 
 
 def _fit(obj: Any, items: list[Any], *, epochs: int, lr: float, batch_size: int,
          warmup: float, weight_decay: float, seed: int, progress: bool, dist: Any,
-         precision: str, accumulate: int, state_dir: Path, resume: bool) -> list[float]:
+         precision: str, accumulate: int, state_dir: Path, resume: bool
+         ) -> tuple[list[float], list[dict[str, Any]]]:
     """Train for ``epochs`` on the trainer's machinery (the shared :class:`Stepper`:
     precision, accumulation, clipping; seeded epochs sharded across torchrun processes under
-    DDP; a resume state after every epoch); the mean training loss of each epoch."""
+    DDP; a resume state after every epoch); the mean training loss of each epoch, and the
+    parameter groups with their learning rates and schedules."""
     import torch
     from tqdm.auto import tqdm
 
     from zoo.training.checkpoint import load_state, save_state
     from zoo.training.data import epoch_batches
     from zoo.training.engine import Stepper
-    from zoo.training.optim import lr_factor, resolve_precision
+    from zoo.training.optim import resolve_precision
 
     net = obj
     if dist.world > 1:  # forward(batch) is the loss: DDP syncs gradients on backward
         from torch.nn.parallel import DistributedDataParallel as DDP
 
         net = DDP(obj, find_unused_parameters=True)
-    opt = _optimizer(obj, lr, weight_decay)
     per_rank = max(1, batch_size // dist.world)
     per_epoch = math.ceil(math.ceil(len(items) / dist.world) / per_rank)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_factor(epochs * per_epoch, warmup,
-                                                             "linear"))
-    obj.plan(epochs * per_epoch)
+    obj.plan(epochs * per_epoch)  # before the groups: a head-only phase sets their starts
+    opt, sched, groups = _optimizer(obj, lr, weight_decay, warmup, epochs * per_epoch)
     mode = resolve_precision(precision, dist.device)
     stepper = Stepper([p for p in obj.parameters() if p.requires_grad], opt, sched, mode,
                       dist.device, accumulate, 1.0,
@@ -221,7 +255,7 @@ def _fit(obj: Any, items: list[Any], *, epochs: int, lr: float, batch_size: int,
             save_state(state_dir, obj, opt, sched, state)
         dist.barrier()
     bar.close()
-    return state["losses"]
+    return state["losses"], groups
 
 
 def check_out(out: Path) -> None:
@@ -332,7 +366,10 @@ def pretrain(objective: str, encoder: str, data: Any, out: str | Path, *,
              accumulate: int = 1, resume: bool = False, **options: Any) -> dict[str, Any]:
     """Pretrain ``encoder`` (a registry name or a folder) with the registered
     ``objective`` on unlabeled ``data``; write it to ``out``. ``options`` go to the
-    objective's factory (``mlm``: ``mlm_probability``, ``whole_word``, ``max_length``).
+    objective's factory (``mlm``: ``mlm_probability``, ``whole_word``, ``max_length``,
+    ``head_lr``: the MLM head's own learning rate, ``head_warmup``, ``head_init``,
+    ``freeze_encoder``; see ``zoo_text_hf.mlm.build_mlm``). ``lr`` and ``warmup`` are those
+    of every parameter group that does not set its own (``Objective.param_groups``).
     Runs on the trainer's machinery: ``precision``, ``accumulate``, DDP under torchrun, and
     ``resume`` from the state kept beside ``out`` after every epoch. Returns the record
     also written as ``out/zoo_pretrain.json``."""
@@ -358,15 +395,17 @@ def pretrain(objective: str, encoder: str, data: Any, out: str | Path, *,
              f"before: {_figures(before, obj.metric)}")
     state_dir = _state_dir(Path(out))
     t0 = time.perf_counter()
-    losses = _fit(obj, items, epochs=epochs, lr=lr, batch_size=batch_size, warmup=warmup,
-                  weight_decay=weight_decay, seed=seed, progress=progress, dist=dist,
-                  precision=precision, accumulate=accumulate, state_dir=state_dir,
-                  resume=resume)
+    losses, groups = _fit(obj, items, epochs=epochs, lr=lr, batch_size=batch_size,
+                          warmup=warmup, weight_decay=weight_decay, seed=seed,
+                          progress=progress, dist=dist, precision=precision,
+                          accumulate=accumulate, state_dir=state_dir, resume=resume)
     seconds = time.perf_counter() - t0
     after = _evaluate(obj, fixed, dist.device)
     train_opts = {"epochs": epochs, "lr": lr, "batch_size": batch_size, "warmup": warmup,
                   "weight_decay": weight_decay, "seed": seed, "optimizer": "AdamW",
-                  "schedule": "linear warm-up, then linear decay to 0", "grad_clip": 1.0,
+                  "schedule": "linear warm-up, then linear decay to 0 (each parameter group "
+                              "from its start step, at its lr)", "param_groups": groups,
+                  "grad_clip": 1.0,
                   "precision": precision, "accumulate": accumulate, "processes": dist.world,
                   "train_examples": len(items), "device": dist.device.type}
     record = _record(spec, obj, enc, corpus, held, train_opts, before, after, losses, seconds)

@@ -36,6 +36,11 @@ class Objective(torch.nn.Module):
       the mean loss). Called under ``torch.no_grad()`` in eval mode.
     - ``plan(steps)``: told once, before training, how many optimisation steps will run
       (for a schedule of the objective's own, such as a head warm-up); optional.
+    - ``param_groups()``: the trainable parameters in groups, each ``{"name", "params"}``
+      plus, optionally, its own ``"lr"``, ``"warmup"`` (share of its steps) and ``"start"``
+      (the step its schedule begins; 0 before it), None meaning the run's: e.g. a fresh
+      head learning fast beside a pretrained encoder learning slowly. Default: one group,
+      every trainable parameter, at the run's settings; optional.
     - ``save(out, record)``: write the pretrained encoder into the folder ``out`` (it is
       moved into place only when everything is written); ``record`` is what the driver
       will store beside it (``zoo_pretrain.json``).
@@ -73,6 +78,9 @@ class Objective(torch.nn.Module):
 
     def save(self, out: Path, record: dict[str, Any]) -> None:
         raise NotImplementedError(f"{type(self).__name__} must implement save(out, record)")
+
+    def param_groups(self) -> list[dict[str, Any]]:
+        return [{"name": "all", "params": [p for p in self.parameters() if p.requires_grad]}]
 
     def forward(self, batch: dict[str, Any]) -> torch.Tensor:
         """The loss of a batch: how the trainer calls the objective (through DDP's

@@ -280,6 +280,10 @@ _OBJECTIVE_DEFAULTS = {"contrastive": {"epochs": 10, "lr": 1e-3, "batch_size": 1
 @click.option("--whole-word/--no-whole-word", default=None,
               help="mlm: choose whole words (all their WordPieces) [whole words].")
 @click.option("--max-length", type=int, help="mlm: tokens per example [the encoder's].")
+@click.option("--head-lr", type=float,
+              help="mlm: the MLM head's own learning rate, its optimizer group apart from "
+                   "the encoder's --lr [2e-3 for a fresh head on pretrained weights, as "
+                   "minilm-l6's; else --lr].")
 @click.option("--option", "objective_options", multiple=True, metavar="KEY=VALUE",
               help="Another option of the objective (a JSON value or a string); repeatable.")
 @click.option("--freeze", default="auto", show_default=True, help="contrastive only.")
@@ -299,7 +303,7 @@ def pretrain_cmd(objective: str, encoders: str | None, encoder: str | None, data
                  warmup: float, mlm_probability: float | None, whole_word: bool | None,
                  max_length: int | None, objective_options: tuple[str, ...], freeze: str,
                  dim: int, seed: int, resume: bool, quiet: bool, precision: str = "auto",
-                 accumulate: int = 1) -> None:
+                 accumulate: int = 1, head_lr: float | None = None) -> None:
     """Pretrain encoders. --objective contrastive (default) aligns two encoders on paired
     data (CLIP-style InfoNCE): a retrieval model with embed, recall@k and zero-shot
     classification. --objective mlm (or another registered objective) pretrains one
@@ -325,7 +329,8 @@ def pretrain_cmd(objective: str, encoders: str | None, encoder: str | None, data
     from zoo.pretraining import pretrain
 
     options = {k: v for k, v in (("mlm_probability", mlm_probability),
-                                 ("whole_word", whole_word), ("max_length", max_length))
+                                 ("whole_word", whole_word), ("max_length", max_length),
+                                 ("head_lr", head_lr))
                if v is not None}
     options.update(_json_options(objective_options))
     record = pretrain(objective, encoder, data, out, eval_data=eval_data,

@@ -36,6 +36,10 @@ def _rows(record: dict[str, Any]) -> list[tuple[str, str]]:
              ("learning rate", f"{tr['lr']:g} ({tr['optimizer']}, weight decay "
                                f"{tr['weight_decay']:g}; {tr['schedule']}, warm-up "
                                f"{tr['warmup']:g} of the steps)"),
+             *[(f"{text(g['name'].replace('_', ' '))} learning rate",
+                f"{g['lr']:g}, warm-up {g['warmup']:g} of its steps from step "
+                f"{g['start_step']}") for g in tr.get("param_groups") or () if
+               len(tr["param_groups"]) > 1],
              ("training loss by epoch", ", ".join(f"{x:.3f}" for x in tr["train_loss"])),
              ("seed", tr["seed"]), ("time", f"{tr['seconds']:.0f} s on {tr['device']}")]
     return [(k, _fmt(v)) for k, v in rows]

@@ -168,6 +168,8 @@ class MaskedLM(Objective):
         self._base = {**base, "encoder_class": type(model).__name__}
         self.steps, self.head_warmup_steps = 0, 0  # training steps; head-only ones first
         self.head_warmup = 0.0  # share of the steps that train the head only
+        self.head_lr: float | None = None  # the MLM head's own learning rate (None: --lr)
+        self.head_init = "checkpoint"  # how the head's transform started
         self.encoder_kwargs = {**encoder_kwargs, "max_length": self.max_length}
 
     def encode(self, values: Sequence[str]) -> list[dict[str, list]]:
@@ -230,11 +232,30 @@ class MaskedLM(Objective):
                 "max_length": self.max_length,
                 "encoder_trained": not getattr(self, "frozen_encoder", False),
                 "head_warmup": self.head_warmup, "head_warmup_steps": self.head_warmup_steps,
+                "head_lr": self.head_lr, "head_init": self.head_init,
                 "masking": "transformers DataCollatorForLanguageModeling"
                            + (" (whole words from token offsets)" if self.whole_word else "")}
 
     def plan(self, steps: int) -> None:
         self.head_warmup_steps = round(self.head_warmup * steps)
+
+    def head_parameters(self) -> list[torch.nn.Parameter]:
+        """The MLM head's own parameters: its transform (dense + LayerNorm) and decoder
+        bias; a decoder tied to the word embeddings is the encoder's, not the head's."""
+        encoder = {id(p) for p in self.model.base_model.parameters()}
+        return [p for p in self.model.parameters() if id(p) not in encoder]
+
+    def param_groups(self) -> list[dict[str, Any]]:
+        """Two groups: the encoder (the word embeddings, so a tied decoder, included) at
+        the run's --lr, its schedule starting when the head-only steps end; the MLM head at
+        ``head_lr`` from the first step. Both warm up over --warmup of their steps, then
+        decay linearly to 0 at the end."""
+        head = {id(p) for p in self.head_parameters()}
+        return [{"name": "encoder", "params": [p for p in self.parameters() if p.requires_grad
+                                               and id(p) not in head],
+                 "start": self.head_warmup_steps},
+                {"name": "mlm_head", "params": [p for p in self.parameters() if p.requires_grad
+                                                and id(p) in head], "lr": self.head_lr}]
 
     def stats(self, items: Sequence[dict[str, list]]) -> dict[str, Any]:
         return {"examples": len(items), "tokens": sum(len(x["input_ids"]) for x in items)}
@@ -247,19 +268,48 @@ class MaskedLM(Objective):
         self.tokenizer.save_pretrained(str(out))
 
 
+#: a fresh MLM head's learning rate beside a pretrained encoder (bench_dapt.py, MiniLM)
+FRESH_HEAD_LR = 2e-3
+
+
+def _init_head(model: Any, how: str) -> None:
+    """A fresh head's transform as ``how`` says: "identity" starts its dense layer as the
+    identity (so the head first scores each word embedding against the encoder's own
+    output, GELU and LayerNorm aside), "random" keeps transformers' N(0, 0.02)."""
+    head = getattr(getattr(model, "cls", None), "predictions", None)
+    dense = getattr(getattr(head, "transform", None), "dense", None)
+    if how == "random" or dense is None or dense.in_features != dense.out_features:
+        return
+    with torch.no_grad():
+        dense.weight.copy_(torch.eye(dense.in_features))
+        dense.bias.zero_()
+
+
 def build_mlm(*, encoder: dict[str, Any], seed: int = 0, mlm_probability: float = 0.15,
               whole_word: bool = True, max_length: int | None = None,
-              freeze_encoder: bool = False, head_warmup: float | None = None) -> MaskedLM:
+              freeze_encoder: bool = False, head_warmup: float | None = None,
+              head_lr: float | None = None, head_init: str | None = None) -> MaskedLM:
     """The ``mlm`` objective's factory: ``encoder`` is zoo's description of the encoder to
     pretrain (a registry text encoder on transformers, or a transformers folder).
     ``freeze_encoder`` trains the MLM head alone: a control that tells how much of a
     perplexity drop a fresh head explains by itself. ``head_warmup``: the share of the
     training steps, first, that train the head only (the encoder's layers get no
-    gradient); None: 0.5 when a fresh head sits on pretrained weights (minilm-l6), else 0.
-    Measured (bench_dapt.py, MiniLM, 2 epochs): without it, the gradients of a random head
-    cost the few-shot classifier 6.5 points of test accuracy; with it, +0.7."""
+    gradient, its learning rate is 0 and its schedule starts when they end); None: 0.5
+    when a fresh head sits on pretrained weights (minilm-l6), else 0. Measured
+    (bench_dapt.py, MiniLM, 2 epochs): without it, the gradients of a random head cost the
+    few-shot classifier 6.5 points of test accuracy; with it, +0.7.
+    ``head_lr``: the MLM head's own learning rate (its transform and decoder bias, an
+    optimizer group of its own, warm-up then linear decay from the first step); None:
+    ``FRESH_HEAD_LR`` for a fresh head on pretrained weights, else the run's --lr. At the
+    encoder's 5e-5 a fresh head learns word frequencies only (it filled every mask with
+    "the , a an ."). ``head_init`` ("identity" or "random"): how a fresh head's transform
+    starts; None: identity for a fresh head on pretrained weights."""
     if not 0 < float(mlm_probability) < 1:
         raise ZooError(f"--mlm-probability must be between 0 and 1, not {mlm_probability}")
+    if head_lr is not None and not 0 < float(head_lr) < 1:
+        raise ZooError(f"head_lr must be a learning rate in (0, 1), not {head_lr}")
+    if head_init not in (None, "identity", "random"):
+        raise ZooError(f"head_init must be identity or random, not {head_init!r}")
     model, tok, base, notes, kwargs = _load(encoder, seed)
     limit = int(getattr(model.config, "max_position_embeddings", 512) or 512)
     length = int(max_length or kwargs.get("max_length") or 128)
@@ -270,9 +320,15 @@ def build_mlm(*, encoder: dict[str, Any], seed: int = 0, mlm_probability: float 
         for p in model.base_model.parameters():
             p.requires_grad_(False)
         notes.append("the encoder is frozen: only the MLM head trains")
+    fresh_on_pretrained = (base["mlm_head"], base["initialised"]) == ("fresh", "pretrained")
     if head_warmup is None:  # a fresh head on pretrained weights: the head learns first
-        head_warmup = 0.5 if (base["mlm_head"], base["initialised"], freeze_encoder) == (
-            "fresh", "pretrained", False) else 0.0
+        head_warmup = 0.5 if fresh_on_pretrained and not freeze_encoder else 0.0
+    if head_lr is None and fresh_on_pretrained:
+        head_lr = FRESH_HEAD_LR
+    if head_init is None:
+        head_init = "identity" if fresh_on_pretrained else "random"
+    if base["mlm_head"] == "fresh":
+        _init_head(model, head_init)
     if not 0 <= float(head_warmup) <= 1:
         raise ZooError(f"head_warmup must be a share of the steps in [0, 1], not {head_warmup}")
     if head_warmup:
@@ -281,4 +337,10 @@ def build_mlm(*, encoder: dict[str, Any], seed: int = 0, mlm_probability: float 
     obj = MaskedLM(model, tok, mlm_probability=mlm_probability, whole_word=whole_word,
                    max_length=length, seed=seed, base=base, encoder_kwargs=kwargs, notes=notes)
     obj.frozen_encoder, obj.head_warmup = bool(freeze_encoder), float(head_warmup)
+    obj.head_lr = None if head_lr is None else float(head_lr)
+    obj.head_init = head_init if base["mlm_head"] == "fresh" else "checkpoint"
+    if head_lr is not None and base["mlm_head"] == "fresh":
+        obj.notes.append(f"the fresh MLM head learns at its own rate, {float(head_lr):g} "
+                         f"(--head-lr), its transform starting "
+                         + ("as the identity" if head_init == "identity" else "at random"))
     return obj
