@@ -239,26 +239,13 @@ def _export_once(graph: Any, keys: list[tuple[str, str]], tensors: list[Any],
     return True
 
 
-#: what int8 leaves in float: zoo's own fusion and head (a probe's few weights, trained on
-#: the float features), and the feed-forward down-projections of BERT-style encoders
-#: (``.../output/dense``, not attention's), whose inputs carry the activation outliers
-#: per-tensor int8 handles worst. Measured on bench_serve_peers.py's frozen MiniLM probe
-#: (462 test fortunes): everything in int8 -1.7 points, per-channel weights -1.1, this
-#: -0.4 (chosen among 10 variants on that test set itself: a selection, said so)
-INT8_RECIPE = "v2: per-channel QInt8 weights; fusion, head, FFN down-projections in fp32"
-
-
-def _int8_keeps_float(name: str) -> bool:
-    return name.startswith(("/model/fusion/", "/model/head/")) or (
-        name.endswith("MatMul") and "/output/dense/" in name and "/attention/" not in name)
-
-
 def _quantized_once(path: Path) -> Path:
-    """The int8 graph beside the exported one (dynamic quantization:
-    ``onnxruntime.quantization.quantize_dynamic``, see :data:`INT8_RECIPE`), made once and
-    sealed as the export is; its path."""
+    """The int8 graph beside the exported one (ONNX Runtime's dynamic quantization after
+    :data:`zoo.export.INT8_RECIPE`, as ``zoo export --quantize int8`` makes it), made once
+    and sealed as the export is; its path."""
     import warnings
 
+    from zoo.export import INT8_RECIPE, quantize_onnx_int8
     from zoo.weights import is_sealed, seal
 
     out = path.with_name("model.int8.onnx")
@@ -268,24 +255,13 @@ def _quantized_once(path: Path) -> Path:
             return out
         warnings.warn(f"{out} is not the graph zoo quantized for this model (its seal "
                       f"fails); quantizing it again", UserWarning, stacklevel=3)
-    import logging
-
-    import onnx
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
-    keep = [n.name for n in onnx.load(str(path)).graph.node if _int8_keeps_float(n.name)]
     tmp = out.with_name(f".model.int8.{os.getpid()}.onnx")
-    quiet = logging.getLogger().level
-    logging.getLogger().setLevel(logging.ERROR)  # its advice to pre-process, once a start
     try:
-        quantize_dynamic(str(path), str(tmp), weight_type=QuantType.QInt8, per_channel=True,
-                         nodes_to_exclude=keep)
+        quantize_onnx_int8(path, tmp)
     except Exception as e:  # noqa: BLE001  (whatever the quantizer trips on)
         tmp.unlink(missing_ok=True)
         msg = str(e).strip().splitlines()[0][:200] if str(e).strip() else ""
         raise _unsupported(f"int8 quantization failed ({type(e).__name__}: {msg})") from None
-    finally:
-        logging.getLogger().setLevel(quiet)
     seal(tmp, claim=claim)
     os.replace(tmp.with_name(tmp.name + ".zoo-seal"), out.with_name(out.name + ".zoo-seal"))
     os.replace(tmp, out)
