@@ -55,6 +55,7 @@ def test_every_linear_layer_and_the_vocabulary_projection_are_int8(models):
     assert len(quantized) == linear + 1  # + the output projection tied to the embeddings
     proj = int8.head.decoder.output_projection
     assert proj is not None and proj.weight().dtype == torch.qint8
+    assert int8.head.decoder.rescore == 16  # its best 16 logits again in float32
     w, emb = proj.weight(), int8.head.decoder.embed_tokens.weight
     assert w.shape == emb.shape and w.q_per_channel_scales().numel() == emb.shape[0]
     assert not w.q_per_channel_zero_points().any()  # one scale per row, symmetric
@@ -120,3 +121,20 @@ def test_zoo_predict_quantize_int8_from_the_command_line(texts):
     assert json.loads(proc.stdout)[0]["text"] == texts[1][0]
     bad = run_zoo("predict", "whisper-tiny-en", str(PATHS[0]), "--quantize", "int4")
     assert bad.returncode == 2 and "'int4' is not 'int8'" in bad.stderr, bad.stderr
+
+
+def test_zoo_eval_measures_the_int8_model_and_never_records_it(models, tmp_path):
+    from zoo.evaluation import evaluate
+
+    refs = references()
+    data = tmp_path / "clips.jsonl"
+    data.write_text("".join(json.dumps({"audio": str(p), "transcript": refs[p.stem]}) + "\n"
+                            for p in PATHS))
+    int8 = evaluate("whisper-tiny-en", data, quantize="int8", timestamps=False)
+    fp32 = evaluate(models[0], data, timestamps=False)
+    # the ASR task scores the raw text (case and punctuation count): within a word of 22
+    assert int8["n"] == 2 and abs(int8["wer"] - fp32["wer"]) <= 0.05, (int8, fp32)
+    with pytest.raises(zoo.ZooError, match="without --record"):
+        evaluate("whisper-tiny-en", data, quantize="int8", record=True)
+    with pytest.raises(zoo.ZooError, match="pass its name or folder"):
+        evaluate(models[0], data, quantize="int8")

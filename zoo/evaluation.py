@@ -31,8 +31,8 @@ def evaluate(model: Any, data: Any, *, batch_size: int = 32, record: bool = Fals
              on_bad_data: str = "fail", columns: dict[str, str] | None = None,
              write: bool | None = None, robustness: bool | Sequence[str] = False,
              slices: Sequence[str] = (), seed: int = 0, out: str | Path | None = None,
-             device: Any = None, precision: str = "auto", **decode_kwargs: Any
-             ) -> dict[str, Any]:
+             device: Any = None, precision: str = "auto", quantize: str | None = None,
+             **decode_kwargs: Any) -> dict[str, Any]:
     """Metrics as a flat dict (``accuracy``, ``f1_macro``, ``map``, ``wer``, ..., plus
     ``n``). Read-only: with ``record=True`` a model loaded from a folder gets the figures
     written there (``eval_results.json``) and its card re-rendered. (``write=`` is the old
@@ -46,12 +46,20 @@ def evaluate(model: Any, data: Any, *, batch_size: int = 32, record: bool = Fals
     ``robustness.json``, ``robustness.png`` and ``slices.json``; ``record=True`` writes
     those into the model's folder too. ``device`` (``"auto"``, ``"cpu"``, ``"cuda[:N]"``,
     ``"mps"``): the model runs there, in ``precision`` (``ZooModel.place``); None: where it
-    is."""
+    is. ``quantize="int8"``: a model named by ``model`` is loaded quantized for the CPU
+    (``zoo.load``), to measure what int8 costs; its figures are not recorded."""
     from zoo.io.hub import load
 
     record = bool(write) if write is not None else record
+    if quantize is not None:
+        if not isinstance(model, (str, Path)):
+            raise ZooError("quantize= loads the model it evaluates: pass its name or folder, "
+                           "or evaluate a model you quantized (model.quantize('int8'))")
+        if record:
+            raise ZooError("--record writes a saved model's own figures, not its int8 "
+                           "copy's: evaluate with --quantize without --record")
     if isinstance(model, (str, Path)):
-        model = load(model, device=device, precision=precision)
+        model = load(model, device=device, precision=precision, quantize=quantize)
     elif device is not None:
         model.place(device, precision)
     errors: list[tuple[int, str]] = []

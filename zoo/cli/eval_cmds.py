@@ -37,13 +37,17 @@ from zoo.errors import ZooError
 @click.option("--seed", default=0, show_default=True, help="Seed of the corruptions.")
 @click.option("--out", type=click.Path(file_okay=False),
               help="Write robustness.json, robustness.png and slices.json here.")
+@click.option("--quantize", type=click.Choice(["int8"]), default=None,
+              help="Evaluate the model quantized to int8 for the CPU (as zoo predict "
+                   "--quantize), to measure what int8 costs; not with --record.")
 @device_options()
 def eval_cmd(model: str, data: str, as_json: bool, batch_size: int, decoder: str | None,
              beam_size: int | None, lexicon: str | None, lm: str | None,
              on_bad_data: str, column: tuple[str, ...], record: bool,
              options: tuple[str, ...], robustness: bool = False,
              corruptions: tuple[str, ...] = (), slices: tuple[str, ...] = (), seed: int = 0,
-             out: str | None = None, device: str = "auto", precision: str = "auto") -> None:
+             out: str | None = None, device: str = "auto", precision: str = "auto",
+             quantize: str | None = None) -> None:
     """Evaluate MODEL on --data. Read-only: --record writes the figures beside a saved
     model."""
     from zoo.evaluation import evaluate
@@ -58,7 +62,7 @@ def eval_cmd(model: str, data: str, as_json: bool, batch_size: int, decoder: str
     result = evaluate(model, data, batch_size=batch_size, on_bad_data=on_bad_data, record=record,
                       columns=_columns(column), robustness=list(corruptions) or robustness,
                       slices=slices, seed=seed, out=out, device=device, precision=precision,
-                      **kw)
+                      quantize=quantize, **kw)
     if as_json:
         click.echo(json.dumps(result))
         return
