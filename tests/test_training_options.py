@@ -232,6 +232,37 @@ def test_lp_ft_fine_tunes_a_weak_probe_and_keeps_a_strong_one(small_digits, tmp_
     assert all(torch.equal(kept[k], pretrained[k]) for k in pretrained)
 
 
+def test_input_size_is_matched_to_small_images_once(small_digits, tmp_path, capsys):
+    import json
+
+    from zoo_vision_timm.encoder import matched_size
+
+    assert matched_size(8, 224) == 64 and matched_size(32, 224) == 64
+    assert matched_size(48, 224) == 96 and matched_size(100, 224) is None
+    assert matched_size(0, 224) is None
+    model = zoo.create_model("effnet-lite0-image-clf", pretrained=False)
+    assert model.encoders["image"].data_config["input_size"] == (3, 224, 224)
+    zoo.train(model, small_digits["train"], None, tmp_path / "m", epochs=1, batch_size=32,
+              loggers=[])
+    assert "image: input size 64 px, matched to the training images (median side 32 px)" \
+        in capsys.readouterr().err
+    cfg = json.loads((tmp_path / "m" / "config.json").read_text())["encoders"]["image"]
+    assert cfg["kwargs"]["data_config"]["input_size"] == [3, 64, 64]
+    assert cfg["kwargs"]["size_from_data"] is False
+    loaded = zoo.load(tmp_path / "m")
+    enc = loaded.encoders["image"]
+    assert enc.data_config["input_size"] == (3, 64, 64) and not enc.size_from_data
+    x = enc.preprocess([str(small_digits["train"].parent / "img" / "0000.png")])
+    assert x["pixel_values"].shape[-2:] == (64, 64)
+    # a saved model keeps its size when trained again, on larger images too
+    enc.fit([__import__("PIL.Image", fromlist=["Image"]).new("RGB", (8, 8))] * 3)
+    assert enc.data_config["input_size"] == (3, 64, 64)
+    # a size the user chose is kept
+    chosen = _effnet32().encoders["image"]
+    chosen.fit([str(small_digits["train"].parent / "img" / "0000.png")])
+    assert chosen.data_config["input_size"] == (3, 32, 32)
+
+
 def test_lp_ft_resumes_inside_the_fine_tuning_stage_exactly(small_digits, tmp_path,
                                                             monkeypatch):
     import json

@@ -39,6 +39,9 @@ def start(run: Run, resume: bool) -> Run:
                  "log_lines": 0, "epoch_losses": [], "stage": "probe", "probe_best": None,
                  "probe_init": None}
     stage = saved_stage(run.out / "train_state") if resume else "probe"
+    for m, enc in model.encoders.items():  # what fitting an encoder to the data decided
+        if getattr(enc, "fitted_note", None):
+            run.say(f"{m}: {enc.fitted_note}")
     reg = modalities()
     group = cfg.group_by_length is True or (cfg.group_by_length == "auto" and any(
         reg[m].group_by_length for m in model.encoders))  # e.g. speech: lengths vary a lot
