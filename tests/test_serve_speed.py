@@ -146,7 +146,6 @@ def test_batch_threads_defaults():
 
 @pytest.mark.parametrize("kw,msg", [
     ({"runtime": "onnx", "quantize": "int4"}, "unknown quantization 'int4' (int8)"),
-    ({"quantize": "int8"}, "--quantize int8 serves with --runtime onnx"),
     ({"runtime": "onnx", "batch_threads": 0}, "--batch-threads must be a whole number from 1"),
     ({"batch_threads": 2}, "--batch-threads 2 runs ONNX Runtime batches side by side"),
 ])
@@ -157,7 +156,8 @@ def test_bad_values_are_one_line(model, tmp_path, kw, msg):
 
 
 @pytest.mark.parametrize("args,msg", [
-    (["--quantize", "int8"], "--quantize: int8 serves with --runtime onnx"),
+    (["--quantize", "int8", "--backend", "ray"], "--quantize: int8 serves with --backend "
+                                                 "uvicorn"),
     (["--quantize", "int4"], "'int4' is not 'int8'"),
     (["--batch-threads", "0"], "0 is not in the range"),
     (["--batch-threads", "2"], "--batch-threads: 2 batches side by side run with --runtime "

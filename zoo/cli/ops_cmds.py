@@ -89,9 +89,9 @@ def card(directory: str, repo_id: str | None, show: bool) -> None:
               help="onnx: a classification model's encoders, fusion and head run in ONNX "
                    "Runtime (exported once, cached); preprocessing and decoding stay in zoo.")
 @click.option("--quantize", type=click.Choice(["int8"]), default=None,
-              help="With --runtime onnx: the graph's weights in int8 (dynamic quantization, "
-                   "made once and cached; faster on a CPU, scores move: check accuracy with "
-                   "zoo export --quantize int8 --data).")
+              help="Weights in int8, dynamic quantization for the CPU (faster; scores move: "
+                   "check accuracy with zoo eval --quantize int8). --runtime onnx: the graph, "
+                   "made once and cached; torch: every linear layer, on the CPU.")
 @click.option("--batch-threads", type=click.IntRange(1, 64), default=None,
               envvar="ZOO_SERVE_BATCH_THREADS",
               help="Batches run side by side, the cores shared among them. Default: 2 with "
@@ -125,9 +125,14 @@ def serve(model: str, host: str, port: int, feedback_db: str, max_batch: int,
     pairs = _named(limit, "--limit", "NAME=VALUE")
     limits = Limits.from_env(**pairs)  # checked before any model loads
     mounts = _named(mount, "--mount", "NAME=MODEL")
-    if quantize and runtime != "onnx":
-        raise click.BadParameter("int8 serves with --runtime onnx (its graph is quantized "
-                                 "once and cached)", param_hint="--quantize")
+    if quantize and runtime == "torch":  # dynamic int8 linear layers run on the CPU
+        from zoo.quantization import check_quantize
+
+        check_quantize(quantize, device)  # one line for --device cuda
+        device = "cpu"
+        if backend == "ray":
+            raise click.BadParameter("int8 serves with --backend uvicorn",
+                                     param_hint="--quantize")
     if (batch_threads or 1) > 1 and runtime != "onnx":
         raise click.BadParameter(f"{batch_threads} batches side by side run with --runtime "
                                  f"onnx; the torch runtime runs one batch at a time",

@@ -48,10 +48,12 @@ def create_app(model: Any, *, feedback_db: str | Path = "feedback.db", max_batch
     it first: ``model.place("cuda")``); ``device`` names the GPU ONNX Runtime runs on
     (``"cuda"``, with onnxruntime-gpu), else its graph runs on the CPU. ``batch_threads``
     (ONNX Runtime): batches run side by side, the cores shared among them
-    (:func:`batch_threads`; None: 2 on a CPU with 2 or more cores, else 1). ``quantize="int8"``
-    (``runtime="onnx"`` only): the cached graph's weights in int8, dynamic quantization
+    (:func:`batch_threads`; None: 2 on a CPU with 2 or more cores, else 1). ``quantize="int8"``:
+    with ``runtime="onnx"`` the cached graph's weights in int8, dynamic quantization
     (faster on a CPU; scores move, so measure accuracy: ``zoo export --quantize int8
-    --data``)."""
+    --data``); with the torch runtime the model quantized in place on the CPU
+    (``model.quantize``, every linear layer dynamic int8: any task, Whisper's decoding
+    too; measure with ``zoo eval --quantize int8``)."""
     from fastapi import FastAPI
 
     from zoo.serve.guard import Guard
@@ -142,9 +144,8 @@ def _server(model: Any, feedback_db: Any, max_batch: int, max_wait_ms: float, ma
         raise ZooError(f"unknown runtime {runtime!r} (torch or onnx)")
     if quantize not in (None, "int8"):
         raise ZooError(f"unknown quantization {quantize!r} (int8)")
-    if quantize and runtime != "onnx":
-        raise ZooError("--quantize int8 serves with --runtime onnx (its graph is quantized "
-                       "once and cached)")
+    if quantize and runtime == "torch" and getattr(model, "quantized", None) != quantize:
+        model.quantize(quantize)  # dynamic int8 linear layers, on the CPU (zoo.quantization)
     on_cpu = not str(device or "").startswith("cuda")
     workers, per = batch_threads(threads, runtime, on_cpu)
     runner = model  # what the batches run through: model.predict or the ONNX session's
@@ -229,7 +230,8 @@ def _device_info(model: Any, onnx: Any = None) -> dict[str, Any]:
                 "precision": "int8" if onnx.quantize else "fp32",
                 "providers": onnx.providers}
     return {"device": str(model.device),
-            "precision": inference_precision(model.precision, model.device)}
+            "precision": getattr(model, "quantized", None)
+            or inference_precision(model.precision, model.device)}
 
 
 def app_from_env() -> Any:
@@ -244,7 +246,8 @@ def app_from_env() -> Any:
     # preprocesses) and runs the graph on the GPU itself when spec["device"] names one
     runtime = spec.get("runtime", "torch")
     place = {"device": spec.get("device") if runtime == "torch" else None,
-             "precision": spec.get("precision") or "auto"}
+             "precision": spec.get("precision") or "auto",
+             "quantize": spec.get("quantize") if runtime == "torch" else None}
     return create_app(load(spec["model"], **place), feedback_db=spec["feedback_db"],
                       max_batch=spec["max_batch"], max_wait_ms=spec["max_wait_ms"],
                       limits=Limits.from_env(**spec["limits"]), api_key=spec["api_key"],
