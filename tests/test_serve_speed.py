@@ -141,7 +141,30 @@ def test_batch_threads_defaults():
     assert batch_threads(None, "onnx", on_cpu=True, cores=1) == (1, 1)
     assert batch_threads(None, "onnx", on_cpu=False, cores=8) == (1, 8)
     assert batch_threads(3, "onnx", on_cpu=True, cores=2) == (3, 1)
-    assert batch_threads(None, "torch", on_cpu=True, cores=2) == (1, 2)
+    # torch: one batch, over every core but the event loop's on a CPU
+    assert batch_threads(None, "torch", on_cpu=True, cores=2) == (1, 1)
+    assert batch_threads(None, "torch", on_cpu=True, cores=16) == (1, 15)
+    assert batch_threads(None, "torch", on_cpu=False, cores=8) == (1, 8)
+
+
+def test_a_zoo_serve_process_keeps_a_core_for_the_event_loop(monkeypatch):
+    import sys
+
+    import torch
+
+    import zoo.serve.app as app
+
+    before = (sys.getswitchinterval(), torch.get_num_threads())
+    monkeypatch.setattr(app, "_TUNED", False)
+    try:
+        app.tune_process("torch", "cpu")
+        assert sys.getswitchinterval() == pytest.approx(0.0005)
+        assert torch.get_num_threads() == max(1, before[1] - 1)
+        app.tune_process("torch", "cpu")  # once a process: not one core fewer each call
+        assert torch.get_num_threads() == max(1, before[1] - 1)
+    finally:
+        sys.setswitchinterval(before[0])
+        torch.set_num_threads(before[1])
 
 
 @pytest.mark.parametrize("kw,msg", [

@@ -110,9 +110,10 @@ def batch_threads(given: int | None, runtime: str, on_cpu: bool, cores: int | No
     on a CPU with 2 or more cores (a batch is one session call outside the GIL), else 1;
     the cores (torch's intra-op threads, ``OMP_NUM_THREADS``) shared among them: one batch
     per core beats one batch over every core, whose hand-offs between threads stall
-    whenever another process takes a core. torch: one batch at a time over every core
-    (its operators take the GIL one by one: two batch threads contending for it with the
-    event loop measured 0.83x), and more is a one-line error."""
+    whenever another process takes a core. torch: one batch at a time (its operators take
+    the GIL one by one: two batch threads contending for it with the event loop measured
+    0.83x), and more is a one-line error; on a CPU over every core but one, which the
+    event loop keeps (``zoo serve`` sets it: :func:`tune_process`)."""
     import torch
 
     if given is not None and (isinstance(given, bool) or not isinstance(given, int)
@@ -123,7 +124,8 @@ def batch_threads(given: int | None, runtime: str, on_cpu: bool, cores: int | No
         if given not in (None, 1):
             raise ZooError(f"--batch-threads {given} runs ONNX Runtime batches side by side; "
                            f"the torch runtime runs one batch at a time (use --runtime onnx)")
-        return 1, cores
+        # on a CPU the event loop keeps a core: HTTP, JSON and tokenizing run beside the batch
+        return 1, max(1, cores - 1) if on_cpu else cores
     if given is None:
         given = 2 if on_cpu and cores >= 2 else 1
     return given, max(1, cores // given)
@@ -154,6 +156,10 @@ def _server(model: Any, feedback_db: Any, max_batch: int, max_wait_ms: float, ma
 
         runner = OnnxRunner(model, device=device, threads=per if on_cpu else None,
                             quantize=quantize)
+    else:
+        import torch
+
+        per = torch.get_num_threads()  # what the batch thread runs on (tune_process's)
     metrics = Metrics()
     reg = modalities()
     # the torch runtime sorts a batch of variable-length inputs by length into chunks of 8
@@ -169,8 +175,7 @@ def _server(model: Any, feedback_db: Any, max_batch: int, max_wait_ms: float, ma
                   metrics=metrics, max_body=max_body,
                   info={**model_info(model), "runtime": runtime,
                         **_device_info(model, runner if runtime == "onnx" else None),
-                        "batch_threads": workers,
-                        **({"threads_per_batch": per} if runtime == "onnx" else {})},
+                        "batch_threads": workers, "threads_per_batch": per},
                   modalities=reg)
 
 
@@ -234,6 +239,31 @@ def _device_info(model: Any, onnx: Any = None) -> dict[str, Any]:
             or inference_precision(model.precision, model.device)}
 
 
+_TUNED = False  # tune_process set torch's threads in this process
+
+
+def tune_process(runtime: str, device: str | None) -> None:
+    """What a ``zoo serve`` process sets for itself (not :func:`create_app`, which leaves
+    its caller's process alone): torch's intra-op threads to :func:`batch_threads`'
+    share for the torch runtime on a CPU (every core but the event loop's), and a short
+    GIL switch interval (0.5 ms, not 5), so the batch thread gets the GIL back soon after
+    each operator while the event loop is busy. Why: on 2 cores shared with other jobs, a
+    batch of 32 on 2 OpenMP threads took 1.7 s against 0.2 s on one (its threads wait for
+    each other whenever one is descheduled). Throughput against LitServe on one torch
+    thread: 0.70x -> 0.82-0.90x in two 4-round A/Bs, but 0.70x in the 5-round bench after:
+    within the noise of that machine."""
+    import sys
+
+    import torch
+
+    global _TUNED
+    sys.setswitchinterval(0.0005)
+    if not _TUNED and runtime == "torch" and not str(device or "cpu").startswith(
+            ("cuda", "mps")):
+        torch.set_num_threads(batch_threads(None, "torch", True)[1])
+        _TUNED = True  # once: the share is of the cores, not of the threads left
+
+
 def app_from_env() -> Any:
     """The app ``zoo serve`` describes in ``ZOO_SERVE_APP`` (JSON): how each of its worker
     processes builds its own copy."""
@@ -245,6 +275,7 @@ def app_from_env() -> Any:
     # the torch runtime's model on the device; ONNX Runtime's keeps it on the CPU (it only
     # preprocesses) and runs the graph on the GPU itself when spec["device"] names one
     runtime = spec.get("runtime", "torch")
+    tune_process(runtime, spec.get("device"))
     place = {"device": spec.get("device") if runtime == "torch" else None,
              "precision": spec.get("precision") or "auto",
              "quantize": spec.get("quantize") if runtime == "torch" else None}
