@@ -17,7 +17,9 @@ __all__ = ["AUTO_STAGE_SECONDS", "PLAN_STEPS", "say_plan", "stage_started", "aft
 
 #: the longest a stage zoo chose by itself may take on a CPU unless asked (10 minutes)
 AUTO_STAGE_SECONDS = 600.0
-#: steps measured before a stage's plan line (at least this much is spent to know the cost)
+#: steps measured before a stage's plan line (at least this much is spent to know the cost),
+#: after a first step that is not counted: it pays one-off costs (kernel selection, the
+#: first backward through an encoder, allocations) several times a usual step's
 PLAN_STEPS = 2
 
 
@@ -53,7 +55,7 @@ def say_plan(run: Any, steps_per_epoch: int, epochs: int, finetune_epochs: int) 
 
 def stage_started(run: Any) -> None:
     run.stage_clock = (time.perf_counter(), run.state["global_step"])
-    run.planned = False
+    run.planned = run.warm = False
 
 
 def _auto_budget(run: Any) -> float:
@@ -69,7 +71,11 @@ def after_step(run: Any, steps_left: int) -> None:
     cfg, state = run.cfg, run.state
     t0, step0 = run.stage_clock or (run.t_start, 0)
     done = state["global_step"] - step0
-    if not run.planned and (done >= PLAN_STEPS or steps_left == 0):
+    if not run.planned and not run.warm and done == 1 and steps_left > PLAN_STEPS:
+        run.warm = True
+        run.stage_clock = (time.perf_counter(), state["global_step"])  # warm: start timing
+        t0, step0, done = run.stage_clock[0], state["global_step"], 0
+    elif not run.planned and (done >= PLAN_STEPS or steps_left == 0):
         run.planned = True
         # rank 0's clock decides for every process (DDP ranks must stop at the same step)
         per_step = run.dist.broadcast((time.perf_counter() - t0) / max(1, done))

@@ -53,6 +53,7 @@ class Run:
     t_start: float = field(default_factory=time.perf_counter)
     stage_clock: tuple[float, int] | None = None
     planned: bool = False
+    warm: bool = False  # the stage's first (uncounted) step is done
 
     def snapshot(self) -> None:
         """Keep the model's current weights as the best (frozen encoders' left out)."""
