@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from zoo.cli.base import _echo_json, _table, cli, device_options
+from zoo.quantization import check_quantize
 
 
 @cli.command()
@@ -125,14 +126,10 @@ def serve(model: str, host: str, port: int, feedback_db: str, max_batch: int,
     pairs = _named(limit, "--limit", "NAME=VALUE")
     limits = Limits.from_env(**pairs)  # checked before any model loads
     mounts = _named(mount, "--mount", "NAME=MODEL")
-    if quantize and runtime == "torch":  # dynamic int8 linear layers run on the CPU
-        from zoo.quantization import check_quantize
-
-        check_quantize(quantize, device)  # one line for --device cuda
-        device = "cpu"
+    if quantize and runtime == "torch":  # dynamic int8 linear layers: the CPU, not Ray
+        device = check_quantize(quantize, device) and "cpu"  # one line for --device cuda
         if backend == "ray":
-            raise click.BadParameter("int8 serves with --backend uvicorn",
-                                     param_hint="--quantize")
+            raise click.BadParameter("int8 serves with --backend uvicorn", param_hint="--quantize")
     if (batch_threads or 1) > 1 and runtime != "onnx":
         raise click.BadParameter(f"{batch_threads} batches side by side run with --runtime "
                                  f"onnx; the torch runtime runs one batch at a time",
