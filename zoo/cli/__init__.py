@@ -3,8 +3,8 @@
 Errors that users can fix (``ZooError``) print one line, ``error: ...``, and exit 1.
 Nothing here imports torch at module level: ``zoo list``/``info``/``plugins``/``--help``
 stay fast. Commands live in ``registry_cmds``, ``plugin_cmds``, ``model_cmds``,
-``tune_cmds``, ``eval_cmds``, ``explain_cmds`` and ``ops_cmds``; plugins add theirs through
-``register_commands``.
+``tune_cmds``, ``eval_cmds``, ``explain_cmds``, ``ops_cmds`` and ``data_cmds``; plugins add
+theirs through ``register_commands``.
 """
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import click
 
 from zoo.errors import ZooError
 from zoo.cli import (model_cmds, ops_cmds, plugin_cmds, registry_cmds,  # noqa: F401  (commands)
-               eval_cmds, explain_cmds, trust_cmds, tune_cmds)
+               eval_cmds, explain_cmds, trust_cmds, tune_cmds, data_cmds)
 from zoo.cli.base import cli
 
 __all__ = ["cli", "main"]
