@@ -27,6 +27,32 @@ def test_wer_and_cer_by_hand_and_as_jiwer_computes_them():
     assert m["wer"] == jiwer.wer(refs, hyps) and m["cer"] == jiwer.cer(refs, hyps)
 
 
+
+def test_asr_predictions_are_normalised_as_the_references_are():
+    """zoo eval (and training's evaluation) of an ASR model: capitals and punctuation in a
+    prediction (Whisper writes them) are no error; a wrong word still is."""
+    from types import SimpleNamespace
+
+    from zoo.base.example import Example
+    from zoo.tasks.asr import SpeechRecognition, transcript_metrics
+
+    assert transcript_metrics(["hello world"], ["Hello, World."]) == {"wer": 0.0, "cer": 0.0}
+    assert transcript_metrics(["Hello world!"], [" hello   world "])["wer"] == 0.0
+    assert transcript_metrics(["hello world"], ["Hello, Word."])["wer"] == pytest.approx(1 / 2)
+    # through the task, as zoo eval calls it: a head without a vocabulary (Whisper) ...
+    examples = [Example(line=i, inputs={}, targets={"transcript": t})
+                for i, t in enumerate(("the cat sat", "on the mat"), 1)]
+    whisper = SimpleNamespace(head=SimpleNamespace())
+    task = SpeechRecognition()
+    assert task.metrics(whisper, examples, [{"text": "The cat sat."},
+                                            {"text": "On the mat!"}])["wer"] == 0.0
+    assert task.metrics(whisper, examples, [{"text": "The cat sat."},
+                                            {"text": "On a mat!"}])["wer"] == pytest.approx(1 / 6)
+    # ... and a CTC head's own vocabulary, on both sides
+    ctc = SimpleNamespace(head=SimpleNamespace(vocabulary=" acehmnost"))
+    assert task.metrics(ctc, examples, [{"text": "THE CAT SAT"},
+                                        {"text": "on the mat"}])["wer"] == 0.0
+
 GT = [{"boxes": [[10, 10, 50, 50], [60, 60, 100, 120]], "labels": ["cat", "dog"]},
       {"boxes": [[0, 0, 30, 40]], "labels": ["dog"]}]
 PRED = [{"boxes": [[12, 11, 50, 52], [60, 58, 104, 118], [200, 200, 220, 220]],

@@ -6,7 +6,7 @@ from typing import Any, Mapping, Sequence
 
 from zoo.plugin import DataError, Task, ZooError
 
-__all__ = ["SpeechRecognition"]
+__all__ = ["SpeechRecognition", "transcript_metrics"]
 
 
 def _clock(seconds: float, fmt: str) -> str:
@@ -27,6 +27,21 @@ def _subtitles(segments: Sequence[Mapping[str, Any]], fmt: str) -> str:
         out.append(f"{n}\n{_clock(seg['start'], fmt)} --> {_clock(seg['end'], fmt)}\n"
                    f"{text}\n\n")
     return "".join(out)
+
+
+def transcript_metrics(references: Sequence[str], predictions: Sequence[str],
+                       vocabulary: str | None = None) -> dict[str, float]:
+    """Corpus ``wer`` and ``cer`` (jiwer) of ``predictions`` against ``references``, both
+    through the same normalisation, :func:`zoo.heads.asr.normalize_text` (the one a CTC
+    head's training targets go through): lower-case; hyphens, slashes, underscores, tabs
+    and newlines become spaces; every character outside ``vocabulary`` is dropped (by
+    default English letters, space and apostrophe, so punctuation and digits go); runs of
+    spaces collapse. "Hello, World." against "hello world" is no error; a wrong word is."""
+    from zoo.heads.asr import normalize_text
+    from zoo.metrics import asr_metrics
+
+    norm = (lambda t: normalize_text(t, vocabulary)) if vocabulary else normalize_text
+    return asr_metrics([norm(r) for r in references], [norm(str(h)) for h in predictions])
 
 
 class SpeechRecognition(Task):
@@ -71,14 +86,13 @@ class SpeechRecognition(Task):
 
     def metrics(self, model: Any, examples: Sequence[Any], predictions: Sequence[dict],
                 categories: Any = None) -> dict[str, float]:
-        from zoo.heads.asr import normalize_text
-        from zoo.metrics import asr_metrics
-
+        """WER and CER of the predicted texts, by :func:`transcript_metrics`: both sides
+        normalised alike, with the head's character vocabulary where it has one (CTC), else
+        the default one (Whisper). ``zoo eval`` and training's evaluation both come here."""
         self.check_targets(examples)
-        vocab = getattr(model.head, "vocabulary", None)
-        refs = [normalize_text(ex.targets["transcript"], *([vocab] if vocab else []))
-                for ex in examples]
-        return asr_metrics(refs, [p["text"] for p in predictions])
+        return transcript_metrics([ex.targets["transcript"] for ex in examples],
+                                  [p["text"] for p in predictions],
+                                  getattr(model.head, "vocabulary", None))
 
     def pseudo_label(self, prediction: Mapping[str, Any]) -> tuple[dict[str, Any], float] | None:
         if "score" not in prediction:
