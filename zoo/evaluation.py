@@ -48,20 +48,8 @@ def evaluate(model: Any, data: Any, *, batch_size: int = 32, record: bool = Fals
     ``"mps"``): the model runs there, in ``precision`` (``ZooModel.place``); None: where it
     is. ``quantize="int8"``: a model named by ``model`` is loaded quantized for the CPU
     (``zoo.load``), to measure what int8 costs; its figures are not recorded."""
-    from zoo.io.hub import load
-
     record = bool(write) if write is not None else record
-    if quantize is not None:
-        if not isinstance(model, (str, Path)):
-            raise ZooError("quantize= loads the model it evaluates: pass its name or folder, "
-                           "or evaluate a model you quantized (model.quantize('int8'))")
-        if record:
-            raise ZooError("--record writes a saved model's own figures, not its int8 "
-                           "copy's: evaluate with --quantize without --record")
-    if isinstance(model, (str, Path)):
-        model = load(model, device=device, precision=precision, quantize=quantize)
-    elif device is not None:
-        model.place(device, precision)
+    model = _model_for_eval(model, device, precision, quantize, record)
     errors: list[tuple[int, str]] = []
     examples, categories, name = load_examples(data, on_bad_data=on_bad_data, errors=errors,
                                                columns=columns)
@@ -89,6 +77,25 @@ def evaluate(model: Any, data: Any, *, batch_size: int = 32, record: bool = Fals
     if record:
         _record(model, data, name, result, decode_kwargs)
     return {**result, **extra}
+
+
+def _model_for_eval(model: Any, device: Any, precision: str, quantize: str | None,
+                    record: bool) -> Any:
+    """The model to evaluate: loaded (placed, quantized) when named, else placed."""
+    from zoo.io.hub import load
+
+    if quantize is not None:
+        if not isinstance(model, (str, Path)):
+            raise ZooError("quantize= loads the model it evaluates: pass its name or folder, "
+                           "or evaluate a model you quantized (model.quantize('int8'))")
+        if record:
+            raise ZooError("--record writes a saved model's own figures, not its int8 "
+                           "copy's: evaluate with --quantize without --record")
+    if isinstance(model, (str, Path)):
+        return load(model, device=device, precision=precision, quantize=quantize)
+    if device is not None:
+        model.place(device, precision)
+    return model
 
 
 def _record(model: Any, data: Any, name: str, result: dict[str, Any],
