@@ -344,3 +344,23 @@ def test_the_card_shows_only_the_training_rows_that_applied(tmp_path):
     card = (tmp_path / "probe" / "README.md").read_text()
     assert "| probe start | logistic regression fitted by L-BFGS" in card
     assert "| frozen encoders | text |" in card and "encoder learning rate" not in card
+
+
+def test_encoders_fine_tune_at_their_own_fraction_of_lr():
+    from zoo.training.config import make_config
+    from zoo.training.optim import make_optimizer
+
+    cfg = make_config({"lr": 1e-3})
+    model = _effnet32()
+    assert model.encoders["image"].finetune_lr_scale == 0.3
+    groups = {g["name"]: g["lr"] for g in make_optimizer(model, cfg, finetune=True).param_groups}
+    assert groups == pytest.approx({"new layers": 3e-4, "encoder image": 3e-4})
+    probe = {g["name"]: g["lr"] for g in make_optimizer(model, cfg).param_groups}
+    assert probe["new layers"] == pytest.approx(1e-3)
+    # the default fraction (0.1), and encoder_lr above either
+    text = zoo.create_model("minilm-text-clf", pretrained=True)
+    got = {g["name"]: g["lr"] for g in make_optimizer(text, cfg, finetune=True).param_groups}
+    assert got == pytest.approx({"new layers": 1e-4, "encoder text": 1e-4})
+    fixed = make_config({"lr": 1e-3, "encoder_lr": 5e-5})
+    assert {g["lr"] for g in make_optimizer(model, fixed, finetune=True).param_groups} \
+        == {5e-5}

@@ -61,6 +61,9 @@ class Encoder(nn.Module):
     dim: int = 0  # width of pooled / sequence outputs
     feature_channels: tuple[int, ...] = ()  # per level, when "features" is given
     feature_strides: tuple[int, ...] = ()
+    # pretrained weights fine-tune at this fraction of the run's lr unless encoder_lr is
+    # given (contract 2, optional: transformers' usual 1e-4 against 1e-3)
+    finetune_lr_scale: float = 0.1
 
     def preprocess(self, values: Sequence[Any]) -> dict[str, torch.Tensor]:
         raise NotImplementedError

@@ -16,16 +16,23 @@ __all__ = ["make_optimizer", "lr_factor", "precision_of", "autocast", "autocast_
 def make_optimizer(model: Any, cfg: TrainConfig, *, finetune: bool = False
                    ) -> torch.optim.Optimizer:
     """New layers at ``lr``; fine-tuned pretrained encoders lower (``encoder_lr``). In
-    LP-FT's fine-tuning stage the probed layers take the encoders' rate too."""
-    enc_lr = cfg.encoder_lr if cfg.encoder_lr is not None else cfg.lr / 10
+    LP-FT's fine-tuning stage the probed layers take the encoders' rate too (the lowest,
+    with several). Without ``encoder_lr`` an encoder fine-tunes at ``lr`` times its
+    ``finetune_lr_scale`` (``Encoder``'s default 0.1)."""
+    def enc_lr(enc: Any) -> float:
+        if cfg.encoder_lr is not None:
+            return cfg.encoder_lr
+        return cfg.lr * float(getattr(enc, "finetune_lr_scale", 0.1))
+
+    pretrained = {m for m in model.encoders if model.config["encoders"][m].get("weights")}
+    probed_lr = min((enc_lr(model.encoders[m]) for m in pretrained), default=enc_lr(None))
     groups = [{"params": [p for n, p in model.named_parameters()
                           if not n.startswith("encoders.") and p.requires_grad],
-               "lr": enc_lr if finetune else cfg.lr, "name": "new layers"}]
+               "lr": probed_lr if finetune else cfg.lr, "name": "new layers"}]
     adapters = (model.config.get("adapter") or {}).get("base") or {}
     for m, enc in model.encoders.items():
         params = [p for p in enc.parameters() if p.requires_grad]
-        pretrained = bool(model.config["encoders"][m].get("weights"))
-        lr = enc_lr if pretrained else cfg.lr
+        lr = enc_lr(enc) if m in pretrained else cfg.lr
         if m in adapters:  # LoRA's new matrices learn at the new layers' rate (or encoder_lr)
             lr = cfg.encoder_lr if cfg.encoder_lr is not None else cfg.lr
         groups.append({"params": params, "lr": lr, "name": f"encoder {m}"})

