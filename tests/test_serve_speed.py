@@ -34,6 +34,7 @@ def model(tmp_path_factory):
 
     zoo.registry.reset()
     d = tmp_path_factory.mktemp("speed") / "model"
+    torch.manual_seed(0)  # random weights: the same ones every run
     m = zoo.create_model("tiny-text-image-clf", labels=["cat", "dog", "bird"])
     with torch.no_grad():
         for p in m.head.parameters():
@@ -60,10 +61,16 @@ def test_int8_runtime_gives_the_fp32_labels(model, photo, tmp_path):
             out[name] = r.json()["outputs"]
             info = c.get("/info").json()
         assert info["precision"] == name and info["runtime"] == "onnx"
-    assert [o["label"] for o in out["int8"]] == [o["label"] for o in out["fp32"]]
     worst = max(abs(a["scores"][k] - b["scores"][k])
                 for a, b in zip(out["int8"], out["fp32"]) for k in a["scores"])
-    assert 0 < worst < 0.05  # int8: scores move a little, labels stay
+    assert 0 < worst < 0.05  # int8: scores move a little
+    sure = 0
+    for a, b in zip(out["int8"], out["fp32"]):
+        top = sorted(b["scores"].values(), reverse=True)
+        if top[0] - top[1] > 2 * worst:  # fp32 is sure beyond what int8 moves: same label
+            assert a["label"] == b["label"]
+            sure += 1
+    assert sure >= len(TEXTS) // 2
 
 
 def test_int8_graph_is_quantized_once_sealed_and_remade_when_edited(model, tmp_path):
