@@ -182,7 +182,7 @@ def _freeze_arg(freeze: str) -> Any:
               help="Stop after N epochs without improvement of the eval metric (0: never).")
 @click.option("--finetune-epochs", type=int, default=_D.finetune_epochs,
               help="LP-FT (--freeze auto): epochs of fine-tuning after a weak probe "
-                   "[epochs // 2]; 0 keeps the probe.")
+                   "[as many as --epochs]; 0 keeps the probe.")
 @click.option("--scheduler", type=click.Choice(["cosine", "linear", "constant"]),
               default=_D.scheduler, show_default=True,
               help="Learning rate after the warm-up: cosine or linear decay to zero, or "
