@@ -28,8 +28,8 @@ class TrainConfig:
     # below 0.98), fine-tune them afterwards from the best probe (LP-FT); "none"; "all";
     # or a list of modalities / encoder names to freeze
     freeze: Any = "auto"
-    # epochs of LP-FT's fine-tuning stage (freeze="auto" only); None: epochs // 2 (at
-    # least 1); 0: never fine-tune, keep the probe
+    # epochs of LP-FT's fine-tuning stage (freeze="auto" only); None: as many as epochs
+    # (at least 1); 0: never fine-tune, keep the probe
     finetune_epochs: int | None = None
     seed: int = 0
     on_bad_data: str = "fail"  # or "skip": drop bad examples, report each with its line
