@@ -6,6 +6,7 @@ server from the same folder) served six ways, each in its own process on 127.0.0
              int8; same micro-batching)
   zoo-onnx   ``zoo serve DIR --runtime onnx``  (micro-batching: max batch 32, max wait 10 ms)
   zoo-torch  ``zoo serve DIR``                 (same, the default torch runtime)
+  zoo-*-proc  the same three with ``--inference process``: batches in a child process
   litserve   a ``litserve.LitAPI`` (setup: zoo.load; batched predict: model.predict(list);
              max_batch_size 32, batch_timeout 0.01, one worker)
   ray        Ray Serve, ``@serve.batch(max_batch_size=32, batch_wait_timeout_s=0.01)`` around
@@ -52,7 +53,8 @@ from _common import WORK, report
 
 HERE = Path(__file__).resolve()
 OUT = WORK / "serve_peers"
-ALL = ("zoo-onnx-int8", "zoo-onnx", "zoo-torch", "litserve", "ray", "fastapi")
+ALL = ("zoo-onnx-int8", "zoo-onnx", "zoo-torch", "zoo-onnx-int8-proc", "zoo-onnx-proc",
+       "zoo-torch-proc", "litserve", "ray", "fastapi")
 ZOO = tuple(k for k in ALL if k.startswith("zoo-"))
 INT8_POINTS = 0.5  # int8's accuracy must stay within this many points of fp32's
 START_TIMEOUT = {"ray": 240.0}  # seconds until /health answers; others 120
@@ -241,7 +243,8 @@ class Server:
             cmd = [zoo_exe, "serve", str(folder), "--port", str(self.port), "--max-batch", "32",
                    "--max-wait-ms", "10", "--feedback-db", str(OUT / f"fb-{kind}.db"),
                    "--runtime", "onnx" if "onnx" in kind else "torch",
-                   *(["--quantize", "int8"] if kind.endswith("-int8") else [])]
+                   *(["--quantize", "int8"] if "-int8" in kind else []),
+                   *(["--inference", "process"] if kind.endswith("-proc") else [])]
         else:
             cmd = [sys.executable, str(HERE), "--serve-peer", kind, "--folder", str(folder),
                    "--port", str(self.port)]
@@ -519,10 +522,10 @@ def main() -> None:
                 print(f"round {r + 1} {k:10} {res['rps']:7.1f} req/s  p50 {res['p50_ms']:7.1f}"
                       f"  p99 {res['p99_ms']:7.1f} ms  ({res['n']} requests, mean batch "
                       f"{res['batch']:4.1f})", flush=True)
-        fp32 = [k for k in kinds if not k.endswith("-int8")]
+        fp32 = [k for k in kinds if "-int8" not in k]
         worst = check_same_answers({k: answers[k] for k in fp32})
         acc = {k: accuracy(servers[k], test) for k in kinds if k.startswith("zoo-")}
-        agree = {k: int8_agreement(answers, k, ref) for k in kinds if k.endswith("-int8")
+        agree = {k: int8_agreement(answers, k, ref) for k in kinds if "-int8" in k
                  for ref in [next((r for r in ("zoo-onnx", "zoo-torch") if r in kinds),
                                   None)] if ref}
         med = {k: {m: statistics.median(x[m] for x in rows[k])
@@ -546,10 +549,10 @@ def main() -> None:
           f"each (cap {args.max_seconds:g} s), minilm-text-clf; peers' torch threads: "
           f"{args.peer_threads or 'their default'}; load now {os.getloadavg()}")
     print(f"{'server':13} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'batch':>6}" +
-          "".join(f"  {z + '/x':>13}" for z in ZOO))
+          "".join(f"  {z + '/x':>13}" for z in ZOO if z in med))
     for k in kinds:
         ratios = "".join(f"  {med[z]['rps'] / med[k]['rps']:12.2f}x" if z in med else
-                         f"  {'-':>13}" for z in ZOO)
+                         f"  {'-':>13}" for z in ZOO if z in med)
         print(f"{k:13} {med[k]['rps']:8.1f} {med[k]['p50_ms']:8.1f} {med[k]['p99_ms']:8.1f}"
               f" {med[k]['batch']:6.1f}{ratios}")
     print(f"same label for every sentence on every fp32 server ({', '.join(fp32)}); largest "

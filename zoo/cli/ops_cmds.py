@@ -94,6 +94,11 @@ def card(directory: str, repo_id: str | None, show: bool) -> None:
               help="Weights in int8, dynamic quantization for the CPU (faster; scores move: "
                    "check accuracy with zoo eval --quantize int8). --runtime onnx: the graph, "
                    "made once and cached; torch: every linear layer, on the CPU.")
+@click.option("--inference", type=click.Choice(["thread", "process"]), default="thread",
+              show_default=True, envvar="ZOO_SERVE_INFERENCE",
+              help="process: batches run in a child process that loads its own copy of the "
+                   "model, so HTTP and inference do not share one interpreter lock (more "
+                   "memory; faster under many clients on a CPU) [env ZOO_SERVE_INFERENCE].")
 @click.option("--batch-threads", type=click.IntRange(1, 64), default=None,
               envvar="ZOO_SERVE_BATCH_THREADS",
               help="Batches run side by side, the cores shared among them. Default: 2 with "
@@ -116,7 +121,7 @@ def serve(model: str, host: str, port: int, feedback_db: str, max_batch: int,
           mount: tuple[str, ...] = (), allow_host: tuple[str, ...] = (),
           allow_origin: tuple[str, ...] = (), device: str = "auto",
           precision: str = "auto", quantize: str | None = None,
-          batch_threads: int | None = None) -> None:
+          batch_threads: int | None = None, inference: str = "thread") -> None:
     """Serve MODEL over HTTP: POST /predict, POST /feedback, GET /health /info /metrics,
     /docs. Graceful: Ctrl+C / SIGTERM finish the requests in flight first."""
     import json
@@ -143,6 +148,10 @@ def serve(model: str, host: str, port: int, feedback_db: str, max_batch: int,
         if mounts:
             raise click.BadParameter("--mount serves with --backend uvicorn",
                                      param_hint="--mount")
+        if inference != "thread":
+            raise click.BadParameter("--inference process serves with --backend uvicorn "
+                                     "(Ray Serve runs each replica in its own process)",
+                                     param_hint="--inference")
         if runtime != "torch":
             raise click.BadParameter("--runtime onnx runs with --backend uvicorn",
                                      param_hint="--runtime")
@@ -157,7 +166,7 @@ def serve(model: str, host: str, port: int, feedback_db: str, max_batch: int,
         "max_batch": max_batch, "max_wait_ms": max_wait_ms, "limits": pairs,
         "api_key": api_key or None, "runtime": runtime, "mounts": mounts,
         "device": where, "precision": precision, "quantize": quantize,
-        "batch_threads": batch_threads,
+        "batch_threads": batch_threads, "inference": inference,
         "hosts": _hosts(host, allow_host), "origins": list(allow_origin) or None})
     banner = (f"zoo serve: {model} on http://{host}:{port} (POST /predict, docs at /docs"
               f"{', API key required' if api_key else ''}"

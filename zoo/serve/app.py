@@ -25,6 +25,8 @@ from zoo.serve.limits import Limits
 __all__ = ["create_app", "app_from_env", "Limits", "MAX_BODY"]
 
 MAX_BODY = 20 * 1024 * 1024  # bytes; larger requests get a 413
+#: where batches run: beside the event loop in this process, or in a child process
+INFERENCE = ("thread", "process")
 
 
 def create_app(model: Any, *, feedback_db: str | Path = "feedback.db", max_batch: int = 32,
@@ -33,7 +35,8 @@ def create_app(model: Any, *, feedback_db: str | Path = "feedback.db", max_batch
                runtime: str = "torch", mounts: dict[str, Any] | None = None,
                hosts: Sequence[str] | None = None, origins: Sequence[str] | None = None,
                device: str | None = None, batch_threads: int | None = None,
-               quantize: str | None = None) -> Any:
+               quantize: str | None = None, inference: str = "thread",
+               source: str | Path | None = None) -> Any:
     """The FastAPI app. ``limits`` bound the work one request can cause (:class:`Limits`,
     defaults from ``ZOO_SERVE_*`` variables): beyond one, a 413 (422 for an impossible
     value) names it. With ``api_key`` every route but ``/health`` needs ``Authorization:
@@ -49,11 +52,9 @@ def create_app(model: Any, *, feedback_db: str | Path = "feedback.db", max_batch
     (``"cuda"``, with onnxruntime-gpu), else its graph runs on the CPU. ``batch_threads``
     (ONNX Runtime): batches run side by side, the cores shared among them
     (:func:`batch_threads`; None: 2 on a CPU with 2 or more cores, else 1). ``quantize="int8"``:
-    with ``runtime="onnx"`` the cached graph's weights in int8, dynamic quantization
-    (faster on a CPU; scores move, so measure accuracy: ``zoo export --quantize int8
-    --data``); with the torch runtime the model quantized in place on the CPU
-    (``model.quantize``, every linear layer dynamic int8: any task, Whisper's decoding
-    too; measure with ``zoo eval --quantize int8``)."""
+    the ONNX graph's weights, or the torch model's linear layers, dynamic int8 on the CPU
+    (scores move: measure with ``zoo eval --quantize int8``). ``inference="process"``: batches run in a child process (:mod:`zoo.serve.worker`)
+    loading ``source`` (None: a temporary copy of ``model`` as it is) where ``model`` sits."""
     from fastapi import FastAPI
 
     from zoo.serve.guard import Guard
@@ -64,12 +65,12 @@ def create_app(model: Any, *, feedback_db: str | Path = "feedback.db", max_batch
     hosts, origins = _allowed(hosts, "ZOO_SERVE_ALLOWED_HOSTS"), \
         _allowed(origins, "ZOO_SERVE_ALLOWED_ORIGINS", ())
     server = _server(model, feedback_db, max_batch, max_wait_ms, max_body, limits, runtime,
-                     device, batch_threads, quantize)
+                     device, batch_threads, quantize, inference, source)
     subs = {name: create_app(sub, feedback_db=_mount_db(feedback_db, name),
                              max_batch=max_batch, max_wait_ms=max_wait_ms, max_body=max_body,
                              limits=limits, api_key=api_key, runtime=runtime, hosts=hosts,
                              origins=origins, device=device, batch_threads=batch_threads,
-                             quantize=quantize)
+                             quantize=quantize, inference=inference)
             for name, sub in _checked_mounts(mounts).items()}
     if subs:
         server.info["models"] = {name: f"/models/{name}" for name in subs}
@@ -133,7 +134,8 @@ def batch_threads(given: int | None, runtime: str, on_cpu: bool, cores: int | No
 
 def _server(model: Any, feedback_db: Any, max_batch: int, max_wait_ms: float, max_body: int,
             limits: Limits, runtime: str, device: str | None = None,
-            threads: int | None = None, quantize: str | None = None) -> Any:
+            threads: int | None = None, quantize: str | None = None,
+            inference: str = "thread", source: Any = None) -> Any:
     """What the routes share: lanes (one per modality, so a slow modality never delays a
     fast one), the feedback store, metrics and the model's facts."""
     from zoo.io.feedback import FeedbackStore
@@ -141,17 +143,24 @@ def _server(model: Any, feedback_db: Any, max_batch: int, max_wait_ms: float, ma
     from zoo.serve.batch import MicroBatcher
     from zoo.serve.routes import Server
     from zoo.serve.state import Metrics
+    from zoo.serve.worker import device_info
 
     if runtime not in ("torch", "onnx"):
         raise ZooError(f"unknown runtime {runtime!r} (torch or onnx)")
     if quantize not in (None, "int8"):
         raise ZooError(f"unknown quantization {quantize!r} (int8)")
-    if quantize and runtime == "torch" and getattr(model, "quantized", None) != quantize:
+    if inference not in INFERENCE:
+        raise ZooError(f"unknown inference {inference!r} ({' or '.join(INFERENCE)})")
+    if quantize and runtime == "torch" and inference == "thread" and \
+            getattr(model, "quantized", None) != quantize:
         model.quantize(quantize)  # dynamic int8 linear layers, on the CPU (zoo.quantization)
     on_cpu = not str(device or "").startswith("cuda")
     workers, per = batch_threads(threads, runtime, on_cpu)
     runner = model  # what the batches run through: model.predict or the ONNX session's
-    if runtime == "onnx":
+    if inference == "process":
+        runner, per = _inference_process(model, source, runtime, quantize, device, workers,
+                                         per, on_cpu, lanes=len(model.modalities))
+    elif runtime == "onnx":
         from zoo.serve.onnx import OnnxRunner
 
         runner = OnnxRunner(model, device=device, threads=per if on_cpu else None,
@@ -174,9 +183,52 @@ def _server(model: Any, feedback_db: Any, max_batch: int, max_wait_ms: float, ma
                   pool=DecodePool(limits.max_inflight_decoded_bytes),
                   metrics=metrics, max_body=max_body,
                   info={**model_info(model), "runtime": runtime,
-                        **_device_info(model, runner if runtime == "onnx" else None),
-                        "batch_threads": workers, "threads_per_batch": per},
-                  modalities=reg)
+                        **(runner.info["device"] if inference == "process" else
+                           device_info(model, runner if runtime == "onnx" else None)),
+                        "batch_threads": workers, "threads_per_batch": per,
+                        "inference": inference,
+                        **({"inference_pid": runner.pid} if inference == "process" else {})},
+                  modalities=reg, closers=[runner.close] if inference == "process" else [])
+
+
+def _inference_process(model: Any, source: Any, runtime: str, quantize: str | None,
+                       device: str | None, workers: int, per: int, on_cpu: bool,
+                       lanes: int = 1) -> tuple[Any, int]:
+    """The child process the batches run in (:mod:`zoo.serve.worker`) and the intra-op
+    threads each of its batches gets: it loads the model from ``source`` (else from a
+    temporary copy of ``model`` as it is now) where ``model`` sits, quantized or as an ONNX
+    graph as asked. On a CPU the child gets every core (the server process only does
+    HTTP); ONNX Runtime's share them among its batch threads."""
+    import os
+
+    from zoo.serve.worker import InferenceProcess, saved_copy
+
+    keep = None
+    if source is None:
+        source, keep = saved_copy(model)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") \
+        else (os.cpu_count() or 1)
+    if on_cpu:
+        per = max(1, cores // workers) if runtime == "onnx" else _inference_threads(cores)
+    spec = {"source": str(source), "runtime": runtime, "chunk": 8 if runtime == "torch" else 0,
+            "place": {"device": None if runtime == "onnx" else str(model.device),
+                      "precision": getattr(model, "precision", "auto") or "auto",
+                      "quantize": quantize if runtime == "torch" else None},
+            "onnx": {"device": device, "threads": per if on_cpu else None,
+                     "quantize": quantize},
+            "torch_threads": per if on_cpu else None}
+    proc = InferenceProcess(spec, threads=workers * lanes)
+    proc.keep = keep  # the temporary copy lives as long as the child
+    return proc, per
+
+
+def _inference_threads(cores: int) -> int:
+    """torch's intra-op threads in the inference process on a CPU
+    (``ZOO_SERVE_INFERENCE_THREADS``, default every core)."""
+    import os
+
+    raw = os.environ.get("ZOO_SERVE_INFERENCE_THREADS", "")
+    return int(raw) if raw.isdigit() and int(raw) > 0 else cores
 
 
 def _checked_mounts(mounts: dict[str, Any] | None) -> dict[str, Any]:
@@ -202,6 +254,8 @@ def _lifespan(server: Any, subs: dict[str, Any]) -> Any:
             yield
             for b in server.lanes.values():
                 await b.stop()
+            for close in server.closers:  # the inference process
+                close()
     return lifespan
 
 
@@ -223,20 +277,6 @@ def model_info(model: Any) -> dict[str, Any]:
 
         info["card"] = metadata_load(Path(source) / "README.md")
     return info
-
-
-def _device_info(model: Any, onnx: Any = None) -> dict[str, Any]:
-    """Where the model's tensors run, for ``GET /info``: the torch device and precision,
-    or ONNX Runtime's execution provider."""
-    from zoo.devices import inference_precision
-
-    if onnx is not None:
-        return {"device": "cuda" if onnx.on_gpu else "cpu",
-                "precision": "int8" if onnx.quantize else "fp32",
-                "providers": onnx.providers}
-    return {"device": str(model.device),
-            "precision": getattr(model, "quantized", None)
-            or inference_precision(model.precision, model.device)}
 
 
 _TUNED = False  # tune_process set torch's threads in this process
@@ -276,9 +316,12 @@ def app_from_env() -> Any:
     # preprocesses) and runs the graph on the GPU itself when spec["device"] names one
     runtime = spec.get("runtime", "torch")
     tune_process(runtime, spec.get("device"))
+    inference = spec.get("inference") or "thread"
     place = {"device": spec.get("device") if runtime == "torch" else None,
              "precision": spec.get("precision") or "auto",
-             "quantize": spec.get("quantize") if runtime == "torch" else None}
+             # a child process quantizes its own copy; this one keeps the float weights
+             "quantize": spec.get("quantize") if runtime == "torch" and
+             inference == "thread" else None}
     return create_app(load(spec["model"], **place), feedback_db=spec["feedback_db"],
                       max_batch=spec["max_batch"], max_wait_ms=spec["max_wait_ms"],
                       limits=Limits.from_env(**spec["limits"]), api_key=spec["api_key"],
@@ -286,4 +329,5 @@ def app_from_env() -> Any:
                       origins=spec.get("origins"),
                       mounts={k: load(v, **place) for k, v in (spec.get("mounts") or {}).items()},
                       device=spec.get("device"), batch_threads=spec.get("batch_threads"),
-                      quantize=spec.get("quantize"))
+                      quantize=spec.get("quantize"), inference=inference,
+                      source=spec["model"])

@@ -13,6 +13,7 @@ import asyncio
 from typing import Any
 
 from zoo.serve.state import Metrics
+from zoo.serve.worker import InferenceUnavailable, run_batch
 
 __all__ = ["MicroBatcher"]
 
@@ -97,6 +98,11 @@ class MicroBatcher:
         flat = [x for inputs, _, _ in items for x in inputs]
         try:
             outputs = await loop.run_in_executor(self.pool, self._predict, flat, options)
+        except InferenceUnavailable as e:  # the child died: not one input's fault
+            for _, fut, _ in items:
+                if not fut.done():
+                    fut.set_exception(e)
+            return
         except Exception:
             # one bad input must not fail its neighbours: retry each request alone
             for inputs, fut, _ in items:
@@ -116,21 +122,12 @@ class MicroBatcher:
 
     def _predict(self, inputs: list[dict[str, Any]], options: dict[str, Any] | None = None
                  ) -> list[dict[str, Any]]:
-        options = options or {}
         if self.metrics:
             self.metrics.batch(len(inputs))
-        n = len(inputs)
-        lengths = _lengths(inputs, self.modalities) if self.chunk and n > self.chunk else None
-        if lengths is not None:  # sorted by length, run in chunks: the same outputs, less work
-            order = sorted(range(n), key=lengths.__getitem__)
-            out: list[Any] = [None] * n
-            for i in range(0, n, self.chunk):
-                idx = order[i:i + self.chunk]
-                for j, o in zip(idx, self.model.predict([inputs[k] for k in idx],
-                                                        batch_size=len(idx), **options)):
-                    out[j] = o
-            return out
-        return self.model.predict(inputs, batch_size=max(n, 1), **options)
+        remote = getattr(self.model, "run_batch", None)  # an InferenceProcess chunks itself
+        if remote is not None:
+            return remote(inputs, options or {})
+        return run_batch(self.model, inputs, options or {}, self.chunk, self.modalities)
 
 
 def _by_options(items: list[tuple]) -> list[list[tuple]]:
@@ -142,15 +139,3 @@ def _by_options(items: list[tuple]) -> list[list[tuple]]:
         groups.setdefault(json.dumps(item[2], sort_keys=True, default=str), []).append(item)
     return list(groups.values())
 
-
-def _lengths(inputs: list[dict[str, Any]], reg: dict[str, Any] | None
-             ) -> list[float] | None:
-    """Each input's length when every value is of a variable-length modality (padded to
-    the longest in a batch); None otherwise (images are resized alike: nothing to gain)."""
-    if reg is None:
-        from zoo.registry import modalities
-
-        reg = modalities()
-    if not all(x and all(k in reg and reg[k].variable_length for k in x) for x in inputs):
-        return None
-    return [sum(reg[k].length(v) for k, v in x.items()) for x in inputs]

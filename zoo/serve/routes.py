@@ -9,6 +9,7 @@ from typing import Any
 from zoo.errors import DataError, RequestError, ZooError
 from zoo.serve.guard import error
 from zoo.serve.inputs import check_modalities, decode_input, read_json, request_inputs
+from zoo.serve.worker import InferenceUnavailable
 
 __all__ = ["Server", "add_routes", "check_parameters", "jsonable", "predict_body", "PREDICT_RESPONSES"]
 
@@ -27,6 +28,7 @@ class Server:
     modalities: dict[str, Any] = field(default_factory=dict)  # name -> Modality, read once
     pool: Any = None  # zoo.serve.limits.DecodePool: decoded bytes of requests in flight
     rates: Any = field(default_factory=lambda: Rates())  # feedback posts per client
+    closers: list[Any] = field(default_factory=list)  # called when the server stops
 
     @property
     def task(self) -> Any:
@@ -115,6 +117,8 @@ async def predict(server: Server, request: Any) -> Any:
         except asyncio.TimeoutError:
             return error(504, f"the prediction took longer than {limits.request_seconds:g} s "
                               f"(ZOO_SERVE_REQUEST_SECONDS)")
+        except InferenceUnavailable as e:
+            return error(503, str(e))
         except ZooError as e:
             return error(400, str(e))
         return JSONResponse({"predictions" if shape == "kserve" else "outputs":

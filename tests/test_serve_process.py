@@ -1,0 +1,153 @@
+"""``zoo serve --inference process``: batches run in a child process that loads its own copy
+of the model. The same answers as in-process serving, the child's own pid, one-line errors
+for a model it cannot load, a 503 for the batch a dead child held and a new child for the
+next, the model as the caller holds it (not as it was saved), and no child left behind.
+Also the length-sorted chunking of a batch, which now happens only when it saves padding."""
+from __future__ import annotations
+
+import json
+import os
+
+import httpx
+import pytest
+import torch
+
+import zoo
+from zoo.errors import ZooError
+from zoo.serve.uvicorn import run_in_thread
+from zoo.serve.worker import InferenceProcess, InferenceUnavailable, run_batch
+
+TEXTS = ["a cat on a mat", "dogs", "a much longer sentence about a dog that runs far away"]
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    zoo.registry.reset()
+    d = tmp_path_factory.mktemp("serve-process") / "model"
+    zoo.create_model("tiny-text-image-clf", labels=["cat", "dog"]).save_pretrained(d)
+    return d
+
+
+@pytest.fixture(scope="module")
+def server(folder, tmp_path_factory):
+    """``zoo serve DIR --inference process`` as the command builds it (app_from_env)."""
+    from zoo.serve.app import app_from_env
+
+    spec = {"model": str(folder), "feedback_db": str(folder.parent / "fb.db"),
+            "max_batch": 8, "max_wait_ms": 5, "limits": {}, "api_key": None,
+            "runtime": "torch", "mounts": {}, "device": "cpu", "precision": "auto",
+            "quantize": None, "batch_threads": None, "inference": "process",
+            "hosts": None, "origins": None}
+    old = os.environ.get("ZOO_SERVE_APP")
+    os.environ["ZOO_SERVE_APP"] = json.dumps(spec)
+    try:
+        app = app_from_env()
+    finally:
+        os.environ.pop("ZOO_SERVE_APP") if old is None else \
+            os.environ.__setitem__("ZOO_SERVE_APP", old)
+    with run_in_thread(app) as srv:
+        srv.app = app
+        yield srv
+    srv.child = app.state.server.closers  # for the test that the child ended
+
+
+def test_process_serving_answers_as_the_model_does_from_its_own_process(server, folder):
+    r = httpx.post(f"{server.url}/predict", json={"inputs": [{"text": t} for t in TEXTS]},
+                   timeout=60)
+    assert r.status_code == 200, r.text
+    expected = zoo.load(folder).predict([{"text": t} for t in TEXTS])
+    got = r.json()["outputs"]
+    assert [o["label"] for o in got] == [e["label"] for e in expected]
+    for o, e in zip(got, expected):
+        assert o["score"] == pytest.approx(e["score"], abs=1e-5)
+    info = httpx.get(f"{server.url}/info").json()
+    assert info["inference"] == "process" and info["device"] == "cpu"
+    assert info["inference_pid"] not in (os.getpid(), None)
+    runner = next(iter(server.app.state.lanes.values())).model
+    assert isinstance(runner, InferenceProcess) and runner.alive
+
+
+def test_a_bad_request_is_a_4xx_and_the_child_keeps_serving(server):
+    r = httpx.post(f"{server.url}/predict", timeout=30,
+                   json={"inputs": [{"text": "x"}], "parameters": {"top_k": 2}})
+    assert r.status_code == 400 and "top_k" in r.json()["error"]
+    r = httpx.post(f"{server.url}/predict", json={"inputs": [{"text": "x"}]}, timeout=30)
+    assert r.status_code == 200
+
+
+def test_a_dead_child_fails_its_batch_with_503_and_the_next_batch_gets_a_new_one(folder):
+    proc = InferenceProcess({"source": str(folder), "place": {"device": "cpu"}, "chunk": 8})
+    try:
+        first = proc.pid
+        assert proc.predict([{"text": "a cat"}])[0]["label"] in ("cat", "dog")
+        proc.proc.kill()
+        proc.proc.wait(10)
+        real_poll = proc.proc.poll
+        proc.proc.poll = lambda: None  # died between the check and the send
+        with pytest.raises(InferenceUnavailable, match="ended .*next batch starts a new one"):
+            proc.predict([{"text": "a cat"}])
+        proc.proc.poll = real_poll
+        out = proc.predict([{"text": "a cat"}, {"text": "a dog"}])
+        assert len(out) == 2 and proc.pid != first and proc.restarts == 1 and proc.alive
+    finally:
+        proc.close()
+    assert not proc.alive
+
+
+def test_the_child_serves_the_model_as_held_not_as_saved(folder, tmp_path):
+    """A model changed after loading (here its head's bias) is what the child runs: it
+    loads a temporary copy of the model as given."""
+    from zoo.serve.app import create_app
+
+    model = zoo.load(folder)
+    saved = model.predict([{"text": TEXTS[0]}])[0]
+    with torch.no_grad():
+        bias = [p for n, p in model.head.named_parameters() if n.endswith("bias")][-1]
+        bias[model.labels.index(saved["label"])] -= 100.0  # the other label wins now
+    want = model.predict([{"text": TEXTS[0]}])[0]["label"]
+    assert want != saved["label"]
+    app = create_app(model, feedback_db=tmp_path / "fb.db", inference="process")
+    with run_in_thread(app) as srv:
+        r = httpx.post(f"{srv.url}/predict", json={"inputs": [{"text": TEXTS[0]}]},
+                       timeout=60)
+        assert r.json()["outputs"][0]["label"] == want
+        runner = next(iter(app.state.lanes.values())).model
+    assert not runner.alive  # the server's shutdown ended the child
+
+
+def test_a_model_the_child_cannot_load_is_one_line(tmp_path):
+    with pytest.raises(ZooError) as e:
+        InferenceProcess({"source": str(tmp_path / "nowhere"), "place": {}})
+    msg = str(e.value)
+    assert msg.startswith("the inference process could not load") and "\n" not in msg
+
+
+def test_an_unknown_inference_mode_is_one_line(folder, tmp_path):
+    from zoo.serve.app import create_app
+
+    with pytest.raises(ZooError, match="unknown inference 'fork' .thread or process."):
+        create_app(zoo.load(folder), feedback_db=tmp_path / "fb.db", inference="fork")
+
+
+class Recorder:
+    """A model whose predict records the batches it is given."""
+
+    def __init__(self) -> None:
+        self.calls: list[list[str]] = []
+
+    def predict(self, inputs, batch_size=32, **options):
+        self.calls.append([x["text"] for x in inputs])
+        return [{"label": x["text"]} for x in inputs]
+
+
+def test_a_batch_is_split_by_length_only_when_that_saves_padding():
+    alike = [{"text": "x" * n} for n in (20, 22, 19, 21, 20, 23, 18, 22, 21, 20)]
+    m = Recorder()
+    assert [o["label"] for o in run_batch(m, alike, {}, chunk=4)] == [x["text"] for x in alike]
+    assert len(m.calls) == 1  # like lengths: one call
+    mixed = [{"text": "x" * n} for n in (300, 2, 3, 290, 1, 2, 310, 3, 2, 1)]
+    m = Recorder()
+    out = run_batch(m, mixed, {}, chunk=4)
+    assert [o["label"] for o in out] == [x["text"] for x in mixed]  # the order kept
+    assert [len(c) for c in m.calls] == [4, 4, 2]
+    assert max(map(len, m.calls[0])) == 2 and min(map(len, m.calls[-1])) == 300
