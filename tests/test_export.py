@@ -50,3 +50,29 @@ def test_export_refuses_what_it_cannot_carry(trained, tmp_path):
     proc = run_zoo("export", "conformer-ctc-tiny", "--format", "onnx", "--out",
                    str(tmp_path / "x.onnx"), "--data", str(test))
     assert proc.returncode == 1 and "does not export" in proc.stderr
+
+
+def test_int8_recipe_keeps_embeddings_and_ffn_down_projections_in_float(trained, tmp_path):
+    """INT8_RECIPE: matrix products in int8, except transformer feed-forward
+    down-projections; embedding lookups (Gather) stay float."""
+    import onnx
+
+    from zoo.export import _int8_keeps_float
+
+    enc = "/model/text/model/encoder/layer.3"
+    assert _int8_keeps_float(f"{enc}/output/dense/MatMul")
+    assert _int8_keeps_float("/model/image/blocks.1/mlp/fc2/Gemm")
+    assert not _int8_keeps_float(f"{enc}/attention/output/dense/MatMul")
+    assert not _int8_keeps_float(f"{enc}/intermediate/dense/MatMul")
+    assert not _int8_keeps_float("/model/text/Gather")  # names that match nothing: int8
+    run, test = trained
+    out = tmp_path / "model.onnx"
+    run_zoo("export", str(run), "--format", "onnx", "--out", str(out), "--data", str(test),
+            "--quantize", "int8", check=True)
+    nodes = onnx.load(str(tmp_path / "model.int8.onnx")).graph.node
+    ops = {n.op_type for n in nodes}
+    assert ops & {"MatMulInteger", "ConvInteger"}  # something is int8
+    inits = {i.name for i in onnx.load(str(tmp_path / "model.int8.onnx")).graph.initializer}
+    for n in nodes:
+        if n.op_type == "Gather":  # an embedding table is looked up in float
+            assert not any(i.endswith("_quantized") for i in n.input if i in inits)
