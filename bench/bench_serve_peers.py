@@ -7,8 +7,11 @@ server from the same folder) served six ways, each in its own process on 127.0.0
   zoo-onnx   ``zoo serve DIR --runtime onnx``  (micro-batching: max batch 32, max wait 10 ms)
   zoo-torch  ``zoo serve DIR``                 (same, the default torch runtime)
   zoo-*-proc  the same three with ``--inference process``: batches in a child process
+             (zoo-torch-proc1: that child on one torch thread, as it has by default on 2
+             cores; zoo-torch-proc then takes ZOO_SERVE_INFERENCE_THREADS from the caller)
   litserve   a ``litserve.LitAPI`` (setup: zoo.load; batched predict: model.predict(list);
-             max_batch_size 32, batch_timeout 0.01, one worker)
+             max_batch_size 32, batch_timeout 0.01, one worker; litserve-1t: on one torch
+             thread, which does better than its default on a loaded machine)
   ray        Ray Serve, ``@serve.batch(max_batch_size=32, batch_wait_timeout_s=0.01)`` around
              the same predict (one replica, max_ongoing_requests 64 so a batch can fill;
              torch threads set back to the core count, which Ray's OMP_NUM_THREADS=1 lowers)
@@ -54,7 +57,7 @@ from _common import WORK, report
 HERE = Path(__file__).resolve()
 OUT = WORK / "serve_peers"
 ALL = ("zoo-onnx-int8", "zoo-onnx", "zoo-torch", "zoo-onnx-int8-proc", "zoo-onnx-proc",
-       "zoo-torch-proc", "litserve", "ray", "fastapi")
+       "zoo-torch-proc", "zoo-torch-proc1", "litserve", "litserve-1t", "ray", "fastapi")
 ZOO = tuple(k for k in ALL if k.startswith("zoo-"))
 INT8_POINTS = 0.5  # int8's accuracy must stay within this many points of fp32's
 START_TIMEOUT = {"ray": 240.0}  # seconds until /health answers; others 120
@@ -236,24 +239,27 @@ class Server:
     def __init__(self, kind: str, folder: Path, peer_threads: int = 0) -> None:
         self.kind, self.port = kind, _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        peer = kind.removesuffix("-1t")  # litserve-1t: LitServe on one torch thread
         env = {**os.environ, "HF_HUB_OFFLINE": "1", "RAY_USAGE_STATS_ENABLED": "0",
-               "TOKENIZERS_PARALLELISM": "false", "ZOO_BENCH_PEER": kind}
+               "TOKENIZERS_PARALLELISM": "false", "ZOO_BENCH_PEER": peer}
+        if kind.endswith("-proc1"):  # zoo's inference process on one torch thread
+            env["ZOO_SERVE_INFERENCE_THREADS"] = "1"
         if kind.startswith("zoo-"):
             zoo_exe = str(Path(sys.executable).with_name("zoo"))
             cmd = [zoo_exe, "serve", str(folder), "--port", str(self.port), "--max-batch", "32",
                    "--max-wait-ms", "10", "--feedback-db", str(OUT / f"fb-{kind}.db"),
                    "--runtime", "onnx" if "onnx" in kind else "torch",
                    *(["--quantize", "int8"] if "-int8" in kind else []),
-                   *(["--inference", "process"] if kind.endswith("-proc") else [])]
+                   *(["--inference", "process"] if "-proc" in kind else [])]
         else:
-            cmd = [sys.executable, str(HERE), "--serve-peer", kind, "--folder", str(folder),
+            cmd = [sys.executable, str(HERE), "--serve-peer", peer, "--folder", str(folder),
                    "--port", str(self.port)]
         (OUT / "logs").mkdir(parents=True, exist_ok=True)
         self.log_path = OUT / "logs" / f"{kind}.log"
         self.batch_log = OUT / "logs" / f"{kind}.batches"
         self.batch_log.unlink(missing_ok=True)
         env["ZOO_BENCH_BATCH_LOG"] = str(self.batch_log)
-        env["ZOO_BENCH_PEER_THREADS"] = str(peer_threads or "")
+        env["ZOO_BENCH_PEER_THREADS"] = "1" if kind.endswith("-1t") else str(peer_threads or "")
         self.log = open(self.log_path, "w")
         self.t0 = time.perf_counter()
         self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT, env=env,

@@ -142,6 +142,40 @@ def test_micro_batcher_runs_batches_side_by_side():
         assert peak[0] == want
 
 
+def test_a_busy_batcher_gathers_the_next_batch_while_one_runs():
+    """While the batch thread is busy, requests gather into the next batch; it goes as soon
+    as the thread is free, not after another ``max_wait`` (the model never idles through
+    a wait while requests are queued). An idle batcher still waits ``max_wait`` for more."""
+    calls: list[tuple[float, float, list[str]]] = []
+
+    class Slow:
+        def predict(self, inputs, batch_size=32, **options):
+            t = time.perf_counter()
+            time.sleep(0.3)
+            calls.append((t, time.perf_counter(), [x["text"] for x in inputs]))
+            return [{"echo": x["text"]} for x in inputs]
+
+    async def main():
+        b = MicroBatcher(Slow(), max_batch=8, max_wait_ms=200)
+        await b.start()
+        try:
+            first = asyncio.ensure_future(b.submit([{"text": "a"}]))
+            await asyncio.sleep(0.25)  # "a" runs from 0.2 s to 0.5 s
+            later = [asyncio.ensure_future(b.submit([{"text": t}])) for t in "bc"]
+            await asyncio.sleep(0.02)
+            later.append(asyncio.ensure_future(b.submit([{"text": "d"}])))
+            return await asyncio.gather(first, *later)
+        finally:
+            await b.stop()
+
+    t0 = time.perf_counter()
+    out = asyncio.run(main())
+    assert [o[0]["echo"] for o in out] == list("abcd")
+    assert [c[2] for c in calls] == [["a"], ["b", "c", "d"]]
+    assert calls[0][0] - t0 >= 0.19  # idle: the first request waited for company
+    assert calls[1][0] - calls[0][1] < 0.1  # busy: the next batch went when the thread freed
+
+
 def test_batch_threads_defaults():
     assert batch_threads(None, "onnx", on_cpu=True, cores=2) == (2, 1)
     assert batch_threads(None, "onnx", on_cpu=True, cores=16) == (2, 8)

@@ -197,8 +197,9 @@ def _inference_process(model: Any, source: Any, runtime: str, quantize: str | No
     """The child process the batches run in (:mod:`zoo.serve.worker`) and the intra-op
     threads each of its batches gets: it loads the model from ``source`` (else from a
     temporary copy of ``model`` as it is now) where ``model`` sits, quantized or as an ONNX
-    graph as asked. On a CPU the child gets every core (the server process only does
-    HTTP); ONNX Runtime's share them among its batch threads."""
+    graph as asked. On a CPU, torch gets every core but one there (HTTP and the clients
+    keep it: on 2 cores, 2 threads served 178 req/s and 1 thread 221); ONNX Runtime's
+    batch threads share every core."""
     import os
 
     from zoo.serve.worker import InferenceProcess, saved_copy
@@ -224,11 +225,11 @@ def _inference_process(model: Any, source: Any, runtime: str, quantize: str | No
 
 def _inference_threads(cores: int) -> int:
     """torch's intra-op threads in the inference process on a CPU
-    (``ZOO_SERVE_INFERENCE_THREADS``, default every core)."""
+    (``ZOO_SERVE_INFERENCE_THREADS``, default every core but one)."""
     import os
 
     raw = os.environ.get("ZOO_SERVE_INFERENCE_THREADS", "")
-    return int(raw) if raw.isdigit() and int(raw) > 0 else cores
+    return int(raw) if raw.isdigit() and int(raw) > 0 else max(1, cores - 1)
 
 
 def _checked_mounts(mounts: dict[str, Any] | None) -> dict[str, Any]:

@@ -64,30 +64,48 @@ class MicroBatcher:
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
-            await self.slots.acquire()  # a batch thread is free: gather the next batch
             items = [await self.queue.get()]
             n = len(items[0][0])
             deadline = loop.time() + self.max_wait
             while n < self.max_batch:
-                if not self.queue.empty():  # waiting already: no timer needed
-                    item = self.queue.get_nowait()
-                else:
-                    timeout = deadline - loop.time()
-                    if timeout <= 0:
-                        break
-                    try:
-                        item = await asyncio.wait_for(self.queue.get(), timeout)
-                    except asyncio.TimeoutError:
-                        break
+                item = await self._next(loop, deadline)
+                if item is None:
+                    break
                 items.append(item)
                 n += len(item[0])
+            await self.slots.acquire()  # free already unless the batch filled up
             task = asyncio.create_task(self._run_groups(loop, items))
             self.running.add(task)
             task.add_done_callback(self._finished)
 
+    async def _next(self, loop: Any, deadline: float) -> Any:
+        """The next request to join the batch being gathered, or None when it should go:
+        at ``max_wait`` after its first request if a batch thread is free, else as soon as
+        one is (until then it keeps gathering: the model never idles through a wait while
+        requests are queued, and a busy server runs fuller batches)."""
+        while True:
+            if not self.queue.empty():
+                return self.queue.get_nowait()
+            timeout = deadline - loop.time()
+            if timeout <= 0 and not self.slots.locked():
+                return None
+            getter = asyncio.ensure_future(self.queue.get())
+            if timeout > 0:
+                other: Any = asyncio.ensure_future(asyncio.sleep(timeout))
+            else:
+                other = self._freed = loop.create_future()  # set when a batch finishes
+            await asyncio.wait({getter, other}, return_when=asyncio.FIRST_COMPLETED)
+            other.cancel()
+            if getter.done():
+                return getter.result()
+            getter.cancel()  # not taken: the request stays queued
+
     def _finished(self, task: asyncio.Task) -> None:
         self.running.discard(task)
         self.slots.release()
+        freed = getattr(self, "_freed", None)
+        if freed is not None and not freed.done():
+            freed.set_result(None)
 
     async def _run_groups(self, loop: Any, items: list[tuple]) -> None:
         for group in _by_options(items):
