@@ -15,7 +15,8 @@ import torch
 import zoo
 from zoo.errors import ZooError
 from zoo.serve.uvicorn import run_in_thread
-from zoo.serve.worker import InferenceProcess, InferenceUnavailable, run_batch
+from zoo.serve.batch import run_batch
+from zoo.serve.worker import InferenceProcess, InferenceUnavailable
 
 TEXTS = ["a cat on a mat", "dogs", "a much longer sentence about a dog that runs far away"]
 
@@ -63,7 +64,7 @@ def test_process_serving_answers_as_the_model_does_from_its_own_process(server, 
     info = httpx.get(f"{server.url}/info").json()
     assert info["inference"] == "process" and info["device"] == "cpu"
     assert info["inference_pid"] not in (os.getpid(), None)
-    runner = next(iter(server.app.state.lanes.values())).model
+    runner = next(iter(server.app.state.lanes.values())).proc
     assert isinstance(runner, InferenceProcess) and runner.alive
 
 
@@ -75,20 +76,28 @@ def test_a_bad_request_is_a_4xx_and_the_child_keeps_serving(server):
     assert r.status_code == 200
 
 
-def test_a_dead_child_fails_its_batch_with_503_and_the_next_batch_gets_a_new_one(folder):
-    proc = InferenceProcess({"source": str(folder), "place": {"device": "cpu"}, "chunk": 8})
-    try:
+def test_a_dead_child_fails_its_requests_with_503_and_the_next_gets_a_new_one(folder):
+    import asyncio
+    import signal
+
+    proc = InferenceProcess({"source": str(folder), "place": {"device": "cpu"}, "chunk": 8,
+                             "lanes": ["text"], "max_batch": 8, "max_wait": 0.005})
+
+    async def main():
         first = proc.pid
-        assert proc.predict([{"text": "a cat"}])[0]["label"] in ("cat", "dog")
-        proc.proc.kill()
-        proc.proc.wait(10)
-        real_poll = proc.proc.poll
-        proc.proc.poll = lambda: None  # died between the check and the send
-        with pytest.raises(InferenceUnavailable, match="ended .*next batch starts a new one"):
-            proc.predict([{"text": "a cat"}])
-        proc.proc.poll = real_poll
-        out = proc.predict([{"text": "a cat"}, {"text": "a dog"}])
+        out = await proc.submit("text", [{"text": "a cat"}])
+        assert out[0]["label"] in ("cat", "dog")
+        os.kill(first, signal.SIGSTOP)  # the request reaches a child that cannot answer
+        held = asyncio.ensure_future(proc.submit("text", [{"text": "a cat"}]))
+        await asyncio.sleep(0.2)
+        os.kill(first, signal.SIGKILL)  # and dies holding it
+        with pytest.raises(InferenceUnavailable, match="ended .*next request starts a new"):
+            await asyncio.wait_for(held, 30)
+        out = await proc.submit("text", [{"text": "a cat"}, {"text": "a dog"}])
         assert len(out) == 2 and proc.pid != first and proc.restarts == 1 and proc.alive
+
+    try:
+        asyncio.run(main())
     finally:
         proc.close()
     assert not proc.alive
@@ -111,7 +120,7 @@ def test_the_child_serves_the_model_as_held_not_as_saved(folder, tmp_path):
         r = httpx.post(f"{srv.url}/predict", json={"inputs": [{"text": TEXTS[0]}]},
                        timeout=60)
         assert r.json()["outputs"][0]["label"] == want
-        runner = next(iter(app.state.lanes.values())).model
+        runner = next(iter(app.state.lanes.values())).proc
     assert not runner.alive  # the server's shutdown ended the child
 
 
@@ -151,3 +160,22 @@ def test_a_batch_is_split_by_length_only_when_that_saves_padding():
     assert [o["label"] for o in out] == [x["text"] for x in mixed]  # the order kept
     assert [len(c) for c in m.calls] == [4, 4, 2]
     assert max(map(len, m.calls[0])) == 2 and min(map(len, m.calls[-1])) == 300
+
+
+def test_zoo_serve_batches_in_a_child_for_the_torch_runtime_on_a_cpu_by_default(monkeypatch,
+                                                                                capsys):
+    from zoo.cli import main
+    from zoo.serve.app import resolve_inference
+
+    assert resolve_inference("auto", "torch", "cpu") == "process"
+    assert resolve_inference(None, "torch", None) == "process"
+    assert resolve_inference("auto", "onnx", "cpu") == "thread"  # ORT runs outside the GIL
+    assert resolve_inference("auto", "torch", "cuda:0") == "thread"  # one copy on the GPU
+    assert resolve_inference("auto", "torch", "cpu", mounts=True) == "thread"
+    assert resolve_inference("thread", "torch", "cpu") == "thread"
+    monkeypatch.setenv("ZOO_SERVE_APP", "{}")  # restored after: the command sets it
+    with pytest.raises(SystemExit):
+        main(["serve", "no-such-model-anywhere", "--port", "1"])
+    assert json.loads(os.environ["ZOO_SERVE_APP"])["inference"] == "auto"
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "no-such-model-anywhere" in err

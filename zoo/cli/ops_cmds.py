@@ -94,11 +94,13 @@ def card(directory: str, repo_id: str | None, show: bool) -> None:
               help="Weights in int8, dynamic quantization for the CPU (faster; scores move: "
                    "check accuracy with zoo eval --quantize int8). --runtime onnx: the graph, "
                    "made once and cached; torch: every linear layer, on the CPU.")
-@click.option("--inference", type=click.Choice(["thread", "process"]), default="thread",
-              show_default=True, envvar="ZOO_SERVE_INFERENCE",
-              help="process: batches run in a child process that loads its own copy of the "
-                   "model, so HTTP and inference do not share one interpreter lock (more "
-                   "memory; faster under many clients on a CPU) [env ZOO_SERVE_INFERENCE].")
+@click.option("--inference", type=click.Choice(["auto", "thread", "process"]),
+              default="auto", show_default=True, envvar="ZOO_SERVE_INFERENCE",
+              help="process: requests are batched and run in a child process with its own "
+                   "copy of the model (HTTP and inference do not share one interpreter lock; "
+                   "a crash there costs a 503, not the server; twice the memory); thread: "
+                   "in the server process. auto: process for the torch runtime on a CPU, "
+                   "else thread [env ZOO_SERVE_INFERENCE].")
 @click.option("--batch-threads", type=click.IntRange(1, 64), default=None,
               envvar="ZOO_SERVE_BATCH_THREADS",
               help="Batches run side by side, the cores shared among them. Default: 2 with "
@@ -121,13 +123,13 @@ def serve(model: str, host: str, port: int, feedback_db: str, max_batch: int,
           mount: tuple[str, ...] = (), allow_host: tuple[str, ...] = (),
           allow_origin: tuple[str, ...] = (), device: str = "auto",
           precision: str = "auto", quantize: str | None = None,
-          batch_threads: int | None = None, inference: str = "thread") -> None:
+          batch_threads: int | None = None, inference: str = "auto") -> None:
     """Serve MODEL over HTTP: POST /predict, POST /feedback, GET /health /info /metrics,
     /docs. Graceful: Ctrl+C / SIGTERM finish the requests in flight first."""
     import json
     import os
 
-    from zoo.serve.app import Limits
+    from zoo.serve.app import Limits, resolve_inference
 
     pairs = _named(limit, "--limit", "NAME=VALUE")
     limits = Limits.from_env(**pairs)  # checked before any model loads
@@ -142,19 +144,7 @@ def serve(model: str, host: str, port: int, feedback_db: str, max_batch: int,
                                  param_hint="--batch-threads")
     where = _serving_device(device, precision, runtime)  # one line if it cannot be
     if backend == "ray":
-        if batch_threads is not None:
-            raise click.BadParameter("--batch-threads serves with --backend uvicorn (Ray "
-                                     "Serve batches per replica)", param_hint="--batch-threads")
-        if mounts:
-            raise click.BadParameter("--mount serves with --backend uvicorn",
-                                     param_hint="--mount")
-        if inference != "thread":
-            raise click.BadParameter("--inference process serves with --backend uvicorn "
-                                     "(Ray Serve runs each replica in its own process)",
-                                     param_hint="--inference")
-        if runtime != "torch":
-            raise click.BadParameter("--runtime onnx runs with --backend uvicorn",
-                                     param_hint="--runtime")
+        _check_ray_options(batch_threads, mounts, runtime, inference)
         _serve_ray(model, host, port, replicas, max_batch, max_wait_ms, limits, api_key,
                    where, precision)
         return
@@ -168,11 +158,13 @@ def serve(model: str, host: str, port: int, feedback_db: str, max_batch: int,
         "device": where, "precision": precision, "quantize": quantize,
         "batch_threads": batch_threads, "inference": inference,
         "hosts": _hosts(host, allow_host), "origins": list(allow_origin) or None})
+    child = resolve_inference(inference, runtime, where, bool(mounts)) == "process"
     banner = (f"zoo serve: {model} on http://{host}:{port} (POST /predict, docs at /docs"
               f"{', API key required' if api_key else ''}"
               f"{f', {workers} workers' if workers > 1 else ''}"
               f"{', ONNX Runtime' if runtime == 'onnx' else ''}"
               f"{', int8' if quantize else ''}, on {where}"
+              f"{', batches in a child process' if child else ''}"
               f"{''.join(f', {n} at /models/{n}' for n in mounts)}; Ctrl+C stops)")
     _run_uvicorn(model, host, port, workers, runtime, banner, quantize)
 
@@ -196,6 +188,24 @@ def _named(values: tuple[str, ...], option: str, shape: str) -> dict[str, str]:
     if len(pairs) != len(values):
         raise click.BadParameter(f"expected {shape}", param_hint=option)
     return pairs
+
+
+def _check_ray_options(batch_threads: int | None, mounts: dict[str, str], runtime: str,
+                       inference: str) -> None:
+    """What Ray Serve does not take (one line each)."""
+    if batch_threads is not None:
+        raise click.BadParameter("--batch-threads serves with --backend uvicorn (Ray "
+                                 "Serve batches per replica)", param_hint="--batch-threads")
+    if mounts:
+        raise click.BadParameter("--mount serves with --backend uvicorn",
+                                 param_hint="--mount")
+    if inference == "process":
+        raise click.BadParameter("--inference process serves with --backend uvicorn "
+                                 "(Ray Serve runs each replica in its own process)",
+                                 param_hint="--inference")
+    if runtime != "torch":
+        raise click.BadParameter("--runtime onnx runs with --backend uvicorn",
+                                 param_hint="--runtime")
 
 
 def _run_uvicorn(model: str, host: str, port: int, workers: int, runtime: str,

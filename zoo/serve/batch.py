@@ -25,9 +25,10 @@ import time
 from typing import Any
 
 from zoo.serve.state import Metrics
-from zoo.serve.worker import InferenceUnavailable, run_batch
 
-__all__ = ["MicroBatcher"]
+__all__ = ["MicroBatcher", "gather", "run_batch", "run_items"]
+
+CHUNK_SAVING = 0.25  # run_batch splits a batch by length when that pads this much less
 
 _STOP = object()  # tells a batch thread to leave
 
@@ -72,54 +73,11 @@ class MicroBatcher:
     # ------------------------------------------------------------ in the batch threads
     def _serve(self) -> None:
         while True:
-            items = self._gather()
+            items = gather(self.queue, self.max_batch, self.max_wait, stop=_STOP)
             if items is None:
                 return
-            for group in _by_options(items):
-                self._run_group(group)
-
-    def _gather(self) -> list[tuple] | None:
-        """The next batch: the first queued request and those that join it until the batch
-        is full or ``max_wait`` has passed since the first arrived (None: stop)."""
-        first = self.queue.get()
-        if first is _STOP:
-            return None
-        items, n = [first], len(first[0])
-        deadline = first[3] + self.max_wait
-        while n < self.max_batch:
-            try:
-                left = deadline - time.monotonic()
-                item = self.queue.get(timeout=left) if left > 0 else self.queue.get_nowait()
-            except queue.Empty:
-                break
-            if item is _STOP:
-                self.queue.put(_STOP)  # for this thread's next round
-                break
-            items.append(item)
-            n += len(item[0])
-        return items
-
-    def _run_group(self, items: list[tuple]) -> None:
-        options = items[0][2]
-        flat = [x for inputs, *_ in items for x in inputs]
-        try:
-            outputs = self._predict(flat, options)
-        except InferenceUnavailable as e:  # the child died: not one input's fault
-            for _, fut, *_ in items:
-                self._answer(fut, error=e)
-            return
-        except Exception:  # noqa: BLE001
-            # one bad input must not fail its neighbours: retry each request alone
-            for inputs, fut, *_ in items:
-                try:
-                    self._answer(fut, self._predict(inputs, options))
-                except Exception as e:  # noqa: BLE001
-                    self._answer(fut, error=e)
-            return
-        k = 0
-        for inputs, fut, *_ in items:
-            self._answer(fut, outputs[k:k + len(inputs)])
-            k += len(inputs)
+            for fut, ok, out in run_items(self._predict, items):
+                self._answer(fut, out if ok else None, None if ok else out)
 
     def _answer(self, fut: asyncio.Future, result: Any = None,
                 error: BaseException | None = None) -> None:
@@ -141,18 +99,99 @@ class MicroBatcher:
                  ) -> list[dict[str, Any]]:
         if self.metrics:
             self.metrics.batch(len(inputs))
-        remote = getattr(self.model, "run_batch", None)  # an InferenceProcess chunks itself
-        if remote is not None:
-            return remote(inputs, options or {})
         return run_batch(self.model, inputs, options or {}, self.chunk, self.modalities)
 
 
-def _by_options(items: list[tuple]) -> list[list[tuple]]:
-    """Queued requests grouped by the predict options they ask for, in arrival order."""
+def run_batch(model: Any, inputs: list[dict[str, Any]], options: dict[str, Any],
+              chunk: int = 0, modalities: dict[str, Any] | None = None) -> list[Any]:
+    """``model.predict`` over one gathered batch. With ``chunk`` > 0, variable-length
+    inputs (text, audio) run sorted by length in chunks of that many when that pads at
+    least :data:`CHUNK_SAVING` less than one call padded to the longest (the same outputs,
+    less work); inputs of like length run in one call, which is faster (measured: 16 short
+    sentences 87 ms in one call, 94 ms in two)."""
+    n = len(inputs)
+    lengths = _lengths(inputs, modalities) if chunk and n > chunk else None
+    if lengths is None:
+        return model.predict(inputs, batch_size=max(n, 1), **options)
+    order = sorted(range(n), key=lengths.__getitem__)
+    parts = [order[i:i + chunk] for i in range(0, n, chunk)]
+    padded = sum(len(p) * lengths[p[-1]] for p in parts)  # each part padded to its longest
+    if padded > (1 - CHUNK_SAVING) * n * lengths[order[-1]]:
+        return model.predict(inputs, batch_size=n, **options)
+    out: list[Any] = [None] * n
+    for idx in parts:
+        for j, o in zip(idx, model.predict([inputs[k] for k in idx], batch_size=len(idx),
+                                           **options)):
+            out[j] = o
+    return out
+
+
+def _lengths(inputs: list[dict[str, Any]], reg: dict[str, Any] | None
+             ) -> list[float] | None:
+    """Each input's length when every value is of a variable-length modality (padded to
+    the longest in a batch); None otherwise (images are resized alike: nothing to gain)."""
+    if reg is None:
+        from zoo.registry import modalities
+
+        reg = modalities()
+    if not all(x and all(k in reg and reg[k].variable_length for k in x) for x in inputs):
+        return None
+    return [sum(reg[k].length(v) for k, v in x.items()) for x in inputs]
+
+
+def gather(q: Any, max_batch: int, max_wait: float, stop: Any = None) -> list[tuple] | None:
+    """The next batch from ``q`` (items ``(inputs, key, options, arrival)``): the first
+    queued request and those that join it until the batch holds ``max_batch`` inputs or
+    ``max_wait`` seconds have passed since the first arrived (``time.monotonic``, one clock
+    for every process on the machine). On an idle server the first request waits that
+    long for company; on a busy one, the requests queued during a batch go at once.
+    None when ``stop`` comes."""
+    import queue
+    import time
+
+    first = q.get()
+    if first is stop:
+        return None
+    items, n = [first], len(first[0])
+    deadline = first[3] + max_wait
+    while n < max_batch:
+        try:
+            left = deadline - time.monotonic()
+            item = q.get(timeout=left) if left > 0 else q.get_nowait()
+        except queue.Empty:
+            break
+        if item is stop:
+            q.put(stop)  # for this thread's next round
+            break
+        items.append(item)
+        n += len(item[0])
+    return items
+
+
+def run_items(predict: Any, items: list[tuple]) -> list[tuple[Any, bool, Any]]:
+    """``(key, ok, outputs or exception)`` for each request of a gathered batch: requests
+    asking for the same predict options run together through ``predict(inputs,
+    options)``; when a batch fails, its requests run again one by one, so one bad input
+    does not fail its neighbours."""
     import json
 
     groups: dict[str, list[tuple]] = {}
     for item in items:
         groups.setdefault(json.dumps(item[2], sort_keys=True, default=str), []).append(item)
-    return list(groups.values())
-
+    out: list[tuple[Any, bool, Any]] = []
+    for group in groups.values():
+        options = group[0][2]
+        try:
+            outputs = predict([x for inputs, *_ in group for x in inputs], options)
+        except Exception:  # noqa: BLE001  (retried alone below)
+            for inputs, key, *_ in group:
+                try:
+                    out.append((key, True, predict(inputs, options)))
+                except Exception as e:  # noqa: BLE001
+                    out.append((key, False, e))
+            continue
+        k = 0
+        for inputs, key, *_ in group:
+            out.append((key, True, outputs[k:k + len(inputs)]))
+            k += len(inputs)
+    return out

@@ -11,8 +11,9 @@ inputs and outputs through a pipe (microseconds for text; an image batch is copi
 
 The child is a fresh interpreter (a fork of a process that has run torch's thread pools can hang),
 loads the model from its folder (a model without one is saved to a temporary folder
-first), and serves one pipe per batch thread. It ends when the server closes the pipes
-or exits (the pipes close with it)."""
+first), and batches the requests the server streams to it itself (one queue per lane, as
+LitServe's worker collates its own batches). It ends when the server closes the pipe or
+exits (the pipe closes with it)."""
 from __future__ import annotations
 
 import queue
@@ -22,47 +23,9 @@ from typing import Any
 
 from zoo.errors import ZooError
 
-__all__ = ["InferenceProcess", "InferenceUnavailable", "device_info", "run_batch"]
+__all__ = ["InferenceProcess", "InferenceUnavailable", "device_info"]
 
 START_SECONDS = 600.0  # a large model's load on a slow disk
-CHUNK_SAVING = 0.25  # run_batch splits a batch by length when that pads this much less
-
-
-def run_batch(model: Any, inputs: list[dict[str, Any]], options: dict[str, Any],
-              chunk: int = 0, modalities: dict[str, Any] | None = None) -> list[Any]:
-    """``model.predict`` over one gathered batch. With ``chunk`` > 0, variable-length
-    inputs (text, audio) run sorted by length in chunks of that many when that pads at
-    least :data:`CHUNK_SAVING` less than one call padded to the longest (the same outputs,
-    less work); inputs of like length run in one call, which is faster (measured: 16 short
-    sentences 87 ms in one call, 94 ms in two)."""
-    n = len(inputs)
-    lengths = _lengths(inputs, modalities) if chunk and n > chunk else None
-    if lengths is None:
-        return model.predict(inputs, batch_size=max(n, 1), **options)
-    order = sorted(range(n), key=lengths.__getitem__)
-    parts = [order[i:i + chunk] for i in range(0, n, chunk)]
-    padded = sum(len(p) * lengths[p[-1]] for p in parts)  # each part padded to its longest
-    if padded > (1 - CHUNK_SAVING) * n * lengths[order[-1]]:
-        return model.predict(inputs, batch_size=n, **options)
-    out: list[Any] = [None] * n
-    for idx in parts:
-        for j, o in zip(idx, model.predict([inputs[k] for k in idx], batch_size=len(idx),
-                                           **options)):
-            out[j] = o
-    return out
-
-
-def _lengths(inputs: list[dict[str, Any]], reg: dict[str, Any] | None
-             ) -> list[float] | None:
-    """Each input's length when every value is of a variable-length modality (padded to
-    the longest in a batch); None otherwise (images are resized alike: nothing to gain)."""
-    if reg is None:
-        from zoo.registry import modalities
-
-        reg = modalities()
-    if not all(x and all(k in reg and reg[k].variable_length for k in x) for x in inputs):
-        return None
-    return [sum(reg[k].length(v) for k, v in x.items()) for x in inputs]
 
 
 class InferenceUnavailable(ZooError):
@@ -71,22 +34,28 @@ class InferenceUnavailable(ZooError):
 
 
 class InferenceProcess:
-    """A child process that loads the model described by ``spec`` and runs batches for
-    ``threads`` batch threads at once (one pipe each). ``spec``: ``source`` (a folder or
-    name :func:`zoo.load` takes), ``place`` (its keyword arguments: device, precision,
-    quantize), ``runtime`` (``"torch"`` or ``"onnx"``), ``onnx`` (:class:`OnnxRunner`'s
-    keyword arguments), ``torch_threads`` (the child's intra-op threads, None: torch's
-    default) and ``chunk`` (:func:`run_batch`). Raises :class:`ZooError` with the child's
-    one line when it cannot load. A child that dies fails the batches it held
-    (:class:`InferenceUnavailable`) and is started again for the next one."""
+    """A child process that loads the model described by ``spec`` and batches the requests
+    streamed to it itself, as LitServe's worker does: a finished batch is followed at once
+    by the requests queued meanwhile, without waiting for the server's event loop.
+    ``spec``: ``source`` (a folder or name :func:`zoo.load` takes), ``place`` (its keyword
+    arguments: device, precision, quantize), ``runtime`` (``"torch"`` or ``"onnx"``),
+    ``onnx`` (:class:`OnnxRunner`'s keyword arguments), ``torch_threads`` (the child's
+    intra-op threads, None: torch's default), ``chunk`` (:func:`run_batch`), ``lanes``
+    (one queue each: a slow modality never delays a fast one), ``workers`` (batch threads
+    per lane), ``max_batch`` and ``max_wait`` (seconds). Raises :class:`ZooError` with the
+    child's one line when it cannot load. A child that dies fails the requests it held
+    (:class:`InferenceUnavailable`, a 503) and is started again for the next one."""
 
-    def __init__(self, spec: dict[str, Any], threads: int = 1,
-                 start_seconds: float = START_SECONDS) -> None:
-        self.spec, self.threads, self.start_seconds = spec, max(1, threads), start_seconds
-        self.free: queue.Queue = queue.Queue()  # (generation, pipe) not in use
+    def __init__(self, spec: dict[str, Any], start_seconds: float = START_SECONDS) -> None:
+        import itertools
+
+        self.spec, self.start_seconds = spec, start_seconds
+        self.pending: dict[int, tuple[int, Any, Any]] = {}  # id -> (generation, loop, future)
+        self.ids = itertools.count()
         self.generation, self.restarts = 0, 0
-        self.lock = threading.Lock()
-        self.conns: list[Any] = []
+        self.metrics: Any = None  # zoo.serve.state.Metrics: the child's batch sizes
+        self.restart_lock = threading.Lock()
+        self.conn: Any = None
         self._start()
 
     def _start(self) -> None:
@@ -98,25 +67,24 @@ class InferenceProcess:
         from multiprocessing.connection import Connection
 
         spec = self.spec
-        pairs = [socket.socketpair() for _ in range(self.threads)]
-        fds = [b.fileno() for _, b in pairs]
+        mine, theirs = socket.socketpair()
         # a fresh interpreter running this module (not multiprocessing's spawn, which
         # imports the caller's __main__ again: a script without a __main__ guard would
-        # start a second server); the pipes are socket pairs it inherits
+        # start a second server); the pipe is a socket pair it inherits
         env = {**os.environ, "ZOO_INFERENCE_SPEC": json.dumps(spec),
-               "ZOO_INFERENCE_FDS": ",".join(map(str, fds))}
+               "ZOO_INFERENCE_FD": str(theirs.fileno())}
         self.proc = subprocess.Popen([sys.executable, "-m", "zoo.serve.worker"], env=env,
-                                     pass_fds=fds, stdin=subprocess.DEVNULL)
-        for _, b in pairs:
-            b.close()  # the child's ends live in the child only: its exit closes ours
-        self.conns = [Connection(a.detach()) for a, _ in pairs]
+                                     pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL)
+        theirs.close()  # the child's end lives in the child only: its exit closes ours
+        conn = Connection(mine.detach())
         try:
-            ready = self.conns[0].poll(self.start_seconds)
-            status, payload = self.conns[0].recv() if ready else ("error", None)
+            ready = conn.poll(self.start_seconds)
+            status, payload = conn.recv() if ready else ("error", None)
         except (EOFError, OSError):
             status, payload = "error", None
         if status != "ready":
-            self.close()
+            conn.close()
+            self._end()
             raise ZooError(payload or (
                 f"the inference process did not load {spec.get('source')} in "
                 f"{self.start_seconds:g} s" if self.proc.returncode is None else
@@ -124,72 +92,128 @@ class InferenceProcess:
                 f"code {self.proc.returncode}; its log is above)"))
         self.info: dict[str, Any] = payload
         self.generation += 1
-        for c in self.conns:
-            self.free.put((self.generation, c))
+        self.conn = conn
+        threading.Thread(target=self._read, args=(conn, self.generation, self.proc),
+                         name="zoo-inference-reader", daemon=True).start()
 
     @property
     def pid(self) -> int:
         return self.proc.pid
 
-    def run_batch(self, inputs: list[dict[str, Any]], options: dict[str, Any],
-                  chunk: int = 0, modalities: Any = None) -> list[Any]:
-        """:func:`run_batch` in the child (``chunk`` is the child's own, from its spec)."""
-        self._restart_if_gone()
-        gen, conn = self.free.get()
-        while gen != self.generation:  # a pipe to a child that is gone
-            gen, conn = self.free.get()
+    @property
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    async def submit(self, lane: str, inputs: list[dict[str, Any]],
+                     options: dict[str, Any] | None = None) -> list[Any]:
+        """The outputs for ``inputs``, batched in the child with other requests of
+        ``lane``."""
+        import asyncio
+        import time
+
+        loop = asyncio.get_running_loop()
+        if not self.alive:  # died since the last request: a new child (off the event loop)
+            await loop.run_in_executor(None, self._restart_if_gone)
+        rid = next(self.ids)
+        fut = loop.create_future()
+        self.pending[rid] = (self.generation, loop, fut)
         try:
-            conn.send((inputs, options))
-            status, payload = conn.recv()
-        except (EOFError, OSError):
-            code = self.proc.wait(10)
-            raise InferenceUnavailable(f"the inference process ended (exit code {code}) "
-                                       f"during this batch; the next batch starts a new one"
-                                       ) from None
+            self.conn.send((lane, (inputs, rid, dict(options or {}), time.monotonic())))
+        except OSError:
+            self.pending.pop(rid, None)
+            raise InferenceUnavailable("the inference process ended; the next request "
+                                       "starts a new one") from None
+        try:
+            return await fut
         finally:
-            if gen == self.generation:
-                self.free.put((gen, conn))
-        if status == "error":
-            raise payload
-        return payload
+            self.pending.pop(rid, None)
+
+    def lane(self, name: str) -> "_Lane":
+        return _Lane(self, name)
+
+    def _read(self, conn: Any, generation: int, proc: Any) -> None:
+        """The parent's reader thread: each message is one batch's answers; the event
+        loop gets them in one call. When the child is gone, its requests fail."""
+        while True:
+            try:
+                answers, sizes = conn.recv()
+            except (EOFError, OSError):
+                break
+            if self.metrics:
+                for n in sizes:
+                    self.metrics.batch(n)
+            settle = [(self.pending.get(rid), ok, out) for rid, ok, out in answers]
+            for loop in {p[1] for p, _, _ in settle if p}:
+                _call(loop, _settle, [(p[2], ok, out) for p, ok, out in settle
+                                      if p and p[1] is loop])
+        code = proc.wait()
+        err = InferenceUnavailable(f"the inference process ended (exit code {code}) with "
+                                   f"this request; the next request starts a new one")
+        for g, loop, fut in [p for p in list(self.pending.values()) if p[0] == generation]:
+            _call(loop, _settle, [(fut, False, err)])
 
     def _restart_if_gone(self) -> None:
-        if self.proc.poll() is None:
-            return
-        with self.lock:
-            if self.proc.poll() is None:  # another batch thread restarted it
+        with self.restart_lock:
+            if self.alive:  # another request restarted it
                 return
-            for c in self.conns:
-                c.close()
+            self.conn.close()
             self.restarts += 1
             try:
                 self._start()
             except ZooError as e:
                 raise InferenceUnavailable(str(e)) from None
 
-    def predict(self, inputs: list[dict[str, Any]], batch_size: int = 32,
-                **options: Any) -> list[Any]:
-        return self.run_batch(list(inputs), options)
-
-    @property
-    def alive(self) -> bool:
-        return self.proc.poll() is None
-
     def close(self, timeout: float = 5.0) -> None:
-        """Ends the child: its pipes closed (it leaves when a pipe's other end is gone),
-        then terminated if it is still there after ``timeout`` seconds."""
-        import subprocess
-
-        for c in self.conns:
+        """Ends the child: its pipe closed (it leaves when the other end is gone), then
+        terminated if it is still there after ``timeout`` seconds."""
+        if self.conn is not None:
             try:
-                c.close()
+                self.conn.close()
             except OSError:
                 pass
+        self._end(timeout)
+
+    def _end(self, timeout: float = 5.0) -> None:
+        import subprocess
+
         try:
             self.proc.wait(timeout)
         except subprocess.TimeoutExpired:
             self.proc.terminate()
             self.proc.wait(timeout)
+
+
+class _Lane:
+    """One modality's queue in the child, as the routes see a lane (``submit``)."""
+
+    def __init__(self, proc: InferenceProcess, name: str) -> None:
+        self.proc, self.name = proc, name
+
+    async def start(self) -> None:
+        pass
+
+    async def stop(self) -> None:
+        pass
+
+    async def submit(self, inputs: list[dict[str, Any]],
+                     options: dict[str, Any] | None = None) -> list[Any]:
+        return await self.proc.submit(self.name, inputs, options)
+
+
+def _call(loop: Any, fn: Any, *args: Any) -> None:
+    try:
+        loop.call_soon_threadsafe(fn, *args)
+    except RuntimeError:  # the loop closed: nobody is waiting
+        pass
+
+
+def _settle(answers: list[tuple[Any, bool, Any]]) -> None:
+    for fut, ok, out in answers:
+        if not fut.done():
+            if ok:
+                fut.set_result(out)
+            else:
+                fut.set_exception(out)
 
 
 def device_info(model: Any, onnx: Any = None) -> dict[str, Any]:
@@ -206,24 +230,52 @@ def device_info(model: Any, onnx: Any = None) -> dict[str, Any]:
             or inference_precision(model.precision, model.device)}
 
 
-def _child(spec: dict[str, Any], conns: list[Any]) -> None:
-    """The child: load, say ready (or the one-line reason it could not), then serve each
-    pipe in a thread of its own until it closes."""
+def _child(spec: dict[str, Any], conn: Any) -> None:
+    """The child: load, say ready (or the one-line reason it could not), then read
+    requests into one queue per lane, each served by its batch threads, until the
+    server closes the pipe or exits."""
+    import os
+    import queue
+
     try:
         runner, info = _load(spec)
     except BaseException as e:  # noqa: BLE001  (whatever stops the load goes back as a line)
         msg = str(e).strip().splitlines()[0][:300] if str(e).strip() else type(e).__name__
-        conns[0].send(("error", f"the inference process could not load "
-                                f"{spec.get('source')}: {msg}"))
+        conn.send(("error", f"the inference process could not load "
+                            f"{spec.get('source')}: {msg}"))
         return
-    conns[0].send(("ready", info))
+    conn.send(("ready", info))
+    lanes = {name: queue.Queue() for name in spec.get("lanes") or ["default"]}
+    send = threading.Lock()
+    for q in lanes.values():
+        for _ in range(max(1, int(spec.get("workers") or 1))):
+            threading.Thread(target=_batches, args=(runner, q, conn, send, spec),
+                             daemon=True).start()
+    while True:
+        try:
+            lane, item = conn.recv()
+        except (EOFError, OSError):
+            os._exit(0)  # the server is gone: so are its requests
+        lanes[lane].put(item)
+
+
+def _batches(runner: Any, q: Any, conn: Any, send: Any, spec: dict[str, Any]) -> None:
+    from zoo.registry import modalities
+    from zoo.serve.batch import gather, run_batch, run_items
+
+    reg = modalities()
     chunk = int(spec.get("chunk") or 0)
-    threads = [threading.Thread(target=_serve_pipe, args=(runner, c, chunk), daemon=True)
-               for c in conns]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    max_batch, max_wait = int(spec.get("max_batch") or 32), float(spec.get("max_wait") or 0)
+
+    def predict(inputs: list[Any], options: dict[str, Any]) -> list[Any]:
+        return run_batch(runner, inputs, options, chunk, reg)
+
+    while True:
+        items = gather(q, max_batch, max_wait)
+        answers = [(rid, ok, out if ok else _picklable(out))
+                   for rid, ok, out in run_items(predict, items)]
+        with send:
+            conn.send((answers, [sum(len(x[0]) for x in items)]))
 
 
 def _load(spec: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
@@ -243,21 +295,6 @@ def _load(spec: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
         runner = OnnxRunner(model, **(spec.get("onnx") or {}))
     return runner, {"pid": os.getpid(), "torch_threads": torch.get_num_threads(),
                     "device": device_info(model, runner if runner is not model else None)}
-
-
-def _serve_pipe(runner: Any, conn: Any, chunk: int) -> None:
-    from zoo.registry import modalities
-
-    reg = modalities()
-    while True:
-        try:
-            inputs, options = conn.recv()
-        except (EOFError, OSError):
-            return  # the server closed the pipe or exited
-        try:
-            conn.send(("ok", run_batch(runner, inputs, options, chunk, reg)))
-        except Exception as e:  # noqa: BLE001  (the server raises it for this batch)
-            conn.send(("error", _picklable(e)))
 
 
 def _picklable(e: Exception) -> Exception:
@@ -290,8 +327,7 @@ def main() -> None:
     from multiprocessing.connection import Connection
 
     spec = json.loads(os.environ["ZOO_INFERENCE_SPEC"])
-    conns = [Connection(int(fd)) for fd in os.environ["ZOO_INFERENCE_FDS"].split(",")]
-    _child(spec, conns)
+    _child(spec, Connection(int(os.environ["ZOO_INFERENCE_FD"])))
 
 
 if __name__ == "__main__":
