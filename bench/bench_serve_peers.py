@@ -5,7 +5,9 @@ server from the same folder) served six ways, each in its own process on 127.0.0
   zoo-onnx-int8  ``zoo serve DIR --runtime onnx --quantize int8``  (the graph's weights in
              int8; same micro-batching)
   zoo-onnx   ``zoo serve DIR --runtime onnx``  (micro-batching: max batch 32, max wait 10 ms)
-  zoo-torch  ``zoo serve DIR``                 (same, the default torch runtime)
+  zoo-torch  ``zoo serve DIR``                 (same, the default torch runtime: on a CPU
+             its batches run in a child process, ``--inference auto``)
+  zoo-torch-thread  ``zoo serve DIR --inference thread``: batches in the server process
   zoo-*-proc  the same three with ``--inference process``: batches in a child process
              (zoo-torch-proc1: that child on one torch thread, as it has by default on 2
              cores; zoo-torch-proc then takes ZOO_SERVE_INFERENCE_THREADS from the caller)
@@ -56,8 +58,9 @@ from _common import WORK, report
 
 HERE = Path(__file__).resolve()
 OUT = WORK / "serve_peers"
-ALL = ("zoo-onnx-int8", "zoo-onnx", "zoo-torch", "zoo-onnx-int8-proc", "zoo-onnx-proc",
-       "zoo-torch-proc", "zoo-torch-proc1", "litserve", "litserve-1t", "ray", "fastapi")
+ALL = ("zoo-onnx-int8", "zoo-onnx", "zoo-torch", "zoo-torch-thread", "zoo-onnx-int8-proc",
+       "zoo-onnx-proc", "zoo-torch-proc", "zoo-torch-proc1", "litserve", "litserve-1t", "ray",
+       "fastapi")
 ZOO = tuple(k for k in ALL if k.startswith("zoo-"))
 INT8_POINTS = 0.5  # int8's accuracy must stay within this many points of fp32's
 START_TIMEOUT = {"ray": 240.0}  # seconds until /health answers; others 120
@@ -250,7 +253,8 @@ class Server:
                    "--max-wait-ms", "10", "--feedback-db", str(OUT / f"fb-{kind}.db"),
                    "--runtime", "onnx" if "onnx" in kind else "torch",
                    *(["--quantize", "int8"] if "-int8" in kind else []),
-                   *(["--inference", "process"] if "-proc" in kind else [])]
+                   *(["--inference", "process"] if "-proc" in kind else []),
+                   *(["--inference", "thread"] if kind.endswith("-thread") else [])]
         else:
             cmd = [sys.executable, str(HERE), "--serve-peer", peer, "--folder", str(folder),
                    "--port", str(self.port)]
