@@ -73,8 +73,8 @@ class InferenceProcess:
         # start a second server); the pipe is a socket pair it inherits
         env = {**os.environ, "ZOO_INFERENCE_SPEC": json.dumps(spec),
                "ZOO_INFERENCE_FD": str(theirs.fileno())}
-        self.proc = subprocess.Popen([sys.executable, "-m", "zoo.serve.worker"], env=env,
-                                     pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL)
+        proc = subprocess.Popen([sys.executable, "-m", "zoo.serve.worker"], env=env,
+                                pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL)
         theirs.close()  # the child's end lives in the child only: its exit closes ours
         conn = Connection(mine.detach())
         try:
@@ -84,16 +84,18 @@ class InferenceProcess:
             status, payload = "error", None
         if status != "ready":
             conn.close()
-            self._end()
+            _end(proc)
             raise ZooError(payload or (
                 f"the inference process did not load {spec.get('source')} in "
-                f"{self.start_seconds:g} s" if self.proc.returncode is None else
+                f"{self.start_seconds:g} s" if proc.returncode is None else
                 f"the inference process ended while loading {spec.get('source')} (exit "
-                f"code {self.proc.returncode}; its log is above)"))
+                f"code {proc.returncode}; its log is above)"))
         self.info: dict[str, Any] = payload
+        # requests go to the new child from here on (not while it loads: they would meet
+        # the old, closed pipe)
         self.generation += 1
-        self.conn = conn
-        threading.Thread(target=self._read, args=(conn, self.generation, self.proc),
+        self.proc, self.conn = proc, conn
+        threading.Thread(target=self._read, args=(conn, self.generation, proc),
                          name="zoo-inference-reader", daemon=True).start()
 
     @property
@@ -171,16 +173,18 @@ class InferenceProcess:
                 self.conn.close()
             except OSError:
                 pass
-        self._end(timeout)
+        _end(self.proc, timeout)
 
-    def _end(self, timeout: float = 5.0) -> None:
-        import subprocess
 
-        try:
-            self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.terminate()
-            self.proc.wait(timeout)
+def _end(proc: Any, timeout: float = 5.0) -> None:
+    """Waits ``timeout`` seconds for ``proc`` to leave, then terminates it."""
+    import subprocess
+
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.terminate()
+        proc.wait(timeout)
 
 
 class _Lane:
