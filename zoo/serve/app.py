@@ -53,8 +53,9 @@ def create_app(model: Any, *, feedback_db: str | Path = "feedback.db", max_batch
     (ONNX Runtime): batches run side by side, the cores shared among them
     (:func:`batch_threads`; None: 2 on a CPU with 2 or more cores, else 1). ``quantize="int8"``:
     the ONNX graph's weights, or the torch model's linear layers, dynamic int8 on the CPU
-    (scores move: measure with ``zoo eval --quantize int8``). ``inference="process"``: batches run in a child process (:mod:`zoo.serve.worker`)
-    loading ``source`` (None: a temporary copy of ``model`` as it is) where ``model`` sits."""
+    (scores move: measure with ``zoo eval --quantize int8``). ``inference="process"``:
+    batches run in a child process (:mod:`zoo.serve.worker`) loading ``source`` (None: a
+    temporary copy of ``model`` as it is) where ``model`` sits."""
     from fastapi import FastAPI
 
     from zoo.serve.guard import Guard
@@ -200,8 +201,8 @@ def _inference_process(model: Any, source: Any, runtime: str, quantize: str | No
     threads each of its batches gets: it loads the model from ``source`` (else from a
     temporary copy of ``model`` as it is now) where ``model`` sits, quantized or as an ONNX
     graph as asked. On a CPU, torch gets every core but one there (HTTP and the clients
-    keep it: on 2 cores, 2 threads served 178 req/s and 1 thread 221); ONNX Runtime's
-    batch threads share every core."""
+    keep it: on 2 cores, 2 threads served 174-194 req/s and 1 thread 229-245); ONNX
+    Runtime's batch threads share the cores as :func:`batch_threads` says."""
     import os
 
     from zoo.serve.worker import InferenceProcess, saved_copy
@@ -209,10 +210,9 @@ def _inference_process(model: Any, source: Any, runtime: str, quantize: str | No
     keep = None
     if source is None:
         source, keep = saved_copy(model)
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") \
-        else (os.cpu_count() or 1)
-    if on_cpu:
-        per = max(1, cores // workers) if runtime == "onnx" else _inference_threads(cores)
+    if on_cpu and runtime == "torch":  # the cores, not this process's (tuned) torch threads
+        per = _inference_threads(len(os.sched_getaffinity(0)) if hasattr(
+            os, "sched_getaffinity") else (os.cpu_count() or 1))
     spec = {"source": str(source), "runtime": runtime, "chunk": 8 if runtime == "torch" else 0,
             "place": {"device": None if runtime == "onnx" else str(model.device),
                       "precision": getattr(model, "precision", "auto") or "auto",

@@ -26,7 +26,7 @@ from typing import Any
 
 from zoo.serve.state import Metrics
 
-__all__ = ["MicroBatcher", "gather", "run_batch", "run_items"]
+__all__ = ["MicroBatcher", "answer", "gather", "run_batch", "run_items"]
 
 CHUNK_SAVING = 0.25  # run_batch splits a batch by length when that pads this much less
 
@@ -76,24 +76,7 @@ class MicroBatcher:
             items = gather(self.queue, self.max_batch, self.max_wait, stop=_STOP)
             if items is None:
                 return
-            for fut, ok, out in run_items(self._predict, items):
-                self._answer(fut, out if ok else None, None if ok else out)
-
-    def _answer(self, fut: asyncio.Future, result: Any = None,
-                error: BaseException | None = None) -> None:
-        """Hands a request its answer on the event loop (unless it gave up waiting)."""
-        def settle() -> None:
-            if fut.done():
-                return
-            if error is not None:
-                fut.set_exception(error)
-            else:
-                fut.set_result(result)
-
-        try:
-            self.loop.call_soon_threadsafe(settle)
-        except RuntimeError:  # the loop closed: nobody is waiting
-            pass
+            answer(self.loop, run_items(self._predict, items))
 
     def _predict(self, inputs: list[dict[str, Any]], options: dict[str, Any] | None = None
                  ) -> list[dict[str, Any]]:
@@ -195,3 +178,22 @@ def run_items(predict: Any, items: list[tuple]) -> list[tuple[Any, bool, Any]]:
             out.append((key, True, outputs[k:k + len(inputs)]))
             k += len(inputs)
     return out
+
+
+def answer(loop: Any, answers: list[tuple[Any, bool, Any]]) -> None:
+    """Hands each ``(future, ok, outputs or exception)`` its answer on ``loop``, from a
+    batch thread, in one call for the whole batch (a future that gave up waiting is
+    skipped)."""
+    try:
+        loop.call_soon_threadsafe(_settle, answers)
+    except RuntimeError:  # the loop closed: nobody is waiting
+        pass
+
+
+def _settle(answers: list[tuple[Any, bool, Any]]) -> None:
+    for fut, ok, out in answers:
+        if not fut.done():
+            if ok:
+                fut.set_result(out)
+            else:
+                fut.set_exception(out)

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from zoo.errors import ZooError
+from zoo.serve.batch import answer
 
 __all__ = ["InferenceProcess", "InferenceUnavailable", "device_info"]
 
@@ -146,13 +147,12 @@ class InferenceProcess:
                     self.metrics.batch(n)
             settle = [(self.pending.get(rid), ok, out) for rid, ok, out in answers]
             for loop in {p[1] for p, _, _ in settle if p}:
-                _call(loop, _settle, [(p[2], ok, out) for p, ok, out in settle
-                                      if p and p[1] is loop])
+                answer(loop, [(p[2], ok, out) for p, ok, out in settle if p and p[1] is loop])
         code = proc.wait()
         err = InferenceUnavailable(f"the inference process ended (exit code {code}) with "
                                    f"this request; the next request starts a new one")
         for g, loop, fut in [p for p in list(self.pending.values()) if p[0] == generation]:
-            _call(loop, _settle, [(fut, False, err)])
+            answer(loop, [(fut, False, err)])
 
     def _restart_if_gone(self) -> None:
         with self.restart_lock:
@@ -202,22 +202,6 @@ class _Lane:
     async def submit(self, inputs: list[dict[str, Any]],
                      options: dict[str, Any] | None = None) -> list[Any]:
         return await self.proc.submit(self.name, inputs, options)
-
-
-def _call(loop: Any, fn: Any, *args: Any) -> None:
-    try:
-        loop.call_soon_threadsafe(fn, *args)
-    except RuntimeError:  # the loop closed: nobody is waiting
-        pass
-
-
-def _settle(answers: list[tuple[Any, bool, Any]]) -> None:
-    for fut, ok, out in answers:
-        if not fut.done():
-            if ok:
-                fut.set_result(out)
-            else:
-                fut.set_exception(out)
 
 
 def device_info(model: Any, onnx: Any = None) -> dict[str, Any]:
