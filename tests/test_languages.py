@@ -109,6 +109,14 @@ def test_tfidf_encoder_is_fitted_cached_and_starts_as_tfidf_plus_logistic_regres
     np.testing.assert_allclose(ours[:, :len(ref.vocabulary_)].numpy(),
                                ref.transform(texts).toarray(), atol=1e-6)
     assert (tmp_path / "m" / "preprocessor" / "text" / "tfidf.json").is_file()
+    # a weak probe (labels unrelated to the text) is not "fine-tuned": the fitted encoder
+    # has no parameters, and a second stage would only train the same head, uncached
+    noise = [dict(r, label=("ru", "de")[i % 2]) for i, r in enumerate(rows)]
+    flipped = [dict(r, label=("de", "ru")[i % 2]) for i, r in enumerate(rows)]
+    weak = zoo.train(zoo.create_model("tfidf-text-clf"), noise, flipped, tmp_path / "w",
+                     epochs=2, progress=False, loggers=[])
+    assert weak["best"]["accuracy"] < 0.98 and not weak["finetuned"]
+    assert weak["epochs_run"] == 2
     back = zoo.load(tmp_path / "m")
     x = [{"text": t} for t in texts]
     assert back.predict(x) == model.eval().predict(x)

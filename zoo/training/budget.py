@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-__all__ = ["AUTO_STAGE_SECONDS", "PLAN_STEPS", "say_plan", "stage_started", "after_step",
+__all__ = ["AUTO_STAGE_SECONDS", "PLAN_STEPS", "say_plan", "tunable", "stage_started", "after_step",
            "fmt_seconds"]
 
 #: the longest a stage zoo chose by itself may take on a CPU unless asked (10 minutes)
@@ -31,6 +31,12 @@ def fmt_seconds(s: float) -> str:
     return f"{s / 3600:.1f} h"
 
 
+def tunable(run: Any) -> bool:
+    """Whether the encoders the probe keeps frozen have parameters LP-FT could fine-tune
+    (a fitted TF-IDF encoder has none)."""
+    return any(p.numel() for m in run.frozen for p in run.model.encoders[m].parameters())
+
+
 def say_plan(run: Any, steps_per_epoch: int, epochs: int, finetune_epochs: int) -> None:
     """The run's stages before any work: epochs and steps, and when LP-FT may follow
     (``epochs`` of the current stage, ``finetune_epochs`` of LP-FT's)."""
@@ -40,7 +46,7 @@ def say_plan(run: Any, steps_per_epoch: int, epochs: int, finetune_epochs: int) 
     if run.cached is not None:
         parts[0] += " on cached features"
     threshold = getattr(run.task, "finetune_below", None)
-    if (stage == "probe" and cfg.freeze == "auto" and run.frozen and run.eval_ex is not None
+    if (stage == "probe" and cfg.freeze == "auto" and tunable(run) and run.eval_ex is not None
             and threshold is not None and finetune_epochs > 0):
         asked = cfg.finetune_epochs is not None
         parts.append(f"then, if eval {run.task.metric} < {threshold}: fine-tune "

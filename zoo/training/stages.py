@@ -137,7 +137,9 @@ def last_epoch(run: Run) -> int:
 def begin_finetune(run: Run) -> bool:
     """LP-FT: after the probe, fine-tune the pretrained encoders it kept frozen when the
     probe is weak — ``freeze="auto"``, eval data given, and the best probe metric below
-    the task's ``finetune_below`` — starting from the best probe. False: the run is done."""
+    the task's ``finetune_below`` — starting from the best probe. False: the run is done
+    (also when the frozen encoders have no parameters, like a fitted TF-IDF: a second stage
+    would train the same fusion and head again, without the feature cache)."""
     task, cfg, state = run.task, run.cfg, run.state
     threshold = getattr(task, "finetune_below", None)
     best = state["best"]
@@ -145,6 +147,10 @@ def begin_finetune(run: Run) -> bool:
             or run.eval_ex is None or stage_epochs(run, "finetune") <= 0
             or task.metric not in best or state.get("stopped")):  # (a budget ran out)
         return False
+    from zoo.training.budget import tunable
+
+    if not tunable(run):
+        return False  # fitted encoders (tfidf-ngram): nothing to fine-tune, the probe is all
     value = best[task.metric]
     weak = value < threshold if task.higher_is_better else value > threshold
     if not weak:
