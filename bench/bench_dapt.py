@@ -11,8 +11,8 @@ the registry's all-MiniLM-L6-v2, and the DAPT folder (`--encoder text=FOLDER`); 
 and head start from the same weights and see the same batches. Test accuracy on the test
 split: mean ± sd over seeds, and the paired difference.
 
-    .venv/bin/python bench/bench_dapt.py [--per-class 16] [--seeds 0,1,2] [--mlm-epochs 2]
-        [--ft-epochs 4] [--mode finetune|probe] [--corpus-cap 2000] [--ppl-texts 200] [--control]
+    .venv/bin/python bench/bench_dapt.py [--per-class 16] [--seeds 0,1,2] [--mlm-epochs 3] [--mlm-lr LR]
+        [--ft-epochs 4] [--mode finetune|probe] [--corpus-cap 0] [--ppl-texts 200] [--control]
         [--head-warmup SHARE] [--head-lr LR] [--head-init identity|random] [--no-classifier]
 
 Fill-mask: the folder written before training (0 epochs: MiniLM and its fresh head) and
@@ -131,14 +131,16 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--per-class", type=int, default=16)
     ap.add_argument("--seeds", default="0,1,2")
-    ap.add_argument("--mlm-epochs", type=int, default=2)
-    ap.add_argument("--mlm-lr", type=float, default=1e-4)
+    ap.add_argument("--mlm-epochs", type=int, default=3, help="zoo pretrain's default")
+    ap.add_argument("--mlm-lr", type=float, default=None,
+                    help="the encoder's rate [zoo pretrain's default: 2e-4 beside MiniLM's "
+                         "fresh head]")
     ap.add_argument("--max-length", type=int, default=128)
     ap.add_argument("--ft-epochs", type=int, default=4)
     ap.add_argument("--ppl-texts", type=int, default=200,
                     help="val fortunes scored for perplexity (0: all)")
     ap.add_argument("--mode", choices=["finetune", "probe"], default="finetune")
-    ap.add_argument("--corpus-cap", type=int, default=2000, help="0: the whole corpus")
+    ap.add_argument("--corpus-cap", type=int, default=0, help="0: the whole corpus")
     ap.add_argument("--control", action="store_true")
     ap.add_argument("--head-warmup", type=float, default=None,
                     help="share of the MLM steps training the fresh head only, before the "
@@ -175,7 +177,8 @@ def main() -> None:
     with Timer() as t_mlm:
         rec = mlm(corpus, val_txt, enc, args, **head)
     before, after = rec["metrics"]["before"], rec["metrics"]["after"]
-    print(f"MLM {args.mlm_epochs} epochs, {rec['corpus']['tokens']} tokens, head lr "
+    print(f"MLM {args.mlm_epochs} epochs, {rec['corpus']['tokens']} tokens, encoder lr "
+          f"{rec['training']['lr']:g}, head lr "
           f"{rec['settings']['head_lr']}, head init {rec['settings']['head_init']}: perplexity "
           f"{before['perplexity']:.1f} -> {after['perplexity']:.2f} "
           f"({after['masked_tokens']} masked val tokens), {t_mlm.s:.0f} s", flush=True)
@@ -195,6 +198,7 @@ def main() -> None:
                             "ppl_head_only": round(control, 2) if control else None,
                             "fill_before": hits_before, "fill_after": hits_after,
                             "fill_examples": len(FILL), **rec["settings"],
+                            "encoder_lr": rec["training"]["lr"],
                             "corpus_texts": len(texts), "mlm_s": round(t_mlm.s)})
         return
     acc: dict[str, list[float]] = {"base": [], "dapt": []}
@@ -236,7 +240,7 @@ def main() -> None:
                     "mlm_epochs": args.mlm_epochs, "ft_epochs": args.ft_epochs,
                     "head_warmup": rec["settings"]["head_warmup"],
                     "head_warmup_steps": rec["settings"]["head_warmup_steps"],
-                    "head_lr": rec["settings"]["head_lr"],
+                    "head_lr": rec["settings"]["head_lr"], "encoder_lr": rec["training"]["lr"],
                     "head_init": rec["settings"]["head_init"],
                     "fill_before": hits_before, "fill_after": hits_after,
                     "mlm_s": round(t_mlm.s), "ft_s": round(t_ft.s)})
