@@ -101,9 +101,9 @@ def test_tfidf_encoder_is_fitted_cached_and_starts_as_tfidf_plus_logistic_regres
     assert summary["frozen"] == ["text"] and summary["feature_cache"]
     assert summary["probe_init"]["method"] == "lbfgs"
     ref = TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), sublinear_tf=True,
-                          max_features=32768).fit(texts)
+                          max_features=65536).fit(texts)
     ours = enc.preprocess(texts)["tfidf"]
-    assert ours.shape == (len(texts), 32768)
+    assert ours.shape == (len(texts), 65536)
     import numpy as np
 
     np.testing.assert_allclose(ours[:, :len(ref.vocabulary_)].numpy(),
@@ -123,3 +123,22 @@ def test_tfidf_encoder_is_fitted_cached_and_starts_as_tfidf_plus_logistic_regres
     vocab = list(back.encoders["text"]._fitted["char"]["vocabulary"])
     back.encoders["text"].fit(["ganz andere Wörter hier"])  # fine-tuning keeps its fit
     assert back.encoders["text"]._fitted["char"]["vocabulary"] == vocab
+
+
+def test_wide_tfidf_features_are_cached_sparse_and_collated_back_dense():
+    """A TF-IDF row of 65,536 n-grams has a few hundred non-zeros: the feature cache keeps
+    it sparse (256 KB dense a text) and every batch gets exactly the dense vectors."""
+    from zoo.data.manifest import Example
+    from zoo.training.cache import collate_cached, encode_all
+
+    texts = [f"{t} {w}" for t in RU + DE for w in ("eins", "zwei", "drei")]
+    model = zoo.create_model("tfidf-text-clf").eval()
+    model.encoders["text"].fit(texts)
+    examples = [Example(i + 1, {"text": t}, {"label": "ru"}) for i, t in enumerate(texts)]
+    rows = encode_all(model, examples, batch_size=4)
+    assert all(r["text"]["pooled"].is_sparse for r in rows)
+    assert all(r["text"]["pooled"]._nnz() < 500 for r in rows)
+    encoded, _ = collate_cached(rows, ["text"], torch.device("cpu"))
+    dense = model.encoders["text"].preprocess(texts)["tfidf"]
+    assert not encoded["text"][0].pooled.is_sparse
+    assert torch.equal(encoded["text"][0].pooled, dense)

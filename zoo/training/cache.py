@@ -17,13 +17,31 @@ from zoo.base.encoder import EncoderOutput
 __all__ = ["encode_all", "collate_cached", "predict_cached"]
 
 
+#: a pooled row at least this wide and at most this dense is kept sparse (a TF-IDF vector of
+#: 65,536 n-grams has a few hundred non-zeros: ~3 KB sparse, 256 KB dense)
+SPARSE_MIN_DIM, SPARSE_MAX_DENSITY = 4096, 0.05
+
+
+def _compact(row: torch.Tensor) -> torch.Tensor:
+    """A wide, mostly-zero feature row as a sparse tensor (densified again per batch), else
+    a copy of it alone (a row of a batch's tensor would keep the whole batch alive)."""
+    if row.dim() == 1 and row.numel() >= SPARSE_MIN_DIM and \
+            int(torch.count_nonzero(row)) <= SPARSE_MAX_DENSITY * row.numel():
+        return row.to_sparse()
+    return row.clone()
+
+
+def _dense(row: torch.Tensor) -> torch.Tensor:
+    return row.to_dense() if row.is_sparse else row
+
+
 def _rows(out: EncoderOutput, n: int) -> list[dict[str, Any]]:
     """One dict per example of a batch's encoder output (CPU tensors)."""
     rows: list[dict[str, Any]] = []
     for j in range(n):
         row: dict[str, Any] = {}
         if out.pooled is not None:
-            row["pooled"] = out.pooled[j].cpu()
+            row["pooled"] = _compact(out.pooled[j].cpu())
         if out.sequence is not None:
             k = int(out.mask[j].sum()) if out.mask is not None else out.sequence.shape[1]
             row["sequence"] = out.sequence[j, :k].cpu()
@@ -97,7 +115,7 @@ def collate_cached(rows: Sequence[dict[str, Any]], modalities: Sequence[str],
         first = items[0]
         out = EncoderOutput()
         if "pooled" in first:
-            out.pooled = torch.stack([r["pooled"] for r in items]).to(device)
+            out.pooled = torch.stack([_dense(r["pooled"]) for r in items]).to(device)
         if "sequence" in first:
             seq, mask = _pad([r["sequence"] for r in items])
             out.sequence, out.mask = seq.to(device), mask.to(device)
