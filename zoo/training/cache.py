@@ -31,8 +31,18 @@ def _compact(row: torch.Tensor) -> torch.Tensor:
     return row.clone()
 
 
-def _dense(row: torch.Tensor) -> torch.Tensor:
-    return row.to_dense() if row.is_sparse else row
+def _stack(rows: list[torch.Tensor]) -> torch.Tensor:
+    """(B, D) from cached rows, sparse ones written into one zero batch (per-row
+    ``to_dense`` took 40 % of a TF-IDF epoch)."""
+    if not any(r.is_sparse for r in rows):
+        return torch.stack(rows)
+    out = torch.zeros(len(rows), rows[0].shape[0], dtype=rows[0].dtype)
+    for k, r in enumerate(rows):
+        if r.is_sparse:
+            out[k, r._indices()[0]] = r._values()  # to_sparse() rows: coalesced
+        else:
+            out[k] = r
+    return out
 
 
 def _rows(out: EncoderOutput, n: int) -> list[dict[str, Any]]:
@@ -115,7 +125,7 @@ def collate_cached(rows: Sequence[dict[str, Any]], modalities: Sequence[str],
         first = items[0]
         out = EncoderOutput()
         if "pooled" in first:
-            out.pooled = torch.stack([_dense(r["pooled"]) for r in items]).to(device)
+            out.pooled = _stack([r["pooled"] for r in items]).to(device)
         if "sequence" in first:
             seq, mask = _pad([r["sequence"] for r in items])
             out.sequence, out.mask = seq.to(device), mask.to(device)
