@@ -493,29 +493,3 @@ def test_a_fresh_head_at_its_own_rate_lowers_held_out_loss_far_more(tmp_path):
         assert rec["training"]["param_groups"][1]["lr"] == (lr or 2e-3)
     (before, own), (_, slow) = loss["own"], loss["encoder's"]
     assert own < before - 2 and own < slow - 1, loss
-
-
-def test_the_encoder_rate_defaults_faster_beside_a_fresh_head_and_lr_overrides_it(
-        tmp_path, capsys):
-    """A sentence model under a fresh head must relearn word information: with no --lr the
-    encoder learns at the objective's 2e-4 (the driver says so); --lr, a frozen encoder
-    or a model with nothing pretrained keep the driver's rates."""
-    from zoo.pretraining import DEFAULT_LR, pretrain
-    from zoo_text_hf.mlm import FRESH_ENCODER_LR
-
-    data = tmp_path / "c.txt"
-    data.write_text("\n".join(sentences(24, seed=7)) + "\n")
-
-    def rates(name, encoder="minilm-l6", **kw):
-        rec = pretrain("mlm", encoder, data, tmp_path / name, epochs=0, batch_size=8,
-                       progress=False, max_length=16, **kw)
-        return rec["training"]["lr"], {g["name"]: g["lr"] for g in rec["training"]["param_groups"]}
-
-    assert rates("auto") == (2e-4, {"encoder": 2e-4, "mlm_head": 2e-3}) \
-        and FRESH_ENCODER_LR == 2e-4
-    assert "the encoder learns at 0.0002, mlm's rate for this start (--lr sets it)" in \
-        capsys.readouterr().err
-    assert rates("given", lr=3e-5) == (3e-5, {"encoder": 3e-5, "mlm_head": 2e-3})
-    assert "the encoder learns at" not in capsys.readouterr().err
-    assert rates("frozen", freeze_encoder=True)[0] == DEFAULT_LR == 5e-5
-    assert rates("tiny", encoder="bert-tiny")[0] == 5e-5

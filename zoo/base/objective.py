@@ -54,10 +54,6 @@ class Objective(torch.nn.Module):
     metric: str = "loss"
     #: lower is better for losses and perplexities
     higher_is_better: bool = False
-    #: the run's learning rate when the user gives none (None: the driver's 5e-5), e.g.
-    #: a faster encoder beside a fresh head (optional: added within contract 2, which
-    #: plugins that leave it out keep)
-    default_lr: float | None = None
     #: the registry encoder that loads the folder ``save`` writes (``zoo train --encoder
     #: MODALITY=FOLDER`` builds it with ``source=FOLDER`` and ``encoder_kwargs``)
     folder_encoder: str | None = None

@@ -35,10 +35,6 @@ RECORD_NAME = "zoo_pretrain.json"
 PLAIN_TEXT = (".txt", ".text")
 
 
-#: the run's learning rate when neither the user nor the objective sets one
-DEFAULT_LR = 5e-5
-
-
 def _say(line: str) -> None:
     sys.stderr.write(line + "\n")
 
@@ -246,7 +242,7 @@ def _prepare(spec: Any, encoder: str, data: Any, eval_data: Any, eval_fraction: 
 
 def pretrain(objective: str, encoder: str, data: Any, out: str | Path, *,
              eval_data: Any = None, eval_fraction: float = 0.05,
-             columns: dict[str, str] | None = None, epochs: int = 3, lr: float | None = None,
+             columns: dict[str, str] | None = None, epochs: int = 3, lr: float = 5e-5,
              batch_size: int = 32, warmup: float = 0.06, weight_decay: float = 0.01,
              seed: int = 0, progress: bool = True, precision: str = "auto",
              accumulate: int = 1, resume: bool = False, **options: Any) -> dict[str, Any]:
@@ -255,8 +251,7 @@ def pretrain(objective: str, encoder: str, data: Any, out: str | Path, *,
     objective's factory (``mlm``: ``mlm_probability``, ``whole_word``, ``max_length``,
     ``head_lr``: the MLM head's own learning rate, ``head_warmup``, ``head_init``,
     ``freeze_encoder``; see ``zoo_text_hf.mlm.build_mlm``). ``lr`` and ``warmup`` are those
-    of every parameter group that does not set its own (``Objective.param_groups``);
-    ``lr`` None: the objective's ``default_lr``, else 5e-5.
+    of every parameter group that does not set its own (``Objective.param_groups``).
     Runs on the trainer's machinery: ``precision``, ``accumulate``, DDP under torchrun, and
     ``resume`` from the state kept beside ``out`` after every epoch. Returns the record
     also written as ``out/zoo_pretrain.json``."""
@@ -270,13 +265,8 @@ def pretrain(objective: str, encoder: str, data: Any, out: str | Path, *,
     dist = Dist.from_env()
     obj, enc, items, held_items, corpus, held = _prepare(
         spec, encoder, data, eval_data, eval_fraction, columns, seed, options)
-    own = getattr(obj, "default_lr", None) if lr is None else None
-    lr = float(own or (DEFAULT_LR if lr is None else lr))
     for note in obj.notes if dist.main else ():
         _say(f"note: {note}")
-    if own and dist.main:
-        _say(f"note: the encoder learns at {lr:g}, {spec.name}'s rate for this start (--lr "
-             f"sets it)")
     obj.to(dist.device)
     # the held-out batches are drawn once: before and after score the same masks
     fixed = [obj.collate(held_items[i:i + batch_size], seed=seed + 1 + i // batch_size)

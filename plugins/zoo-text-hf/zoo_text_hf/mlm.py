@@ -270,10 +270,6 @@ class MaskedLM(Objective):
 
 #: a fresh MLM head's learning rate beside a pretrained encoder (bench_dapt.py, MiniLM)
 FRESH_HEAD_LR = 2e-3
-#: the encoder's default rate beside a fresh head (``--lr`` sets it): a sentence model's last
-#: layer keeps little word information, so the encoder has to relearn it; at 1e-4 for 2
-#: epochs MiniLM filled 0/8 in-domain masks, at 2e-4 for 4 epochs 4/8 (bench_dapt.py)
-FRESH_ENCODER_LR = 2e-4
 
 
 def _init_head(model: Any, how: str) -> None:
@@ -341,8 +337,6 @@ def build_mlm(*, encoder: dict[str, Any], seed: int = 0, mlm_probability: float 
     obj = MaskedLM(model, tok, mlm_probability=mlm_probability, whole_word=whole_word,
                    max_length=length, seed=seed, base=base, encoder_kwargs=kwargs, notes=notes)
     obj.frozen_encoder, obj.head_warmup = bool(freeze_encoder), float(head_warmup)
-    if fresh_on_pretrained and not freeze_encoder:
-        obj.default_lr = FRESH_ENCODER_LR
     obj.head_lr = None if head_lr is None else float(head_lr)
     obj.head_init = head_init if base["mlm_head"] == "fresh" else "checkpoint"
     if head_lr is not None and base["mlm_head"] == "fresh":
