@@ -101,9 +101,9 @@ def test_tfidf_encoder_is_fitted_cached_and_starts_as_tfidf_plus_logistic_regres
     assert summary["frozen"] == ["text"] and summary["feature_cache"]
     assert summary["probe_init"]["method"] == "lbfgs"
     ref = TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), sublinear_tf=True,
-                          max_features=65536).fit(texts)
+                          max_features=32768).fit(texts)
     ours = enc.preprocess(texts)["tfidf"]
-    assert ours.shape == (len(texts), 65536)
+    assert ours.shape == (len(texts), 32768)
     import numpy as np
 
     np.testing.assert_allclose(ours[:, :len(ref.vocabulary_)].numpy(),
@@ -126,8 +126,8 @@ def test_tfidf_encoder_is_fitted_cached_and_starts_as_tfidf_plus_logistic_regres
 
 
 def test_wide_tfidf_features_are_cached_sparse_and_collated_back_dense():
-    """A TF-IDF row of 65,536 n-grams has a few hundred non-zeros: the feature cache keeps
-    it sparse (256 KB dense a text) and every batch gets exactly the dense vectors."""
+    """A TF-IDF row of 32,768 n-grams has a few hundred non-zeros: the feature cache keeps
+    it sparse (128 KB dense a text) and every batch gets exactly the dense vectors."""
     from zoo.data.manifest import Example
     from zoo.training.cache import collate_cached, encode_all
 

@@ -43,11 +43,11 @@ def register_encoders(register):
                          "no tokenizer.",
              defaults={"dim": 64, "buckets": 131072})
     register("tfidf-ngram", "zoo_text_hf.tfidf:build_tfidf", modality="text",
-             outputs=("pooled",), dim=65536,
+             outputs=("pooled",), dim=32768,
              description="TF-IDF of character (2-5) n-grams, fitted to the training texts "
                          "(no parameters: cached, and the probe starts from TF-IDF + "
                          "logistic regression): any language or script.",
-             defaults={"word_features": 0, "char_features": 65536})
+             defaults={"word_features": 0, "char_features": 32768})
     register("hf-text", _FACTORY, modality="text", outputs=("pooled", "sequence"),
              description="Any transformers text encoder: pass source='org/name' (a Hub id) or "
                          "a local folder (AutoModel + AutoTokenizer).",
