@@ -134,7 +134,7 @@ def main() -> None:
     ap.add_argument("--mlm-epochs", type=int, default=3, help="zoo pretrain's default")
     ap.add_argument("--mlm-lr", type=float, default=None,
                     help="the encoder's rate [zoo pretrain's default, 5e-5]; 2e-4 fills "
-                         "domain words but costs the few-shot classifier ~10 points")
+                         "domain words but costs the few-shot classifier ~9 points")
     ap.add_argument("--max-length", type=int, default=128)
     ap.add_argument("--ft-epochs", type=int, default=4)
     ap.add_argument("--ppl-texts", type=int, default=200,
