@@ -12,8 +12,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
-__all__ = ["AUTO_STAGE_SECONDS", "PLAN_STEPS", "say_plan", "tunable", "stage_started", "after_step",
-           "fmt_seconds"]
+__all__ = ["AUTO_STAGE_SECONDS", "PLAN_STEPS", "say_plan", "tunable", "stage_started",
+           "after_step", "fmt_seconds"]
 
 #: the longest a stage zoo chose by itself may take on a CPU unless asked (10 minutes)
 AUTO_STAGE_SECONDS = 600.0
