@@ -18,7 +18,7 @@ __all__ = ["encode_all", "collate_cached", "predict_cached"]
 
 
 #: a pooled row at least this wide and at most this dense is kept sparse (a TF-IDF vector of
-#: 32,768 n-grams has a few hundred non-zeros: ~3 KB sparse, 128 KB dense)
+#: 32,768 n-grams has a few hundred non-zeros: a few KB sparse, 128 KB dense)
 SPARSE_MIN_DIM, SPARSE_MAX_DENSITY = 4096, 0.05
 
 
