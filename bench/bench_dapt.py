@@ -150,6 +150,9 @@ def main() -> None:
                          "with --head-init random is the earlier behaviour")
     ap.add_argument("--head-init", choices=["identity", "random"], default=None,
                     help="the fresh head's transform [mlm's default: identity]")
+    ap.add_argument("--anchor", type=float, default=None,
+                    help="weight of the sentence anchor: 1 - cosine to MiniLM's mean-pooled "
+                         "vectors, added to the MLM loss [mlm's default]")
     ap.add_argument("--no-classifier", action="store_true",
                     help="perplexity and fill-mask only")
     args = ap.parse_args()
@@ -169,7 +172,7 @@ def main() -> None:
           f"held-out perplexity on {len(scored)} val fortunes; labelled {args.per_class}/class "
           f"x {len(TOPICS)} from {len(train)} train; test {len(test)}", flush=True)
     enc = w / "minilm-dapt"
-    head = {k: getattr(args, k) for k in ("head_warmup", "head_lr", "head_init")
+    head = {k: getattr(args, k) for k in ("head_warmup", "head_lr", "head_init", "anchor")
             if getattr(args, k) is not None}
     untrained = w / "minilm-mlm-untrained"  # 0 epochs: MiniLM and its fresh head, as built
     pretrain_zero = argparse.Namespace(**{**vars(args), "mlm_epochs": 0})
@@ -181,13 +184,15 @@ def main() -> None:
           f"{rec['training']['lr']:g}, head lr "
           f"{rec['settings']['head_lr']}, head init {rec['settings']['head_init']}: perplexity "
           f"{before['perplexity']:.1f} -> {after['perplexity']:.2f} "
-          f"({after['masked_tokens']} masked val tokens), {t_mlm.s:.0f} s", flush=True)
+          f"({after['masked_tokens']} masked val tokens)"
+          + (f", sentence drift (1 - cosine to MiniLM) {after['sentence_drift']:.4f}"
+             if "sentence_drift" in after else "") + f", {t_mlm.s:.0f} s", flush=True)
     hits_before = show_fill("before (MiniLM, fresh head)", fill_mask(untrained))
     hits_after = show_fill(f"after {args.mlm_epochs} epochs", fill_mask(enc))
     control = None
     if args.control:
         ctl = mlm(corpus, val_txt, w / "minilm-head-only", args, freeze_encoder=True,
-                  **{k: v for k, v in head.items() if k != "head_warmup"})
+                  **{k: v for k, v in head.items() if k not in ("head_warmup", "anchor")})
         control = ctl["metrics"]["after"]["perplexity"]
         print(f"control, encoder frozen (MLM head only): perplexity -> {control:.2f}",
               flush=True)
@@ -242,6 +247,8 @@ def main() -> None:
                     "head_warmup_steps": rec["settings"]["head_warmup_steps"],
                     "head_lr": rec["settings"]["head_lr"], "encoder_lr": rec["training"]["lr"],
                     "head_init": rec["settings"]["head_init"],
+                    "anchor": rec["settings"]["anchor"],
+                    "sentence_drift": after.get("sentence_drift"),
                     "fill_before": hits_before, "fill_after": hits_after,
                     "mlm_s": round(t_mlm.s), "ft_s": round(t_ft.s)})
 

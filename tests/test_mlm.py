@@ -11,6 +11,7 @@ import random
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -493,3 +494,48 @@ def test_a_fresh_head_at_its_own_rate_lowers_held_out_loss_far_more(tmp_path):
         assert rec["training"]["param_groups"][1]["lr"] == (lr or 2e-3)
     (before, own), (_, slow) = loss["own"], loss["encoder's"]
     assert own < before - 2 and own < slow - 1, loss
+
+
+def _drift_after(anchor: float, steps: int = 12) -> tuple[float, Any]:
+    """bert-tiny trained ``steps`` steps at a high rate on the same seeded batches; the
+    mean 1 - cosine of its mean-pooled vectors to the starting encoder's (eval mode)."""
+    import copy
+
+    torch.manual_seed(0)
+    obj = _objective(anchor=anchor)
+    start = copy.deepcopy(obj.model.base_model).eval()
+    opt = torch.optim.AdamW([p for p in obj.parameters() if p.requires_grad], lr=3e-3)
+    items = obj.encode(sentences(64, seed=3))
+    obj.train()
+    for step in range(steps):
+        opt.zero_grad()
+        obj.loss(obj.collate(items[(step * 16) % 64:][:16], seed=step)).backward()
+        opt.step()
+    obj.eval()
+    batch = obj.collate(items[:32], seed=99)
+    inputs = {k: v for k, v in batch.items() if k != "labels"}
+    mask = batch["attention_mask"].unsqueeze(-1).float()
+    with torch.no_grad():
+        now, was = (m(**inputs).last_hidden_state for m in (obj.model.base_model, start))
+    pooled = [(h * mask).sum(1) / mask.sum(1) for h in (now, was)]
+    return float((1 - torch.nn.functional.cosine_similarity(*pooled)).mean()), obj
+
+
+def test_the_sentence_anchor_keeps_mean_pooled_vectors_near_the_start():
+    """``anchor``: the loss adds anchor x (1 - cosine) between each text's mean-pooled
+    vector and the frozen starting encoder's, so the encoder relearns words without moving
+    its sentence vectors far; the frozen copy is out of the optimizer."""
+    free, _ = _drift_after(0.0)
+    held, obj = _drift_after(100.0)
+    assert held < free / 3, (held, free)
+    assert obj.teacher is not None and not any(p.requires_grad for p in obj.teacher.parameters())
+    assert obj.settings()["anchor"] == 100.0 and "sentence anchor 100" in obj.notes[-1]
+    ids = {id(p) for g in obj.param_groups() for p in g["params"]}
+    assert not ids & {id(p) for p in obj.teacher.parameters()}
+    metrics = obj.evaluate([obj.collate(obj.encode(sentences(8)), seed=0)])
+    assert 0 < metrics["sentence_drift"] < 1
+    assert _objective().teacher is None and "sentence_drift" not in _objective().evaluate(
+        [obj.collate(obj.encode(sentences(8)), seed=0)])
+    assert _objective(anchor=5.0, freeze_encoder=True).teacher is None  # nothing can move
+    with pytest.raises(ZooError, match="anchor must be"):
+        _objective(anchor=-1.0)

@@ -170,6 +170,8 @@ class MaskedLM(Objective):
         self.head_warmup = 0.0  # share of the steps that train the head only
         self.head_lr: float | None = None  # the MLM head's own learning rate (None: --lr)
         self.head_init = "checkpoint"  # how the head's transform started
+        self.anchor = 0.0  # weight of the sentence anchor (0: none)
+        self.teacher: Any = None  # the encoder as it started (frozen), when anchored
         self.encoder_kwargs = {**encoder_kwargs, "max_length": self.max_length}
 
     def encode(self, values: Sequence[str]) -> list[dict[str, list]]:
@@ -204,26 +206,50 @@ class MaskedLM(Objective):
         hidden = self.model.base_model(**inputs).last_hidden_state  # (B, T, D)
         if self.training and self.steps < self.head_warmup_steps:
             hidden = hidden.detach()  # a fresh head's first gradients stay out of the encoder
+        self._hidden = hidden  # for the sentence anchor
         return head(hidden[chosen]), labels[chosen]  # (N, V), (N,)
 
+    def drift(self, batch: dict[str, torch.Tensor], hidden: torch.Tensor) -> torch.Tensor:
+        """(B,): 1 - cosine between each text's mean-pooled last hidden state and the
+        starting encoder's on the same (masked) input: how far the sentence vectors moved."""
+        mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)  # (B, T, 1)
+        pooled = (hidden * mask).sum(1) / mask.sum(1).clamp_min(1)
+        self.teacher.eval()
+        with torch.no_grad():
+            ref = self.teacher(**{k: v for k, v in batch.items() if k != "labels"}
+                               ).last_hidden_state
+            ref = (ref * mask).sum(1) / mask.sum(1).clamp_min(1)
+        return 1 - torch.nn.functional.cosine_similarity(pooled, ref, dim=-1)
+
     def loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        self._hidden = None
         logits, labels = self._logits_and_labels(batch)
         self.steps += int(self.training)
         if labels.numel() == 0:  # nothing chosen in this batch: no signal, no NaN
             return logits.sum() * 0.0
-        return torch.nn.functional.cross_entropy(logits, labels)
+        loss = torch.nn.functional.cross_entropy(logits, labels)
+        if self.anchor and self._hidden is not None and self._hidden.requires_grad:
+            loss = loss + self.anchor * self.drift(batch, self._hidden).mean()
+        return loss
 
     def evaluate(self, batches: Sequence[dict[str, torch.Tensor]]) -> dict[str, float]:
         """Perplexity: exp of the mean cross-entropy over every masked token."""
         import math
 
-        total, n = 0.0, 0
+        total, n, drift, texts = 0.0, 0, 0.0, 0
         for b in batches:
+            self._hidden = None
             logits, labels = self._logits_and_labels(b)
             total += float(torch.nn.functional.cross_entropy(logits, labels, reduction="sum"))
             n += int(labels.numel())
+            if self.teacher is not None and self._hidden is not None:
+                drift += float(self.drift(b, self._hidden).sum())
+                texts += int(b["input_ids"].shape[0])
         loss = total / max(1, n)
-        return {"perplexity": math.exp(loss), "loss": loss, "masked_tokens": n}
+        out = {"perplexity": math.exp(loss), "loss": loss, "masked_tokens": n}
+        if texts:  # anchored: how far the sentence vectors moved (mean 1 - cosine)
+            out["sentence_drift"] = drift / texts
+        return out
 
     def settings(self) -> dict[str, Any]:
         return {"mlm_probability": self.mlm_probability, "whole_word": self.whole_word,
@@ -233,6 +259,7 @@ class MaskedLM(Objective):
                 "encoder_trained": not getattr(self, "frozen_encoder", False),
                 "head_warmup": self.head_warmup, "head_warmup_steps": self.head_warmup_steps,
                 "head_lr": self.head_lr, "head_init": self.head_init,
+                "anchor": self.anchor,
                 "masking": "transformers DataCollatorForLanguageModeling"
                            + (" (whole words from token offsets)" if self.whole_word else "")}
 
@@ -288,7 +315,8 @@ def _init_head(model: Any, how: str) -> None:
 def build_mlm(*, encoder: dict[str, Any], seed: int = 0, mlm_probability: float = 0.15,
               whole_word: bool = True, max_length: int | None = None,
               freeze_encoder: bool = False, head_warmup: float | None = None,
-              head_lr: float | None = None, head_init: str | None = None) -> MaskedLM:
+              head_lr: float | None = None, head_init: str | None = None,
+              anchor: float | None = None) -> MaskedLM:
     """The ``mlm`` objective's factory: ``encoder`` is zoo's description of the encoder to
     pretrain (a registry text encoder on transformers, or a transformers folder).
     ``freeze_encoder`` trains the MLM head alone: a control that tells how much of a
@@ -310,6 +338,8 @@ def build_mlm(*, encoder: dict[str, Any], seed: int = 0, mlm_probability: float 
         raise ZooError(f"head_lr must be a learning rate in (0, 1), not {head_lr}")
     if head_init not in (None, "identity", "random"):
         raise ZooError(f"head_init must be identity or random, not {head_init!r}")
+    if anchor is not None and not 0 <= float(anchor) <= 1e4:
+        raise ZooError(f"anchor must be a weight in [0, 10000], not {anchor}")
     model, tok, base, notes, kwargs = _load(encoder, seed)
     limit = int(getattr(model.config, "max_position_embeddings", 512) or 512)
     length = int(max_length or kwargs.get("max_length") or 128)
@@ -339,6 +369,20 @@ def build_mlm(*, encoder: dict[str, Any], seed: int = 0, mlm_probability: float 
     obj.frozen_encoder, obj.head_warmup = bool(freeze_encoder), float(head_warmup)
     obj.head_lr = None if head_lr is None else float(head_lr)
     obj.head_init = head_init if base["mlm_head"] == "fresh" else "checkpoint"
+    anchor = 0.0 if anchor is None or freeze_encoder else float(anchor)
+    if anchor:
+        if getattr(model, "cls", None) is None and getattr(model, "lm_head", None) is None:
+            raise ZooError("anchor needs a BERT- or RoBERTa-style MLM head (cls or lm_head); "
+                           "drop --option anchor for this encoder")
+        import copy
+
+        teacher = copy.deepcopy(model.base_model).eval()
+        for p in teacher.parameters():
+            p.requires_grad_(False)
+        obj.teacher, obj.anchor = teacher, anchor
+        obj.notes.append(f"sentence anchor {anchor:g}: the loss adds {anchor:g} x (1 - cosine) "
+                         f"between each text's mean-pooled vector and the starting encoder's")
+    return obj
     if head_lr is not None and base["mlm_head"] == "fresh":
         obj.notes.append(f"the fresh MLM head learns at its own rate, {float(head_lr):g} "
                          f"(--head-lr), its transform starting "
