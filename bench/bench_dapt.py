@@ -13,7 +13,8 @@ split: mean ± sd over seeds, and the paired difference.
 
     .venv/bin/python bench/bench_dapt.py [--per-class 16] [--seeds 0,1,2] [--mlm-epochs 3] [--mlm-lr LR]
         [--ft-epochs 4] [--mode finetune|probe] [--corpus-cap 0] [--ppl-texts 200] [--control]
-        [--head-warmup SHARE] [--head-lr LR] [--head-init identity|random] [--no-classifier]
+        [--head-warmup SHARE] [--head-lr LR] [--head-init identity|random] [--anchor W]
+        [--no-classifier]
 
 Fill-mask: the folder written before training (0 epochs: MiniLM and its fresh head) and
 after, each loaded by transformers' own `pipeline("fill-mask", model=FOLDER)`, complete
@@ -133,8 +134,9 @@ def main() -> None:
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--mlm-epochs", type=int, default=3, help="zoo pretrain's default")
     ap.add_argument("--mlm-lr", type=float, default=None,
-                    help="the encoder's rate [zoo pretrain's default, 5e-5]; 2e-4 fills "
-                         "domain words but costs the few-shot classifier ~9 points")
+                    help="the encoder's rate [zoo pretrain's default: 2e-4 with MiniLM's "
+                         "sentence anchor; --anchor 0: 5e-5]; 2e-4 unanchored fills domain "
+                         "words but costs the few-shot classifier ~9 points")
     ap.add_argument("--max-length", type=int, default=128)
     ap.add_argument("--ft-epochs", type=int, default=4)
     ap.add_argument("--ppl-texts", type=int, default=200,

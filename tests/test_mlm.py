@@ -539,3 +539,30 @@ def test_the_sentence_anchor_keeps_mean_pooled_vectors_near_the_start():
     assert _objective(anchor=5.0, freeze_encoder=True).teacher is None  # nothing can move
     with pytest.raises(ZooError, match="anchor must be"):
         _objective(anchor=-1.0)
+
+
+def test_a_fresh_head_on_a_sentence_encoder_is_anchored_and_relearns_words_faster(tmp_path):
+    """MiniLM (fresh head on pretrained weights): anchored by default, so the run's default
+    --lr is the anchored one; a randomly initialised encoder gets neither; an explicit --lr
+    or anchor=0 wins."""
+    from zoo.pretraining import DEFAULT_LR, pretrain
+    from zoo_text_hf.mlm import ANCHOR, ANCHORED_LR
+
+    obj = _minilm()
+    assert obj.anchor == ANCHOR == 10.0 and obj.default_lr == ANCHORED_LR == 2e-4
+    assert obj.teacher is not None and "sentence anchor 10" in obj.notes[-1]
+    plain = _minilm(anchor=0)
+    assert plain.teacher is None and plain.default_lr is None
+    assert _objective().anchor == 0.0 and _objective().default_lr is None  # bert-tiny
+    data = tmp_path / "c.txt"
+    data.write_text("\n".join(sentences(24, seed=5)) + "\n")
+    lrs = {}
+    for name, kw in (("default", {}), ("given", {"lr": 3e-5}), ("unanchored",
+                                                                 {"anchor": 0})):
+        rec = pretrain("mlm", "minilm-l6", data, tmp_path / name, epochs=1, batch_size=16,
+                       progress=False, max_length=16, eval_fraction=0.25, **kw)
+        lrs[name] = rec["training"]["lr"]
+        assert rec["settings"]["anchor"] == (0.0 if name == "unanchored" else 10.0)
+    assert lrs == {"default": 2e-4, "given": 3e-5, "unanchored": DEFAULT_LR}
+    after = json.loads((tmp_path / "default" / "zoo_pretrain.json").read_text())
+    assert 0 <= after["metrics"]["after"]["sentence_drift"] < 0.5

@@ -48,6 +48,9 @@ class Objective(torch.nn.Module):
       the objective's options, corpus figures (``{"examples", "tokens"}``), and what the
       encoder started from (``{"encoder", "weights", "sha256", "base_model"}``).
     - ``notes``: lines the driver prints before training (e.g. a head that starts fresh).
+    - ``default_lr``: the run's learning rate when the user gives no ``--lr`` (None: the
+      driver's 5e-5); optional, set by the factory when the right rate depends on what was
+      built.
     """
 
     #: the figure ``evaluate`` reports that says how well the objective is met
@@ -62,6 +65,8 @@ class Objective(torch.nn.Module):
     #: model-card tags and the Hub pipeline tag of the saved folder
     tags: tuple[str, ...] = ()
     pipeline_tag: str | None = None
+    #: the run's learning rate when none is given (None: the driver's, 5e-5)
+    default_lr: float | None = None
 
     def __init__(self) -> None:
         super().__init__()

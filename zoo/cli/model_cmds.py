@@ -245,7 +245,7 @@ def train_cmd(model: str, train_data: str, eval_data: str | None, out: str, epoc
 
 
 _OBJECTIVE_DEFAULTS = {"contrastive": {"epochs": 10, "lr": 1e-3, "batch_size": 128},
-                       None: {"epochs": 3, "lr": 5e-5, "batch_size": 32}}
+                       None: {"epochs": 3, "lr": None, "batch_size": 32}}  # lr: the objective's
 
 
 @cli.command("pretrain")
@@ -271,7 +271,9 @@ _OBJECTIVE_DEFAULTS = {"contrastive": {"epochs": 10, "lr": 1e-3, "batch_size": 1
               help="mlm: the data's text column, e.g. --column text=body.")
 @click.option("--out", required=True, type=click.Path(file_okay=False))
 @click.option("--epochs", type=int, help="[contrastive: 10; mlm: 3]")
-@click.option("--lr", type=float, help="[contrastive: 1e-3; mlm: 5e-5]")
+@click.option("--lr", type=float,
+              help="[contrastive: 1e-3; mlm: 2e-4 for a fresh head on pretrained weights "
+                   "(minilm-l6's, with the sentence anchor), else 5e-5]")
 @click.option("--batch-size", type=int,
               help="[contrastive: 128, large batches give more negatives; mlm: 32]")
 @click.option("--warmup", type=float, default=0.06, show_default=True,

@@ -31,6 +31,7 @@ __all__ = ["pretrain", "read_values", "describe_encoder", "RECORD_NAME", "PLAIN_
 
 #: the record written beside the pretrained encoder
 RECORD_NAME = "zoo_pretrain.json"
+DEFAULT_LR = 5e-5  # the run's --lr when neither the user nor the objective sets one
 #: suffixes read as plain text: one example per non-empty line
 PLAIN_TEXT = (".txt", ".text")
 
@@ -242,7 +243,7 @@ def _prepare(spec: Any, encoder: str, data: Any, eval_data: Any, eval_fraction: 
 
 def pretrain(objective: str, encoder: str, data: Any, out: str | Path, *,
              eval_data: Any = None, eval_fraction: float = 0.05,
-             columns: dict[str, str] | None = None, epochs: int = 3, lr: float = 5e-5,
+             columns: dict[str, str] | None = None, epochs: int = 3, lr: float | None = None,
              batch_size: int = 32, warmup: float = 0.06, weight_decay: float = 0.01,
              seed: int = 0, progress: bool = True, precision: str = "auto",
              accumulate: int = 1, resume: bool = False, **options: Any) -> dict[str, Any]:
@@ -250,8 +251,9 @@ def pretrain(objective: str, encoder: str, data: Any, out: str | Path, *,
     ``objective`` on unlabeled ``data``; write it to ``out``. ``options`` go to the
     objective's factory (``mlm``: ``mlm_probability``, ``whole_word``, ``max_length``,
     ``head_lr``: the MLM head's own learning rate, ``head_warmup``, ``head_init``,
-    ``freeze_encoder``; see ``zoo_text_hf.mlm.build_mlm``). ``lr`` and ``warmup`` are those
-    of every parameter group that does not set its own (``Objective.param_groups``).
+    ``freeze_encoder``, ``anchor``; see ``zoo_text_hf.mlm.build_mlm``). ``lr`` and
+    ``warmup`` are those of every parameter group that does not set its own
+    (``Objective.param_groups``); ``lr`` None: the objective's ``default_lr``, else 5e-5.
     Runs on the trainer's machinery: ``precision``, ``accumulate``, DDP under torchrun, and
     ``resume`` from the state kept beside ``out`` after every epoch. Returns the record
     also written as ``out/zoo_pretrain.json``."""
@@ -265,6 +267,8 @@ def pretrain(objective: str, encoder: str, data: Any, out: str | Path, *,
     dist = Dist.from_env()
     obj, enc, items, held_items, corpus, held = _prepare(
         spec, encoder, data, eval_data, eval_fraction, columns, seed, options)
+    if lr is None:
+        lr = float(getattr(obj, "default_lr", None) or DEFAULT_LR)
     for note in obj.notes if dist.main else ():
         _say(f"note: {note}")
     obj.to(dist.device)
