@@ -551,6 +551,7 @@ def test_a_fresh_head_on_a_sentence_encoder_is_anchored_and_relearns_words_faste
     obj = _minilm()
     assert obj.anchor == ANCHOR == 10.0 and obj.default_lr == ANCHORED_LR == 2e-4
     assert obj.teacher is not None and "sentence anchor 10" in obj.notes[-1]
+    assert any("learns at its own rate, 0.002" in n for n in obj.notes)  # both notes said
     plain = _minilm(anchor=0)
     assert plain.teacher is None and plain.default_lr is None
     assert _objective().anchor == 0.0 and _objective().default_lr is None  # bert-tiny

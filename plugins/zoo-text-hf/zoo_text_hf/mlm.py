@@ -192,22 +192,23 @@ class MaskedLM(Objective):
             seed=seed)
         return dict(c(rows))
 
-    def _logits_and_labels(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor,
-                                                                             torch.Tensor]:
+    def _logits_and_labels(self, batch: dict[str, torch.Tensor]
+                           ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """Logits at the masked positions only: the vocabulary projection of every token
-        would cost as much as the encoder itself, and only 15 % of them are scored."""
+        would cost as much as the encoder itself, and only 15 % of them are scored. Also
+        the last hidden state (B, T, D) for the sentence anchor (None: another
+        architecture's own forward)."""
         labels = batch["labels"]
         inputs = {k: v for k, v in batch.items() if k != "labels"}
         head = getattr(self.model, "cls", None) or getattr(self.model, "lm_head", None)
         chosen = labels != -100  # (B, T)
         if head is None:  # another architecture: its own full forward
             logits = self.model(**inputs).logits  # (B, T, V)
-            return logits[chosen], labels[chosen]
+            return logits[chosen], labels[chosen], None
         hidden = self.model.base_model(**inputs).last_hidden_state  # (B, T, D)
         if self.training and self.steps < self.head_warmup_steps:
             hidden = hidden.detach()  # a fresh head's first gradients stay out of the encoder
-        self._hidden = hidden  # for the sentence anchor
-        return head(hidden[chosen]), labels[chosen]  # (N, V), (N,)
+        return head(hidden[chosen]), labels[chosen], hidden  # (N, V), (N,), (B, T, D)
 
     def drift(self, batch: dict[str, torch.Tensor], hidden: torch.Tensor) -> torch.Tensor:
         """(B,): 1 - cosine between each text's mean-pooled last hidden state and the
@@ -222,14 +223,13 @@ class MaskedLM(Objective):
         return 1 - torch.nn.functional.cosine_similarity(pooled, ref, dim=-1)
 
     def loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        self._hidden = None
-        logits, labels = self._logits_and_labels(batch)
+        logits, labels, hidden = self._logits_and_labels(batch)
         self.steps += int(self.training)
         if labels.numel() == 0:  # nothing chosen in this batch: no signal, no NaN
             return logits.sum() * 0.0
         loss = torch.nn.functional.cross_entropy(logits, labels)
-        if self.anchor and self._hidden is not None and self._hidden.requires_grad:
-            loss = loss + self.anchor * self.drift(batch, self._hidden).mean()
+        if self.anchor and hidden is not None and hidden.requires_grad:  # the encoder learns
+            loss = loss + self.anchor * self.drift(batch, hidden).mean()
         return loss
 
     def evaluate(self, batches: Sequence[dict[str, torch.Tensor]]) -> dict[str, float]:
@@ -238,12 +238,11 @@ class MaskedLM(Objective):
 
         total, n, drift, texts = 0.0, 0, 0.0, 0
         for b in batches:
-            self._hidden = None
-            logits, labels = self._logits_and_labels(b)
+            logits, labels, hidden = self._logits_and_labels(b)
             total += float(torch.nn.functional.cross_entropy(logits, labels, reduction="sum"))
             n += int(labels.numel())
-            if self.teacher is not None and self._hidden is not None:
-                drift += float(self.drift(b, self._hidden).sum())
+            if self.teacher is not None and hidden is not None:
+                drift += float(self.drift(b, hidden).sum())
                 texts += int(b["input_ids"].shape[0])
         loss = total / max(1, n)
         out = {"perplexity": math.exp(loss), "loss": loss, "masked_tokens": n}
@@ -381,6 +380,10 @@ def build_mlm(*, encoder: dict[str, Any], seed: int = 0, mlm_probability: float 
     obj.frozen_encoder, obj.head_warmup = bool(freeze_encoder), float(head_warmup)
     obj.head_lr = None if head_lr is None else float(head_lr)
     obj.head_init = head_init if base["mlm_head"] == "fresh" else "checkpoint"
+    if head_lr is not None and base["mlm_head"] == "fresh":
+        obj.notes.append(f"the fresh MLM head learns at its own rate, {float(head_lr):g} "
+                         f"(--head-lr), its transform starting "
+                         + ("as the identity" if head_init == "identity" else "at random"))
     if anchor is None:  # a fresh head on a pretrained sentence encoder: anchored
         anchor = ANCHOR if fresh_on_pretrained else 0.0
     anchor = 0.0 if freeze_encoder else float(anchor)
@@ -401,9 +404,4 @@ def build_mlm(*, encoder: dict[str, Any], seed: int = 0, mlm_probability: float 
                          f"vector and the starting encoder's"
                          + (f"; the encoder's --lr defaults to {ANCHORED_LR:g}"
                             if fresh_on_pretrained else ""))
-    return obj
-    if head_lr is not None and base["mlm_head"] == "fresh":
-        obj.notes.append(f"the fresh MLM head learns at its own rate, {float(head_lr):g} "
-                         f"(--head-lr), its transform starting "
-                         + ("as the identity" if head_init == "identity" else "at random"))
     return obj
