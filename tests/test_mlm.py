@@ -537,8 +537,9 @@ def test_the_sentence_anchor_keeps_mean_pooled_vectors_near_the_start():
     assert _objective().teacher is None and "sentence_drift" not in _objective().evaluate(
         [obj.collate(obj.encode(sentences(8)), seed=0)])
     assert _objective(anchor=5.0, freeze_encoder=True).teacher is None  # nothing can move
-    with pytest.raises(ZooError, match="anchor must be"):
-        _objective(anchor=-1.0)
+    for bad in (-1.0, "x", True):
+        with pytest.raises(ZooError, match="anchor must be"):
+            _objective(anchor=bad)
 
 
 def test_a_fresh_head_on_a_sentence_encoder_is_anchored_and_relearns_words_faster(tmp_path):

@@ -349,8 +349,10 @@ def build_mlm(*, encoder: dict[str, Any], seed: int = 0, mlm_probability: float 
         raise ZooError(f"head_lr must be a learning rate in (0, 1), not {head_lr}")
     if head_init not in (None, "identity", "random"):
         raise ZooError(f"head_init must be identity or random, not {head_init!r}")
-    if anchor is not None and not 0 <= float(anchor) <= 1e4:
-        raise ZooError(f"anchor must be a weight in [0, 10000], not {anchor}")
+    if anchor is not None and (isinstance(anchor, bool) or not isinstance(anchor, (int, float))
+                               or not 0 <= float(anchor) <= 1e4):
+        raise ZooError(f"anchor must be a weight in [0, 10000] (--option anchor=10), not "
+                       f"{anchor!r}")
     model, tok, base, notes, kwargs = _load(encoder, seed)
     limit = int(getattr(model.config, "max_position_embeddings", 512) or 512)
     length = int(max_length or kwargs.get("max_length") or 128)
