@@ -232,6 +232,7 @@ class MaskedLM(Objective):
             loss = loss + self.anchor * self.drift(batch, hidden).mean()
         return loss
 
+    @torch.no_grad()
     def evaluate(self, batches: Sequence[dict[str, torch.Tensor]]) -> dict[str, float]:
         """Perplexity: exp of the mean cross-entropy over every masked token."""
         import math
