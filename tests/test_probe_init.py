@@ -61,6 +61,33 @@ def test_the_start_is_scikit_learns_logistic_regression_written_exactly(tmp_path
     assert init["eval_accuracy"] == pytest.approx(acc, abs=1e-6)
 
 
+def test_a_near_tie_on_eval_keeps_the_stronger_regularisation():
+    """C is the most regularised one within half a paired standard error of the best eval
+    accuracy: one more eval row right is a tie, a clear gain is not."""
+    from zoo.tasks.probe import pick_c
+
+    n = 400
+    base = torch.zeros(n, dtype=torch.bool)
+    base[:240] = True  # 0.60
+    one_more = base.clone()
+    one_more[:3] = False
+    one_more[240:244] = True  # 0.6025 by 7 discordant rows: half an SE is 0.0033, a tie
+    assert pick_c([base.clone(), one_more]) == 0
+    lone = base.clone()
+    lone[240] = True  # 0.6025 by 1 discordant row: half an SE is 0.00125, a gain
+    assert pick_c([base.clone(), lone]) == 1
+    clear = base.clone()
+    clear[240:260] = True  # 0.65: 20 discordant rows, half an SE is 0.0056
+    assert pick_c([base.clone(), clear]) == 1
+    # the same accuracy by other rows: a tie, the first (stronger) C
+    swapped = base.clone()
+    swapped[0], swapped[300] = False, True
+    assert pick_c([base.clone(), swapped, base.clone()]) == 0
+    # a weaker C after the best never wins a tie; the best is the argmax otherwise
+    worse = torch.zeros(n, dtype=torch.bool)
+    assert pick_c([worse, clear, one_more]) == 1
+
+
 def test_the_start_beats_a_random_head_before_any_step(tmp_path):
     """Same lr 0 run with both starts: the fitted one already classifies; the random one
     is whatever its initial weights say."""

@@ -43,11 +43,13 @@ def register_encoders(register):
                          "no tokenizer.",
              defaults={"dim": 64, "buckets": 131072})
     register("tfidf-ngram", "zoo_text_hf.tfidf:build_tfidf", modality="text",
-             outputs=("pooled",), dim=32768,
-             description="TF-IDF of character (2-5) n-grams, fitted to the training texts "
-                         "(no parameters: cached, and the probe starts from TF-IDF + "
-                         "logistic regression): any language or script.",
-             defaults={"word_features": 0, "char_features": 32768})
+             outputs=("pooled",), dim=32768 + 16384,
+             description="TF-IDF of character (2-5) n-grams and of word lemmas (in the 54 "
+                         "languages simplemma knows), fitted to the training texts (no "
+                         "parameters: cached, and the probe starts from TF-IDF + logistic "
+                         "regression): any language or script.",
+             defaults={"word_features": 0, "char_features": 32768, "lemma_features": 16384,
+                       "lemma_weight": 0.5})
     register("hf-text", _FACTORY, modality="text", outputs=("pooled", "sequence"),
              description="Any transformers text encoder: pass source='org/name' (a Hub id) or "
                          "a local folder (AutoModel + AutoTokenizer).",

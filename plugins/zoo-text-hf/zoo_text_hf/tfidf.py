@@ -31,6 +31,25 @@ from zoo.plugin import DataError, Encoder, EncoderOutput
 __all__ = ["TfidfEncoder", "build_tfidf", "ASSET"]
 
 ASSET = "tfidf.json"
+KINDS = ("word", "char", "lemma")  # the blocks of the vector, in this order
+
+
+def _supported() -> frozenset[str] | None:
+    """The languages simplemma lemmatizes (None: simplemma is not installed)."""
+    try:
+        from simplemma.strategies.dictionaries.dictionary_factory import SUPPORTED_LANGUAGES
+    except ImportError:
+        return None
+    return frozenset(SUPPORTED_LANGUAGES)
+
+
+def _lemma_language(texts: Sequence[str]) -> str | None:
+    """The training texts' language when simplemma can lemmatize it, else None."""
+    from zoo.data.language import detect_language
+
+    known = _supported()
+    code = detect_language(texts) if known else None
+    return code if code in (known or ()) else None
 
 
 class TfidfEncoder(Encoder):
@@ -39,21 +58,42 @@ class TfidfEncoder(Encoder):
 
     def __init__(self, word_features: int = 0, char_features: int = 32768,
                  word_ngrams: Sequence[int] = (1, 2), char_ngrams: Sequence[int] = (2, 5),
-                 lowercase: bool = True, max_chars: int = 4000,
-                 fitted: dict[str, Any] | None = None) -> None:
+                 lowercase: bool = True, max_chars: int = 4000, lemma_features: int = 0,
+                 lemma_weight: float = 0.5, fitted: dict[str, Any] | None = None) -> None:
         super().__init__()
-        self.sizes = {"word": int(word_features), "char": int(char_features)}
-        self.ngrams = {"word": tuple(word_ngrams), "char": tuple(char_ngrams)}
+        self.sizes = {"word": int(word_features), "char": int(char_features),
+                      "lemma": int(lemma_features)}
+        self.ngrams = {"word": tuple(word_ngrams), "char": tuple(char_ngrams),
+                       "lemma": (1, 1)}
         self.lowercase, self.max_chars = bool(lowercase), int(max_chars)
+        self.lemma_weight = float(lemma_weight)
+        if not 0.0 < self.lemma_weight <= 10.0:
+            raise DataError(f"lemma_weight must be in (0, 10], got {lemma_weight}")
         self.dim = sum(self.sizes.values())
         self._vectorizers: dict[str, Any] | None = None
         self._fitted = fitted  # {"word": {"vocabulary": [...], "idf": [...]}, "char": ...}
+
+    @property
+    def language(self) -> str | None:
+        """The language the lemma block lemmatizes (found in the training texts at fit);
+        None: no lemma block (switched off, or a language simplemma does not know)."""
+        return ((self._fitted or {}).get("lemma") or {}).get("language")
+
+    def _lemmas(self, texts: Sequence[str], language: str) -> list[str]:
+        """Each text as its words' dictionary forms (simplemma), lower-cased: "Kinder
+        spielten" -> "kind spielen"."""
+        try:
+            import simplemma
+        except ImportError:
+            raise DataError("this tfidf-ngram model lemmatizes its texts with simplemma; "
+                            "pip install simplemma") from None
+        return [" ".join(simplemma.text_lemmatizer(t.lower(), lang=language)) for t in texts]
 
     def _make(self, kind: str, vocabulary: list[str] | None = None) -> Any:
         import numpy as np
         from sklearn.feature_extraction.text import TfidfVectorizer
 
-        return TfidfVectorizer(analyzer="word" if kind == "word" else "char_wb",
+        return TfidfVectorizer(analyzer="char_wb" if kind == "char" else "word",
                                ngram_range=self.ngrams[kind], lowercase=self.lowercase,
                                sublinear_tf=True, max_features=self.sizes[kind],
                                vocabulary=vocabulary, dtype=np.float32)
@@ -64,19 +104,25 @@ class TfidfEncoder(Encoder):
         texts = [v[: self.max_chars] for v in values if isinstance(v, str) and v.strip()]
         if not texts:
             raise DataError("tfidf-ngram is fitted to the training texts, and there are none")
-        fitted = {}
-        for kind in ("word", "char"):
+        fitted: dict[str, Any] = {}
+        language = None
+        if self.sizes["lemma"]:
+            language = _lemma_language(texts)
+        for kind in KINDS:
+            fitted[kind] = {"vocabulary": [], "idf": []}
+            if kind == "lemma":
+                fitted[kind]["language"] = language
+                if language is None:
+                    continue
             if not self.sizes[kind]:
-                fitted[kind] = {"vocabulary": [], "idf": []}
                 continue
             vec = self._make(kind)
             try:
-                vec.fit(texts)
+                vec.fit(self._lemmas(texts, language) if kind == "lemma" else texts)
             except ValueError:  # no word of two characters in any text (one-letter words)
-                fitted[kind] = {"vocabulary": [], "idf": []}
                 continue
-            vocab = sorted(vec.vocabulary_, key=vec.vocabulary_.get)
-            fitted[kind] = {"vocabulary": vocab, "idf": [float(x) for x in vec.idf_]}
+            fitted[kind]["vocabulary"] = sorted(vec.vocabulary_, key=vec.vocabulary_.get)
+            fitted[kind]["idf"] = [float(x) for x in vec.idf_]
         self._fitted, self._vectorizers = fitted, None
 
     def _ready(self) -> dict[str, Any]:
@@ -100,13 +146,17 @@ class TfidfEncoder(Encoder):
             if not isinstance(v, str):
                 raise DataError(f"text input must be a string, got {type(v).__name__}")
         texts = [v[: self.max_chars] for v in values]
-        out = torch.zeros(len(texts), self.dim)  # (B, D): word n-grams, then characters
+        out = torch.zeros(len(texts), self.dim)  # (B, D): words, characters, lemmas
         offset = 0
-        for kind, vec in ((k, self._ready().get(k)) for k in ("word", "char")):
+        for kind, vec in ((k, self._ready().get(k)) for k in KINDS):
             if vec is not None:
-                m = vec.transform(texts).tocoo()
+                lemma = kind == "lemma"
+                m = vec.transform(self._lemmas(texts, self.language) if lemma
+                                  else texts).tocoo()
+                data = torch.from_numpy(m.data)
                 out[torch.from_numpy(m.row.astype("int64")),
-                    torch.from_numpy(m.col.astype("int64") + offset)] = torch.from_numpy(m.data)
+                    torch.from_numpy(m.col.astype("int64") + offset)] = (
+                    data * self.lemma_weight if lemma else data)
             offset += self.sizes[kind]
         return {"tfidf": out}
 
@@ -118,6 +168,8 @@ class TfidfEncoder(Encoder):
                 "word_ngrams": list(self.ngrams["word"]),
                 "char_ngrams": list(self.ngrams["char"]), "sizes": self.sizes,
                 "lowercase": self.lowercase, "max_chars": self.max_chars,
+                "lemmas": ({"language": self.language, "weight": self.lemma_weight,
+                            "lemmatizer": "simplemma"} if self.language else None),
                 "vocabulary": ASSET}
 
     def save_assets(self, directory: Path) -> None:
@@ -136,15 +188,26 @@ def build_tfidf(*, pretrained: bool = False, weights: str | None = None,
             fitted = json.loads((Path(assets_dir) / ASSET).read_text(encoding="utf-8"))
             ok = all(isinstance(fitted[k]["vocabulary"], list) and isinstance(
                 fitted[k]["idf"], list) and len(fitted[k]["vocabulary"]) == len(
-                fitted[k]["idf"]) for k in ("word", "char"))
+                fitted[k]["idf"]) for k in KINDS if k != "lemma" or k in fitted)
+            ok = ok and ("lemma" not in fitted or isinstance(
+                fitted["lemma"].get("language"), (str, type(None))))
         except (ValueError, KeyError, TypeError):
             ok = False
         if not ok:
             raise DataError(f"{Path(assets_dir).name}/{ASSET} is not a tfidf-ngram vocabulary "
                             f"(word and char, each a vocabulary and its idf); save the "
                             f"model again")
+        if "lemma" not in fitted:  # saved before the lemma block: none, at width 0
+            fitted["lemma"] = {"vocabulary": [], "idf": [], "language": None}
+            kwargs["lemma_features"] = 0
+        elif fitted["lemma"]["vocabulary"] and fitted["lemma"].get("language") not in (
+                _supported() or ()):
+            raise DataError(f"{ASSET}: lemmas in language "
+                            f"{str(fitted['lemma'].get('language'))[:20]!r}, which the "
+                            f"installed simplemma does not know; pip install -U simplemma")
         sizes = {"word": kwargs.get("word_features", 0),
-                 "char": kwargs.get("char_features", 32768)}
+                 "char": kwargs.get("char_features", 32768),
+                 "lemma": kwargs.get("lemma_features", 0)}
         if any(len(fitted[k]["vocabulary"]) > sizes[k] for k in sizes):
             raise DataError(f"{ASSET}: more n-grams than the encoder's width; save the model "
                             f"again")
