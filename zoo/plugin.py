@@ -37,7 +37,8 @@ with them, when a model is built::
 - ``offline()``: whether the network is off (``HF_HUB_OFFLINE=1``, or a saved model being
   rebuilt from its config).
 - ``read_image(value)``, ``read_audio(value, rate=None)``, ``word_spans(text)``: how zoo's
-  own modalities read an image, audio, and the words of a text.
+  own modalities read an image, audio, and the words of a text; ``detect_language(texts)``:
+  the ISO 639-1 code most of the texts are in (fastText's lid.176), or None.
 - ``ZooError``, ``DataError``, ``RequestError``: errors shown to the user as one line
 - ``DataWarning``: warned by ``Task.prepare`` about data nothing useful is learnt from;
   ``zoo train`` stops on it unless ``--force``
@@ -56,7 +57,7 @@ __all__ = ["hookimpl", "CONTRACT", "Modality", "Encoder", "EncoderOutput", "sequ
            "load_weights", "has_weights", "weights_info", "replace_head", "derive_model",
            "read_image", "read_audio", "word_spans", "offline", "ZooError", "DataError",
            "DataWarning", "RequestError", "seal", "is_sealed", "markdown_code",
-           "markdown_text", "fit_logistic", "quantize_linear"]
+           "markdown_text", "fit_logistic", "quantize_linear", "detect_language"]
 
 # name -> (module, attribute): imported on first access, so `from zoo.plugin import
 # hookimpl` in a registration module never imports torch
@@ -91,6 +92,7 @@ _LAZY = {
     "weights_path": ("zoo.weights", "weights_path"),
     "load_weights": ("zoo.weights", "load_weights"),
     "quantize_linear": ("zoo.quantization", "quantize_linear"),
+    "detect_language": ("zoo.data.language", "detect_language"),
     "seal": ("zoo.weights", "seal"),
     "is_sealed": ("zoo.weights", "is_sealed"),
 }

@@ -4,6 +4,17 @@ baseline on small data, in any language or script. (Words beside characters scor
 German fortunes: 0.848 vs 0.868 test accuracy with logistic regression, so they are off by
 default.)
 
+Beside the characters, ``lemma_features`` (16,384 in the registry's defaults) word unigrams
+of the texts' lemmas: each word's dictionary form by simplemma (MIT; its lists are
+open-licensed), in the language ``zoo.plugin.detect_language`` finds in the
+training texts at fit, scaled by ``lemma_weight`` (0.5) after their L2 normalisation. A
+language simplemma does not know (Japanese, Chinese, ...) leaves that block empty. Where
+words inflect (Russian: "кошки", "кошек" -> "кошка") the characters see the stem only in
+pieces; the lemma joins the forms. With scikit-learn's logistic regression over five seeded
+splits: Russian fortunes 0.6068 mean test accuracy vs 0.5973 for the characters alone
+(higher on 4 of 5 splits), German 0.8715 vs 0.8711; at weight 0.7 or 1.0 they scored lower
+(Russian 0.6034 / 0.6007, German 0.8650 / 0.8496).
+
 ``fit`` (called by ``zoo train`` with the training texts, once: a saved model keeps its
 vocabulary) keeps the most frequent n-grams of each kind (scikit-learn's
 ``TfidfVectorizer``: sublinear term frequency, smoothed idf, each kind L2-normalised) and
@@ -45,7 +56,7 @@ def _supported() -> frozenset[str] | None:
 
 def _lemma_language(texts: Sequence[str]) -> str | None:
     """The training texts' language when simplemma can lemmatize it, else None."""
-    from zoo.data.language import detect_language
+    from zoo.plugin import detect_language
 
     known = _supported()
     code = detect_language(texts) if known else None
