@@ -110,7 +110,7 @@ def _fit(probe: Any, x: torch.Tensor, xv: torch.Tensor | None, k: int) -> tuple:
 
 def pick_c(right: list[torch.Tensor]) -> int:
     """The index of the C to keep, given each C's right/wrong on the eval rows (C_GRID
-    order, weakest first): the most regularised C whose eval accuracy is within half a
+    order: the smallest C, the strongest regularisation, first): the most regularised C whose eval accuracy is within half a
     paired standard error of the best one's (sqrt(discordant rows) / n: the rows one fit
     gets right and the other wrong). A near-tie on eval is noise, and the plain argmax
     then drifts to the weakest regularisation: on Russian fortunes it picked C 100 by one
