@@ -184,6 +184,26 @@ def test_tfidf_vocabulary_saved_before_the_lemma_block_still_loads(tmp_path):
                       lemma_features=16384)
     assert enc.dim == 32768 and enc.language is None
     assert torch.equal(enc.preprocess(RU)["tfidf"], old.preprocess(RU)["tfidf"][:, :32768])
+    # and a whole model folder in the earlier format loads and predicts as it was saved
+    model = zoo.compose("classification", {"text": {"name": "tfidf-ngram",
+                                                    "lemma_features": 0}},
+                        head={"name": "classification", "labels": ["cat", "other"]},
+                        fusion={"name": "concat-mlp", "dim": 16})
+    rows = [{"text": t, "label": "cat" if "ош" in t else "other"} for t in RU + RU_MORE]
+    zoo.train(model, rows, rows, tmp_path / "m", epochs=1, progress=False, loggers=[])
+    pre = tmp_path / "m" / "preprocessor" / "text"
+    for name, drop in (("tfidf.json", "lemma"), ("preprocessing.json", "lemmas")):
+        data = json.loads((pre / name).read_text())
+        del data[drop]
+        data.get("sizes", {}).pop("lemma", None)  # earlier sizes: word and char only
+        (pre / name).write_text(json.dumps(data, ensure_ascii=False))
+    cfg = json.loads((tmp_path / "m" / "config.json").read_text())
+    del cfg["encoders"]["text"]["kwargs"]["lemma_features"]
+    (tmp_path / "m" / "config.json").write_text(json.dumps(cfg))
+    back = zoo.load(tmp_path / "m")
+    assert back.encoders["text"].dim == 32768
+    x = [{"text": r["text"]} for r in rows]
+    assert back.predict(x) == model.eval().predict(x)
     fitted["lemma"] = {"vocabulary": ["x"], "idf": [1.0], "language": "xx"}
     (tmp_path / "tfidf.json").write_text(json.dumps(fitted, ensure_ascii=False))
     with pytest.raises(zoo.ZooError, match="simplemma does not know"):
