@@ -132,7 +132,8 @@ RU_MORE = ["Кошки сидели на коврах и смотрели на �
 
 def test_tfidf_lemma_block_is_fitted_in_the_texts_language_and_saved_with_it(tmp_path):
     """Beside the character n-grams, the words' dictionary forms (simplemma) in the
-    language found in the training texts, at half the characters' scale; the language
+    language found in the training texts, at a quarter or half the characters' scale
+    (chosen on eval by the probe); the language
     travels with the model, and text in a language simplemma does not know gets no lemma
     block (all zeros there, the characters unchanged)."""
     import numpy as np
@@ -143,14 +144,18 @@ def test_tfidf_lemma_block_is_fitted_in_the_texts_language_and_saved_with_it(tmp
     rows = [{"text": t, "label": "cat" if "ош" in t else "other"} for t in texts]
     model = zoo.create_model("tfidf-text-clf")
     enc = model.encoders["text"]
-    zoo.train(model, rows, rows, tmp_path / "m", epochs=1, progress=False, loggers=[])
+    summary = zoo.train(model, rows, rows, tmp_path / "m", epochs=1, progress=False,
+                        loggers=[])
     assert enc.language == "ru"
+    # the probe chose the block's weight on eval (0.25 or 0.5), recorded and kept
+    weight = summary["probe_init"]["scales"]["text"]["lemma"]
+    assert weight in (0.25, 0.5) and enc.lemma_weight == weight
     lemmas = [" ".join(simplemma.text_lemmatizer(t.lower(), lang="ru")) for t in texts]
     assert "кошка" in lemmas[2].split() and "ковёр" in lemmas[2].split()
     ref = TfidfVectorizer(sublinear_tf=True, max_features=16384).fit(lemmas)
     block = enc.preprocess(texts)["tfidf"][:, 32768:]
     np.testing.assert_allclose(block[:, :len(ref.vocabulary_)].numpy(),
-                               0.5 * ref.transform(lemmas).toarray(), atol=1e-6)
+                               weight * ref.transform(lemmas).toarray(), atol=1e-6)
     # "кошки" and "кошек" are one lemma: the two texts share that column
     col = 32768 + enc._fitted["lemma"]["vocabulary"].index("кошка")
     assert (enc.preprocess([RU_MORE[0], RU_MORE[4]])["tfidf"][:, col] > 0).all()
@@ -158,6 +163,7 @@ def test_tfidf_lemma_block_is_fitted_in_the_texts_language_and_saved_with_it(tmp
     assert saved["lemma"]["language"] == "ru"
     back = zoo.load(tmp_path / "m")
     assert back.encoders["text"].language == "ru"
+    assert back.encoders["text"].lemma_weight == weight
     assert torch.equal(back.encoders["text"].preprocess(texts)["tfidf"],
                        enc.preprocess(texts)["tfidf"])
     x = [{"text": t} for t in texts]

@@ -272,3 +272,107 @@ def test_an_epoch_replaces_the_start_only_beyond_the_eval_noise():
     assert _better(run, {"accuracy": 0.81})
     run.state["best"] = None
     assert _better(run, {"accuracy": 0.1})
+
+
+# ---- Encoder.scale_choices: block weights chosen on eval with the regression -------------
+
+def _two_blocks(pretrained=False, weights=None, assets_dir=None, wa=1.0, wb=1.0, open="b"):
+    """A text encoder with two blocks of output: a (8 columns of noise from the text's
+    hash) and b (one-hot of the fruit named), each at its weight; ``open`` leaves one
+    block's weight to the probe (0.001 or 1.0)."""
+    import zlib
+
+    from zoo.plugin import Encoder, EncoderOutput
+
+    class TwoBlocks(Encoder):
+        modality = "text"
+        outputs = ("pooled",)
+
+        def __init__(self):
+            super().__init__()
+            self.dim, self.w = 12, {"a": float(wa), "b": float(wb)}
+
+        def preprocess(self, values):
+            out = torch.zeros(len(values), 12)
+            for i, v in enumerate(values):
+                g = torch.Generator().manual_seed(zlib.crc32(v.encode()))
+                out[i, :8] = torch.randn(8, generator=g) * self.w["a"]
+                out[i, 8 + LABELS.index(v.split()[1])] = self.w["b"]
+            return {"x": out}
+
+        def forward(self, x):
+            return EncoderOutput(pooled=x)
+
+        def scale_choices(self):
+            return {open: {"columns": (0, 8) if open == "a" else (8, 12),
+                           "weight": self.w[open], "choices": (0.001, 1.0)}}
+
+        def set_scale(self, name, weight):
+            self.w[name] = weight
+            self._zoo_kwargs["w" + name] = weight
+
+    return TwoBlocks()
+
+
+class _Blocks:
+    @zoo.hookimpl
+    def register_encoders(register):
+        register("two-blocks", _two_blocks, modality="text", outputs=("pooled",), dim=12)
+
+
+def _fruit(n, offset=0):
+    words = ["red apple", "ripe banana", "sour lemon", "green pear"]
+    return [{"text": f"{i + offset} {words[i % 4].split()[1]}", "label": words[i % 4].split()[1]}
+            for i in range(n)]
+
+
+@pytest.mark.parametrize("start,open,want", [({"wb": 0.001}, "b", 1.0),
+                                             ({"wa": 1.0}, "a", 0.001)])
+def test_an_encoders_open_block_weight_is_chosen_on_eval_and_saved(register_plugin, tmp_path,
+                                                                   start, open, want):
+    """The informative block at 0.001 is raised to 1.0 (the regression cannot use it
+    below the noise); the noise block is lowered to 0.001 (no worse on eval, and the rule
+    keeps the most conservative). The cache is rescaled with it: the saved model, encoding
+    afresh at the chosen weight, scores the recorded eval accuracy."""
+    register_plugin(_Blocks, "blocks")
+    train, val = _fruit(48), _fruit(24, offset=1000)
+    torch.manual_seed(0)
+    model = compose("classification", {"text": {"name": "two-blocks", "open": open, **start}},
+                    head={"name": "classification", "labels": LABELS},
+                    fusion={"name": "concat-mlp", "dim": 16})
+    summary = zoo.train(model, train, val, tmp_path / "m", epochs=1, lr=0.0, freeze="all",
+                        progress=False, loggers=[])
+    init = summary["probe_init"]
+    assert init["scales"] == {"text": {open: want}}
+    back = zoo.load(tmp_path / "m")
+    assert back.encoders["text"].w[open] == want
+    preds = back.predict([{"text": r["text"]} for r in val])
+    acc = np.mean([p["label"] == r["label"] for p, r in zip(preds, val)])
+    assert acc == pytest.approx(init["eval_accuracy"], abs=1e-6)
+    if open == "b":
+        assert acc == 1.0
+
+
+def test_applying_chosen_scales_rescales_shared_and_sparse_cached_rows():
+    """A resumed run re-caches at the built weights, then applies the recorded choice:
+    rows shared by examples with one input are scaled once, sparse rows stay sparse."""
+    from zoo.tasks.probe import apply_scales
+
+    model = zoo.create_model("tfidf-text-clf")
+    enc = model.encoders["text"]
+    texts = ["Кошки сидели на коврах.", "Собаки спали у дверей дома.", "Мы любим кошек."]
+    enc.fit(texts)
+    assert enc.scale_choices()["lemma"]["weight"] == 0.5
+    from zoo.training.cache import _rows
+
+    pooled = enc.preprocess(texts)["tfidf"]
+    rows = [{"text": r} for r in _rows(enc(tfidf=pooled), 3)]
+    rows.append({"text": rows[0]["text"]})  # a fourth example with the first one's input
+    assert rows[0]["text"]["pooled"].is_sparse
+    apply_scales(model, {"text": {"lemma": 0.25}}, rows, None)
+    assert enc.lemma_weight == 0.25 and enc.config()["lemma_weight"] == 0.25
+    fresh = enc.preprocess(texts)["tfidf"]
+    assert not torch.equal(fresh, pooled)
+    for i, r in enumerate(rows):
+        assert r["text"]["pooled"].is_sparse
+        torch.testing.assert_close(r["text"]["pooled"].to_dense(), fresh[i % 3])

@@ -81,6 +81,21 @@ class Encoder(nn.Module):
     def forward(self, **batch: torch.Tensor) -> EncoderOutput:  # noqa: D102
         raise NotImplementedError
 
+    def scale_choices(self) -> dict[str, dict[str, Any]]:
+        """Optional (contract 2): blocks of the ``pooled`` output whose weight the
+        closed-form probe chooses on the eval split, as it chooses its C:
+        ``{name: {"columns": (start, stop), "weight": w, "choices": (w1, w2, ...)}}``, where
+        ``w`` is the weight the outputs carry now and the choices run from the most
+        conservative. The probe tries each by rescaling the cached columns, then calls
+        ``set_scale(name, weight)`` with the one it keeps. None by default."""
+        return {}
+
+    def set_scale(self, name: str, weight: float) -> None:
+        """Give block ``name`` of ``pooled`` at ``weight`` from now on, and rebuild so from
+        ``config()`` (a saved model keeps the weight). Needed with ``scale_choices``."""
+        raise NotImplementedError(f"{type(self).__name__} names scale choices but cannot "
+                                  f"set them")
+
     def config(self) -> dict[str, Any]:
         """JSON kwargs for the factory that rebuild this encoder (without weights): by
         default the ones it was built with, captured by the core."""

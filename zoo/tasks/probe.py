@@ -15,6 +15,12 @@ logits come from one linear layer (``Head.probe_layer``: the ready classifiers' 
 a classification head after another fusion) gets the regression fitted on what that layer
 sees (standardised for the fit, written back exactly in the raw scale). Otherwise the usual
 random start.
+
+An encoder may leave the weight of blocks of its output open (``Encoder.scale_choices``:
+the TF-IDF encoder's lemmas, 0.25 or 0.5 beside the characters): with an eval split each
+weight is tried on the cached rows, rescaled, and kept by ``pick_c``'s rule over each one's
+best C, then set in the encoder (saved with the model) and in the cache. Russian and German
+fortunes want different weights (``bench_text_multilingual.py``).
 Measured: ``bench/bench_frozen_peers.py`` (README)."""
 from __future__ import annotations
 
@@ -24,7 +30,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-__all__ = ["LR_SCALE", "closed_form_start", "eligible", "fit_logistic", "pick_c"]
+__all__ = ["LR_SCALE", "apply_scales", "closed_form_start", "eligible", "fit_logistic",
+           "pick_c"]
 
 # inverse L2 strengths tried, as scikit-learn's C on unit-norm features: LayerNorm'd features
 # have norm ~sqrt(dim), so each is divided by dim
@@ -48,12 +55,6 @@ def eligible(model: Any) -> bool:
             and all(isinstance(m, nn.Dropout) for m in list(mlp)[2:])
             and mlp[0].out_features >= 2 * len(head.labels)
             and head.proj.in_features == mlp[0].out_features)
-
-
-def _fusion_inputs(model: Any, rows: list, batch_size: int, collate: Any) -> torch.Tensor:
-    """(N, D): what the fusion's first linear layer sees for each cached row (the
-    normalised, concatenated pooled features, null embeddings where a modality is absent)."""
-    return _layer_inputs(model.fusion.mlp[0], model, rows, batch_size, collate)
 
 
 def fit_logistic(x: torch.Tensor, y: torch.Tensor, n_classes: int, c: float,
@@ -92,12 +93,12 @@ def _linear(model: Any) -> nn.Linear | None:
 
 
 def _fit(probe: Any, x: torch.Tensor, xv: torch.Tensor | None, k: int) -> tuple:
-    """(eval accuracy or None, C, (W, b)): C chosen on the eval split, warm-started along
-    the grid; without one, the default C."""
+    """(eval accuracy or None, C, (W, b), eval rows right or None): C chosen on the eval
+    split, warm-started along the grid; without one, the default C."""
     head, d = probe.model.head, x.shape[1]
     y = head.encode_targets(probe.train_targets).to(x.device)
     if xv is None:
-        return None, C_DEFAULT, fit_logistic(x, y, k, C_DEFAULT / d)
+        return None, C_DEFAULT, fit_logistic(x, y, k, C_DEFAULT / d), None
     yv = head.encode_targets(probe.eval_targets).to(x.device)
     fits, right, fit = [], [], None
     for c in C_GRID:
@@ -105,7 +106,7 @@ def _fit(probe: Any, x: torch.Tensor, xv: torch.Tensor | None, k: int) -> tuple:
         fits.append((c, fit))
         right.append((xv @ fit[0].T + fit[1]).argmax(1) == yv)
     i = pick_c(right)
-    return float(right[i].float().mean()), fits[i][0], fits[i][1]
+    return float(right[i].float().mean()), fits[i][0], fits[i][1], right[i]
 
 
 def pick_c(right: list[torch.Tensor]) -> int:
@@ -144,28 +145,100 @@ def _layer_inputs(layer: nn.Module, model: Any, rows: list, batch_size: int, col
     return torch.cat(seen).float()
 
 
-def closed_form_start(probe: Any) -> dict[str, Any] | None:
-    """Fit the regression on the probe's cached features and write it into fusion + head
-    (a :class:`zoo.plugin.Probe`); None when the model does not allow it. Returns what to
-    record."""
+def _solve(probe: Any, collate: Any) -> dict[str, Any] | None:
+    """The regression on what the probe's layer sees through ``collate``: eval accuracy, C,
+    the fit, each eval row right or wrong, and where and how to write it; None when the
+    model does not allow it."""
     model = probe.model
     if eligible(model):
-        x = _fusion_inputs(model, probe.train_rows, probe.batch_size, probe.collate)
-        xv = (_fusion_inputs(model, probe.eval_rows, probe.batch_size, probe.collate)
-              if probe.eval_rows is not None else None)
-        acc, c, (w, b) = _fit(probe, x, xv, len(model.head.labels))
+        layer, where = model.fusion.mlp[0], "fusion"
+    else:
+        layer, where = _linear(model), "linear"
+        if layer is None:
+            return None
+    x = _layer_inputs(layer, model, probe.train_rows, probe.batch_size, collate)
+    xv = (_layer_inputs(layer, model, probe.eval_rows, probe.batch_size, collate)
+          if probe.eval_rows is not None else None)
+    mu = sd = None
+    if where == "linear":  # standardised fit, written back in the raw scale
+        mu, sd = x.mean(0), x.std(0, unbiased=False).clamp_min(1e-6)
+        x, xv = (x - mu) / sd, None if xv is None else (xv - mu) / sd
+    k = len(model.head.labels) if where == "fusion" else layer.out_features
+    acc, c, fit, right = _fit(probe, x, xv, k)
+    return {"acc": acc, "c": c, "fit": fit, "right": right, "where": where, "layer": layer,
+            "mu": mu, "sd": sd}
+
+
+def _rescaled(collate: Any, factors: list[tuple[str, int, int, float]]) -> Any:
+    """``collate`` with pooled columns [start, stop) of a modality times a factor."""
+    def inner(rows: Any) -> Any:
+        encoded, batch = collate(rows)
+        for m, start, stop, f in factors:
+            if m in encoded and encoded[m][0].pooled is not None:
+                pooled = encoded[m][0].pooled.clone()
+                pooled[:, start:stop] *= f
+                encoded[m][0].pooled = pooled
+        return encoded, batch
+    return inner
+
+
+def apply_scales(model: Any, scales: dict[str, dict[str, float]], *row_lists: Any) -> None:
+    """Set each encoder's chosen block weights (``{modality: {block: weight}}``) and rescale
+    the cached rows to match (a resumed run re-caches at the built weights)."""
+    from zoo.training.cache import scale_pooled
+
+    for m, blocks in (scales or {}).items():
+        enc = model.encoders[m]
+        choices = enc.scale_choices()
+        for name, weight in blocks.items():
+            spec = choices.get(name)
+            if spec is None or float(spec["weight"]) == float(weight):
+                continue
+            start, stop = spec["columns"]
+            for rows in row_lists:
+                if rows is not None:
+                    scale_pooled(rows, m, start, stop, float(weight) / float(spec["weight"]))
+            enc.set_scale(name, float(weight))
+
+
+def closed_form_start(probe: Any) -> dict[str, Any] | None:
+    """Fit the regression on the probe's cached features and write it into fusion + head
+    (a :class:`zoo.plugin.Probe`); None when the model does not allow it. With an eval
+    split, an encoder's ``scale_choices`` (blocks of its output whose weight is open: the
+    TF-IDF encoder's lemmas) are chosen here too, by ``pick_c``'s rule over the choices'
+    best fits. Returns what to record."""
+    model = probe.model
+    blocks = [(m, name, spec) for m, enc in model.encoders.items()
+              for name, spec in (getattr(enc, "scale_choices", dict)() or {}).items()
+              ] if probe.eval_rows else []
+    factors: list[tuple[str, int, int, float]] = []
+    scales: dict[str, dict[str, float]] = {}
+    best = None
+    for m, name, spec in blocks:
+        start, stop = spec["columns"]
+        now, tries = float(spec["weight"]), []
+        for w in spec["choices"]:
+            trial = factors + [(m, start, stop, float(w) / now)]
+            tries.append((float(w), _solve(probe, _rescaled(probe.collate, trial))))
+            if tries[-1][1] is None:
+                return None
+        i = pick_c([t["right"] for _, t in tries])
+        weight, best = tries[i]
+        factors.append((m, start, stop, weight / now))
+        scales.setdefault(m, {})[name] = weight
+        probe.say(f"closed-form probe: {m} {name} weight {weight:g} of "
+                  + ", ".join(f"{w:g} (eval accuracy {t['acc']:.4f})" for w, t in tries))
+    if best is None:
+        best = _solve(probe, probe.collate)
+        if best is None:
+            return None
+    apply_scales(model, scales, probe.train_rows, probe.eval_rows)
+    acc, c, (w, b) = best["acc"], best["c"], best["fit"]
+    if best["where"] == "fusion":
         _write(model, w, b)
         where = "the concat-MLP fusion and the head"
     else:
-        layer = _linear(model)
-        if layer is None:
-            return None
-        x = _layer_inputs(layer, model, probe.train_rows, probe.batch_size, probe.collate)
-        xv = (_layer_inputs(layer, model, probe.eval_rows, probe.batch_size, probe.collate)
-              if probe.eval_rows is not None else None)
-        mu, sd = x.mean(0), x.std(0, unbiased=False).clamp_min(1e-6)  # standardised fit
-        acc, c, (w, b) = _fit(probe, (x - mu) / sd, None if xv is None else (xv - mu) / sd,
-                              layer.out_features)
+        layer, mu, sd = best["layer"], best["mu"], best["sd"]
         with torch.no_grad():
             layer.weight.copy_(w / sd)
             layer.bias.copy_(b - (w / sd) @ mu)
@@ -173,10 +246,13 @@ def closed_form_start(probe: Any) -> dict[str, Any] | None:
     probe.say(f"closed-form probe: logistic regression on the cached features (L-BFGS, C {c:g}"
               + (f", eval accuracy {acc:.4f}" if acc is not None else "")
               + f") written into {where}; the epochs refine it at lr x {LR_SCALE:.2g}")
-    return {"method": "lbfgs", "C": c, "eval_accuracy": acc, "lr_scale": LR_SCALE,
-            "description": f"logistic regression fitted by L-BFGS (C {c}"
-                           + (f", eval accuracy {acc:.4f}" if acc is not None else "")
-                           + f"), refined at lr / {1 / LR_SCALE:g}"}
+    record = {"method": "lbfgs", "C": c, "eval_accuracy": acc, "lr_scale": LR_SCALE,
+              "description": f"logistic regression fitted by L-BFGS (C {c}"
+                             + (f", eval accuracy {acc:.4f}" if acc is not None else "")
+                             + f"), refined at lr / {1 / LR_SCALE:g}"}
+    if scales:
+        record["scales"] = scales
+    return record
 
 
 def _write(model: Any, w: torch.Tensor, b: torch.Tensor) -> None:

@@ -14,7 +14,7 @@ import torch
 from zoo.base.batch import Batch, ModalityBatch
 from zoo.base.encoder import EncoderOutput
 
-__all__ = ["encode_all", "collate_cached", "predict_cached"]
+__all__ = ["encode_all", "collate_cached", "predict_cached", "scale_pooled"]
 
 
 #: a pooled row at least this wide and at most this dense is kept sparse (a TF-IDF vector of
@@ -145,6 +145,31 @@ def collate_cached(rows: Sequence[dict[str, Any]], modalities: Sequence[str],
         encoded[m] = (out, index.to(device))
         batch.modalities[m] = ModalityBatch(index, word_ids=out.word_ids)
     return encoded, batch
+
+
+def scale_pooled(rows: list[dict[str, Any]], modality: str, start: int, stop: int,
+                 factor: float) -> None:
+    """Columns [start, stop) of each cached row's ``modality`` pooled output times
+    ``factor``, in place in ``rows`` (examples that share one encoded input are scaled
+    once): the cache as the encoder gives it after ``set_scale``."""
+    done: dict[int, tuple[dict[str, Any], dict[str, Any]]] = {}
+    for r in rows:
+        old = r.get(modality)
+        if old is None or "pooled" not in old:
+            continue
+        hit = done.get(id(old))
+        if hit is None:
+            p = old["pooled"]
+            if p.is_sparse:
+                p = p.coalesce()
+                idx, val = p.indices(), p.values().clone()
+                val[(idx[0] >= start) & (idx[0] < stop)] *= factor
+                q = torch.sparse_coo_tensor(idx, val, p.shape).coalesce()
+            else:
+                q = p.clone()
+                q[start:stop] *= factor
+            hit = done[id(old)] = (old, dict(old, pooled=q))  # (old kept: ids stay unique)
+        r[modality] = hit[1]
 
 
 def predict_cached(model: Any, rows: Sequence[dict[str, Any]], batch_size: int,

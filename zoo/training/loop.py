@@ -49,6 +49,11 @@ def start(run: Run, resume: bool) -> Run:
     configure(run, stage, fresh=not resume)
     if resume:
         run.state = load_state(run.out / "train_state", model, run.opt, run.sched)
+        if (run.state.get("probe_init") or {}).get("scales"):  # the probe's chosen weights
+            from zoo.tasks.probe import apply_scales
+
+            apply_scales(model, run.state["probe_init"]["scales"], run.cached,
+                         run.eval_cached)
         if dist.main and run.log_path.exists():  # drop lines logged after the checkpoint
             lines = run.log_path.read_text().splitlines(keepends=True)[: run.state["log_lines"]]
             run.log_path.write_text("".join(lines))

@@ -49,7 +49,7 @@ def register_encoders(register):
                          "parameters: cached, and the probe starts from TF-IDF + logistic "
                          "regression): any language or script.",
              defaults={"word_features": 0, "char_features": 32768, "lemma_features": 16384,
-                       "lemma_weight": 0.5})
+                       "lemma_weight": 0.5, "lemma_weights": [0.25, 0.5]})
     register("hf-text", _FACTORY, modality="text", outputs=("pooled", "sequence"),
              description="Any transformers text encoder: pass source='org/name' (a Hub id) or "
                          "a local folder (AutoModel + AutoTokenizer).",

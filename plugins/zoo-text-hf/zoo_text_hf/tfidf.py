@@ -70,7 +70,8 @@ class TfidfEncoder(Encoder):
     def __init__(self, word_features: int = 0, char_features: int = 32768,
                  word_ngrams: Sequence[int] = (1, 2), char_ngrams: Sequence[int] = (2, 5),
                  lowercase: bool = True, max_chars: int = 4000, lemma_features: int = 0,
-                 lemma_weight: float = 0.5, fitted: dict[str, Any] | None = None) -> None:
+                 lemma_weight: float = 0.5, lemma_weights: Sequence[float] | None = None,
+                 fitted: dict[str, Any] | None = None) -> None:
         super().__init__()
         self.sizes = {"word": int(word_features), "char": int(char_features),
                       "lemma": int(lemma_features)}
@@ -78,8 +79,11 @@ class TfidfEncoder(Encoder):
                        "lemma": (1, 1)}
         self.lowercase, self.max_chars = bool(lowercase), int(max_chars)
         self.lemma_weight = float(lemma_weight)
-        if not 0.0 < self.lemma_weight <= 10.0:
-            raise DataError(f"lemma_weight must be in (0, 10], got {lemma_weight}")
+        # the weights the closed-form probe chooses among on the eval split (scale_choices)
+        self.lemma_weights = tuple(sorted({float(w) for w in lemma_weights or ()}))
+        for w in (self.lemma_weight, *self.lemma_weights):
+            if not 0.0 < w <= 10.0:
+                raise DataError(f"lemma_weight(s) must be in (0, 10], got {w}")
         self.dim = sum(self.sizes.values())
         self._vectorizers: dict[str, Any] | None = None
         self._fitted = fitted  # {"word": {"vocabulary": [...], "idf": [...]}, "char": ...}
@@ -173,6 +177,23 @@ class TfidfEncoder(Encoder):
 
     def forward(self, tfidf: torch.Tensor) -> EncoderOutput:
         return EncoderOutput(pooled=tfidf)  # (B, D): fixed features, nothing to train
+
+    def scale_choices(self) -> dict[str, dict[str, Any]]:
+        """The lemma block's weight, chosen by the closed-form probe among
+        ``lemma_weights`` (when there is a lemma block and more than one weight)."""
+        if not self.language or len(self.lemma_weights) < 2:
+            return {}
+        start = self.sizes["word"] + self.sizes["char"]
+        return {"lemma": {"columns": (start, start + self.sizes["lemma"]),
+                          "weight": self.lemma_weight, "choices": self.lemma_weights}}
+
+    def set_scale(self, name: str, weight: float) -> None:
+        if name != "lemma" or not 0.0 < float(weight) <= 10.0:
+            raise DataError(f"tfidf-ngram: no block {name!r} to weigh {weight}")
+        self.lemma_weight = float(weight)
+        kwargs = getattr(self, "_zoo_kwargs", None)
+        if isinstance(kwargs, dict):  # config(): a saved model is rebuilt at this weight
+            kwargs["lemma_weight"] = self.lemma_weight
 
     def preprocessor_config(self) -> dict[str, Any]:
         return {"features": "scikit-learn TfidfVectorizer, sublinear tf, smoothed idf, l2",
