@@ -49,8 +49,28 @@ def test_early_stopping_stops_when_the_metric_stalls(tmp_path):
                         freeze="all", patience=2, progress=False, probe_init="random")
     assert summary["epochs_run"] == 3 and summary["best_epoch"] == 1  # 1 best + 2 stalled
     full = zoo.train(_model(), data, data, tmp_path / "full", epochs=4, lr=0.0, freeze="all",
-                     progress=False)
+                     progress=False, probe_init="random")
     assert full["epochs_run"] == 4
+
+
+def test_a_closed_form_start_that_stays_best_stops_the_probe_after_three_epochs(tmp_path,
+                                                                                capsys):
+    """With the default --patience 0, a probe started closed-form stops once 3 epochs have
+    not beaten it (here lr 0: none can); --patience, when given, rules instead, and without
+    an eval split nothing stops early."""
+    from zoo.training.loop import START_PATIENCE
+
+    data = _data()
+    s = zoo.train(_model(), data, data, tmp_path / "cf", epochs=8, lr=0.0, freeze="all")
+    assert s["probe_init"]["method"] == "lbfgs"
+    assert s["best_epoch"] == 0 and s["epochs_run"] == START_PATIENCE == 3
+    assert "the closed-form start stays best after 3 epochs" in capsys.readouterr().err
+    s = zoo.train(_model(), data, data, tmp_path / "p5", epochs=8, lr=0.0, freeze="all",
+                  patience=5, progress=False)
+    assert s["epochs_run"] == 5
+    s = zoo.train(_model(), data, None, tmp_path / "noeval", epochs=4, lr=0.0, freeze="all",
+                  progress=False)
+    assert s["epochs_run"] == 4
 
 
 def test_bf16_precision_runs_the_forward_in_bfloat16_on_cpu(tmp_path):

@@ -179,7 +179,8 @@ def _freeze_arg(freeze: str) -> Any:
 @click.option("--accumulate", type=int, default=_D.accumulate, show_default=True,
               help="Compute each batch in N chunks (same update, less memory).")
 @click.option("--patience", type=int, default=_D.patience, show_default=True,
-              help="Stop after N epochs without improvement of the eval metric (0: never).")
+              help="Stop after N epochs without improvement of the eval metric (0: never, "
+                   "except that a probe started closed-form stops after 3).")
 @click.option("--finetune-epochs", type=int, default=_D.finetune_epochs,
               help="LP-FT (--freeze auto): epochs of fine-tuning after a weak probe "
                    "[as many as --epochs]; 0 keeps the probe.")
