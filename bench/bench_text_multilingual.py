@@ -2,8 +2,8 @@
 (`apt-get install fortunes-ru`; `--lang de` for fortunes-de), a fixed stratified 60/20/20
 split. `zoo train text-clf` with no flags (it sees Russian text and trains its fallback,
 tfidf-text-clf: TF-IDF character 2-5 grams, vocabulary capped at 32,768, and word lemmas
-at half their scale; the probe started as logistic regression with C chosen on the
-validation split) against TF-IDF + logistic
+at a quarter or half their scale; the probe started as logistic regression with C and the
+lemma weight chosen on the validation split) against TF-IDF + logistic
 regression on the same split (words 1-2, as in bench_text.py; and character 2-5 grams,
 uncapped), C tuned on the validation split too. Also the English MiniLM classifier forced
 onto the same data, to show why the fallback exists.

@@ -189,7 +189,7 @@ def apply_scales(model: Any, scales: dict[str, dict[str, float]], *row_lists: An
 
     for m, blocks in (scales or {}).items():
         enc = model.encoders[m]
-        choices = enc.scale_choices()
+        choices = getattr(enc, "scale_choices", dict)() or {}
         for name, weight in blocks.items():
             spec = choices.get(name)
             if spec is None or float(spec["weight"]) == float(weight):
@@ -210,7 +210,8 @@ def closed_form_start(probe: Any) -> dict[str, Any] | None:
     model = probe.model
     blocks = [(m, name, spec) for m, enc in model.encoders.items()
               for name, spec in (getattr(enc, "scale_choices", dict)() or {}).items()
-              ] if probe.eval_rows else []
+              if min(float(spec["weight"]), *map(float, spec["choices"])) > 0
+              ] if probe.eval_rows else []  # (a weight of 0 could not be rescaled back)
     factors: list[tuple[str, int, int, float]] = []
     scales: dict[str, dict[str, float]] = {}
     best = None
@@ -252,6 +253,9 @@ def closed_form_start(probe: Any) -> dict[str, Any] | None:
                              + f"), refined at lr / {1 / LR_SCALE:g}"}
     if scales:
         record["scales"] = scales
+        record["description"] += "; " + ", ".join(
+            f"{m} {name} weight {w:g}" for m, blocks in scales.items()
+            for name, w in blocks.items()) + " chosen on eval"
     return record
 
 
