@@ -376,3 +376,47 @@ def test_applying_chosen_scales_rescales_shared_and_sparse_cached_rows():
     for i, r in enumerate(rows):
         assert r["text"]["pooled"].is_sparse
         torch.testing.assert_close(r["text"]["pooled"].to_dense(), fresh[i % 3])
+
+
+def test_a_resumed_run_applies_the_chosen_weight_again(register_plugin, tmp_path,
+                                                        monkeypatch):
+    """--resume rebuilds the encoder at its built weight and re-caches; the recorded choice
+    is applied to both before the epochs go on, so the run ends as the uninterrupted one."""
+    import json
+
+    from zoo.training import loop
+
+    register_plugin(_Blocks, "blocks")
+    train, val = _fruit(48), _fruit(24, offset=1000)
+
+    def model():
+        torch.manual_seed(0)
+        return compose("classification", {"text": {"name": "two-blocks", "wb": 0.001}},
+                       head={"name": "classification", "labels": LABELS},
+                       fusion={"name": "concat-mlp", "dim": 16})
+
+    opts = dict(epochs=3, patience=5, freeze="all", progress=False, loggers=[])
+    full = zoo.train(model(), train, val, tmp_path / "full", **opts)
+    assert full["probe_init"]["scales"] == {"text": {"b": 1.0}}
+    real = loop.train_epoch
+
+    def crash(run, epoch):
+        if epoch == 2:
+            raise KeyboardInterrupt
+        real(run, epoch)
+
+    monkeypatch.setattr(loop, "train_epoch", crash)
+    with pytest.raises(KeyboardInterrupt):
+        zoo.train(model(), train, val, tmp_path / "cut", **opts)
+    monkeypatch.setattr(loop, "train_epoch", real)
+    seen = []
+    monkeypatch.setattr(loop, "train_epoch", lambda run, epoch: (
+        seen.append(run.cached[0]["text"]["pooled"][8:].clone()), real(run, epoch))[1])
+    again = zoo.train(model(), train, val, tmp_path / "cut", resume=True, **opts)
+    assert seen and seen[0].max() == 1.0  # the cache at the chosen weight, not 0.001
+    assert again["best"] == full["best"]
+    strip = lambda p: [{k: v for k, v in json.loads(x).items() if k != "seconds"}  # noqa
+                       for x in (p / "metrics.jsonl").read_text().splitlines()]
+    assert strip(tmp_path / "full") == strip(tmp_path / "cut")
+    assert json.loads((tmp_path / "cut" / "config.json").read_text())[
+        "encoders"]["text"]["kwargs"]["wb"] == 1.0
