@@ -23,7 +23,7 @@ German 0.8636 at 0.5, 0.8679 at 0.25, 0.8667 with no lemmas; Russian 0.6083 at 0
 0.8646, 0.6015). On five fresh splits run after that choice (seeds 10-14): German 0.8606
 vs 0.8667, Russian 0.5905 vs 0.5891; over all 15, German is level with the peer (-0.04
 points) and Russian ahead (+0.30). Without an eval split (or with ``--probe-init random``)
-``lemma_weight`` stays; ``lemma_weights=[w]`` fixes the weight at w.
+``lemma_weight`` stays, as it does with ``lemma_weights=[]``.
 
 ``fit`` (called by ``zoo train`` with the training texts, once: a saved model keeps its
 vocabulary) keeps the most frequent n-grams of each kind (scikit-learn's
