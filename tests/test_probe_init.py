@@ -356,7 +356,7 @@ def test_an_encoders_open_block_weight_is_chosen_on_eval_and_saved(register_plug
 def test_applying_chosen_scales_rescales_shared_and_sparse_cached_rows():
     """A resumed run re-caches at the built weights, then applies the recorded choice:
     rows shared by examples with one input are scaled once, sparse rows stay sparse."""
-    from zoo.tasks.probe import apply_scales
+    from zoo.training.cache import apply_scales
 
     model = zoo.create_model("tfidf-text-clf")
     enc = model.encoders["text"]

@@ -27,7 +27,7 @@ def test_train_rebuilds_the_head_for_the_data_and_writes_its_record(digits, tmp_
     out = tmp_path / "run"
     summary = zoo.train(_tiny_image_clf(), digits["train"],
                         digits["val"], out, epochs=4, freeze="all", lr=3e-3, batch_size=16,
-                        progress=False)
+                        progress=False, patience=10)  # (all 4 epochs: the record of each)
     assert summary["feature_cache"] is True and summary["frozen"] == ["image"]
     model = zoo.load(out)
     assert model.labels == [str(d) for d in range(10)]  # from the manifest, not the registry

@@ -167,7 +167,9 @@ class Task:
         """Before a frozen, cached probe's epochs: set fusion and head to a closed-form
         start (classification: a logistic regression). Returns what to record (it must
         hold ``lr_scale``, the factor the probe's learning rate is multiplied by), or None
-        to start at random."""
+        to start at random. A ``scales`` entry (``{modality: {block: weight}}``, weights
+        among an encoder's ``scale_choices``) is applied by the core: ``set_scale`` on the
+        encoder and the cached rows rescaled, again on resume."""
         return None
 
     def convert(self, model: Any, task: str, examples: Sequence[Any]) -> Any:

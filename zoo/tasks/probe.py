@@ -19,7 +19,8 @@ random start.
 An encoder may leave the weight of blocks of its output open (``Encoder.scale_choices``:
 the TF-IDF encoder's lemmas, 0.25 or 0.5 beside the characters): with an eval split each
 weight is tried on the cached rows, rescaled, and kept by ``pick_c``'s rule over each one's
-best C, then set in the encoder (saved with the model) and in the cache. Russian and German
+best C; the record's ``scales`` then has the core set it in the encoder (saved with the
+model) and in the cache. Russian and German
 fortunes want different weights (``bench_text_multilingual.py``).
 Measured: ``bench/bench_frozen_peers.py`` (README)."""
 from __future__ import annotations
@@ -30,8 +31,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-__all__ = ["LR_SCALE", "apply_scales", "closed_form_start", "eligible", "fit_logistic",
-           "pick_c"]
+__all__ = ["LR_SCALE", "closed_form_start", "eligible", "fit_logistic", "pick_c"]
 
 # inverse L2 strengths tried, as scikit-learn's C on unit-norm features: LayerNorm'd features
 # have norm ~sqrt(dim), so each is divided by dim
@@ -182,31 +182,13 @@ def _rescaled(collate: Any, factors: list[tuple[str, int, int, float]]) -> Any:
     return inner
 
 
-def apply_scales(model: Any, scales: dict[str, dict[str, float]], *row_lists: Any) -> None:
-    """Set each encoder's chosen block weights (``{modality: {block: weight}}``) and rescale
-    the cached rows to match (a resumed run re-caches at the built weights)."""
-    from zoo.training.cache import scale_pooled
-
-    for m, blocks in (scales or {}).items():
-        enc = model.encoders[m]
-        choices = getattr(enc, "scale_choices", dict)() or {}
-        for name, weight in blocks.items():
-            spec = choices.get(name)
-            if spec is None or float(spec["weight"]) == float(weight):
-                continue
-            start, stop = spec["columns"]
-            for rows in row_lists:
-                if rows is not None:
-                    scale_pooled(rows, m, start, stop, float(weight) / float(spec["weight"]))
-            enc.set_scale(name, float(weight))
-
-
 def closed_form_start(probe: Any) -> dict[str, Any] | None:
     """Fit the regression on the probe's cached features and write it into fusion + head
     (a :class:`zoo.plugin.Probe`); None when the model does not allow it. With an eval
     split, an encoder's ``scale_choices`` (blocks of its output whose weight is open: the
     TF-IDF encoder's lemmas) are chosen here too, by ``pick_c``'s rule over the choices'
-    best fits. Returns what to record."""
+    best fits (``scales`` in the record, which the core applies). Returns what to
+    record."""
     model = probe.model
     blocks = [(m, name, spec) for m, enc in model.encoders.items()
               for name, spec in (getattr(enc, "scale_choices", dict)() or {}).items()
@@ -233,7 +215,6 @@ def closed_form_start(probe: Any) -> dict[str, Any] | None:
         best = _solve(probe, probe.collate)
         if best is None:
             return None
-    apply_scales(model, scales, probe.train_rows, probe.eval_rows)
     acc, c, (w, b) = best["acc"], best["c"], best["fit"]
     if best["where"] == "fusion":
         _write(model, w, b)

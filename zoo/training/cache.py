@@ -14,7 +14,8 @@ import torch
 from zoo.base.batch import Batch, ModalityBatch
 from zoo.base.encoder import EncoderOutput
 
-__all__ = ["encode_all", "collate_cached", "predict_cached", "scale_pooled"]
+__all__ = ["apply_scales", "encode_all", "collate_cached", "predict_cached",
+           "scale_pooled"]
 
 
 #: a pooled row at least this wide and at most this dense is kept sparse (a TF-IDF vector of
@@ -170,6 +171,23 @@ def scale_pooled(rows: list[dict[str, Any]], modality: str, start: int, stop: in
                 q[start:stop] *= factor
             hit = done[id(old)] = (old, dict(old, pooled=q))  # (old kept: ids stay unique)
         r[modality] = hit[1]
+
+
+def apply_scales(model: Any, scales: dict[str, dict[str, float]], *row_lists: Any) -> None:
+    """Set each encoder's chosen block weights (``{modality: {block: weight}}``) and rescale
+    the cached rows to match (a resumed run re-caches at the built weights)."""
+    for m, blocks in (scales or {}).items():
+        enc = model.encoders[m]
+        choices = getattr(enc, "scale_choices", dict)() or {}
+        for name, weight in blocks.items():
+            spec = choices.get(name)
+            if spec is None or float(spec["weight"]) == float(weight):
+                continue
+            start, stop = spec["columns"]
+            for rows in row_lists:
+                if rows is not None:
+                    scale_pooled(rows, m, start, stop, float(weight) / float(spec["weight"]))
+            enc.set_scale(name, float(weight))
 
 
 def predict_cached(model: Any, rows: Sequence[dict[str, Any]], batch_size: int,

@@ -50,7 +50,7 @@ def start(run: Run, resume: bool) -> Run:
     if resume:
         run.state = load_state(run.out / "train_state", model, run.opt, run.sched)
         if (run.state.get("probe_init") or {}).get("scales"):  # the probe's chosen weights
-            from zoo.tasks.probe import apply_scales
+            from zoo.training.cache import apply_scales
 
             apply_scales(model, run.state["probe_init"]["scales"], run.cached,
                          run.eval_cached)

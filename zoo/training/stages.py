@@ -82,14 +82,19 @@ def _probe_start(run: Run) -> dict | None:
     from zoo.base.task import Probe
     from zoo.training.cache import collate_cached
 
+    from zoo.training.cache import apply_scales
+
     model = run.model
-    return run.task.probe_start(Probe(
+    record = run.task.probe_start(Probe(
         model=model, train_rows=run.cached, train_targets=[ex.targets for ex in run.train_ex],
         eval_rows=run.eval_cached,
         eval_targets=[ex.targets for ex in run.eval_ex] if run.eval_cached is not None
         else None,
         collate=lambda rows: collate_cached(rows, model.modalities, model.device),
         batch_size=run.cfg.eval_batch_size, say=run.say))
+    if record and record.get("scales"):  # block weights the start chose: encoder and cache
+        apply_scales(model, record["scales"], run.cached, run.eval_cached)
+    return record
 
 
 def show_progress(run: Run) -> None:
