@@ -259,8 +259,10 @@ def end_epoch(run: Run, epoch: int, t0: float) -> None:
     ) >= patience:  # counted within the stage: fine-tuning starts afresh
         run.stop = True  # early stopping: the metric has not improved for `patience` epochs
         if not run.cfg.patience:
-            run.say(f"the closed-form start stays best after {patience} epochs of "
-                    f"refinement: the probe stops here (--patience N to set it)")
+            best = ("the closed-form start" if not state["best_epoch"]
+                    else f"epoch {state['best_epoch']}")
+            run.say(f"{best} stays best after {patience} epochs of refinement: the probe "
+                    f"stops here (--patience N to set it)")
     run.log(record)
     if run.eval_ex is not None:
         run.say(f"epoch {epoch + 1}: train loss {record['train_loss']:.4f}  eval {task.metric} "

@@ -80,9 +80,7 @@ def _probe_start(run: Run) -> dict | None:
     if run.cfg.probe_init != "lbfgs" or run.cached is None:
         return None
     from zoo.base.task import Probe
-    from zoo.training.cache import collate_cached
-
-    from zoo.training.cache import apply_scales
+    from zoo.training.cache import apply_scales, collate_cached
 
     model = run.model
     record = run.task.probe_start(Probe(
