@@ -216,6 +216,29 @@ def test_tfidf_vocabulary_saved_before_the_lemma_block_still_loads(tmp_path):
         build_tfidf(assets_dir=str(tmp_path), lemma_features=16384)
 
 
+def test_an_untrained_tfidf_model_saved_before_the_lemma_block_still_loads(tmp_path):
+    """An untrained tfidf-text-clf of an earlier release (no vocabulary yet; kwargs without
+    the lemma block, which today's registry defaults add) loads at its saved width."""
+    old = zoo.compose("classification", {"text": {"name": "tfidf-ngram", "lemma_features": 0}},
+                      head={"name": "classification", "labels": ["cat", "other"]},
+                      fusion={"name": "concat-mlp", "dim": 16})
+    old.save_pretrained(tmp_path / "m")
+    cfg = json.loads((tmp_path / "m" / "config.json").read_text())
+    kwargs = cfg["encoders"]["text"]["kwargs"]
+    for key in ("lemma_features", "lemma_weight", "lemma_weights"):
+        del kwargs[key]  # what the earlier release wrote: word and char widths only
+    (tmp_path / "m" / "config.json").write_text(json.dumps(cfg))
+    back = zoo.load(tmp_path / "m")
+    assert back.encoders["text"].dim == 32768
+    assert back.config["encoders"]["text"]["kwargs"] == kwargs
+    saved, loaded = old.state_dict(), back.state_dict()
+    assert saved.keys() == loaded.keys()
+    assert all(torch.equal(saved[k], loaded[k]) for k in saved)
+    with pytest.warns(UserWarning, match="never trained"):
+        assert back.predict([{"text": t} for t in RU]) == old.eval().predict(
+            [{"text": t} for t in RU])
+
+
 def test_wide_tfidf_features_are_cached_sparse_and_collated_back_dense():
     """A TF-IDF row of 32,768 n-grams has a few hundred non-zeros: the feature cache keeps
     it sparse (128 KB dense a text) and every batch gets exactly the dense vectors."""

@@ -145,6 +145,47 @@ def test_a_fusion_without_config_is_captured_and_round_trips(register_plugin, tm
                     fusion={"name": "plain-sum", "dim": {1, 2}})
 
 
+class _Widened(PlainSum):
+    """Release 2 of plain-sum: a new argument ``extra`` (extra output width), whose factory
+    default (0) keeps release 1's behaviour."""
+
+    def __init__(self, inputs, dim=8, extra=0):
+        super().__init__(inputs, dim + extra)
+
+
+class ThirdPartyV2:
+    @zoo.hookimpl
+    def register_encoders(register):
+        register("pix-only", _pixels_only_encoder, modality="image",
+                 outputs=("pooled", "features"), dim=16)
+
+    @zoo.hookimpl
+    def register_fusions(register):  # the new argument's registered default differs
+        register("plain-sum", _Widened, accepts=("pooled",), defaults={"dim": 8, "extra": 4})
+
+
+def test_a_default_registered_after_the_save_reaches_new_models_only(register_plugin,
+                                                                     tmp_path):
+    """A saved model is rebuilt from its saved kwargs alone: a registered default a later
+    plugin release adds (with a factory default keeping the old behaviour) does not change
+    it, while a new model gets it."""
+    import zoo.registry
+
+    register_plugin(ThirdParty, "thirdparty")
+    model = zoo.create_model("pix-clf")
+    model.save_pretrained(tmp_path / "m")
+    x = [{"image": _images(1)[0]}]
+    zoo.registry.reset()
+    register_plugin(ThirdPartyV2, "thirdparty", version="2.0")
+    with pytest.warns(UserWarning, match="2.0"):  # another plugin version than the save's
+        back = zoo.load(tmp_path / "m")
+    assert back.fusion.out_dim == 8 and back.config["fusion"]["kwargs"] == {"dim": 8}
+    assert back.predict(x) == model.predict(x)
+    fresh = compose("classification", {"image": "pix-only"}, fusion="plain-sum",
+                    head={"name": "classification", "labels": ["a", "b"]})
+    assert fresh.fusion.out_dim == 12 and fresh.config["fusion"]["kwargs"]["extra"] == 4
+
+
 def test_a_registered_dim_that_disagrees_with_the_built_encoder_is_refused(register_plugin):
     register_plugin(ThirdParty, "thirdparty")
     with pytest.raises(RegistryError, match=r"wrong-dim.*thirdparty.*dim=99.*dim 16"):

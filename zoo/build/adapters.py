@@ -168,7 +168,8 @@ def attach_for_load(model: Any, record: Any) -> None:
         if holder is None:
             spec = lookup_for_load("encoder", entry, f"encoders.{m}")
             kwargs = {k: v for k, v in (entry.get("kwargs") or {}).items()}
-            fresh = build_component(spec, check=False, pretrained=True, weights=tag, **kwargs)
+            fresh = build_component(spec, check=False, saved=True, pretrained=True,
+                                    weights=tag, **kwargs)
             holder = _Base({k: v.detach() for k, v in fresh.state_dict().items()})
             _BASES[key] = holder
         try:

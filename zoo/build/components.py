@@ -29,16 +29,19 @@ _DIST_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 def spec_name(spec: ComponentSpec) -> str:
     return f"{spec.kind} {spec.name!r} (plugin {spec.plugin!r}, {spec.distribution})"
 
-def build_component(spec: ComponentSpec, *, check: bool = True, **kwargs: Any) -> Any:
+def build_component(spec: ComponentSpec, *, check: bool = True, saved: bool = False,
+                    **kwargs: Any) -> Any:
     """Call ``spec``'s factory with its defaults and ``kwargs``; capture the config; check
-    the result against the registration."""
+    the result against the registration. ``saved``: ``kwargs`` are a saved model's (complete
+    when it was saved), passed as they are, without today's registered defaults."""
     if spec.kind == "head":  # the framework arguments it takes (see _accepted)
         kwargs = _accepted(spec, kwargs)
     try:
-        built = spec.build(**kwargs)
+        built = spec.rebuild(**kwargs) if saved else spec.build(**kwargs)
     except TypeError as e:
         raise ZooError(f"{spec_name(spec)} does not take these arguments: {e}") from None
-    capture(built, {**spec.defaults, **kwargs}, spec_name(spec), spec.kind)
+    capture(built, kwargs if saved else {**spec.defaults, **kwargs}, spec_name(spec),
+            spec.kind)
     if check:
         _check_built(spec, built, user_kwargs=kwargs)
     return built
@@ -101,7 +104,8 @@ def ref_kwargs(ref: Mapping[str, Any]) -> dict[str, Any]:
 
 def compose_parts(name: str, task: str, encoders: dict[str, Any], enc_entries: dict[str, Any],
              fusion_ref: Mapping[str, Any] | None, head_ref: Mapping[str, Any] | None,
-             description: str = "") -> Any:
+             description: str = "", saved: bool = False) -> Any:
+    """``saved``: the fusion / head kwargs are a saved model's (see build_component)."""
     from zoo.model import ZooModel
 
     reg = get_registry()
@@ -113,12 +117,13 @@ def compose_parts(name: str, task: str, encoders: dict[str, Any], enc_entries: d
     inputs = {m: {"dim": e.dim, "outputs": list(e.outputs)} for m, e in encoders.items()}
     if fusion_ref is not None:
         fspec = reg.component("fusion", fusion_ref["name"])
-        fusion = build_component(fspec, inputs=inputs, **ref_kwargs(fusion_ref))
+        fusion = build_component(fspec, saved=saved, inputs=inputs, **ref_kwargs(fusion_ref))
         config["fusion"] = {"name": fspec.name, **provider(fspec), "weights": None,
                             "kwargs": config_of(fusion, spec_name(fspec))}
     if head_ref is not None:
         hspec = reg.component("head", head_ref["name"])
-        head = build_component(hspec, **head_inputs(encoders, fusion), **ref_kwargs(head_ref))
+        head = build_component(hspec, saved=saved, **head_inputs(encoders, fusion),
+                               **ref_kwargs(head_ref))
         config["head"] = {"name": hspec.name, **provider(hspec), "weights": None,
                           "kwargs": config_of(head, spec_name(hspec))}
     model = ZooModel(config, encoders, fusion, head, task=get_task(tspec.qualified_name))

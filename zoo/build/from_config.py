@@ -93,8 +93,9 @@ def _encoder(m: Any, entry: Any, assets_root: Path | None) -> tuple[Any, dict[st
     assets = assets_root / m if assets_root is not None else None
     try:
         with offline_scope():  # an "hf-hub:" kwarg may be provenance, never a download
-            encoder = build_component(espec, check=False, pretrained=False, weights=None,
-                                      assets_dir=str(assets) if assets else None, **kwargs)
+            encoder = build_component(espec, check=False, saved=True, pretrained=False,
+                                      weights=None, assets_dir=str(assets) if assets else None,
+                                      **kwargs)
     except ZooError as e:
         raise LoadError(f"config.json: encoders.{m}.kwargs do not fit encoder "
                         f"{espec.name!r}: {e}") from None
@@ -129,7 +130,7 @@ def build_from_config(config: Mapping[str, Any], assets_root: Path | None) -> An
     try:
         model = compose_parts(config.get("name") or "model", config["task"], encoders, entries,
                               refs.get("fusion"), refs.get("head"),
-                              str(config.get("description") or ""))
+                              str(config.get("description") or ""), saved=True)
     except ZooError as e:
         raise LoadError(f"config.json: component kwargs do not fit: {e}") from None
     except _BUILD_ERRORS as e:

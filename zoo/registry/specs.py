@@ -67,6 +67,12 @@ class ComponentSpec:
         fn = resolve_import(self.factory)
         return fn(**{**self.defaults, **kwargs})
 
+    def rebuild(self, **kwargs: Any) -> Any:
+        """Build a saved component from its saved kwargs alone: the registered ``defaults``
+        are not merged in (a default added after the save reaches new models only; the saved
+        one gets the factory's own default for it, as it did when it was saved)."""
+        return resolve_import(self.factory)(**kwargs)
+
     def row(self) -> dict[str, Any]:
         return {"name": self.name, "kind": self.kind, "task": None,
                 "modalities": [self.modality] if self.modality else [],
