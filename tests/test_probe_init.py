@@ -420,3 +420,27 @@ def test_a_resumed_run_applies_the_chosen_weight_again(register_plugin, tmp_path
     assert strip(tmp_path / "full") == strip(tmp_path / "cut")
     assert json.loads((tmp_path / "cut" / "config.json").read_text())[
         "encoders"]["text"]["kwargs"]["wb"] == 1.0
+
+
+@pytest.mark.parametrize("bad,match", [
+    ({"b": {"weight": 1.0, "choices": (0.5, 1.0)}}, r"needs 'columns'"),
+    ({"b": {"columns": (8, 40), "weight": 1.0, "choices": (0.5, 1.0)}}, r"\[0, 12\)"),
+    ({"b": {"columns": (8, 12), "weight": 1.0, "choices": (0.0, 1.0)}}, r"positive"),
+    ([("b", (8, 12))], r"returned a list")])
+def test_a_malformed_scale_choices_is_one_line_naming_the_encoder(register_plugin, tmp_path,
+                                                                  monkeypatch, bad, match):
+    """What scale_choices() returns is checked before the probe or a resume uses it: one
+    PluginError naming the encoder, not a KeyError inside training."""
+    from zoo.errors import PluginError
+
+    register_plugin(_Blocks, "blocks")
+    model = compose("classification", {"text": {"name": "two-blocks"}},
+                    head={"name": "classification", "labels": LABELS},
+                    fusion={"name": "concat-mlp", "dim": 16})
+    enc = model.encoders["text"]
+    monkeypatch.setattr(enc, "scale_choices", lambda: bad)
+    with pytest.raises(PluginError, match=r"^encoder TwoBlocks: scale_choices\(\).*" + match) as e:
+        zoo.train(model, _fruit(24), _fruit(12, offset=1000), tmp_path / "m", epochs=1,
+                  freeze="all", progress=False, loggers=[])
+    assert "\n" not in str(e.value)
+    assert not (tmp_path / "m" / "model.safetensors").exists()

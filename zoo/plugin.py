@@ -12,7 +12,8 @@ with them, when a model is built::
   ``CONTRACT``: the plugin contract this zoo implements (declare ``zoo_contract``).
 - ``Modality``: the modality contract (reading, limits, checks, serving of one input kind).
 - ``Encoder``, ``EncoderOutput``, ``sequence_output``, ``WORD_IDS``: encoders and their
-  output contract (``WORD_IDS``: the preprocessing key for each token's word).
+  output contract (``WORD_IDS``: the preprocessing key for each token's word);
+  ``scale_choices_of(encoder)``: an encoder's ``scale_choices()``, checked.
 - ``Fusion``, ``Encoded``: fusion base class (optional) and what fusions receive.
 - ``Head``: the head contract (``encode_targets``, ``loss``, ``decode``), and the Protocols
   of head abilities the core uses: ``Labelled``, ``Prompted``, ``OpenVocabulary``.
@@ -57,7 +58,8 @@ __all__ = ["hookimpl", "CONTRACT", "Modality", "Encoder", "EncoderOutput", "sequ
            "load_weights", "has_weights", "weights_info", "replace_head", "derive_model",
            "read_image", "read_audio", "word_spans", "offline", "ZooError", "DataError",
            "DataWarning", "RequestError", "seal", "is_sealed", "markdown_code",
-           "markdown_text", "fit_logistic", "quantize_linear", "detect_language"]
+           "markdown_text", "fit_logistic", "quantize_linear", "detect_language",
+           "scale_choices_of"]
 
 # name -> (module, attribute): imported on first access, so `from zoo.plugin import
 # hookimpl` in a registration module never imports torch
@@ -70,6 +72,7 @@ _LAZY = {
     "EncoderOutput": ("zoo.base.encoder", "EncoderOutput"),
     "sequence_output": ("zoo.base.encoder", "sequence_output"),
     "WORD_IDS": ("zoo.base.encoder", "WORD_IDS"),
+    "scale_choices_of": ("zoo.base.encoder", "scale_choices_of"),
     "Fusion": ("zoo.base.fusion", "Fusion"),
     "Encoded": ("zoo.base.fusion", "Encoded"),
     "Head": ("zoo.base.head", "Head"),

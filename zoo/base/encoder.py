@@ -15,6 +15,7 @@ tokenizer); loading calls the factory with ``assets_dir=`` that folder.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -22,7 +23,8 @@ from typing import Any, Sequence
 import torch
 from torch import nn
 
-__all__ = ["EncoderOutput", "Encoder", "PREPROCESSOR_FILE", "WORD_IDS", "sequence_output"]
+__all__ = ["EncoderOutput", "Encoder", "PREPROCESSOR_FILE", "WORD_IDS", "sequence_output",
+           "scale_choices_of"]
 
 #: Written by every encoder into its assets folder: the settings its preprocessing uses.
 PREPROCESSOR_FILE = "preprocessing.json"
@@ -124,3 +126,40 @@ def sequence_output(x: torch.Tensor, lengths: torch.Tensor) -> EncoderOutput:
     w = mask.unsqueeze(-1).to(x.dtype)
     pooled = (x * w).sum(1) / w.sum(1).clamp(min=1)  # (B, D)
     return EncoderOutput(pooled=pooled, sequence=x, mask=mask)
+
+
+def scale_choices_of(encoder: Any) -> dict[str, dict[str, Any]]:
+    """An encoder's ``scale_choices()``, checked: ``{name: {"columns": (start, stop),
+    "weight": w, "choices": (w1, ...)}}`` with 0 <= start < stop <= dim and weights > 0, as
+    ``{name: {"columns": (int, int), "weight": float, "choices": tuple[float, ...]}}``.
+    Anything else is one PluginError naming the encoder and the fix."""
+    from zoo.errors import PluginError
+
+    method = getattr(encoder, "scale_choices", None)
+    raw = method() if callable(method) else None
+    if not raw:
+        return {}
+    what = f"encoder {type(encoder).__name__}: scale_choices()"
+    if not isinstance(raw, dict):
+        raise PluginError(f"{what} returned a {type(raw).__name__}; return a dict "
+                          f"{{name: {{'columns': (start, stop), 'weight': w, 'choices': "
+                          f"(w1, w2)}}}}")
+    dim, out = int(getattr(encoder, "dim", 0) or 0), {}
+    for name, spec in raw.items():
+        try:
+            start, stop = (int(c) for c in spec["columns"])
+            weight = float(spec["weight"])
+            choices = tuple(float(w) for w in spec["choices"])
+        except (KeyError, TypeError, ValueError):
+            raise PluginError(f"{what}[{str(name)[:40]!r}] needs 'columns' (start, stop), "
+                              f"'weight' (a number) and 'choices' (numbers); got "
+                              f"{str(spec)[:80]}") from None
+        if not (0 <= start < stop <= dim and choices and min(weight, *choices) > 0
+                and all(math.isfinite(w) for w in (weight, *choices))):
+            raise PluginError(f"{what}[{str(name)[:40]!r}]: columns must lie in [0, {dim}) "
+                              f"and weight and choices be positive and finite; got "
+                              f"columns ({start}, {stop}), weight {weight:g}, choices "
+                              f"{list(choices)}")
+        out[str(name)] = {"columns": (start, stop), "weight": weight, "choices": choices}
+    return out
+

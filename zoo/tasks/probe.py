@@ -189,11 +189,11 @@ def closed_form_start(probe: Any) -> dict[str, Any] | None:
     TF-IDF encoder's lemmas) are chosen here too, by ``pick_c``'s rule over the choices'
     best fits (``scales`` in the record, which the core applies). Returns what to
     record."""
+    from zoo.plugin import scale_choices_of
+
     model = probe.model
     blocks = [(m, name, spec) for m, enc in model.encoders.items()
-              for name, spec in (getattr(enc, "scale_choices", dict)() or {}).items()
-              if min(float(spec["weight"]), *map(float, spec["choices"])) > 0
-              ] if probe.eval_rows else []  # (a weight of 0 could not be rescaled back)
+              for name, spec in scale_choices_of(enc).items()] if probe.eval_rows else []
     factors: list[tuple[str, int, int, float]] = []
     scales: dict[str, dict[str, float]] = {}
     best = None

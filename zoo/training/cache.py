@@ -12,7 +12,7 @@ from typing import Any, Sequence
 import torch
 
 from zoo.base.batch import Batch, ModalityBatch
-from zoo.base.encoder import EncoderOutput
+from zoo.base.encoder import EncoderOutput, scale_choices_of
 
 __all__ = ["apply_scales", "encode_all", "collate_cached", "predict_cached",
            "scale_pooled"]
@@ -178,7 +178,7 @@ def apply_scales(model: Any, scales: dict[str, dict[str, float]], *row_lists: An
     the cached rows to match (a resumed run re-caches at the built weights)."""
     for m, blocks in (scales or {}).items():
         enc = model.encoders[m]
-        choices = getattr(enc, "scale_choices", dict)() or {}
+        choices = scale_choices_of(enc)
         for name, weight in blocks.items():
             spec = choices.get(name)
             if spec is None or float(spec["weight"]) == float(weight):
