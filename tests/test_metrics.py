@@ -48,6 +48,18 @@ def test_asr_predictions_are_normalised_as_the_references_are():
                                             {"text": "On the mat!"}])["wer"] == 0.0
     assert task.metrics(whisper, examples, [{"text": "The cat sat."},
                                             {"text": "On a mat!"}])["wer"] == pytest.approx(1 / 6)
+    # any language and script (Whisper is multilingual): letters, accents and digits are
+    # kept and scored, punctuation and case are not
+    ru = [Example(line=1, inputs={}, targets={"transcript": "привет мир ёлка"})]
+    assert task.metrics(whisper, ru, [{"text": "Привет, мир! Ёлка."}])["wer"] == 0.0
+    assert task.metrics(whisper, ru, [{"text": "Привет, мор! Ёлка."}])["wer"] == \
+        pytest.approx(1 / 3)
+    assert transcript_metrics(["grüße aus köln"], ["Grüße aus Koln!"])["wer"] == \
+        pytest.approx(1 / 3)
+    assert transcript_metrics(["it's 2 o'clock"], ["It’s 2 o’clock."])["wer"] == 0.0
+    assert transcript_metrics(["it's 2 o'clock"], ["It's 3 o'clock."])["wer"] == \
+        pytest.approx(1 / 3)
+    assert transcript_metrics(["नमस्ते दुनिया"], ["नमस्ते, दुनिया।"])["wer"] == 0.0
     # ... and a CTC head's own vocabulary, on both sides
     ctc = SimpleNamespace(head=SimpleNamespace(vocabulary=" acehmnost"))
     assert task.metrics(ctc, examples, [{"text": "THE CAT SAT"},

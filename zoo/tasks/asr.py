@@ -6,7 +6,7 @@ from typing import Any, Mapping, Sequence
 
 from zoo.plugin import DataError, Task, ZooError
 
-__all__ = ["SpeechRecognition", "transcript_metrics"]
+__all__ = ["SpeechRecognition", "transcript_metrics", "normalize_transcript"]
 
 
 def _clock(seconds: float, fmt: str) -> str:
@@ -29,18 +29,47 @@ def _subtitles(segments: Sequence[Mapping[str, Any]], fmt: str) -> str:
     return "".join(out)
 
 
+def normalize_transcript(text: str) -> str:
+    """Any language's transcript for scoring, when no character vocabulary says what
+    counts (Whisper): Unicode NFKC, case-folded; letters of any script, their marks and
+    digits stay (``ä``, ``ё``, ``2``); apostrophes inside a word stay (``don't``, with ’ as
+    '); every other character (punctuation, symbols) becomes a space; runs of spaces
+    collapse. "Grüß Gott, Welt!" and "grüß gott welt" match."""
+    import unicodedata
+
+    text = unicodedata.normalize("NFKC", text).casefold().replace("\u2019", "'")
+    out = []
+    for i, ch in enumerate(text):
+        cat = unicodedata.category(ch)
+        if cat[0] in "LMN":
+            out.append(ch)
+        elif ch == "'" and 0 < i < len(text) - 1 and text[i - 1].isalnum() \
+                and text[i + 1].isalnum():
+            out.append(ch)
+        else:
+            out.append(" ")
+    return " ".join("".join(out).split())
+
+
 def transcript_metrics(references: Sequence[str], predictions: Sequence[str],
                        vocabulary: str | None = None) -> dict[str, float]:
     """Corpus ``wer`` and ``cer`` (jiwer) of ``predictions`` against ``references``, both
-    through the same normalisation, :func:`zoo.heads.asr.normalize_text` (the one a CTC
-    head's training targets go through): lower-case; hyphens, slashes, underscores, tabs
-    and newlines become spaces; every character outside ``vocabulary`` is dropped (by
-    default English letters, space and apostrophe, so punctuation and digits go); runs of
-    spaces collapse. "Hello, World." against "hello world" is no error; a wrong word is."""
-    from zoo.heads.asr import normalize_text
+    through the same normalisation. With a ``vocabulary`` (a CTC head's characters):
+    :func:`zoo.heads.asr.normalize_text`, the one its training targets go through
+    (lower-case; hyphens, slashes, underscores, tabs and newlines become spaces; every
+    character outside the vocabulary is dropped). Without one (Whisper, any language):
+    :func:`normalize_transcript` (letters of any script, marks and digits kept, punctuation
+    dropped). Either way "Hello, World." against "hello world" is no error; a wrong word
+    is."""
     from zoo.metrics import asr_metrics
 
-    norm = (lambda t: normalize_text(t, vocabulary)) if vocabulary else normalize_text
+    if vocabulary:
+        from zoo.heads.asr import normalize_text
+
+        def norm(t: str) -> str:
+            return normalize_text(t, vocabulary)
+    else:
+        norm = normalize_transcript
     return asr_metrics([norm(r) for r in references], [norm(str(h)) for h in predictions])
 
 
@@ -88,7 +117,7 @@ class SpeechRecognition(Task):
                 categories: Any = None) -> dict[str, float]:
         """WER and CER of the predicted texts, by :func:`transcript_metrics`: both sides
         normalised alike, with the head's character vocabulary where it has one (CTC), else
-        the default one (Whisper). ``zoo eval`` and training's evaluation both come here."""
+        any script's letters, marks and digits (Whisper). ``zoo eval`` and training's evaluation both come here."""
         self.check_targets(examples)
         return transcript_metrics([ex.targets["transcript"] for ex in examples],
                                   [p["text"] for p in predictions],
