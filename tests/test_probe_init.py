@@ -332,9 +332,9 @@ def _fruit(n, offset=0):
 def test_an_encoders_open_block_weight_is_chosen_on_eval_and_saved(register_plugin, tmp_path,
                                                                    start, open, want):
     """The informative block at 0.001 is raised to 1.0 (the regression cannot use it
-    below the noise); the noise block is lowered to 0.001 (its noise only raises the eval log-loss; the rule
-    keeps the least eval log-loss). The cache is rescaled with it: the saved model, encoding
-    afresh at the chosen weight, scores the recorded eval accuracy."""
+    below the noise); the noise block is lowered to 0.001 (its noise only raises the eval
+    log-loss, and the rule keeps the least). The cache is rescaled with it: the saved
+    model, encoding afresh at the chosen weight, scores the recorded eval accuracy."""
     register_plugin(_Blocks, "blocks")
     train, val = _fruit(48), _fruit(24, offset=1000)
     torch.manual_seed(0)

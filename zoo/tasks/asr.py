@@ -117,7 +117,8 @@ class SpeechRecognition(Task):
                 categories: Any = None) -> dict[str, float]:
         """WER and CER of the predicted texts, by :func:`transcript_metrics`: both sides
         normalised alike, with the head's character vocabulary where it has one (CTC), else
-        any script's letters, marks and digits (Whisper). ``zoo eval`` and training's evaluation both come here."""
+        any script's letters, marks and digits (Whisper). ``zoo eval`` and training's
+        evaluation both come here."""
         self.check_targets(examples)
         return transcript_metrics([ex.targets["transcript"] for ex in examples],
                                   [p["text"] for p in predictions],

@@ -20,9 +20,9 @@ random start.
 An encoder may leave the weight of blocks of its output open (``Encoder.scale_choices``:
 the TF-IDF encoder's lemmas, 0.25 or 0.5 beside the characters): with an eval split each
 weight is tried on the cached rows, rescaled, and the one whose best C has the least eval
-log-loss (``pick_c``) is kept; the record's ``scales`` then has the core set it in the encoder (saved with the
-model) and in the cache. Russian and German
-fortunes want different weights (``bench_text_multilingual.py``).
+log-loss (``pick_c``) is kept; the record's ``scales`` then has the core set it in the
+encoder (saved with the model) and in the cache. Russian and German fortunes want
+different weights (``bench_text_multilingual.py``).
 Measured: ``bench/bench_frozen_peers.py`` (README)."""
 from __future__ import annotations
 
@@ -115,11 +115,11 @@ def pick_c(losses: list[float]) -> int:
     """The index of the fit to keep, given each one's mean cross-entropy on the eval rows
     (C_GRID order: the strongest regularisation first): the least, the first on a tie.
     The log-loss reads every eval row's probability, not only which side of the boundary
-    it falls: over 30 fortunes splits (German and Russian, ``bench_text_multilingual.py``,
-    replayed offline) it picked better C and lemma weights than eval accuracy did (German
-    0.8675 vs 0.8649 mean test accuracy, Russian 0.6026 vs 0.6005, against the most
-    regularised C within half a paired SE of the best accuracy); the plain accuracy argmax
-    drifted to C 100 by one eval text on Russian."""
+    it falls: over 30 fortunes splits (German and Russian, ``bench_probe_rules.py``) it
+    picked better C and lemma weights than eval accuracy did (German 0.8675 vs 0.8649 mean
+    test accuracy, Russian 0.6025 vs 0.6003, against the most regularised C within half a
+    paired SE of the best accuracy); the plain accuracy argmax drifted to C 100 by one eval
+    text on Russian."""
     return min(range(len(losses)), key=lambda j: (losses[j], j))
 
 
