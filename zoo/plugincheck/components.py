@@ -222,7 +222,7 @@ def check_fusion(spec: Any, results: list[CheckResult]) -> None:
         from zoo.base.config import config_of
 
         cfg = json.loads(json.dumps(config_of(fusion, subject)))
-        again = build_component(spec, inputs=inputs, **cfg)
+        again = build_component(spec, saved=True, inputs=inputs, **cfg)  # as a load does
         again.load_state_dict(fusion.state_dict())
         fusion.eval(), again.eval()
         x = _encoded(inputs, 3, tuple(names))
