@@ -180,14 +180,14 @@ def apply_scales(model: Any, scales: dict[str, dict[str, float]], *row_lists: An
         enc = model.encoders[m]
         choices = scale_choices_of(enc)
         for name, weight in blocks.items():
-            spec = choices.get(name)
-            if spec is None or float(spec["weight"]) == float(weight):
+            spec, weight = choices.get(name), float(weight)
+            if spec is None or spec["weight"] == weight:
                 continue
             start, stop = spec["columns"]
             for rows in row_lists:
                 if rows is not None:
-                    scale_pooled(rows, m, start, stop, float(weight) / float(spec["weight"]))
-            enc.set_scale(name, float(weight))
+                    scale_pooled(rows, m, start, stop, weight / spec["weight"])
+            enc.set_scale(name, weight)
 
 
 def predict_cached(model: Any, rows: Sequence[dict[str, Any]], batch_size: int,
