@@ -1,17 +1,21 @@
 """Serving replicas on Ray Serve (a local Ray cluster on 127.0.0.1): two replicas answer the
-same predictions as `zoo serve` on the same model."""
+same predictions as `zoo serve` on the same model, and a replica's request handler makes the
+checks `zoo serve`'s guard makes (Host, Origin, key, a body bounded while read, JSON depth)."""
 from __future__ import annotations
 
+import asyncio
+import json
 import socket
+from types import SimpleNamespace
 
 import httpx
 import pytest
 
 import zoo
+from zoo.serve.guard import allow_lists
+from zoo.serve.limits import Limits
 from zoo.serve.uvicorn import run_in_thread
 from zoo.serve.app import create_app
-
-ray = pytest.importorskip("ray")
 
 
 def _port() -> int:
@@ -20,8 +24,85 @@ def _port() -> int:
         return s.getsockname()[1]
 
 
+def _replica(model, **checks):
+    """What ``_answer`` reads of a Ray replica, without a Ray cluster."""
+    hosts, origins = allow_lists(checks.get("hosts", ("127.0.0.1", "localhost")),
+                                 checks.get("origins", ()))
+
+    async def predict(inputs):
+        return model.predict(inputs)
+
+    return SimpleNamespace(model=model, limits=Limits(max_json_depth=8), key=checks.get("key"),
+                           hosts=hosts, origins=origins, max_body=checks.get("max_body", 4096),
+                           _predict=predict)
+
+
+def _ask(replica, body: bytes, *, path="/predict", method="POST", headers=(), chunk=None):
+    """One request through ``_answer``: the body sent in chunks of ``chunk`` bytes with no
+    Content-Length (chunked framing), else whole with its length. Returns (status, json)."""
+    from starlette.requests import Request
+
+    from zoo.serve.ray import _answer
+
+    sent = {"host": "127.0.0.1:8000", "content-type": "application/json", **dict(headers)}
+    if chunk is None:
+        sent.setdefault("content-length", str(len(body)))
+    parts = [body[i:i + chunk] for i in range(0, len(body), chunk)] if chunk else [body]
+    reads = [0]
+
+    async def receive():
+        i = reads[0]
+        reads[0] += 1
+        return {"type": "http.request", "body": parts[i] if i < len(parts) else b"",
+                "more_body": i < len(parts) - 1}
+
+    scope = {"type": "http", "method": method, "path": path, "query_string": b"",
+             "root_path": "", "scheme": "http", "server": ("127.0.0.1", 8000),
+             "headers": [(k.encode(), v.encode()) for k, v in sent.items()]}
+    out = asyncio.run(_answer(replica, Request(scope, receive)))
+    if isinstance(out, dict):
+        return 200, out, reads[0]
+    return out.status_code, json.loads(out.body), reads[0]
+
+
+def test_a_ray_replica_makes_the_checks_zoo_serve_makes():
+    model = zoo.create_model("tiny-text-image-clf", labels=["cat", "dog"])
+    replica = _replica(model, key=b"k3y")
+    key = {"authorization": "Bearer k3y"}
+    ok = json.dumps({"inputs": [{"text": "a cat"}, {"text": "a dog"}]}).encode()
+    status, got, _ = _ask(replica, ok, headers=key)
+    assert status == 200 and [o["label"] for o in got["outputs"]] == \
+        [o["label"] for o in model.predict([{"text": "a cat"}, {"text": "a dog"}])]
+    # the same request, chunked: answered the same
+    assert _ask(replica, ok, headers=key, chunk=7)[:2] == (status, got)
+    # DNS rebinding: a page's own name in Host, refused before the key is even looked at
+    status, got, _ = _ask(replica, ok, headers={"host": "evil.example:8000"})
+    assert status == 421 and "evil.example" in got["error"] and "--allow-host" in got["error"]
+    assert _ask(replica, b"", path="/health", method="GET",
+                headers={"host": "evil.example"})[0] == 421
+    status, got, _ = _ask(replica, ok, headers={**key, "origin": "https://evil.example"})
+    assert status == 403 and "cross-site" in got["error"]
+    assert _ask(replica, ok)[0] == 401
+    # a declared length over the bound: refused without reading a byte
+    big = json.dumps({"inputs": [{"text": "x" * 5000}]}).encode()
+    status, got, reads = _ask(replica, big, headers=key)
+    assert (status, reads) == (413, 0) and "4096 bytes" in got["error"]
+    # chunked, no length: refused once the bytes read pass the bound, not after the whole body
+    status, got, reads = _ask(replica, big * 4, headers=key, chunk=1024)
+    assert status == 413 and reads == 5
+    deep = json.dumps({"inputs": [{"text": "a"}], "x": [[[[[[[[[[1]]]]]]]]]]}).encode()
+    status, got, _ = _ask(replica, deep, headers=key)
+    assert status == 422 and "nested deeper than 8" in got["error"]
+    # the allow-lists as given: another name, a page of an allowed origin
+    other = _replica(model, hosts=("models.example",), origins=("https://app.example/",))
+    status, got, _ = _ask(other, ok, headers={"host": "Models.Example:443",
+                                              "origin": "https://app.example"})
+    assert status == 200 and len(got["outputs"]) == 2
+
+
 @pytest.mark.slow
 def test_two_ray_serve_replicas_answer_as_zoo_serve(tmp_path):
+    ray = pytest.importorskip("ray")
     from ray import serve
 
     from zoo.serve.ray import deployment
@@ -57,6 +138,12 @@ def test_two_ray_serve_replicas_answer_as_zoo_serve(tmp_path):
         bad = httpx.post(f"{url}/predict", json={"inputs": [{"image": 3}]}, timeout=60)
         assert bad.status_code == 400 and "must be a string" in bad.json()["error"]
         assert httpx.get(f"{url}/health", timeout=30).json() == {"status": "ok"}
+        # the guard's checks on the real proxy: a Host not served, a body over the bound
+        assert httpx.get(f"{url}/health", headers={"host": "evil.example"},
+                         timeout=30).status_code == 421
+        over = httpx.post(f"{url}/predict", content=b"{" + b" " * (21 << 20) + b"}",
+                          headers={"content-type": "application/json"}, timeout=60)
+        assert over.status_code == 413
     finally:
         serve.shutdown()
         ray.shutdown()

@@ -146,7 +146,7 @@ def serve(model: str, host: str, port: int, feedback_db: str, max_batch: int,
     if backend == "ray":
         _check_ray_options(batch_threads, mounts, runtime, inference)
         _serve_ray(model, host, port, replicas, max_batch, max_wait_ms, limits, api_key,
-                   where, precision)
+                   where, precision, _hosts(host, allow_host), list(allow_origin) or None)
         return
     if workers < 1:
         raise click.BadParameter("must be >= 1", param_hint="--workers")
@@ -269,15 +269,16 @@ def _more_files() -> None:
 
 def _serve_ray(model: str, host: str, port: int, replicas: int, max_batch: int,
                max_wait_ms: float, limits: object, api_key: str | None, device: str,
-               precision: str) -> None:
+               precision: str, hosts: list[str] | None = None,
+               origins: list[str] | None = None) -> None:
     import os
     import time
 
     from zoo.serve.ray import deployment
 
     app = deployment(model, replicas=replicas, max_batch=max_batch, max_wait_ms=max_wait_ms,
-                     limits=limits, api_key=api_key, device=device,
-                     precision=precision)  # one line if ray is missing
+                     limits=limits, api_key=api_key, device=device, precision=precision,
+                     hosts=hosts, origins=origins)  # one line if ray is missing
     import ray
     from ray import serve
 

@@ -7,7 +7,7 @@ import hmac
 import time
 from typing import Any
 
-__all__ = ["Guard", "authorized", "error", "LOOPBACK_HOSTS"]
+__all__ = ["Guard", "allow_lists", "authorized", "error", "refusal", "LOOPBACK_HOSTS"]
 
 
 def error(status: int, msg: str, headers: dict[str, str] | None = None) -> Any:
@@ -37,10 +37,17 @@ def _hostname(value: str) -> str:
     return value.rsplit(":", 1)[0] if value.count(":") == 1 else value
 
 
-def _refusal(headers: Any, hosts: tuple[str, ...], origins: tuple[str, ...],
-             path: str, method: str) -> tuple[int, str] | None:
+def allow_lists(hosts: Any, origins: Any) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The Host and Origin allow-lists as :func:`refusal` compares them (lower case, no port
+    on a host, no trailing slash on an origin; ``"*"`` kept)."""
+    return (tuple(_hostname(h) if h != "*" else h for h in hosts),
+            tuple(o.lower().rstrip("/") for o in origins))
+
+
+def refusal(headers: Any, hosts: tuple[str, ...], origins: tuple[str, ...],
+            path: str, method: str) -> tuple[int, str] | None:
     """Why a request is refused before the app sees it (Host, Origin, a browser's simple
-    content type), or None."""
+    content type), or None. ``hosts`` and ``origins`` as :func:`allow_lists` gives them."""
     host = _hostname(headers.get("host", ""))
     if "*" not in hosts and host not in hosts:
         return 421, (f"Host {host[:60]!r} is not served here (zoo serve --allow-host NAME, "
@@ -72,8 +79,7 @@ class Guard:
                  ) -> None:
         self.app, self.metrics, self.max_body = app, metrics, max_body
         self.expected = api_key.encode() if api_key else None
-        self.hosts = tuple(_hostname(h) if h != "*" else h for h in hosts)
-        self.origins = tuple(o.lower().rstrip("/") for o in origins)
+        self.hosts, self.origins = allow_lists(hosts, origins)
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -91,7 +97,7 @@ class Guard:
                 status[:] = [message["status"], True]
             await send(message)
 
-        refused = _refusal(headers, self.hosts, self.origins, path, scope["method"])
+        refused = refusal(headers, self.hosts, self.origins, path, scope["method"])
         if refused is not None:
             await error(*refused)(scope, receive, sending)
         elif self.expected is not None and path != "/health" and \
