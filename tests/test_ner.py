@@ -278,7 +278,6 @@ def test_data_check_reads_conll_tokens_and_spans(data):
     r = json.loads(zoo_cli("data", "check", str(data["train"]), "--json")[1])
     assert r["task"] == "token-classification" and r["ok"] == r["lines"] == 160
     assert set(r["labels"]) == {"PER", "ORG", "LOC"} and r["targets"]["entities"] >= 160
-    # .jsonl is read line by line by zoo; --column routes it through task readers (xfail below)
     r = json.loads(zoo_cli("data", "check", str(data["tokens"]), "--column", "text=text",
                            "--json")[1])
     assert r["task"] == "token-classification" and r["ok"] == 48 and not r["problems"]
@@ -291,11 +290,11 @@ def test_data_check_reads_conll_tokens_and_spans(data):
                               "whitespace-separated words"}]
 
 
-@pytest.mark.xfail(reason="core: zoo data check reads .jsonl line by line without asking the "
-                          "tasks' read_file (zoo/datatools.py::_records)", strict=False)
 def test_data_check_reads_jsonl_tokens_without_a_column_mapping(data):
+    # the file training reads through the task's reader is checked through it too
     r = json.loads(zoo_cli("data", "check", str(data["tokens"]), "--json")[1])
-    assert r["task"] == "token-classification" and r["ok"] == 48
+    assert r["task"] == "token-classification" and r["ok"] == r["lines"] == 48
+    assert not r["problems"] and r["targets"]["words"] > 48
 
 
 @pytest.mark.slow  # the first test to use `run` trains it (~15-30 s)

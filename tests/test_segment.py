@@ -293,13 +293,25 @@ def test_the_card_shows_overlays_and_the_output_schema(trained):
 
 # ---- data tools ---------------------------------------------------------------------------------
 
-@pytest.mark.xfail(strict=True, reason="core: zoo/datatools.py _inspect does not resolve "
-                                       "Task.file_targets against the data file's folder")
-def test_data_check_reads_masks_relative_to_the_data_file(data):
-    from zoo.datatools import check_manifest
+def test_data_check_reads_masks_relative_to_the_data_file(data, tmp_path):
+    from zoo.datatools import check_manifest, clean_manifest
 
     r = check_manifest(data["train"])
     assert r["task"] == "segmentation" and r["ok"] == 48, r["problems"][:2]
+    assert r["targets"]["masks"] == 48
+    # clean keeps each mask path as written (relative), and a mask outside the data set's
+    # folder is a problem of its line, as training refuses it
+    lines = data["train"].read_text().splitlines()
+    outside = {**json.loads(lines[0]), "mask": "../elsewhere.png"}
+    bad = data["train"].with_name("outside.jsonl")
+    bad.write_text("\n".join([*lines[:3], json.dumps(outside)]) + "\n")
+    r = check_manifest(bad)
+    assert r["ok"] == 3 and r["problems"][0]["line"] == 4
+    assert "points outside the data set" in r["problems"][0]["problem"]
+    out = data["train"].with_name("clean.jsonl")
+    assert clean_manifest(bad, out)["kept"] == 3
+    assert [json.loads(x)["mask"] for x in out.read_text().splitlines()] == \
+        [json.loads(x)["mask"] for x in lines[:3]]
 
 
 def test_data_check_counts_pixels_per_class(data):
@@ -307,7 +319,7 @@ def test_data_check_counts_pixels_per_class(data):
 
     root = data["train"].parent
     lines = [json.loads(x) for x in data["train"].read_text().splitlines()[:6]]
-    for x in lines:  # absolute paths: see the xfail above
+    for x in lines:  # absolute paths
         x["mask"] = str(root / x["mask"])
     lines[5]["mask"] = str(root / "masks" / "missing.png")
     path = root / "abs.jsonl"

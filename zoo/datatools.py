@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 from typing import Any, Sequence
 
+from zoo.base.example import Example
 from zoo.data.check import example_problem
 from zoo.data.rows import example_from_row
 from zoo.errors import DataError, ZooError
@@ -24,15 +25,27 @@ def _is_jsonl(path: Path) -> bool:
     return path.is_file() and path.suffix.lower() in (".jsonl", ".ndjson", "")
 
 
+def _claimed(path: Path) -> bool:
+    """Whether a registered task reads this file in a format of its own (``Task.read_file``:
+    JSONL of tokens and tags for tagging); training reads such a file through that task."""
+    from zoo.registry import get_task
+
+    return _is_jsonl(path) and any(
+        get_task(spec.qualified_name).read_file(path) is not None
+        for spec in get_registry().all("task"))
+
+
 def _records(path: Path, columns: dict[str, Any] | None = None
-             ) -> list[tuple[int, str, dict[str, Any] | None, str | None]]:
-    """``(line, raw text, row or None, problem or None)`` for every row of ``path``: JSONL
-    line by line (a malformed line is kept as a problem); any other format zoo reads (CSV,
-    TSV, Parquet, an ImageFolder tree or audiofolder, a datasets folder) through
-    :func:`zoo.data.formats.read_any`, its bad rows kept as problems too."""
+             ) -> list[tuple[int, str, dict[str, Any] | None, str | None, Any]]:
+    """``(line, raw text, row or None, problem or None, root)`` for every row of ``path``
+    (``root``: the folder relative paths in the row point into): JSONL line by line (a
+    malformed line is kept as a problem); any other format zoo reads (CSV, TSV, Parquet, an
+    ImageFolder tree or audiofolder, a datasets folder, and a JSONL file a task reads in a
+    format of its own) as training reads it, through :func:`zoo.data.formats.read_any`, its
+    bad rows kept as problems too."""
     if not path.exists():
         raise DataError(f"data not found: {path}")
-    if _is_jsonl(path) and not columns:
+    if _is_jsonl(path) and not columns and not _claimed(path):
         out = []
         for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
             if not line.strip():
@@ -42,17 +55,18 @@ def _records(path: Path, columns: dict[str, Any] | None = None
             except ValueError:
                 obj = None
             ok = isinstance(obj, dict)
-            out.append((i, line, obj if ok else None, None if ok else "malformed JSON line"))
+            out.append((i, line, obj if ok else None, None if ok else "malformed JSON line",
+                        path.parent))
         return out
     from zoo.data.formats import read_any
 
     errors: list[tuple[Any, str]] = []
     examples = read_any(path, columns=columns, on_bad_data="skip", errors=errors)[0]
-    out = [(line, "", None, msg.split(": ", 1)[-1] if msg.startswith(str(path)) else msg)
-           for line, msg in errors]
+    out = [(line, "", None, msg.split(": ", 1)[-1] if msg.startswith(str(path)) else msg,
+            None) for line, msg in errors]
     for ex in examples:
         obj = {**ex.inputs, **ex.targets}
-        out.append((ex.line, json.dumps(obj, default=str), obj, None))
+        out.append((ex.line, json.dumps(obj, default=str), obj, None, ex.root))
     return sorted(out, key=lambda r: (str(type(r[0])), r[0]))
 
 
@@ -101,26 +115,33 @@ def _inspect(path: Path, labels: Sequence[str] | None, columns: dict[str, Any] |
              task: Any) -> tuple[list[dict], dict]:
     """Every row with its problem (None when fine), and what the good rows hold: inputs by
     modality and targets, for the statistics."""
+    from zoo.data.rows import resolve_file_targets
+
     root = path.parent if path.is_file() else path
     records = _records(path, columns)
     if task is None:
-        task = infer_task([obj for _, _, obj, _ in records if obj is not None])
+        task = infer_task([r[2] for r in records if r[2] is not None])
     rows: list[dict] = []
     seen: dict[str, int] = {}
     good: dict[str, Any] = {"inputs": {}, "targets": [], "task": task}
-    jsonl = _is_jsonl(path) and not columns
-    for lineno, line, obj, problem in records:
+    for lineno, line, obj, problem, folder in records:
         row = {"line": lineno, "raw": line, "problem": problem, "obj": obj}
         rows.append(row)
         if obj is None:
             continue
         try:  # a JSONL line's paths are relative to its file; other readers resolved them
-            ex = example_from_row(obj, lineno, root if jsonl else None, f"line {lineno}")
+            ex = example_from_row(obj, lineno, folder, f"line {lineno}")
+            # the task's file targets (a mask) checked where training looks for them: in the
+            # data file's folder; the line itself keeps them as written (zoo data clean)
+            checked = Example(ex.line, ex.inputs, dict(ex.targets), ex.raw, ex.root)
+            if task is not None and task.file_targets:
+                resolve_file_targets([checked], task.file_targets)
         except DataError as e:
             row["problem"] = str(e).split(": ", 1)[-1]
             continue
         problem = example_problem(ex.inputs) or (task.target_problem(
-            ex.targets, f"line {lineno}", labels, ex.inputs) if task is not None else None)
+            checked.targets, f"line {lineno}", labels, ex.inputs) if task is not None
+            else None)
         if problem:
             row["problem"] = problem.replace(str(root) + "/", "").split(f"line {lineno}: ")[-1]
             continue
@@ -132,7 +153,7 @@ def _inspect(path: Path, labels: Sequence[str] | None, columns: dict[str, Any] |
         row["example"] = ex
         for m, v in ex.inputs.items():
             good["inputs"].setdefault(m, []).append(v)
-        good["targets"].append(ex.targets)
+        good["targets"].append(checked.targets)
     return rows, good
 
 
