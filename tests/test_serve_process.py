@@ -106,6 +106,56 @@ def test_a_dead_child_fails_its_requests_with_503_and_the_next_gets_a_new_one(fo
     assert not proc.alive
 
 
+def test_a_large_request_is_sent_to_the_child_off_the_event_loop_and_its_own_pipe(folder):
+    """Decoded images of a few MB go into their lane's pipe from a thread (with one pipe
+    sent from the loop, a 50 MB request held the event loop, /health and every text request
+    200 ms); small ones from the loop while their pipe is free; one message at a time into
+    a pipe, and every answer is the model's."""
+    import asyncio
+    import threading
+
+    import numpy as np
+    from PIL import Image
+
+    from zoo.serve.worker import OFF_LOOP_BYTES, input_bytes
+
+    rng = np.random.default_rng(0)
+    big = [{"image": Image.fromarray(rng.integers(0, 255, (900, 900, 3), np.uint8))}
+           for _ in range(2)]
+    small = [{"text": t} for t in TEXTS]
+    assert input_bytes(big) == 2 * 900 * 900 * 3 > OFF_LOOP_BYTES > input_bytes(small)
+    assert input_bytes([{"audio": (np.zeros(16000, np.float32), 16000)}]) == 64000
+    proc = InferenceProcess({"source": str(folder), "place": {"device": "cpu"}, "chunk": 8,
+                             "lanes": ["text", "image"], "max_batch": 8, "max_wait": 0.005})
+    sent = []
+    assert proc.lanes["text"][0] is not proc.lanes["image"][0]
+    for lane, (pipe, lock) in proc.lanes.items():
+        def recording(msg, lane=lane, lock=lock, send=pipe.send):
+            assert lock.locked()  # never two messages at once into one pipe
+            sent.append((lane, threading.current_thread() is threading.main_thread()))
+            send(msg)
+
+        pipe.send = recording
+
+    async def main():
+        first = await proc.submit("text", small)
+        return [first, *await asyncio.gather(proc.submit("image", big),
+                                             proc.submit("image", big),
+                                             *(proc.submit("text", [x]) for x in small))]
+
+    try:
+        outs = asyncio.run(main())
+    finally:
+        proc.close()
+    assert sent[0] == ("text", True) and len(sent) == 6
+    assert [on_loop for lane, on_loop in sent if lane == "image"] == [False, False]
+    model = zoo.load(folder)
+    want = model.predict(small) + model.predict(big) * 2 + model.predict(small)
+    got = [o for out in outs for o in out]
+    assert [o["label"] for o in got] == [w["label"] for w in want]
+    assert [o["score"] for o in got] == pytest.approx([w["score"] for w in want], abs=1e-5)
+
+
 def test_the_child_serves_the_model_as_held_not_as_saved(folder, tmp_path):
     """A model changed after loading (here its head's bias) is what the child runs: it
     loads a temporary copy of the model as given."""

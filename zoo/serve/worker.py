@@ -7,7 +7,10 @@ the event loop, which took ~60 % of a core under 32 clients, kept it from the ba
 thread (py-spy). In a child the batch runs beside the event loop, not between its steps.
 What it costs: the model is loaded twice (the server keeps its copy for ``/explain``,
 ``/info`` and the request checks), the child's start-up, and pickling each batch's
-inputs and outputs through a pipe (microseconds for text; an image batch is copied once).
+inputs and outputs through pipes (microseconds for text; an image batch is copied once).
+Each lane has its own pipe into the child, and a large request is sent from a thread: with
+one pipe, 50 MB of decoded pixels took 200 ms to send, and held the event loop (``/health``,
+every other request's reading) and every text request behind it that long.
 
 The child is a fresh interpreter (a fork of a process that has run torch's thread pools can hang),
 loads the model from its folder (a model without one is saved to a temporary folder
@@ -24,9 +27,12 @@ from typing import Any
 from zoo.errors import ZooError
 from zoo.serve.batch import answer
 
-__all__ = ["InferenceProcess", "InferenceUnavailable", "device_info"]
+__all__ = ["InferenceProcess", "InferenceUnavailable", "device_info", "input_bytes"]
 
 START_SECONDS = 600.0  # a large model's load on a slow disk
+#: a request whose decoded inputs are larger is pickled and sent from a thread, not the
+#: event loop (1 MB: ~4 ms of pickling and copying into the pipe)
+OFF_LOOP_BYTES = 1 << 20
 
 
 class InferenceUnavailable(ZooError):
@@ -56,7 +62,8 @@ class InferenceProcess:
         self.generation, self.restarts = 0, 0
         self.metrics: Any = None  # zoo.serve.state.Metrics: the child's batch sizes
         self.restart_lock = threading.Lock()
-        self.conn: Any = None
+        self.conn: Any = None  # the child's "ready" and its answers
+        self.lanes: dict[str, tuple[Any, Any]] = {}  # lane -> (its pipe in, its send lock)
         self._start()
 
     def _start(self) -> None:
@@ -69,22 +76,33 @@ class InferenceProcess:
 
         spec = self.spec
         mine, theirs = socket.socketpair()
+        # one pipe per lane for its requests: a large image request in one never queues a
+        # text request behind it
+        pairs = {name: socket.socketpair() for name in spec.get("lanes") or ["default"]}
         # a fresh interpreter running this module (not multiprocessing's spawn, which
         # imports the caller's __main__ again: a script without a __main__ guard would
-        # start a second server); the pipe is a socket pair it inherits
+        # start a second server); the pipes are socket pairs it inherits
         env = {**os.environ, "ZOO_INFERENCE_SPEC": json.dumps(spec),
-               "ZOO_INFERENCE_FD": str(theirs.fileno())}
+               "ZOO_INFERENCE_FD": str(theirs.fileno()),
+               "ZOO_INFERENCE_LANE_FDS": json.dumps({n: b.fileno() for n, (_, b) in
+                                                     pairs.items()})}
         proc = subprocess.Popen([sys.executable, "-m", "zoo.serve.worker"], env=env,
-                                pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL)
-        theirs.close()  # the child's end lives in the child only: its exit closes ours
+                                pass_fds=[theirs.fileno(), *(b.fileno() for _, b in
+                                                             pairs.values())],
+                                stdin=subprocess.DEVNULL)
+        theirs.close()  # the child's ends live in the child only: its exit closes ours
+        for _, b in pairs.values():
+            b.close()
         conn = Connection(mine.detach())
+        lanes = {n: (Connection(a.detach()), threading.Lock()) for n, (a, _) in pairs.items()}
         try:
             ready = conn.poll(self.start_seconds)
             status, payload = conn.recv() if ready else ("error", None)
         except (EOFError, OSError):
             status, payload = "error", None
         if status != "ready":
-            conn.close()
+            for c in [conn, *(c for c, _ in lanes.values())]:
+                c.close()
             _end(proc)
             raise ZooError(payload or (
                 f"the inference process did not load {spec.get('source')} in "
@@ -95,7 +113,7 @@ class InferenceProcess:
         # requests go to the new child from here on (not while it loads: they would meet
         # the old, closed pipe)
         self.generation += 1
-        self.proc, self.conn = proc, conn
+        self.proc, self.conn, self.lanes = proc, conn, lanes
         threading.Thread(target=self._read, args=(conn, self.generation, proc),
                          name="zoo-inference-reader", daemon=True).start()
 
@@ -120,8 +138,16 @@ class InferenceProcess:
         rid = next(self.ids)
         fut = loop.create_future()
         self.pending[rid] = (self.generation, loop, fut)
-        try:
-            self.conn.send((lane, (inputs, rid, dict(options or {}), time.monotonic())))
+        msg = (inputs, rid, dict(options or {}), time.monotonic())
+        pipe, lock = self.lanes[lane]
+        try:  # small and the lane's pipe free: sent here; else from a thread, the loop free
+            if input_bytes(inputs) < OFF_LOOP_BYTES and lock.acquire(blocking=False):
+                try:
+                    pipe.send(msg)
+                finally:
+                    lock.release()
+            else:
+                await loop.run_in_executor(None, _send, pipe, lock, msg)
         except OSError:
             self.pending.pop(rid, None)
             raise InferenceUnavailable("the inference process ended; the next request "
@@ -158,7 +184,7 @@ class InferenceProcess:
         with self.restart_lock:
             if self.alive:  # another request restarted it
                 return
-            self.conn.close()
+            self._close_pipes()
             self.restarts += 1
             try:
                 self._start()
@@ -166,14 +192,43 @@ class InferenceProcess:
                 raise InferenceUnavailable(str(e)) from None
 
     def close(self, timeout: float = 5.0) -> None:
-        """Ends the child: its pipe closed (it leaves when the other end is gone), then
+        """Ends the child: its pipes closed (it leaves when the other end is gone), then
         terminated if it is still there after ``timeout`` seconds."""
-        if self.conn is not None:
+        self._close_pipes()
+        _end(self.proc, timeout)
+
+    def _close_pipes(self) -> None:
+        for c in [self.conn, *(c for c, _ in self.lanes.values())]:
             try:
-                self.conn.close()
+                if c is not None:
+                    c.close()
             except OSError:
                 pass
-        _end(self.proc, timeout)
+
+
+def _send(pipe: Any, lock: Any, msg: Any) -> None:
+    with lock:
+        pipe.send(msg)
+
+
+def input_bytes(inputs: list[dict[str, Any]]) -> int:
+    """About how many bytes ``inputs`` pickle to: text and raw bytes by length, arrays and
+    tensors by ``nbytes``, a PIL image by its pixels, (array, rate) pairs by their parts."""
+    def size(v: Any) -> int:
+        if isinstance(v, (str, bytes, bytearray)):
+            return len(v)
+        n = getattr(v, "nbytes", None)
+        if isinstance(n, int):
+            return n
+        if hasattr(v, "getbands") and isinstance(getattr(v, "size", None), tuple):
+            return v.size[0] * v.size[1] * len(v.getbands())
+        if isinstance(v, (tuple, list)):
+            return sum(size(x) for x in v)
+        if isinstance(v, dict):
+            return sum(size(x) for x in v.values())
+        return 0
+
+    return sum(size(x) for x in inputs)
 
 
 def _end(proc: Any, timeout: float = 5.0) -> None:
@@ -218,10 +273,10 @@ def device_info(model: Any, onnx: Any = None) -> dict[str, Any]:
             or inference_precision(model.precision, model.device)}
 
 
-def _child(spec: dict[str, Any], conn: Any) -> None:
-    """The child: load, say ready (or the one-line reason it could not), then read
-    requests into one queue per lane, each served by its batch threads, until the
-    server closes the pipe or exits."""
+def _child(spec: dict[str, Any], conn: Any, pipes: dict[str, Any]) -> None:
+    """The child: load, say ready (or the one-line reason it could not), then read each
+    lane's pipe (``pipes``) into its queue, served by its batch threads, until the server
+    closes the pipes or exits."""
     import os
     import queue
 
@@ -233,18 +288,29 @@ def _child(spec: dict[str, Any], conn: Any) -> None:
                             f"{spec.get('source')}: {msg}"))
         return
     conn.send(("ready", info))
-    lanes = {name: queue.Queue() for name in spec.get("lanes") or ["default"]}
     send = threading.Lock()
-    for q in lanes.values():
+    for pipe in pipes.values():
+        q: Any = queue.Queue()
         for _ in range(max(1, int(spec.get("workers") or 1))):
             threading.Thread(target=_batches, args=(runner, q, conn, send, spec),
                              daemon=True).start()
+        threading.Thread(target=_requests, args=(pipe, q), daemon=True).start()
+    try:
+        conn.recv()  # the server sends nothing here: this returns when it is gone
+    except (EOFError, OSError):
+        pass
+    os._exit(0)  # the server is gone: so are its requests
+
+
+def _requests(pipe: Any, q: Any) -> None:
+    """A lane's reader in the child: its pipe's requests into its queue."""
+    import os
+
     while True:
         try:
-            lane, item = conn.recv()
+            q.put(pipe.recv())
         except (EOFError, OSError):
             os._exit(0)  # the server is gone: so are its requests
-        lanes[lane].put(item)
 
 
 def _batches(runner: Any, q: Any, conn: Any, send: Any, spec: dict[str, Any]) -> None:
@@ -315,7 +381,9 @@ def main() -> None:
     from multiprocessing.connection import Connection
 
     spec = json.loads(os.environ["ZOO_INFERENCE_SPEC"])
-    _child(spec, Connection(int(os.environ["ZOO_INFERENCE_FD"])))
+    pipes = {n: Connection(int(fd)) for n, fd in
+             json.loads(os.environ["ZOO_INFERENCE_LANE_FDS"]).items()}
+    _child(spec, Connection(int(os.environ["ZOO_INFERENCE_FD"])), pipes)
 
 
 if __name__ == "__main__":
