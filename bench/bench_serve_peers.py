@@ -23,7 +23,8 @@ server from the same folder) served six ways, each in its own process on 127.0.0
 Clients are httpx threads in this process, every server gets the same sentences and a
 warm-up of a few requests per client before the clock. The servers run interleaved over
 ``--rounds`` rounds (all started once, measured one at a time); medians are reported:
-req/s, p50, p99, and zoo / each peer. Every fp32 server must answer the same label (and
+req/s, p50, p99, the server's CPU milliseconds a request (every process of it: what a
+request costs the machine, whose cores the clients share), and zoo / each peer. Every fp32 server must answer the same label (and
 scores within 1e-3) for the same sentence, or the bench fails; int8 moves scores more, so
 each zoo runtime's accuracy is measured over HTTP on the held-out test fortunes (462,
 labelled) and printed, with int8's difference from fp32 (it must stay within 0.5 points:
@@ -299,6 +300,24 @@ class Server:
             if self.batch_log.is_file() else []
         return len(sizes), sum(sizes)
 
+    def cpu(self) -> float:
+        """CPU seconds (user + system) the server's processes have used so far: the server
+        and every process below it (zoo's inference child, LitServe's workers, Ray's)."""
+        import psutil
+
+        total = 0.0
+        try:
+            top = psutil.Process(self.proc.pid)
+            for q in [top, *top.children(recursive=True)]:
+                try:
+                    t = q.cpu_times()
+                    total += t.user + t.system
+                except psutil.Error:
+                    pass
+        except psutil.Error:
+            pass
+        return total
+
     def stop(self) -> None:
         if self.proc.poll() is None:
             try:
@@ -317,8 +336,10 @@ class Server:
 def measure(server: Server, clients: int, n: int, max_seconds: float,
             answers: dict | None = None) -> dict:
     """``clients`` threads send ``n`` single-sentence requests in all (each stops once
-    ``max_seconds`` have passed); req/s over the wall time, p50/p99 latency, and the mean
-    batch the server ran (warm-up included)."""
+    ``max_seconds`` have passed); req/s over the wall time, p50/p99 latency, the mean
+    batch the server ran (warm-up included), and the CPU milliseconds its processes spent
+    per request while the clock ran (``cpu_ms``: what a request costs the machine, which
+    the clients on the same cores share)."""
     import httpx
 
     url = server.url
@@ -327,8 +348,10 @@ def measure(server: Server, clients: int, n: int, max_seconds: float,
     errors: list[str] = []
     per = [list(range(k, n, clients)) for k in range(clients)]
     clock = [0.0, 0.0]  # start, deadline: set once every client has warmed up
+    cpu0 = [0.0]
 
     def go() -> None:
+        cpu0[0] = server.cpu()
         clock[:] = [time.perf_counter(), time.perf_counter() + max_seconds]
 
     start = threading.Barrier(clients + 1, action=go)
@@ -365,13 +388,15 @@ def measure(server: Server, clients: int, n: int, max_seconds: float,
     for th in threads:
         th.join(timeout=max_seconds + 180)
     wall = time.perf_counter() - clock[0]
+    cpu = server.cpu() - cpu0[0]
     if errors:
         raise SystemExit(f"{url}: {len(errors)} failed requests, first: {errors[0]}")
     lat.sort()
     calls, inputs = server.batches()
     return {"rps": len(lat) / wall, "p50_ms": 1000 * statistics.median(lat),
             "p99_ms": 1000 * lat[int(0.99 * (len(lat) - 1))], "n": len(lat),
-            "batch": (inputs - inputs0) / max(1, calls - calls0)}
+            "batch": (inputs - inputs0) / max(1, calls - calls0),
+            "cpu_ms": 1000 * cpu / max(1, len(lat))}
 
 
 def accuracy(server: Server, rows: list[dict], per_request: int = 32) -> float:
@@ -531,7 +556,8 @@ def main() -> None:
                 rows[k].append(res)
                 print(f"round {r + 1} {k:10} {res['rps']:7.1f} req/s  p50 {res['p50_ms']:7.1f}"
                       f"  p99 {res['p99_ms']:7.1f} ms  ({res['n']} requests, mean batch "
-                      f"{res['batch']:4.1f})", flush=True)
+                      f"{res['batch']:4.1f}, server CPU {res['cpu_ms']:4.2f} ms a request)",
+                      flush=True)
         fp32 = [k for k in kinds if "-int8" not in k]
         worst = check_same_answers({k: answers[k] for k in fp32})
         acc = {k: accuracy(servers[k], test) for k in kinds if k.startswith("zoo-")}
@@ -539,7 +565,7 @@ def main() -> None:
                  for ref in [next((r for r in ("zoo-onnx", "zoo-torch") if r in kinds),
                                   None)] if ref}
         med = {k: {m: statistics.median(x[m] for x in rows[k])
-                   for m in ("rps", "p50_ms", "p99_ms", "batch")} for k in kinds}
+                   for m in ("rps", "p50_ms", "p99_ms", "batch", "cpu_ms")} for k in kinds}
         sweep: dict[str, dict[int, dict]] = {k: {} for k in sweep_kinds}
         for c in sweep_c:
             for k in sweep_kinds:
@@ -558,13 +584,13 @@ def main() -> None:
     print(f"\nmedians of {args.rounds} rounds, {args.clients} clients, {args.requests} requests "
           f"each (cap {args.max_seconds:g} s), minilm-text-clf; peers' torch threads: "
           f"{args.peer_threads or 'their default'}; load now {os.getloadavg()}")
-    print(f"{'server':13} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'batch':>6}" +
+    print(f"{'server':13} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'batch':>6} {'CPU ms':>7}" +
           "".join(f"  {z + '/x':>13}" for z in ZOO if z in med))
     for k in kinds:
         ratios = "".join(f"  {med[z]['rps'] / med[k]['rps']:12.2f}x" if z in med else
                          f"  {'-':>13}" for z in ZOO if z in med)
         print(f"{k:13} {med[k]['rps']:8.1f} {med[k]['p50_ms']:8.1f} {med[k]['p99_ms']:8.1f}"
-              f" {med[k]['batch']:6.1f}{ratios}")
+              f" {med[k]['batch']:6.1f} {med[k]['cpu_ms']:7.2f}{ratios}")
     print(f"same label for every sentence on every fp32 server ({', '.join(fp32)}); largest "
           f"score difference {worst:.2e}")
     ref_acc = next((acc[r] for r in ("zoo-torch", "zoo-onnx") if r in acc), None)
@@ -581,7 +607,8 @@ def main() -> None:
     if sweep:
         plot(sweep, png)
         print(f"plot: {png}")
-    figures = {f"{k}_{m}": round(v, 1) for k in kinds for m, v in med[k].items()}
+    figures = {f"{k}_{m}": round(v, 2 if m == "cpu_ms" else 1) for k in kinds
+               for m, v in med[k].items()}
     for z in ZOO:
         for k in kinds:
             if z in med and k != z and not k.startswith("zoo-"):
