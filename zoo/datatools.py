@@ -25,16 +25,6 @@ def _is_jsonl(path: Path) -> bool:
     return path.is_file() and path.suffix.lower() in (".jsonl", ".ndjson", "")
 
 
-def _claimed(path: Path) -> bool:
-    """Whether a registered task reads this file in a format of its own (``Task.read_file``:
-    JSONL of tokens and tags for tagging); training reads such a file through that task."""
-    from zoo.registry import get_task
-
-    return _is_jsonl(path) and any(
-        get_task(spec.qualified_name).read_file(path) is not None
-        for spec in get_registry().all("task"))
-
-
 def _records(path: Path, columns: dict[str, Any] | None = None
              ) -> list[tuple[int, str, dict[str, Any] | None, str | None, Any]]:
     """``(line, raw text, row or None, problem or None, root)`` for every row of ``path``
@@ -45,7 +35,11 @@ def _records(path: Path, columns: dict[str, Any] | None = None
     bad rows kept as problems too."""
     if not path.exists():
         raise DataError(f"data not found: {path}")
-    if _is_jsonl(path) and not columns and not _claimed(path):
+    from zoo.data.formats import read_any, read_by_task
+
+    # a JSONL file a task reads in a format of its own is read by it, once, as training does
+    claimed = read_by_task(path.absolute()) if _is_jsonl(path) and not columns else None
+    if _is_jsonl(path) and not columns and claimed is None:
         out = []
         for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
             if not line.strip():
@@ -58,10 +52,9 @@ def _records(path: Path, columns: dict[str, Any] | None = None
             out.append((i, line, obj if ok else None, None if ok else "malformed JSON line",
                         path.parent))
         return out
-    from zoo.data.formats import read_any
-
     errors: list[tuple[Any, str]] = []
-    examples = read_any(path, columns=columns, on_bad_data="skip", errors=errors)[0]
+    examples = claimed[0] if claimed is not None else \
+        read_any(path, columns=columns, on_bad_data="skip", errors=errors)[0]
     out = [(line, "", None, msg.split(": ", 1)[-1] if msg.startswith(str(path)) else msg,
             None) for line, msg in errors]
     for ex in examples:

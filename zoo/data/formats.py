@@ -22,7 +22,7 @@ from zoo.data.rows import check_columns, example_from_row, modality_columns
 from zoo.errors import DataError
 from zoo.registry import get_registry, modalities
 
-__all__ = ["read_any", "modality_of_file"]
+__all__ = ["read_any", "read_by_task", "modality_of_file"]
 
 _TABLE_SUFFIXES = {".csv": ",", ".tsv": "\t", ".txt": None}
 
@@ -276,13 +276,9 @@ def _read_path(p: Path, columns, on_bad_data, errors):
         return (*_read_folder(p, columns, on_bad_data, errors), p.name)
     if not p.is_file():
         raise DataError(f"data not found: {p}")
-    reg = get_registry()
-    for spec in reg.all("task"):  # a format only a task knows (COCO, CoNLL)
-        from zoo.registry import get_task
-
-        found = get_task(spec.qualified_name).read_file(p)
-        if found is not None:
-            return (*found, p.stem)
+    found = read_by_task(p)
+    if found is not None:
+        return (*found, p.stem)
     suffix = p.suffix.lower()
     if suffix == ".arrow":  # a datasets cache / save_to_disk shard: keep its features
         try:
@@ -299,6 +295,18 @@ def _read_path(p: Path, columns, on_bad_data, errors):
     reader = _read_table if suffix in _TABLE_SUFFIXES else \
         _read_parquet if suffix in (".parquet", ".pq") else _read_jsonl
     return reader(p, columns, on_bad_data, errors), None, p.stem
+
+
+def read_by_task(path: Path) -> tuple[list[Example], list[str] | None] | None:
+    """A file in a format only a registered task knows (COCO JSON, CoNLL, tagging JSONL):
+    its examples and categories from the first task whose ``read_file`` takes it, else None."""
+    from zoo.registry import get_task
+
+    for spec in get_registry().all("task"):
+        found = get_task(spec.qualified_name).read_file(path)
+        if found is not None:
+            return found
+    return None
 
 
 def read_any(data: Any, *, columns: dict[str, Any] | None = None, on_bad_data: str = "fail",

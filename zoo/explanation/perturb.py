@@ -9,7 +9,7 @@ from typing import Any, Mapping
 
 from zoo.errors import ZooError
 
-__all__ = ["Perturber", "attribute", "modality_shapley", "PastDeadline"]
+__all__ = ["Perturber", "attribute", "modality_shapley", "PastDeadline", "value_bytes"]
 
 #: perturbed copies of an input predicted together hold at most about this much memory
 CHUNK_BYTES = 256_000_000
@@ -64,7 +64,7 @@ class Perturber:
     @property
     def nbytes(self) -> int:
         """About how much memory one perturbed copy of the input holds."""
-        return sum(_nbytes(v) for v in self.values.values())
+        return sum(value_bytes(v) for v in self.values.values())
 
     def whole_score(self) -> float:
         """The explained score of the input with every unit kept (memoised)."""
@@ -109,19 +109,20 @@ class Perturber:
         return torch.tensor([self.memo[k] for k in keeps], dtype=torch.float64)
 
 
-def _nbytes(value: Any) -> int:
+def value_bytes(value: Any) -> int:
     """Bytes of an array (``nbytes``), an image (width x height x bands), a string, or of
-    the parts of a tuple / dict of them; 0 for anything else."""
+    the parts of a tuple / list / dict of them; 0 for anything else (the explainer sizes its
+    chunks by it, the serving worker which requests to send off the event loop)."""
     if hasattr(value, "nbytes"):
         return int(value.nbytes)
     if hasattr(value, "size") and hasattr(value, "getbands"):  # a PIL image
         return int(value.size[0] * value.size[1] * len(value.getbands()))
-    if isinstance(value, (str, bytes)):
+    if isinstance(value, (str, bytes, bytearray)):
         return len(value)
     if isinstance(value, (tuple, list)):
-        return sum(_nbytes(v) for v in value)
+        return sum(value_bytes(v) for v in value)
     if isinstance(value, Mapping):
-        return sum(_nbytes(v) for v in value.values())
+        return sum(value_bytes(v) for v in value.values())
     return 0
 
 

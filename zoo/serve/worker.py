@@ -212,23 +212,11 @@ def _send(pipe: Any, lock: Any, msg: Any) -> None:
 
 
 def input_bytes(inputs: list[dict[str, Any]]) -> int:
-    """About how many bytes ``inputs`` pickle to: text and raw bytes by length, arrays and
-    tensors by ``nbytes``, a PIL image by its pixels, (array, rate) pairs by their parts."""
-    def size(v: Any) -> int:
-        if isinstance(v, (str, bytes, bytearray)):
-            return len(v)
-        n = getattr(v, "nbytes", None)
-        if isinstance(n, int):
-            return n
-        if hasattr(v, "getbands") and isinstance(getattr(v, "size", None), tuple):
-            return v.size[0] * v.size[1] * len(v.getbands())
-        if isinstance(v, (tuple, list)):
-            return sum(size(x) for x in v)
-        if isinstance(v, dict):
-            return sum(size(x) for x in v.values())
-        return 0
+    """About how many bytes ``inputs`` pickle to (text by length, arrays and tensors by
+    ``nbytes``, a PIL image by its pixels)."""
+    from zoo.explanation.perturb import value_bytes
 
-    return sum(size(x) for x in inputs)
+    return value_bytes(inputs)
 
 
 def _end(proc: Any, timeout: float = 5.0) -> None:
