@@ -22,7 +22,8 @@ server from the same folder) served six ways, each in its own process on 127.0.0
 
 Clients are httpx threads in this process, every server gets the same sentences and a
 warm-up of a few requests per client before the clock. The servers run interleaved over
-``--rounds`` rounds (all started once, measured one at a time); medians are reported:
+``--rounds`` rounds (all started once, measured one at a time, the others paused with
+SIGSTOP so an idle one's polling takes nothing from the measured one); medians are reported:
 req/s, p50, p99, the server's CPU milliseconds a request (every process of it: what a
 request costs the machine, whose cores the clients share), and zoo / each peer. Every fp32 server must answer the same label (and
 scores within 1e-3) for the same sentence, or the bench fails; int8 moves scores more, so
@@ -54,12 +55,13 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 from _common import WORK, report
 
 HERE = Path(__file__).resolve()
 OUT = WORK / "serve_peers"
-ALL = ("zoo-onnx-int8", "zoo-onnx", "zoo-torch", "zoo-torch-thread", "zoo-onnx-int8-proc",
+ALL = ("zoo-onnx-int8", "zoo-onnx", "zoo-torch", "zoo-torch-b1", "zoo-torch-thread", "zoo-onnx-int8-proc",
        "zoo-onnx-proc", "zoo-torch-proc", "zoo-torch-proc1", "litserve", "litserve-1t", "ray",
        "fastapi")
 ZOO = tuple(k for k in ALL if k.startswith("zoo-"))
@@ -255,7 +257,8 @@ class Server:
                    "--runtime", "onnx" if "onnx" in kind else "torch",
                    *(["--quantize", "int8"] if "-int8" in kind else []),
                    *(["--inference", "process"] if "-proc" in kind else []),
-                   *(["--inference", "thread"] if kind.endswith("-thread") else [])]
+                   *(["--inference", "thread"] if kind.endswith("-thread") else []),
+                   *(["--batch-threads", "1"] if kind.endswith("-b1") else [])]
         else:
             cmd = [sys.executable, str(HERE), "--serve-peer", peer, "--folder", str(folder),
                    "--port", str(self.port)]
@@ -318,7 +321,18 @@ class Server:
             pass
         return total
 
+    def pause(self, paused: bool) -> None:
+        """Stops (SIGSTOP) or resumes (SIGCONT) every process of the server: the servers
+        not being measured take no CPU (an idle LitServe polls its queues: about 6 % of a
+        core in each of its two processes, which the measured server would lose)."""
+        if self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGSTOP if paused else signal.SIGCONT)
+            except ProcessLookupError:
+                pass
+
     def stop(self) -> None:
+        self.pause(False)
         if self.proc.poll() is None:
             try:
                 os.killpg(self.proc.pid, signal.SIGTERM)
@@ -332,15 +346,88 @@ class Server:
         self.log.close()
 
 
+def alone(servers: dict[str, Server], kind: str) -> None:
+    """``kind`` runs, every other server is paused (:meth:`Server.pause`)."""
+    for k, server in servers.items():
+        server.pause(k != kind)
+    time.sleep(0.2)  # the resumed one's threads back on their feet
+
+
 # ---------------------------------------------------------------------------- clients
+class RawClient:
+    """A light HTTP/1.1 client for the load: one kept-alive socket, the request bytes
+    written as they are, the answer read by its Content-Length (about 0.1 ms of CPU a
+    request against httpx's 3, which shares the 2 cores with the servers): what a load
+    generator such as wrk costs, so the servers, not the clients, set the pace. Same
+    ``post`` / ``raise_for_status`` / ``json`` as the httpx calls used here."""
+
+    def __init__(self, url: str, timeout: float = 120) -> None:
+        host, port = url.removeprefix("http://").split(":")
+        self.host, self.port, self.timeout = host, int(port), timeout
+        self.sock: socket.socket | None = None
+        self.rest = b""
+
+    def __enter__(self) -> "RawClient":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.sock is not None:
+            self.sock.close()
+
+    def post(self, url: str, json: dict) -> "RawClient":
+        import json as _json
+
+        body = _json.dumps(json).encode()
+        path = "/" + url.split("/", 3)[3]
+        if self.sock is None:
+            self.sock = socket.create_connection((self.host, self.port), self.timeout)
+            self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.sock.sendall(f"POST {path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n"
+                          f"Content-Type: application/json\r\nContent-Length: {len(body)}"
+                          f"\r\n\r\n".encode() + body)
+        data = self.rest
+        while b"\r\n\r\n" not in data:
+            data += self._recv()
+        head, data = data.split(b"\r\n\r\n", 1)
+        lines = head.decode("latin-1").split("\r\n")
+        self.status_code = int(lines[0].split()[1])
+        fields = dict(x.split(":", 1) for x in lines[1:] if ":" in x)
+        length = next((int(v) for k, v in fields.items() if k.lower() == "content-length"),
+                      None)
+        if length is None:
+            raise RuntimeError(f"{url}: an answer without Content-Length (--client httpx "
+                               f"reads those)")
+        while len(data) < length:
+            data += self._recv()
+        self.content, self.rest = data[:length], data[length:]
+        return self
+
+    def _recv(self) -> bytes:
+        chunk = self.sock.recv(65536) if self.sock else b""
+        if not chunk:
+            raise ConnectionError("the server closed the connection")
+        return chunk
+
+    def raise_for_status(self) -> None:
+        if self.status_code != 200:
+            raise RuntimeError(f"HTTP {self.status_code}: {self.content[:200]!r}")
+
+    def json(self) -> dict:
+        return json.loads(self.content)
+
+
 def measure(server: Server, clients: int, n: int, max_seconds: float,
-            answers: dict | None = None) -> dict:
+            answers: dict | None = None, client_kind: str = "httpx") -> dict:
     """``clients`` threads send ``n`` single-sentence requests in all (each stops once
     ``max_seconds`` have passed); req/s over the wall time, p50/p99 latency, the mean
     batch the server ran (warm-up included), and the CPU milliseconds its processes spent
     per request while the clock ran (``cpu_ms``: what a request costs the machine, which
-    the clients on the same cores share)."""
+    the clients on the same cores share). ``client_kind``: ``httpx`` (a Client per thread)
+    or ``raw`` (:class:`RawClient`)."""
     import httpx
+
+    def connect() -> Any:
+        return RawClient(server.url) if client_kind == "raw" else httpx.Client(timeout=120)
 
     url = server.url
     calls0, inputs0 = server.batches()
@@ -357,7 +444,7 @@ def measure(server: Server, clients: int, n: int, max_seconds: float,
     start = threading.Barrier(clients + 1, action=go)
 
     def client(k: int) -> None:
-        with httpx.Client(timeout=120) as c:
+        with connect() as c:
             try:
                 for i in range(3):  # warm-up: first-call costs fall before the clock
                     c.post(f"{url}/predict", json={"inputs": [
@@ -519,6 +606,9 @@ def main() -> None:
     ap.add_argument("--peer-threads", type=int, default=0,
                     help="torch.set_num_threads(N) in LitServe, Ray and FastAPI (0: their "
                          "default; zoo serve keeps its own)")
+    ap.add_argument("--client", choices=("httpx", "raw"), default="httpx",
+                    help="the load's HTTP client: httpx (about 3 ms of CPU a request, on the "
+                         "cores the servers use) or raw (RawClient: about 0.1 ms)")
     ap.add_argument("--serve-peer", choices=("litserve", "ray", "fastapi"), help=argparse.SUPPRESS)
     ap.add_argument("--folder", help=argparse.SUPPRESS)
     ap.add_argument("--port", type=int, help=argparse.SUPPRESS)
@@ -551,8 +641,9 @@ def main() -> None:
         for r in range(args.rounds):
             order = kinds[r % len(kinds):] + kinds[:r % len(kinds)]  # rotate who goes first
             for k in order:
+                alone(servers, k)
                 res = measure(servers[k], args.clients, args.requests, args.max_seconds,
-                              answers[k])
+                              answers[k], args.client)
                 rows[k].append(res)
                 print(f"round {r + 1} {k:10} {res['rps']:7.1f} req/s  p50 {res['p50_ms']:7.1f}"
                       f"  p99 {res['p99_ms']:7.1f} ms  ({res['n']} requests, mean batch "
@@ -560,7 +651,8 @@ def main() -> None:
                       flush=True)
         fp32 = [k for k in kinds if "-int8" not in k]
         worst = check_same_answers({k: answers[k] for k in fp32})
-        acc = {k: accuracy(servers[k], test) for k in kinds if k.startswith("zoo-")}
+        acc = {k: alone(servers, k) or accuracy(servers[k], test) for k in kinds
+               if k.startswith("zoo-")}
         agree = {k: int8_agreement(answers, k, ref) for k in kinds if "-int8" in k
                  for ref in [next((r for r in ("zoo-onnx", "zoo-torch") if r in kinds),
                                   None)] if ref}
@@ -573,7 +665,9 @@ def main() -> None:
                     sweep[k][c] = med[k]
                     continue
                 n = max(args.sweep_requests, 2 * c)
-                sweep[k][c] = measure(servers[k], c, n, args.max_seconds)
+                alone(servers, k)
+                sweep[k][c] = measure(servers[k], c, n, args.max_seconds,
+                                      client_kind=args.client)
                 r = sweep[k][c]
                 print(f"sweep {c:3} clients {k:10} {r['rps']:7.1f} req/s  p50 "
                       f"{r['p50_ms']:7.1f}  p99 {r['p99_ms']:7.1f} ms  (mean batch "
@@ -582,7 +676,8 @@ def main() -> None:
         for s in servers.values():
             s.stop()
     print(f"\nmedians of {args.rounds} rounds, {args.clients} clients, {args.requests} requests "
-          f"each (cap {args.max_seconds:g} s), minilm-text-clf; peers' torch threads: "
+          f"each (cap {args.max_seconds:g} s, {args.client} clients), minilm-text-clf; "
+          f"peers' torch threads: "
           f"{args.peer_threads or 'their default'}; load now {os.getloadavg()}")
     print(f"{'server':13} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'batch':>6} {'CPU ms':>7}" +
           "".join(f"  {z + '/x':>13}" for z in ZOO if z in med))
@@ -616,7 +711,7 @@ def main() -> None:
     figures.update({f"{k}_accuracy": round(a, 4) for k, a in acc.items()})
     figures.update({f"{k}_same_label_as_fp32": round(a[0], 3) for k, a in agree.items()})
     figures.update(max_score_diff=float(f"{worst:.2e}"), rounds=args.rounds,
-                   peer_threads=args.peer_threads,
+                   peer_threads=args.peer_threads, client=args.client,
                    clients=args.clients, seconds=round(time.perf_counter() - t_all, 1),
                    sweep={k: {str(c): {m: round(v, 1) for m, v in r.items() if m != "n"}
                               for c, r in rows_.items()} for k, rows_ in sweep.items()})

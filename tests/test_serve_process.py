@@ -63,6 +63,8 @@ def test_process_serving_answers_as_the_model_does_from_its_own_process(server, 
         assert o["score"] == pytest.approx(e["score"], abs=1e-5)
     info = httpx.get(f"{server.url}/info").json()
     assert info["inference"] == "process" and info["device"] == "cpu"
+    # bert-tiny, timm-tiny, concat-mlp and classification all allow concurrent forwards
+    assert info["batch_threads"] == (2 if _cores() >= 2 else 1)
     assert info["inference_pid"] not in (os.getpid(), None)
     runner = next(iter(server.app.state.lanes.values())).proc
     assert isinstance(runner, InferenceProcess) and runner.alive
@@ -232,3 +234,73 @@ def test_zoo_serve_batches_in_a_child_for_the_torch_runtime_on_a_cpu_by_default(
     assert json.loads(os.environ["ZOO_SERVE_APP"])["inference"] == "auto"
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and "no-such-model-anywhere" in err
+
+
+def _cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else \
+        (os.cpu_count() or 1)
+
+
+def _overlap(model):
+    """Counts the forwards running at once (each held 0.3 s): [now, most]."""
+    import threading
+    import time
+
+    count, lock, real = [0, 0], threading.Lock(), model.forward
+
+    def forward(batch, encoded=None):
+        with lock:
+            count[0] += 1
+            count[1] = max(count[1], count[0])
+        time.sleep(0.3)
+        try:
+            return real(batch, encoded)
+        finally:
+            with lock:
+                count[0] -= 1
+
+    model.forward = forward
+    return count
+
+
+@pytest.mark.parametrize("concurrent", [True, False])
+def test_batch_threads_in_the_child_share_the_model_safely(folder, concurrent):
+    """SideBySide: two batches at once give model.predict's answers; their forwards overlap
+    when every part says ``concurrent_forward``, and run one at a time when one does not."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from zoo.serve.worker import SideBySide, concurrent_forward
+
+    model = zoo.load(folder)
+    assert concurrent_forward(model)
+    if not concurrent:
+        model.head.concurrent_forward = False  # a third-party head that never said so
+        assert not concurrent_forward(model)
+    inputs = [{"text": t} for t in TEXTS]
+    expected = model.predict(inputs)
+    runner = SideBySide(model)
+    count = _overlap(model)
+    with ThreadPoolExecutor(2) as ex:
+        outs = list(ex.map(lambda _: runner.predict(inputs, batch_size=8), range(2)))
+    assert count[1] == (2 if concurrent else 1)
+    for out in outs:
+        assert [o["label"] for o in out] == [e["label"] for e in expected]
+        for o, e in zip(out, expected):
+            assert o["scores"] == pytest.approx(e["scores"], abs=1e-6)
+
+
+def test_batch_threads_for_torch_are_two_in_the_child_and_one_in_the_server():
+    from zoo.serve.app import _inference_threads, batch_threads
+
+    child = {"runtime": "torch", "on_cpu": True, "inference": "process"}
+    assert batch_threads(None, cores=2, concurrent=True, **child) == (2, 0)
+    assert batch_threads(None, cores=2, concurrent=False, **child) == (1, 0)
+    assert batch_threads(None, cores=1, concurrent=True, **child) == (1, 0)
+    assert batch_threads(3, cores=2, **child) == (3, 0)
+    assert batch_threads(None, "torch", False, cores=8, inference="process",
+                         concurrent=True) == (1, 0)  # a GPU: one batch at a time
+    assert batch_threads(None, "torch", True, cores=4) == (1, 3)  # in the server process
+    with pytest.raises(ZooError, match="in a child process"):
+        batch_threads(2, "torch", True, cores=2)
+    assert _inference_threads(2, 2) == 1 and _inference_threads(16, 2) == 7
+    assert _inference_threads(16) == 15

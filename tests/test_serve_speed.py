@@ -211,7 +211,7 @@ def test_a_zoo_serve_process_keeps_a_core_for_the_event_loop(monkeypatch):
 @pytest.mark.parametrize("kw,msg", [
     ({"runtime": "onnx", "quantize": "int4"}, "unknown quantization 'int4' (int8)"),
     ({"runtime": "onnx", "batch_threads": 0}, "--batch-threads must be a whole number from 1"),
-    ({"batch_threads": 2}, "--batch-threads 2 runs ONNX Runtime batches side by side"),
+    ({"batch_threads": 2}, "--batch-threads 2 runs batches side by side in a child process"),
 ])
 def test_bad_values_are_one_line(model, tmp_path, kw, msg):
     with pytest.raises(ZooError) as e:
@@ -224,8 +224,8 @@ def test_bad_values_are_one_line(model, tmp_path, kw, msg):
                                                  "uvicorn"),
     (["--quantize", "int4"], "'int4' is not 'int8'"),
     (["--batch-threads", "0"], "0 is not in the range"),
-    (["--batch-threads", "2"], "--batch-threads: 2 batches side by side run with --runtime "
-                               "onnx"),
+    (["--batch-threads", "2", "--inference", "thread"], "--batch-threads: 2 batches side by "
+                                                        "side run in a child process"),
 ])
 def test_cli_bad_values_are_one_line(args, msg, monkeypatch, capsys):
     from zoo.cli import main

@@ -66,6 +66,10 @@ class Encoder(nn.Module):
     # pretrained weights fine-tune at this fraction of the run's lr unless encoder_lr is
     # given (contract 2, optional: transformers' usual 1e-4 against 1e-3)
     finetune_lr_scale: float = 0.1
+    #: True when ``forward`` may run in two threads at once on the same weights (it keeps
+    #: no state between calls): the serving process then runs batches side by side
+    #: (contract 2, optional; default False: one forward at a time)
+    concurrent_forward: bool = False
 
     def preprocess(self, values: Sequence[Any]) -> dict[str, torch.Tensor]:
         raise NotImplementedError

@@ -30,6 +30,9 @@ class Fusion(nn.Module):
     ``pooled()``. Set ``out_dim`` and implement ``forward(encoded, batch_size)``."""
 
     out_dim: int
+    #: True when ``forward`` may run in two threads at once (see ``Encoder``'s; contract 2,
+    #: optional)
+    concurrent_forward: bool = False
 
     def __init__(self, inputs: Mapping[str, Mapping[str, Any]]) -> None:
         super().__init__()

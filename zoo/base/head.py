@@ -46,6 +46,9 @@ class Head(nn.Module):
     decode_options: tuple[str, ...] = ()
     #: the label names a classifier-like head predicts; None for other heads
     labels: Sequence[str] | None = None
+    #: True when ``forward`` may run in two threads at once (see ``Encoder``'s; contract 2,
+    #: optional)
+    concurrent_forward: bool = False
 
     def encode_targets(self, targets: Sequence[Mapping[str, Any]], batch: Any = None) -> Any:
         """One target dict per example (keys from the task's ``targets``) -> what ``loss``

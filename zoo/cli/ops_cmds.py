@@ -138,10 +138,6 @@ def serve(model: str, host: str, port: int, feedback_db: str, max_batch: int,
         device = check_quantize(quantize, device) and "cpu"  # one line for --device cuda
         if backend == "ray":
             raise click.BadParameter("int8 serves with --backend uvicorn", param_hint="--quantize")
-    if (batch_threads or 1) > 1 and runtime != "onnx":
-        raise click.BadParameter(f"{batch_threads} batches side by side run with --runtime "
-                                 f"onnx; the torch runtime runs one batch at a time",
-                                 param_hint="--batch-threads")
     where = _serving_device(device, precision, runtime)  # one line if it cannot be
     if backend == "ray":
         _check_ray_options(batch_threads, mounts, runtime, inference)
@@ -159,6 +155,11 @@ def serve(model: str, host: str, port: int, feedback_db: str, max_batch: int,
         "batch_threads": batch_threads, "inference": inference,
         "hosts": _hosts(host, allow_host), "origins": list(allow_origin) or None})
     child = resolve_inference(inference, runtime, where, bool(mounts)) == "process"
+    if (batch_threads or 1) > 1 and runtime != "onnx" and not child:
+        raise click.BadParameter(f"{batch_threads} batches side by side run in a child "
+                                 f"process (--inference process) or with --runtime onnx; "
+                                 f"the torch runtime in the server process runs one batch at "
+                                 f"a time", param_hint="--batch-threads")
     banner = (f"zoo serve: {model} on http://{host}:{port} (POST /predict, docs at /docs"
               f"{', API key required' if api_key else ''}"
               f"{f', {workers} workers' if workers > 1 else ''}"

@@ -16,6 +16,8 @@ from zoo.plugin import Encoded, Fusion
 
 
 class CrossAttentionFusion(Fusion):
+    concurrent_forward = True  # forward keeps no state: batches may run side by side
+
     def __init__(self, inputs: Mapping[str, Mapping[str, Any]], dim: int = 256,
                  num_layers: int = 2, num_heads: int = 4, dropout: float = 0.1,
                  max_tokens: int = 256) -> None:

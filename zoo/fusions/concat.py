@@ -10,6 +10,8 @@ from zoo.plugin import Encoded, Fusion
 
 
 class ConcatMLP(Fusion):
+    concurrent_forward = True  # forward keeps no state: batches may run side by side
+
     def __init__(self, inputs: Mapping[str, Mapping[str, Any]], dim: int = 256,
                  dropout: float = 0.1) -> None:
         super().__init__(inputs)

@@ -17,6 +17,8 @@ from zoo.plugin import Encoded, Fusion
 
 
 class LateFusion(Fusion):
+    concurrent_forward = True  # forward keeps no state: batches may run side by side
+
     def __init__(self, inputs: Mapping[str, Mapping[str, Any]], dim: int = 256,
                  weights: str = "learned", dropout: float = 0.1) -> None:
         super().__init__(inputs)

@@ -13,6 +13,8 @@ from zoo.plugin import DataError, ZooError
 
 
 class ClassificationHead(Head):
+    concurrent_forward = True  # forward keeps no state: batches may run side by side
+
     def __init__(self, in_dim: int, labels: Sequence[str] | None = None,
                  multi_label: bool = False, threshold: float = 0.5,
                  temperature: float = 1.0) -> None:

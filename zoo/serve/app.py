@@ -106,26 +106,35 @@ def _allowed(given: Sequence[str] | None, env: str,
     return tuple(LOOPBACK_HOSTS if default is None else default)
 
 
-def batch_threads(given: int | None, runtime: str, on_cpu: bool, cores: int | None = None
-                  ) -> tuple[int, int]:
+def batch_threads(given: int | None, runtime: str, on_cpu: bool, cores: int | None = None,
+                  inference: str = "thread", concurrent: bool = False) -> tuple[int, int]:
     """(batches run side by side, intra-op threads each). ONNX Runtime: ``given``, else 2
     on a CPU with 2 or more cores (a batch is one session call outside the GIL), else 1;
     the cores (torch's intra-op threads, ``OMP_NUM_THREADS``) shared among them: one batch
     per core beats one batch over every core, whose hand-offs between threads stall
-    whenever another process takes a core. torch: one batch at a time (its operators take
-    the GIL one by one: two batch threads contending for it with the event loop measured
-    0.83x), and more is a one-line error; on a CPU over every core but one, which the
-    event loop keeps (``zoo serve`` sets it: :func:`tune_process`)."""
+    whenever another process takes one of the cores. torch in the server process
+    (``inference="thread"``): one batch at a time (its operators take the GIL one by one:
+    two batch threads contending for it with the event loop measured 0.83x), and more is a
+    one-line error; on a CPU over every core but one, which the event loop keeps
+    (``zoo serve`` sets it: :func:`tune_process`). torch in a child process: ``given``,
+    else 2 on a CPU with 2 or more cores when the model's forward may run twice at once
+    (``concurrent``: :func:`zoo.serve.worker.concurrent_forward`), else 1; the threads
+    each are :func:`_inference_process`'s to say."""
     import torch
 
     if given is not None and (isinstance(given, bool) or not isinstance(given, int)
                               or not 1 <= given <= 64):
         raise ZooError(f"--batch-threads must be a whole number from 1 to 64, not {given!r}")
+    if runtime != "onnx" and inference == "process":  # the machine's cores: the child's
+        cores = cores or _cores()
+        return given or (2 if on_cpu and cores >= 2 and concurrent else 1), 0
     cores = cores or torch.get_num_threads()
     if runtime != "onnx":
         if given not in (None, 1):
-            raise ZooError(f"--batch-threads {given} runs ONNX Runtime batches side by side; "
-                           f"the torch runtime runs one batch at a time (use --runtime onnx)")
+            raise ZooError(f"--batch-threads {given} runs batches side by side in a child "
+                           f"process (--inference process) or in ONNX Runtime (--runtime "
+                           f"onnx); the torch runtime in the server process runs one batch "
+                           f"at a time")
         # on a CPU the event loop keeps a core: HTTP, JSON and tokenizing run beside the batch
         return 1, max(1, cores - 1) if on_cpu else cores
     if given is None:
@@ -154,7 +163,10 @@ def _server(model: Any, feedback_db: Any, max_batch: int, max_wait_ms: float, ma
             getattr(model, "quantized", None) != quantize:
         model.quantize(quantize)  # dynamic int8 linear layers, on the CPU (zoo.quantization)
     on_cpu = not str(device or "").startswith("cuda")
-    workers, per = batch_threads(threads, runtime, on_cpu)
+    from zoo.serve.worker import concurrent_forward
+
+    workers, per = batch_threads(threads, runtime, on_cpu, inference=inference,
+                                 concurrent=concurrent_forward(model))
     runner = model  # what the batches run through: model.predict or the ONNX session's
     if inference == "process":
         runner, per = _inference_process(model, source, runtime, quantize, device, workers,
@@ -203,16 +215,13 @@ def _inference_process(model: Any, source: Any, runtime: str, quantize: str | No
     graph as asked. On a CPU, torch gets every core but one there (HTTP and the clients
     keep it: on 2 cores, 2 threads served 174-194 req/s and 1 thread 229-245); ONNX
     Runtime's batch threads share the cores as :func:`batch_threads` says."""
-    import os
-
     from zoo.serve.worker import InferenceProcess, saved_copy
 
     keep = None
     if source is None:
         source, keep = saved_copy(model)
     if on_cpu and runtime == "torch":  # the cores, not this process's (tuned) torch threads
-        per = _inference_threads(len(os.sched_getaffinity(0)) if hasattr(
-            os, "sched_getaffinity") else (os.cpu_count() or 1))
+        per = _inference_threads(_cores(), workers)
     spec = {"source": str(source), "runtime": runtime, "chunk": 8 if runtime == "torch" else 0,
             "place": {"device": None if runtime == "onnx" else str(model.device),
                       "precision": getattr(model, "precision", "auto") or "auto",
@@ -226,13 +235,22 @@ def _inference_process(model: Any, source: Any, runtime: str, quantize: str | No
     return proc, per
 
 
-def _inference_threads(cores: int) -> int:
+def _cores() -> int:
+    """The cores this process may run on."""
+    import os
+
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (
+        os.cpu_count() or 1)
+
+
+def _inference_threads(cores: int, workers: int = 1) -> int:
     """torch's intra-op threads in the inference process on a CPU
-    (``ZOO_SERVE_INFERENCE_THREADS``, default every core but one)."""
+    (``ZOO_SERVE_INFERENCE_THREADS``, default every core but one, shared among the
+    ``workers`` batch threads)."""
     import os
 
     raw = os.environ.get("ZOO_SERVE_INFERENCE_THREADS", "")
-    return int(raw) if raw.isdigit() and int(raw) > 0 else max(1, cores - 1)
+    return int(raw) if raw.isdigit() and int(raw) > 0 else max(1, (cores - 1) // workers)
 
 
 def _checked_mounts(mounts: dict[str, Any] | None) -> dict[str, Any]:

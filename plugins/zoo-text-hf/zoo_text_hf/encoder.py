@@ -40,6 +40,7 @@ def _offline_kwargs() -> dict[str, Any]:
 
 
 class HFTextEncoder(Encoder):
+    concurrent_forward = True  # forward keeps no state: batches may run side by side
     modality = "text"
     outputs = ("pooled", "sequence")
 
