@@ -269,7 +269,7 @@ def test_batch_threads_in_the_child_share_the_model_safely(folder, concurrent):
     when every part says ``concurrent_forward``, and run one at a time when one does not."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from zoo.serve.worker import SideBySide, concurrent_forward
+    from zoo.serve.sidebyside import SideBySide, concurrent_forward
 
     model = zoo.load(folder)
     assert concurrent_forward(model)

@@ -118,7 +118,7 @@ def batch_threads(given: int | None, runtime: str, on_cpu: bool, cores: int | No
     one-line error; on a CPU over every core but one, which the event loop keeps
     (``zoo serve`` sets it: :func:`tune_process`). torch in a child process: ``given``,
     else 2 on a CPU with 2 or more cores when the model's forward may run twice at once
-    (``concurrent``: :func:`zoo.serve.worker.concurrent_forward`), else 1; the threads
+    (``concurrent``: :func:`zoo.serve.sidebyside.concurrent_forward`), else 1; the threads
     each are :func:`_inference_process`'s to say."""
     import torch
 
@@ -151,7 +151,9 @@ def _server(model: Any, feedback_db: Any, max_batch: int, max_wait_ms: float, ma
     from zoo.io.feedback import FeedbackStore
     from zoo.registry import modalities
     from zoo.serve.batch import MicroBatcher
+    from zoo.serve.limits import DecodePool
     from zoo.serve.routes import Server
+    from zoo.serve.sidebyside import concurrent_forward
     from zoo.serve.state import Metrics
     from zoo.serve.worker import device_info
 
@@ -163,8 +165,6 @@ def _server(model: Any, feedback_db: Any, max_batch: int, max_wait_ms: float, ma
             getattr(model, "quantized", None) != quantize:
         model.quantize(quantize)  # dynamic int8 linear layers, on the CPU (zoo.quantization)
     on_cpu = not str(device or "").startswith("cuda")
-    from zoo.serve.worker import concurrent_forward
-
     workers, per = batch_threads(threads, runtime, on_cpu, inference=inference,
                                  concurrent=concurrent_forward(model))
     runner = model  # what the batches run through: model.predict or the ONNX session's
@@ -192,8 +192,6 @@ def _server(model: Any, feedback_db: Any, max_batch: int, max_wait_ms: float, ma
                                  chunk=8 if runtime == "torch" else 0, modalities=reg,
                                  workers=workers)
                  for m in model.modalities}
-    from zoo.serve.limits import DecodePool
-
     return Server(model=model, lanes=lanes, limits=limits, store=FeedbackStore(feedback_db),
                   pool=DecodePool(limits.max_inflight_decoded_bytes),
                   metrics=metrics, max_body=max_body,

@@ -27,8 +27,7 @@ from typing import Any
 from zoo.errors import ZooError
 from zoo.serve.batch import answer
 
-__all__ = ["InferenceProcess", "InferenceUnavailable", "SideBySide", "concurrent_forward",
-           "device_info", "input_bytes"]
+__all__ = ["InferenceProcess", "InferenceUnavailable", "device_info", "input_bytes"]
 
 START_SECONDS = 600.0  # a large model's load on a slow disk
 #: a request whose decoded inputs are larger is pickled and sent from a thread, not the
@@ -337,59 +336,11 @@ def _load(spec: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
 
         runner = onnx = OnnxRunner(model, **(spec.get("onnx") or {}))  # locks of its own
     else:  # batch threads side by side share the model through SideBySide's locks
+        from zoo.serve.sidebyside import SideBySide
+
         runner = SideBySide(model) if int(spec.get("workers") or 1) > 1 else model
     return runner, {"pid": os.getpid(), "torch_threads": torch.get_num_threads(),
                     "device": device_info(model, onnx)}
-
-
-def concurrent_forward(model: Any) -> bool:
-    """Whether every part of ``model`` (encoders, fusion, head) says its ``forward`` may
-    run in two threads at once (``concurrent_forward``, contract 2, default False)."""
-    parts = [*model.encoders.values(), model.fusion, model.head]
-    return all(getattr(p, "concurrent_forward", False) for p in parts if p is not None)
-
-
-class SideBySide:
-    """``model.predict`` for batch threads running side by side in the inference process:
-    what runs in Python (preprocessing: a fast tokenizer sets its padding in place;
-    decoding) takes one lock, the forward runs outside it, concurrently when every
-    component allows it (:func:`concurrent_forward`), else under a lock of its own (one
-    batch preprocesses while another runs). Predict options (decode options, an
-    open-vocabulary head's labels) and models that predict otherwise run
-    ``model.predict`` whole, holding both locks."""
-
-    def __init__(self, model: Any) -> None:
-        import contextlib
-
-        from zoo.model import ZooModel
-
-        self.model = model.eval()
-        self.python = threading.Lock()
-        self.concurrent = concurrent_forward(model)
-        self.forward: Any = (contextlib.nullcontext() if self.concurrent else
-                             threading.Lock())
-        head = model.head
-        self.whole = (head is None or type(model).predict is not ZooModel.predict
-                      or hasattr(head, "active_labels"))
-
-    def predict(self, inputs: list[dict[str, Any]], batch_size: int = 32,
-                **options: Any) -> list[dict[str, Any]]:
-        import torch
-
-        from zoo.model import _float
-
-        model = self.model
-        if options or self.whole:
-            with self.python, self.forward:
-                return model.predict(inputs, batch_size=max(batch_size, len(inputs)),
-                                     **options)
-        with self.python:
-            model._warn_if_untrained()
-            batch = model.preprocess(inputs)
-        with self.forward, torch.inference_mode(), model._autocast():
-            outputs = model(batch)
-        with self.python, torch.inference_mode():
-            return model.head.decode(_float(outputs), batch=batch)
 
 
 def _picklable(e: Exception) -> Exception:
