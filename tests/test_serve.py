@@ -125,17 +125,27 @@ def test_asr_model_refuses_inputs_without_audio(tmp_path):
 @pytest.mark.slow
 def test_2000_concurrent_feedback_posts_give_2000_ids_and_manifest_lines(server, photo,
                                                                          tmp_path):
+    import threading
+
     img = png_b64(photo)
+    mine, clients = threading.local(), []  # one client (connection) per thread: a new
+    # httpx.Client per post built an SSL context each time, most of this test's minute
 
     def post(i):
         body = {"input": {"text": f"example {i}", **({"image": img} if i % 500 == 0 else {})},
                 "prediction": {"label": "cat"}, "correction": "dog" if i % 2 else "cat"}
-        with httpx.Client(timeout=60) as c:
-            r = c.post(f"{server.url}/feedback", json=body)
-            return r.status_code, r.json().get("id")
+        if not hasattr(mine, "c"):
+            mine.c = httpx.Client(timeout=60)
+            clients.append(mine.c)
+        r = mine.c.post(f"{server.url}/feedback", json=body)
+        return r.status_code, r.json().get("id")
 
-    with ThreadPoolExecutor(32) as pool:
-        results = list(pool.map(post, range(2000)))
+    try:
+        with ThreadPoolExecutor(32) as pool:
+            results = list(pool.map(post, range(2000)))
+    finally:
+        for c in clients:
+            c.close()
     assert all(s == 200 for s, _ in results)
     ids = [i for _, i in results]
     assert len(set(ids)) == 2000
