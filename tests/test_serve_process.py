@@ -304,3 +304,25 @@ def test_batch_threads_for_torch_are_two_in_the_child_and_one_in_the_server():
         batch_threads(2, "torch", True, cores=2)
     assert _inference_threads(2, 2) == 1 and _inference_threads(16, 2) == 7
     assert _inference_threads(16) == 15
+
+
+def test_predict_options_and_other_predicts_run_whole_under_both_locks(folder):
+    """An option goes to model.predict whole (its checks and one-line errors), as does a
+    model whose class predicts its own way."""
+    from zoo.serve.sidebyside import SideBySide
+
+    model = zoo.load(folder)
+    runner = SideBySide(model)
+    with pytest.raises(ZooError) as e:
+        runner.predict([{"text": "a cat"}], nonsense=1)
+    with pytest.raises(ZooError) as ref:
+        model.predict([{"text": "a cat"}], nonsense=1)
+    assert str(e.value) == str(ref.value)
+    assert not runner.python.locked()  # released after the error
+
+    class Own(type(model)):
+        def predict(self, inputs, batch_size=32, **options):
+            return [{"label": "own"} for _ in inputs]
+
+    model.__class__ = Own
+    assert SideBySide(model).predict([{"text": "a cat"}]) == [{"label": "own"}]
