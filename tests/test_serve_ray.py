@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 import zoo
+from zoo.errors import ZooError
 from zoo.serve.guard import allow_lists
 from zoo.serve.limits import Limits
 from zoo.serve.uvicorn import run_in_thread
@@ -24,17 +25,23 @@ def _port() -> int:
         return s.getsockname()[1]
 
 
-def _replica(model, **checks):
+def _replica(model, db=None, **checks):
     """What ``_answer`` reads of a Ray replica, without a Ray cluster."""
+    from zoo.serve.ray import replica_server, run_requests
+
     hosts, origins = allow_lists(checks.get("hosts", ("127.0.0.1", "localhost")),
                                  checks.get("origins", ()))
 
-    async def predict(inputs):
-        return model.predict(inputs)
+    async def predict(inputs, options=None):
+        out = run_requests(model, [(inputs, dict(options or {}))])[0]
+        if isinstance(out, BaseException):
+            raise out
+        return out
 
-    return SimpleNamespace(model=model, limits=Limits(max_json_depth=8), key=checks.get("key"),
-                           hosts=hosts, origins=origins, max_body=checks.get("max_body", 4096),
-                           _predict=predict)
+    server = replica_server(model, Limits(max_json_depth=8), {
+        "max_body": checks.get("max_body", 4096), "feedback_db": str(db or ":memory:")})
+    return SimpleNamespace(server=server, model=model, key=checks.get("key"), hosts=hosts,
+                           origins=origins, _predict=predict)
 
 
 def _ask(replica, body: bytes, *, path="/predict", method="POST", headers=(), chunk=None):
@@ -59,6 +66,7 @@ def _ask(replica, body: bytes, *, path="/predict", method="POST", headers=(), ch
     scope = {"type": "http", "method": method, "path": path, "query_string": b"",
              "root_path": "", "scheme": "http", "server": ("127.0.0.1", 8000),
              "headers": [(k.encode(), v.encode()) for k, v in sent.items()]}
+    scope["client"] = ("127.0.0.1", 50000)
     out = asyncio.run(_answer(replica, Request(scope, receive)))
     if isinstance(out, dict):
         return 200, out, reads[0]
@@ -100,6 +108,55 @@ def test_a_ray_replica_makes_the_checks_zoo_serve_makes():
     assert status == 200 and len(got["outputs"]) == 2
 
 
+def test_a_ray_replica_takes_every_verb_zoo_serve_takes(tmp_path):
+    """Parity: /feedback (stored, read back as training data), /explain, /info and predict
+    parameters are answered by zoo serve's own code on a replica; /metrics says why not."""
+    from zoo.io.feedback import FeedbackStore
+
+    model = zoo.create_model("tiny-text-image-clf", labels=["cat", "dog"])
+    replica = _replica(model, db=tmp_path / "fb.db", max_body=1 << 20)
+    post = json.dumps({"input": {"text": "a cat"}, "prediction": {"label": "dog"},
+                       "correction": "cat"}).encode()
+    status, got, _ = _ask(replica, post, path="/feedback")
+    assert status == 200 and isinstance(got["id"], int)
+    rows = FeedbackStore(tmp_path / "fb.db").rows()
+    assert [(r["input"], r["correction"]) for r in rows] == [({"text": "a cat"}, "cat")]
+    wrong = json.dumps({"input": {"text": "a cat"}, "correction": "bird"}).encode()
+    status, got, _ = _ask(replica, wrong, path="/feedback")
+    assert status == 422 and "bird" in got["error"]
+    status, got, _ = _ask(replica, b"", path="/info", method="GET")
+    assert status == 200 and got["task"] == "classification" and got["backend"] == "ray"
+    ask = json.dumps({"inputs": [{"text": "a cat on a mat"}],
+                      "parameters": {"max_units": 8}}).encode()
+    status, got, _ = _ask(replica, ask, path="/explain")
+    assert status == 200 and got["explanations"][0]["units"]
+    bad = json.dumps({"inputs": [{"text": "a cat"}], "parameters": {"top_k": 2}}).encode()
+    status, got, _ = _ask(replica, bad)
+    assert status == 400 and "top_k" in got["error"]
+    status, got, _ = _ask(replica, b"", path="/metrics", method="GET")
+    assert status == 404 and "Ray Serve's own" in got["error"]
+
+
+def test_a_ray_batch_runs_requests_of_like_options_together_and_fails_one_alone():
+    from zoo.serve.ray import run_requests
+
+    class Recorder:
+        calls: list = []
+
+        def predict(self, inputs, batch_size=32, **options):
+            self.calls.append(([x["text"] for x in inputs], options))
+            if any(x["text"] == "bad" for x in inputs):
+                raise ZooError("a bad input")
+            return [{"label": x["text"], **options} for x in inputs]
+
+    m = Recorder()
+    out = run_requests(m, [([{"text": "a"}], {}), ([{"text": "b"}], {"k": 1}),
+                           ([{"text": "c"}, {"text": "d"}], {}), ([{"text": "bad"}], {"k": 1})])
+    assert out[0] == [{"label": "a"}] and out[2] == [{"label": "c"}, {"label": "d"}]
+    assert out[1] == [{"label": "b", "k": 1}] and isinstance(out[3], ZooError)
+    assert m.calls[0] == (["a", "c", "d"], {})  # like options: one call
+
+
 @pytest.mark.slow
 def test_two_ray_serve_replicas_answer_as_zoo_serve(tmp_path):
     ray = pytest.importorskip("ray")
@@ -123,7 +180,8 @@ def test_two_ray_serve_replicas_answer_as_zoo_serve(tmp_path):
              runtime_env={"env_vars": {"HF_HUB_OFFLINE": "1", **patient}})
     try:
         serve.start(http_options={"host": "127.0.0.1", "port": port})
-        serve.run(deployment(str(folder), replicas=2), route_prefix="/", name="zoo")
+        serve.run(deployment(str(folder), replicas=2, feedback_db=tmp_path / "ray-fb.db"),
+                  route_prefix="/", name="zoo")
         status = serve.status().applications["zoo"]
         replicas = next(iter(status.deployments.values())).replica_states
         assert replicas.get("RUNNING") == 2
@@ -138,6 +196,14 @@ def test_two_ray_serve_replicas_answer_as_zoo_serve(tmp_path):
         bad = httpx.post(f"{url}/predict", json={"inputs": [{"image": 3}]}, timeout=60)
         assert bad.status_code == 400 and "must be a string" in bad.json()["error"]
         assert httpx.get(f"{url}/health", timeout=30).json() == {"status": "ok"}
+        fb = httpx.post(f"{url}/feedback", json={"input": {"text": "a cat"},
+                                                  "correction": "cat"}, timeout=60)
+        assert fb.status_code == 200, fb.text
+        from zoo.io.feedback import FeedbackStore
+
+        assert [r["id"] for r in FeedbackStore(tmp_path / "ray-fb.db").rows()] == \
+            [fb.json()["id"]]
+        assert httpx.get(f"{url}/info", timeout=30).json()["backend"] == "ray"
         # the guard's checks on the real proxy: a Host not served, a body over the bound
         assert httpx.get(f"{url}/health", headers={"host": "evil.example"},
                          timeout=30).status_code == 421

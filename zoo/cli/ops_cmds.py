@@ -142,7 +142,8 @@ def serve(model: str, host: str, port: int, feedback_db: str, max_batch: int,
     if backend == "ray":
         _check_ray_options(batch_threads, mounts, runtime, inference)
         _serve_ray(model, host, port, replicas, max_batch, max_wait_ms, limits, api_key,
-                   where, precision, _hosts(host, allow_host), list(allow_origin) or None)
+                   where, precision, _hosts(host, allow_host), list(allow_origin) or None,
+                   str(Path(feedback_db).absolute()))
         return
     if workers < 1:
         raise click.BadParameter("must be >= 1", param_hint="--workers")
@@ -271,7 +272,7 @@ def _more_files() -> None:
 def _serve_ray(model: str, host: str, port: int, replicas: int, max_batch: int,
                max_wait_ms: float, limits: object, api_key: str | None, device: str,
                precision: str, hosts: list[str] | None = None,
-               origins: list[str] | None = None) -> None:
+               origins: list[str] | None = None, feedback_db: str = "feedback.db") -> None:
     import os
     import time
 
@@ -279,7 +280,8 @@ def _serve_ray(model: str, host: str, port: int, replicas: int, max_batch: int,
 
     app = deployment(model, replicas=replicas, max_batch=max_batch, max_wait_ms=max_wait_ms,
                      limits=limits, api_key=api_key, device=device, precision=precision,
-                     hosts=hosts, origins=origins)  # one line if ray is missing
+                     hosts=hosts, origins=origins,
+                     feedback_db=feedback_db)  # one line if ray is missing
     import ray
     from ray import serve
 
@@ -287,7 +289,7 @@ def _serve_ray(model: str, host: str, port: int, replicas: int, max_batch: int,
     serve.start(http_options={"host": host, "port": port})
     serve.run(app, route_prefix="/", name="zoo")
     click.echo(f"zoo serve: {model} on http://{host}:{port} ({replicas} Ray Serve replicas; "
-               f"POST /predict; Ctrl+C stops)", err=True)
+               f"POST /predict, /explain, /feedback; Ctrl+C stops)", err=True)
     try:
         while True:
             time.sleep(3600)

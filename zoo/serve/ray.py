@@ -10,16 +10,21 @@ in Python::
     serve.start(http_options={"host": "0.0.0.0", "port": 8000})
     serve.run(deployment("out/run", replicas=2), route_prefix="/")
 
-Each replica loads the model and batches concurrent requests with ``@serve.batch``;
-``POST /predict`` takes the JSON shapes ``zoo serve`` takes (ours, KServe ``instances``,
-``{"inputs": "text"}``) within the same :class:`~zoo.serve.limits.Limits` and answers the
-same outputs; ``GET /health``. Every request passes the checks ``zoo serve``'s guard makes,
-in the same order and with the same answers: the Host allow-list and a browser's cross-site
-Origin (421 / 403), the API key (401), the body bounded while it is read, whatever its
-framing (413), its JSON depth (422). Ray is imported only here (``pip install "ray[serve]"``).
+Each replica loads the model and batches concurrent requests with ``@serve.batch``
+(requests asking for the same predict ``"parameters"`` run together); the routes are
+``zoo serve``'s, answered by the same code: ``POST /predict`` (ours, KServe ``instances``,
+``{"inputs": "text"}``), ``POST /explain`` (one at a time per replica), ``POST /feedback``
+(into ``feedback_db``: SQLite, one file per machine; replicas on one machine share it),
+``GET /info`` and ``/health``, within the same :class:`~zoo.serve.limits.Limits`. Not
+``/metrics``: a scrape would reach one replica of many (Ray Serve exports its own request
+metrics). Every request passes the checks ``zoo serve``'s guard makes, in the same order
+and with the same answers: the Host allow-list and a browser's cross-site Origin (421 /
+403), the API key (401), the body bounded while it is read, whatever its framing (413), its
+JSON depth (422). Ray is imported only here (``pip install "ray[serve]"``).
 """
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Sequence
 
 from zoo.errors import ZooError
@@ -33,12 +38,14 @@ def deployment(model: str, *, replicas: int = 2, max_batch: int = 32,
                cpus_per_replica: float = 0.5, api_key: str | None = None,
                device: str = "cpu", precision: str = "auto",
                hosts: Sequence[str] | None = None, origins: Sequence[str] | None = None,
-               max_body: int | None = None) -> Any:
+               max_body: int | None = None, feedback_db: str | Path = "feedback.db") -> Any:
     """A bound Ray Serve application serving ``model`` (a folder, ``hf-hub:`` id or registry
     name, loaded by every replica onto ``device``: a CUDA device gives each replica one GPU
     of the cluster, predicting in ``precision``). ``hosts``, ``origins`` and ``max_body`` as
     :func:`zoo.serve.app.create_app` takes them (default: loopback names or
-    ``ZOO_SERVE_ALLOWED_HOSTS``, no cross-site origin, 20 MiB)."""
+    ``ZOO_SERVE_ALLOWED_HOSTS``, no cross-site origin, 20 MiB). ``feedback_db``: where
+    ``POST /feedback`` stores corrections on each replica's machine (a relative path is
+    taken from the replica's working directory: give an absolute one)."""
     try:
         from ray import serve
     except ImportError:
@@ -51,7 +58,7 @@ def deployment(model: str, *, replicas: int = 2, max_batch: int = 32,
     lim = (limits or Limits.from_env()).asdict()
     checks = {"hosts": _allowed(hosts, "ZOO_SERVE_ALLOWED_HOSTS"),
               "origins": _allowed(origins, "ZOO_SERVE_ALLOWED_ORIGINS", ()),
-              "max_body": int(max_body or MAX_BODY)}
+              "max_body": int(max_body or MAX_BODY), "feedback_db": str(feedback_db)}
 
     gpu = str(device).startswith("cuda")
     actor = {"num_cpus": cpus_per_replica, **({"num_gpus": 1} if gpu else {})}
@@ -63,24 +70,24 @@ def deployment(model: str, *, replicas: int = 2, max_batch: int = 32,
             from zoo.io.hub import load as zoo_load
 
             # Ray shows each replica its own GPU as cuda:0
-            self.model = zoo_load(source, device="cuda" if gpu else device,
-                                  precision=precision)
-            self.limits = Limits(**limits)
+            model = zoo_load(source, device="cuda" if gpu else device, precision=precision)
+            self.server = replica_server(model, Limits(**limits), checks)
+            self.model = model
             self.key = key.encode() if key else None
             self.hosts, self.origins = allow_lists(checks["hosts"], checks["origins"])
-            self.max_body = checks["max_body"]
 
         @serve.batch(max_batch_size=max_batch, batch_wait_timeout_s=max_wait_ms / 1000)
-        async def _predict(self, requests: list[list[dict[str, Any]]]) -> list[list[Any]]:
+        async def _batch(self, requests: list[tuple[list[dict[str, Any]], dict[str, Any]]]
+                         ) -> list[Any]:
             import asyncio
 
-            flat = [x for inputs in requests for x in inputs]
-            outputs = await asyncio.to_thread(self.model.predict, flat,
-                                              batch_size=max(1, len(flat)))
-            out, k = [], 0
-            for inputs in requests:
-                out.append(outputs[k:k + len(inputs)])
-                k += len(inputs)
+            return await asyncio.to_thread(run_requests, self.model, requests)
+
+        async def _predict(self, inputs: list[dict[str, Any]],
+                           options: dict[str, Any] | None = None) -> list[Any]:
+            out = await self._batch((inputs, dict(options or {})))
+            if isinstance(out, BaseException):
+                raise out
             return out
 
         async def __call__(self, request: Request) -> Any:
@@ -89,17 +96,54 @@ def deployment(model: str, *, replicas: int = 2, max_batch: int = 32,
     return ZooReplica.bind(str(model), lim, api_key, checks)
 
 
-async def _answer(replica: Any, request: Any) -> Any:
-    """One request to a replica: ``GET /health``, or ``POST /predict`` read and bounded as
-    ``zoo serve`` reads it (its guard's checks first: :func:`zoo.serve.guard.refusal`), run
-    through the replica's batch."""
+def replica_server(model: Any, limits: Limits, checks: dict[str, Any]) -> Any:
+    """What ``zoo serve``'s routes share (:class:`zoo.serve.routes.Server`), for one replica:
+    its model, limits, decoded-bytes pool, feedback store and ``/info``; no lanes (Ray's
+    ``@serve.batch`` batches) and no metrics."""
     import asyncio
 
-    from zoo.errors import RequestError
-    from zoo.serve.guard import authorized, error, refusal
-    from zoo.serve.inputs import check_modalities, decode_inputs, json_inputs, read_json
-    from zoo.serve.routes import jsonable
+    from zoo.io.feedback import FeedbackStore
+    from zoo.registry import modalities
+    from zoo.serve.app import model_info
+    from zoo.serve.limits import DecodePool
+    from zoo.serve.routes import Server
+    from zoo.serve.worker import device_info
 
+    server = Server(model=model, lanes={}, limits=limits, metrics=None,
+                    store=FeedbackStore(checks.get("feedback_db") or "feedback.db"),
+                    pool=DecodePool(limits.max_inflight_decoded_bytes),
+                    max_body=int(checks["max_body"]), modalities=modalities(),
+                    info={**model_info(model), **device_info(model), "backend": "ray"})
+    server.gate = asyncio.Semaphore(1)  # one explanation at a time per replica
+    return server
+
+
+def run_requests(model: Any, requests: list[tuple[list[dict[str, Any]], dict[str, Any]]]
+                 ) -> list[Any]:
+    """One Ray batch: each request's ``(inputs, options)``; requests asking for the same
+    options run together (:func:`zoo.serve.batch.run_items`: a failing batch is retried
+    request by request). Each request's outputs, or the exception it alone raised."""
+    from zoo.serve.batch import run_items
+
+    def predict(inputs: list[dict[str, Any]], options: dict[str, Any]) -> list[Any]:
+        return model.predict(inputs, batch_size=max(1, len(inputs)), **options)
+
+    answers = {k: (ok, out) for k, ok, out in run_items(
+        predict, [(inputs, k, options, 0.0) for k, (inputs, options) in enumerate(requests)])}
+    return [answers[k][1] for k in range(len(requests))]
+
+
+async def _answer(replica: Any, request: Any) -> Any:
+    """One request to a replica, routed as ``zoo serve`` routes it and answered by the same
+    code (:mod:`zoo.serve.routes`, :mod:`zoo.serve.explain`), after its guard's checks
+    (:func:`zoo.serve.guard.refusal`, the API key, a declared length over the bound)."""
+    from fastapi.responses import JSONResponse
+
+    from zoo.serve.explain import explain
+    from zoo.serve.guard import authorized, error, refusal
+    from zoo.serve.routes import _give_back, feedback, jsonable
+
+    server = replica.server
     path = request.url.path.rstrip("/") or "/"
     refused = refusal(request.headers, replica.hosts, replica.origins, path, request.method)
     if refused is not None:
@@ -109,24 +153,53 @@ async def _answer(replica: Any, request: Any) -> Any:
     if replica.key is not None and not authorized(request.headers, replica.key):
         return error(401, "missing or wrong API key: send 'Authorization: Bearer KEY' or "
                           "'X-API-Key: KEY'", {"WWW-Authenticate": "Bearer"})
-    if not path.endswith("/predict") or request.method != "POST":
-        return error(404, "POST /predict, GET /health")
+    route = path.rsplit("/", 1)[-1]
+    if request.method == "GET" and route == "info":
+        return server.info
+    if request.method != "POST" or route not in ("predict", "explain", "feedback"):
+        return error(404, "POST /predict, /explain, /feedback; GET /info, /health (on Ray, "
+                          "request metrics are Ray Serve's own, not /metrics)")
     length = request.headers.get("content-length", "")
-    if length.isdigit() and int(length) > replica.max_body:
-        return error(413, f"request body over {replica.max_body} bytes")
-    task = replica.model.task_impl
+    if length.isdigit() and int(length) > server.max_body:
+        return error(413, f"request body over {server.max_body} bytes")
+    if route == "feedback":
+        return await feedback(server, request)
+    limits = server.limits.for_request(server.pool)
     try:
-        # read as a stream, refused once past max_body whatever the framing (chunked too)
-        body = await read_json(request, replica.max_body, replica.limits)
-        raw, shape = json_inputs(body)
-        # the per-request bound on decoded bytes (no shared pool: replicas are processes)
-        inputs = await asyncio.to_thread(decode_inputs, raw, replica.limits.for_request(),
-                                         ("id", *task.targets))
-        check_modalities(replica.model, inputs, task.requires)
-        if body.get("parameters"):
-            raise RequestError("predict parameters are served by `zoo serve` without --ray "
-                               "(a Ray replica batches with its defaults)")
+        if route == "explain":
+            out = await explain(server, request, server.gate, limits)
+            return JSONResponse({"explanations": jsonable(out)}) if isinstance(out, list) \
+                else out
+        return await _predict(replica, request, limits)
+    finally:
+        _give_back(limits)
+
+
+async def _predict(replica: Any, request: Any, limits: Limits) -> Any:
+    """``POST /predict`` on a replica: read and checked as ``zoo serve`` reads it (any
+    accepted shape, bounded while read), run through the replica's batch with its
+    ``parameters``."""
+    import asyncio
+
+    from zoo.errors import RequestError
+    from zoo.serve.guard import error
+    from zoo.serve.inputs import check_modalities, request_inputs
+    from zoo.serve.routes import check_parameters, jsonable
+
+    server = replica.server
+    try:
+        inputs, shape, params = await request_inputs(request, server.max_body, limits,
+                                                     server.ignored, server.modalities)
+        check_modalities(server.model, inputs, server.task.requires)
+        check_parameters(server.model, params)
     except RequestError as e:
         return error(e.status, str(e))
-    outputs = await replica._predict(inputs)
+    try:
+        outputs = await asyncio.wait_for(replica._predict(inputs, params),
+                                         limits.request_seconds)
+    except asyncio.TimeoutError:
+        return error(504, f"the prediction took longer than {limits.request_seconds:g} s "
+                          f"(ZOO_SERVE_REQUEST_SECONDS)")
+    except ZooError as e:
+        return error(400, str(e))
     return {"predictions" if shape == "kserve" else "outputs": jsonable(outputs)}
