@@ -30,12 +30,16 @@ $(STAMP): pyproject.toml constraints.txt $(addsuffix /pyproject.toml,$(PLUGINS) 
 demo: install
 	$(BIN)/python scripts/demo.py
 
+# the tests in TEST_WORKERS processes (pytest-xdist): on 2 cores, 2 workers ran the suite in
+# 11 min 41 s against 17 min 15 s in one (servers and subprocesses wait on each other's cores)
+TEST_WORKERS ?= 2
+
 test: install
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS)
 
 # the same without the tests marked slow (servers, torchrun, kill -9 loops): for iterating
 test-fast: install
-	$(BIN)/python -m pytest -q -m "not slow"
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) -m "not slow"
 
 # the peers the benches compare against (LitServe, sentence-transformers, HF Trainer, ...)
 bench-deps: install

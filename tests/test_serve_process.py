@@ -242,7 +242,7 @@ def _cores() -> int:
 
 
 def _overlap(model):
-    """Counts the forwards running at once (each held 0.3 s): [now, most]."""
+    """Counts the forwards running at once (each held 1 s): [now, most]."""
     import threading
     import time
 
@@ -252,7 +252,7 @@ def _overlap(model):
         with lock:
             count[0] += 1
             count[1] = max(count[1], count[0])
-        time.sleep(0.3)
+        time.sleep(1.0)
         try:
             return real(batch, encoded)
         finally:

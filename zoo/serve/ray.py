@@ -71,8 +71,7 @@ def deployment(model: str, *, replicas: int = 2, max_batch: int = 32,
 
             # Ray shows each replica its own GPU as cuda:0
             model = zoo_load(source, device="cuda" if gpu else device, precision=precision)
-            self.server = replica_server(model, Limits(**limits), checks)
-            self.model = model
+            self.server, self.model = replica_server(model, Limits(**limits), checks), model
             self.key = key.encode() if key else None
             self.hosts, self.origins = allow_lists(checks["hosts"], checks["origins"])
 
