@@ -136,11 +136,8 @@ async def _answer(replica: Any, request: Any) -> Any:
     """One request to a replica, routed as ``zoo serve`` routes it and answered by the same
     code (:mod:`zoo.serve.routes`, :mod:`zoo.serve.explain`), after its guard's checks
     (:func:`zoo.serve.guard.refusal`, the API key, a declared length over the bound)."""
-    from fastapi.responses import JSONResponse
-
-    from zoo.serve.explain import explain
     from zoo.serve.guard import authorized, error, refusal
-    from zoo.serve.routes import _give_back, feedback, jsonable
+    from zoo.serve.routes import explain_answer, feedback, predict
 
     server = replica.server
     path = request.url.path.rstrip("/") or "/"
@@ -163,42 +160,6 @@ async def _answer(replica: Any, request: Any) -> Any:
         return error(413, f"request body over {server.max_body} bytes")
     if route == "feedback":
         return await feedback(server, request)
-    limits = server.limits.for_request(server.pool)
-    try:
-        if route == "explain":
-            out = await explain(server, request, server.gate, limits)
-            return JSONResponse({"explanations": jsonable(out)}) if isinstance(out, list) \
-                else out
-        return await _predict(replica, request, limits)
-    finally:
-        _give_back(limits)
-
-
-async def _predict(replica: Any, request: Any, limits: Limits) -> Any:
-    """``POST /predict`` on a replica: read and checked as ``zoo serve`` reads it (any
-    accepted shape, bounded while read), run through the replica's batch with its
-    ``parameters``."""
-    import asyncio
-
-    from zoo.errors import RequestError
-    from zoo.serve.guard import error
-    from zoo.serve.inputs import check_modalities, request_inputs
-    from zoo.serve.routes import check_parameters, jsonable
-
-    server = replica.server
-    try:
-        inputs, shape, params = await request_inputs(request, server.max_body, limits,
-                                                     server.ignored, server.modalities)
-        check_modalities(server.model, inputs, server.task.requires)
-        check_parameters(server.model, params)
-    except RequestError as e:
-        return error(e.status, str(e))
-    try:
-        outputs = await asyncio.wait_for(replica._predict(inputs, params),
-                                         limits.request_seconds)
-    except asyncio.TimeoutError:
-        return error(504, f"the prediction took longer than {limits.request_seconds:g} s "
-                          f"(ZOO_SERVE_REQUEST_SECONDS)")
-    except ZooError as e:
-        return error(400, str(e))
-    return {"predictions" if shape == "kserve" else "outputs": jsonable(outputs)}
+    if route == "explain":
+        return await explain_answer(server, request, server.gate)
+    return await predict(server, request, replica._predict)

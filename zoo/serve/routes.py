@@ -11,7 +11,8 @@ from zoo.serve.guard import error
 from zoo.serve.inputs import check_modalities, decode_input, read_json, request_inputs
 from zoo.serve.worker import InferenceUnavailable
 
-__all__ = ["Server", "add_routes", "check_parameters", "jsonable", "predict_body", "PREDICT_RESPONSES"]
+__all__ = ["Server", "add_routes", "check_parameters", "explain_answer", "feedback", "jsonable",
+           "predict", "predict_body", "PREDICT_RESPONSES"]
 
 
 @dataclass
@@ -98,8 +99,10 @@ def jsonable(obj: Any) -> Any:
     return obj
 
 
-async def predict(server: Server, request: Any) -> Any:
-    """Predictions for one or more inputs (micro-batched with concurrent requests)."""
+async def predict(server: Server, request: Any, run: Any = None) -> Any:
+    """Predictions for one or more inputs (micro-batched with concurrent requests).
+    ``run(inputs, params)``: what runs them (default: the costliest modality's lane; a
+    Ray replica passes its ``@serve.batch``)."""
     from fastapi.responses import JSONResponse
 
     limits = server.limits.for_request(server.pool)  # this request's decode budget
@@ -112,8 +115,8 @@ async def predict(server: Server, request: Any) -> Any:
         except RequestError as e:
             return error(e.status, str(e))
         try:
-            outputs = await asyncio.wait_for(server.lane(inputs).submit(inputs, params),
-                                             limits.request_seconds)
+            run = run or server.lane(inputs).submit
+            outputs = await asyncio.wait_for(run(inputs, params), limits.request_seconds)
         except asyncio.TimeoutError:
             return error(504, f"the prediction took longer than {limits.request_seconds:g} s "
                               f"(ZOO_SERVE_REQUEST_SECONDS)")
@@ -126,6 +129,23 @@ async def predict(server: Server, request: Any) -> Any:
     finally:
         inputs = None  # the decoded inputs go before their bytes are given back
         _give_back(limits)
+
+
+async def explain_answer(server: Server, request: Any, gate: asyncio.Semaphore) -> Any:
+    """``POST /explain``'s answer (:func:`zoo.serve.explain.explain`), one at a time
+    (``gate``), within the request's decode budget."""
+    from fastapi.responses import JSONResponse
+
+    from zoo.serve.explain import explain
+
+    limits = server.limits.for_request(server.pool)
+    try:
+        out = await explain(server, request, gate, limits)
+    finally:
+        _give_back(limits)
+    if isinstance(out, list):
+        return JSONResponse({"explanations": jsonable(out)})
+    return out
 
 
 def _give_back(limits: Any) -> None:
@@ -254,7 +274,7 @@ def add_routes(app: Any, server: Server) -> None:
         """Predictions for one or more inputs (micro-batched with concurrent requests)."""
         return await predict(server, request)
 
-    from zoo.serve.explain import EXPLAIN_RESPONSES, explain
+    from zoo.serve.explain import EXPLAIN_RESPONSES
 
     gate = asyncio.Semaphore(1)  # one explanation at a time: each runs many predictions
 
@@ -263,16 +283,7 @@ def add_routes(app: Any, server: Server) -> None:
     async def explain_route(request: Request) -> Any:
         """Which words, image patches, time windows and modalities made each answer:
         inputs as /predict takes them; "parameters": target, method, samples, max_units."""
-        from fastapi.responses import JSONResponse
-
-        limits = server.limits.for_request(server.pool)
-        try:
-            out = await explain(server, request, gate, limits)
-        finally:
-            _give_back(limits)
-        if isinstance(out, list):
-            return JSONResponse({"explanations": jsonable(out)})
-        return out
+        return await explain_answer(server, request, gate)
 
     @app.post("/feedback")
     async def feedback_route(request: Request) -> Any:
