@@ -103,9 +103,10 @@ def card(directory: str, repo_id: str | None, show: bool) -> None:
                    "else thread [env ZOO_SERVE_INFERENCE].")
 @click.option("--batch-threads", type=click.IntRange(1, 64), default=None,
               envvar="ZOO_SERVE_BATCH_THREADS",
-              help="Batches run side by side, the cores shared among them. Default: 2 with "
-                   "--runtime onnx on a CPU with 2 or more cores, else 1 [env "
-                   "ZOO_SERVE_BATCH_THREADS].")
+              help="Batches run side by side, the cores shared among them. Default on a "
+                   "CPU with 2 or more cores: 2 with --runtime onnx, and 2 in the torch "
+                   "inference process when the model's parts allow concurrent forwards; "
+                   "else 1 [env ZOO_SERVE_BATCH_THREADS].")
 @click.option("--allow-host", "allow_host", multiple=True, metavar="NAME",
               help="A Host name the server answers to (repeatable; '*' any). Default: "
                    "loopback names, or any when --host is 0.0.0.0 / :: [env "
