@@ -99,8 +99,6 @@ def replica_server(model: Any, limits: Limits, checks: dict[str, Any]) -> Any:
     """What ``zoo serve``'s routes share (:class:`zoo.serve.routes.Server`), for one replica:
     its model, limits, decoded-bytes pool, feedback store and ``/info``; no lanes (Ray's
     ``@serve.batch`` batches) and no metrics."""
-    import asyncio
-
     from zoo.io.feedback import FeedbackStore
     from zoo.registry import modalities
     from zoo.serve.app import model_info
@@ -108,13 +106,11 @@ def replica_server(model: Any, limits: Limits, checks: dict[str, Any]) -> Any:
     from zoo.serve.routes import Server
     from zoo.serve.worker import device_info
 
-    server = Server(model=model, lanes={}, limits=limits, metrics=None,
-                    store=FeedbackStore(checks.get("feedback_db") or "feedback.db"),
-                    pool=DecodePool(limits.max_inflight_decoded_bytes),
-                    max_body=int(checks["max_body"]), modalities=modalities(),
-                    info={**model_info(model), **device_info(model), "backend": "ray"})
-    server.gate = asyncio.Semaphore(1)  # one explanation at a time per replica
-    return server
+    return Server(model=model, lanes={}, limits=limits, metrics=None,
+                  store=FeedbackStore(checks.get("feedback_db") or "feedback.db"),
+                  pool=DecodePool(limits.max_inflight_decoded_bytes),
+                  max_body=int(checks["max_body"]), modalities=modalities(),
+                  info={**model_info(model), **device_info(model), "backend": "ray"})
 
 
 def run_requests(model: Any, requests: list[tuple[list[dict[str, Any]], dict[str, Any]]]
@@ -161,5 +157,5 @@ async def _answer(replica: Any, request: Any) -> Any:
     if route == "feedback":
         return await feedback(server, request)
     if route == "explain":
-        return await explain_answer(server, request, server.gate)
+        return await explain_answer(server, request)
     return await predict(server, request, replica._predict)

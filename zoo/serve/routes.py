@@ -30,6 +30,8 @@ class Server:
     pool: Any = None  # zoo.serve.limits.DecodePool: decoded bytes of requests in flight
     rates: Any = field(default_factory=lambda: Rates())  # feedback posts per client
     closers: list[Any] = field(default_factory=list)  # called when the server stops
+    # one explanation at a time: each runs many predictions
+    gate: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(1))
 
     @property
     def task(self) -> Any:
@@ -131,16 +133,16 @@ async def predict(server: Server, request: Any, run: Any = None) -> Any:
         _give_back(limits)
 
 
-async def explain_answer(server: Server, request: Any, gate: asyncio.Semaphore) -> Any:
+async def explain_answer(server: Server, request: Any) -> Any:
     """``POST /explain``'s answer (:func:`zoo.serve.explain.explain`), one at a time
-    (``gate``), within the request's decode budget."""
+    (``server.gate``), within the request's decode budget."""
     from fastapi.responses import JSONResponse
 
     from zoo.serve.explain import explain
 
     limits = server.limits.for_request(server.pool)
     try:
-        out = await explain(server, request, gate, limits)
+        out = await explain(server, request, server.gate, limits)
     finally:
         _give_back(limits)
     if isinstance(out, list):
@@ -276,14 +278,12 @@ def add_routes(app: Any, server: Server) -> None:
 
     from zoo.serve.explain import EXPLAIN_RESPONSES
 
-    gate = asyncio.Semaphore(1)  # one explanation at a time: each runs many predictions
-
     @app.post("/explain", openapi_extra={"requestBody": predict_body()},
               responses=EXPLAIN_RESPONSES)
     async def explain_route(request: Request) -> Any:
         """Which words, image patches, time windows and modalities made each answer:
         inputs as /predict takes them; "parameters": target, method, samples, max_units."""
-        return await explain_answer(server, request, gate)
+        return await explain_answer(server, request)
 
     @app.post("/feedback")
     async def feedback_route(request: Request) -> Any:
