@@ -30,6 +30,9 @@ done
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 PY="${PYTHON:-$ROOT/.venv/bin/python}"
+# the steps run from bench/: a relative PYTHON (or a bare name on PATH) is made absolute first
+case "$PY" in /*) ;; */*) PY="$(cd "$(dirname "$PY")" && pwd)/$(basename "$PY")" ;;
+    *) PY="$(command -v "$PY" || echo "$PY")" ;; esac
 TORCHRUN="$(dirname "$PY")/torchrun"
 [ -x "$TORCHRUN" ] || TORCHRUN="$PY -m torch.distributed.run"
 export HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1

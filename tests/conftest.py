@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -63,11 +64,65 @@ def speech(tmp_path_factory) -> Path:
     return path
 
 
-def run_zoo(*args: str, env: dict | None = None, check: bool = False
+# the interpreter's own warning filters (no -W, no PYTHONWARNINGS): what a fresh `zoo` sees
+_FRESH_FILTERS = (("default", DeprecationWarning, "__main__"), ("ignore", DeprecationWarning, ""),
+                  ("ignore", PendingDeprecationWarning, ""), ("ignore", ImportWarning, ""),
+                  ("ignore", ResourceWarning, ""))
+
+
+def _print_warning(message, category, filename, lineno, file=None, line=None):  # noqa: ANN001
+    sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line))
+
+
+def _zoo_in_process(args: tuple[str, ...]) -> subprocess.CompletedProcess:
+    """``zoo ARGS`` through the CLI's own ``main`` in this process (click's test runner holds
+    stdin, stdout and stderr), from the repository root as the subprocess ran, under the
+    warning filters of a fresh interpreter and with warnings printed, not recorded."""
+    import traceback
+
+    from click.testing import CliRunner
+
+    from zoo.cli import main
+
+    runner, code = CliRunner(), 0
+    cwd = os.getcwd()
+    os.chdir(ROOT)
+    try:
+        with runner.isolation() as (out, err, _), warnings.catch_warnings():
+            warnings.resetwarnings()
+            for action, category, module in reversed(_FRESH_FILTERS):
+                warnings.filterwarnings(action, category=category, module=module)
+            warnings.showwarning = _print_warning
+            try:
+                main(list(args))
+            except SystemExit as e:
+                code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+                if isinstance(e.code, str):
+                    sys.stderr.write(e.code + "\n")
+            except Exception:  # noqa: BLE001  (an uncaught error: a traceback, exit 1)
+                traceback.print_exc()
+                code = 1
+            sys.stdout.flush()
+            sys.stderr.flush()
+            stdout, stderr = out.getvalue().decode(), err.getvalue().decode()
+    finally:
+        os.chdir(cwd)
+    return subprocess.CompletedProcess(["zoo", *args], code, stdout, stderr)
+
+
+def run_zoo(*args: str, env: dict | None = None, check: bool = False, fresh: bool = False
             ) -> subprocess.CompletedProcess:
-    full_env = {**os.environ, **(env or {})}
-    proc = subprocess.run([*ZOO, *args], capture_output=True, text=True, env=full_env,
-                          cwd=ROOT, timeout=300)
+    """``zoo ARGS``: in this process through the CLI's ``main`` (a fresh interpreter costs
+    ~5 s of imports a call), or in a fresh ``python -m zoo`` when ``env`` is given (entry
+    points and constants read at start-up), when ``fresh`` (the test is about the process:
+    its imports, its signals, its children's output) or when ZOO_TEST_FRESH=1 asks it of
+    every call."""
+    if env is None and not fresh and os.environ.get("ZOO_TEST_FRESH") != "1":
+        proc = _zoo_in_process(args)
+    else:
+        full_env = {**os.environ, **(env or {})}
+        proc = subprocess.run([*ZOO, *args], capture_output=True, text=True, env=full_env,
+                              cwd=ROOT, timeout=300)
     if check and proc.returncode:
         raise AssertionError(f"zoo {' '.join(args)} failed: {proc.stderr}")
     return proc

@@ -78,8 +78,8 @@ def test_resume_after_kill_9_reproduces_the_uninterrupted_run(digits, tmp_path):
     args = ["train", str(init), "--train", str(digits["train"]), "--eval", str(digits["val"]),
             "--epochs", "3", "--batch-size", "8", "--freeze", "none", "--lr", "2e-3",
             "--checkpoint-every", "3", "--quiet"]
-    full = tmp_path / "full"
-    run_zoo(*args, "--out", str(full), check=True)
+    full = tmp_path / "full"  # each run in a process of its own, as the killed one ran
+    run_zoo(*args, "--out", str(full), check=True, fresh=True)
 
     cut = tmp_path / "cut"
     env = {**os.environ}
@@ -101,7 +101,7 @@ def test_resume_after_kill_9_reproduces_the_uninterrupted_run(digits, tmp_path):
     proc.wait()
     assert killed_at is not None, "training ended before it could be killed mid-epoch"
     assert proc.returncode == -signal.SIGKILL
-    run_zoo(*args, "--out", str(cut), "--resume", check=True)
+    run_zoo(*args, "--out", str(cut), "--resume", check=True, fresh=True)
 
     a, b = _weights(full), _weights(cut)
     assert a.keys() == b.keys()
