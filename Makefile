@@ -30,8 +30,9 @@ $(STAMP): pyproject.toml constraints.txt $(addsuffix /pyproject.toml,$(PLUGINS) 
 demo: install
 	$(BIN)/python scripts/demo.py
 
-# the tests in TEST_WORKERS processes (pytest-xdist): on 2 cores, 2 workers ran the suite in
-# 11 min 41 s against 17 min 15 s in one (servers and subprocesses wait on each other's cores)
+# the tests in TEST_WORKERS processes (pytest-xdist), each process's torch on its share of the
+# cores (tests/conftest.py): on 2 cores, 2 workers ran the suite in 7 min 13 s (3 workers:
+# 8 min 49 s; before the CLI tests ran in-process and the workers shared the cores, 12 min 21 s)
 TEST_WORKERS ?= 2
 
 test: install

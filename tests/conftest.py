@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import warnings
 from pathlib import Path
 
@@ -15,6 +16,14 @@ import pytest
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ.setdefault("HF_HUB_DISABLE_XET", "1")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+if os.environ.get("PYTEST_XDIST_WORKER_COUNT"):
+    # N test processes share the cores: torch (and every zoo a test starts, which inherits
+    # this) gets its share of them, not all of them each (on 2 cores, 2 workers of 2 threads
+    # ran the suite in 9:44, of 1 thread in 8:09)
+    _cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else \
+        (os.cpu_count() or 1)
+    os.environ.setdefault("OMP_NUM_THREADS",
+                          str(max(1, _cores // int(os.environ["PYTEST_XDIST_WORKER_COUNT"]))))
 
 ROOT = Path(__file__).resolve().parent.parent
 TEST_PLUGINS = Path(__file__).parent / "plugins"
@@ -74,21 +83,29 @@ def _print_warning(message, category, filename, lineno, file=None, line=None):  
     sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line))
 
 
-def _zoo_in_process(args: tuple[str, ...]) -> subprocess.CompletedProcess:
+def _zoo_in_process(args: tuple[str, ...], env: dict[str, str]) -> subprocess.CompletedProcess:
     """``zoo ARGS`` through the CLI's own ``main`` in this process (click's test runner holds
     stdin, stdout and stderr), from the repository root as the subprocess ran, under the
-    warning filters of a fresh interpreter and with warnings printed, not recorded."""
+    warning filters of a fresh interpreter and with warnings printed, not recorded. ``env``
+    (the variables that differ from this process's) is set for the call, its PYTHONPATH put
+    in front of sys.path, and the registry collected afresh before and after, so installed
+    plugins are found through their entry points as a new process finds them."""
+    import importlib
     import traceback
 
     from click.testing import CliRunner
 
+    import zoo.registry
     from zoo.cli import main
 
     runner, code = CliRunner(), 0
-    cwd = os.getcwd()
+    cwd, path = os.getcwd(), list(sys.path)
     os.chdir(ROOT)
+    sys.path[:0] = [p for p in env.pop("PYTHONPATH", "").split(os.pathsep) if p]
+    importlib.invalidate_caches()
+    zoo.registry.reset()
     try:
-        with runner.isolation() as (out, err, _), warnings.catch_warnings():
+        with runner.isolation(env=env) as (out, err, _), warnings.catch_warnings():
             warnings.resetwarnings()
             for action, category, module in reversed(_FRESH_FILTERS):
                 warnings.filterwarnings(action, category=category, module=module)
@@ -107,25 +124,49 @@ def _zoo_in_process(args: tuple[str, ...]) -> subprocess.CompletedProcess:
             stdout, stderr = out.getvalue().decode(), err.getvalue().decode()
     finally:
         os.chdir(cwd)
+        sys.path[:] = path
+        importlib.invalidate_caches()
+        zoo.registry.reset()
     return subprocess.CompletedProcess(["zoo", *args], code, stdout, stderr)
 
 
 def run_zoo(*args: str, env: dict | None = None, check: bool = False, fresh: bool = False
             ) -> subprocess.CompletedProcess:
     """``zoo ARGS``: in this process through the CLI's ``main`` (a fresh interpreter costs
-    ~5 s of imports a call), or in a fresh ``python -m zoo`` when ``env`` is given (entry
-    points and constants read at start-up), when ``fresh`` (the test is about the process:
-    its imports, its signals, its children's output) or when ZOO_TEST_FRESH=1 asks it of
-    every call."""
-    if env is None and not fresh and os.environ.get("ZOO_TEST_FRESH") != "1":
-        proc = _zoo_in_process(args)
-    else:
+    ~5 s of imports a call), or in a fresh ``python -m zoo`` when the test is about the
+    process (``fresh``: its imports, its signals, its children's output), when ``env`` sets
+    a variable read once at start-up (Hugging Face's, at huggingface_hub's import; Python's
+    own, PYTHONPATH aside), or when ZOO_TEST_FRESH=1 asks it of every call."""
+    changed = {k: v for k, v in (env or {}).items() if os.environ.get(k) != v}
+    if fresh or os.environ.get("ZOO_TEST_FRESH") == "1" or \
+            any(k.startswith(("HF_", "PYTHON")) and k != "PYTHONPATH" for k in changed):
         full_env = {**os.environ, **(env or {})}
         proc = subprocess.run([*ZOO, *args], capture_output=True, text=True, env=full_env,
                               cwd=ROOT, timeout=300)
+    else:
+        proc = _zoo_in_process(args, changed)
     if check and proc.returncode:
         raise AssertionError(f"zoo {' '.join(args)} failed: {proc.stderr}")
     return proc
+
+
+def pip_install(src: Path, target: Path) -> Path:
+    """``pip install --target TARGET SRC`` (no dependencies, no build isolation) from a copy
+    of SRC: setuptools writes build/ and *.egg-info into the folder it builds, and the test
+    processes (pytest-xdist) install the same plugins at once. pip's own error when it
+    fails."""
+    copy = Path(tempfile.mkdtemp(prefix="zoo-plugin-src-")) / src.name
+    shutil.copytree(src, copy, ignore=shutil.ignore_patterns("build", "*.egg-info"))
+    try:
+        proc = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps",
+                               "--no-build-isolation", "--disable-pip-version-check",
+                               "--target", str(target), str(copy)],
+                              capture_output=True, text=True, timeout=300)
+    finally:
+        shutil.rmtree(copy.parent, ignore_errors=True)
+    if proc.returncode:
+        raise RuntimeError(f"pip install {src.name} failed: {proc.stderr[-2000:]}")
+    return target
 
 
 @pytest.fixture(scope="session")
@@ -138,10 +179,7 @@ def installed_test_plugins(tmp_path_factory) -> Path:
     target = tmp_path_factory.mktemp("site")
     for name in ("zoo-plugin-example", "zoo-plugin-broken", "zoo-plugin-dup",
                  "zoo-plugin-regression"):
-        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps",
-                        "--no-build-isolation", "--disable-pip-version-check", "--target",
-                        str(target / name), str(TEST_PLUGINS / name)],
-                       check=True, capture_output=True, timeout=300)
+        pip_install(TEST_PLUGINS / name, target / name)
     return target
 
 

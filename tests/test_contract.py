@@ -8,22 +8,18 @@ from __future__ import annotations
 
 import inspect
 import json
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
 import pytest
 
-from conftest import TEST_PLUGINS, run_zoo
+from conftest import TEST_PLUGINS, pip_install, run_zoo
 
 LEGACY = "zoo-plugin-legacy"
 
 
 def _install(src: Path, site: Path) -> dict[str, str]:
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps",
-                    "--no-build-isolation", "--disable-pip-version-check", "--target",
-                    str(site), str(src)], check=True, capture_output=True, timeout=300)
+    pip_install(src, site)
     return {"PYTHONPATH": str(site)}
 
 

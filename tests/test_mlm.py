@@ -17,7 +17,7 @@ import pytest
 import torch
 
 import zoo
-from conftest import TEST_PLUGINS, plugin_env, run_zoo
+from conftest import TEST_PLUGINS, pip_install, plugin_env, run_zoo
 from zoo.errors import ZooError
 
 # words MiniLM's WordPiece splits into several pieces (token ##ization, ...)
@@ -314,10 +314,7 @@ def test_unlabeled_text_is_read_from_every_shape(tmp_path):
 def objective_plugin(tmp_path_factory) -> Path:
     """tests/plugins/zoo-plugin-objective installed by pip into a folder of its own."""
     site = tmp_path_factory.mktemp("site")
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps",
-                    "--no-build-isolation", "--disable-pip-version-check", "--target",
-                    str(site / "objective"), str(TEST_PLUGINS / "zoo-plugin-objective")],
-                   check=True, capture_output=True, timeout=300)
+    pip_install(TEST_PLUGINS / "zoo-plugin-objective", site / "objective")
     return site
 
 

@@ -11,14 +11,13 @@ import base64
 import json
 import math
 import random
-import subprocess
 import sys
 from pathlib import Path
 
 import httpx
 import pytest
 
-from conftest import ROOT, TEST_PLUGINS, run_zoo
+from conftest import ROOT, TEST_PLUGINS, pip_install, run_zoo
 
 TABTAG = "zoo-plugin-tabtag"
 CITIES = ["Oslo", "Lima", "Pune", "Kyiv", "Quito", "Accra"]
@@ -46,10 +45,7 @@ def test_the_core_names_no_modality_and_no_task():
 @pytest.fixture(scope="module")
 def site(tmp_path_factory) -> Path:
     target = tmp_path_factory.mktemp("tabtag-site")
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps",
-                    "--no-build-isolation", "--disable-pip-version-check", "--target",
-                    str(target), str(TEST_PLUGINS / TABTAG)],
-                   check=True, capture_output=True, timeout=300)
+    pip_install(TEST_PLUGINS / TABTAG, target)
     return target
 
 

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 import zoo
-from conftest import ROOT, plugin_env, run_zoo, zoo_json
+from conftest import ROOT, pip_install, plugin_env, run_zoo, zoo_json
 from zoo.build.compose import compose
 from zoo.errors import RegistryError, ZooError
 
@@ -352,9 +352,7 @@ def test_zoo_plugin_new_scaffolds_a_plugin_that_passes_its_checks(tmp_path, kind
     assert proc.returncode == 0, proc.stderr
     pkg = tmp_path / "zoo-acme"
     site = tmp_path / "site"
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps",
-                    "--no-build-isolation", "--disable-pip-version-check", "--target",
-                    str(site), str(pkg)], check=True, capture_output=True, timeout=300)
+    pip_install(pkg, site)
     env = {"PYTHONPATH": str(site)}
     check = run_zoo("plugins", "check", "zoo-acme", env=env)
     assert check.returncode == 0, check.stdout + check.stderr

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import TEST_PLUGINS, plugin_env, run_zoo, zoo_json
+from conftest import TEST_PLUGINS, pip_install, plugin_env, run_zoo, zoo_json
 
 TV = "zoo-plugin-tv"
 WEIGHTS_TAG = "tv-convnet.local"
@@ -33,10 +33,7 @@ def _no_outer_tv_env(monkeypatch):
 @pytest.fixture(scope="session")
 def site(installed_test_plugins) -> Path:
     """zoo-plugin-tv installed by pip next to conftest's test plugins (example, dup...)."""
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps",
-                    "--no-build-isolation", "--disable-pip-version-check", "--target",
-                    str(installed_test_plugins / TV), str(TEST_PLUGINS / TV)],
-                   check=True, capture_output=True, timeout=300)
+    pip_install(TEST_PLUGINS / TV, installed_test_plugins / TV)
     return installed_test_plugins
 
 
