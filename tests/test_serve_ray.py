@@ -170,6 +170,9 @@ def test_two_ray_serve_replicas_answer_as_zoo_serve(tmp_path):
     body = {"inputs": [{"text": t} for t in texts]}
     with run_in_thread(create_app(zoo.load(folder), feedback_db=tmp_path / "fb.db")) as srv:
         expected = httpx.post(f"{srv.url}/predict", json=body, timeout=60).json()["outputs"]
+    with run_in_thread(create_app(zoo.load(folder), feedback_db=tmp_path / "fb8.db",
+                                  quantize="int8", inference="thread")) as srv:
+        expected8 = httpx.post(f"{srv.url}/predict", json=body, timeout=60).json()["outputs"]
     port = _port()
     # Ray's own readiness waits (5-10 s) must not fail the test on a loaded machine: the
     # test is about answers, not speed
@@ -204,6 +207,15 @@ def test_two_ray_serve_replicas_answer_as_zoo_serve(tmp_path):
         assert [r["id"] for r in FeedbackStore(tmp_path / "ray-fb.db").rows()] == \
             [fb.json()["id"]]
         assert httpx.get(f"{url}/info", timeout=30).json()["backend"] == "ray"
+        # int8 replicas (each quantizes its own copy) answer as zoo serve --quantize int8
+        serve.run(deployment(str(folder), replicas=1, quantize="int8"), route_prefix="/int8",
+                  name="zoo-int8")
+        got8 = httpx.post(f"{url}/int8/predict", json=body, timeout=60).json()["outputs"]
+        assert [o["score"] for o in got8] == pytest.approx([o["score"] for o in expected8],
+                                                           abs=1e-5)
+        assert httpx.get(f"{url}/int8/info", timeout=30).json()["precision"] == "int8"
+        with pytest.raises(ZooError, match="not device cuda"):
+            deployment(str(folder), quantize="int8", device="cuda")
         # the guard's checks on the real proxy: a Host not served, a body over the bound
         assert httpx.get(f"{url}/health", headers={"host": "evil.example"},
                          timeout=30).status_code == 421

@@ -220,8 +220,7 @@ def test_bad_values_are_one_line(model, tmp_path, kw, msg):
 
 
 @pytest.mark.parametrize("args,msg", [
-    (["--quantize", "int8", "--backend", "ray"], "--quantize: int8 serves with --backend "
-                                                 "uvicorn"),
+    (["--runtime", "onnx", "--backend", "ray"], "--runtime onnx runs with --backend uvicorn"),
     (["--quantize", "int4"], "'int4' is not 'int8'"),
     (["--batch-threads", "0"], "0 is not in the range"),
     (["--batch-threads", "2", "--inference", "thread"], "--batch-threads: 2 batches side by "

@@ -135,16 +135,14 @@ def serve(model: str, host: str, port: int, feedback_db: str, max_batch: int,
     pairs = _named(limit, "--limit", "NAME=VALUE")
     limits = Limits.from_env(**pairs)  # checked before any model loads
     mounts = _named(mount, "--mount", "NAME=MODEL")
-    if quantize and runtime == "torch":  # dynamic int8 linear layers: the CPU, not Ray
+    if quantize and runtime == "torch":  # dynamic int8 linear layers: the CPU
         device = check_quantize(quantize, device) and "cpu"  # one line for --device cuda
-        if backend == "ray":
-            raise click.BadParameter("int8 serves with --backend uvicorn", param_hint="--quantize")
     where = _serving_device(device, precision, runtime)  # one line if it cannot be
     if backend == "ray":
         _check_ray_options(batch_threads, mounts, runtime, inference)
         _serve_ray(model, host, port, replicas, max_batch, max_wait_ms, limits, api_key,
                    where, precision, _hosts(host, allow_host), list(allow_origin) or None,
-                   str(Path(feedback_db).absolute()))
+                   str(Path(feedback_db).absolute()), quantize)
         return
     if workers < 1:
         raise click.BadParameter("must be >= 1", param_hint="--workers")
@@ -273,7 +271,8 @@ def _more_files() -> None:
 def _serve_ray(model: str, host: str, port: int, replicas: int, max_batch: int,
                max_wait_ms: float, limits: object, api_key: str | None, device: str,
                precision: str, hosts: list[str] | None = None,
-               origins: list[str] | None = None, feedback_db: str = "feedback.db") -> None:
+               origins: list[str] | None = None, feedback_db: str = "feedback.db",
+               quantize: str | None = None) -> None:
     import os
     import time
 
@@ -281,15 +280,16 @@ def _serve_ray(model: str, host: str, port: int, replicas: int, max_batch: int,
 
     app = deployment(model, replicas=replicas, max_batch=max_batch, max_wait_ms=max_wait_ms,
                      limits=limits, api_key=api_key, device=device, precision=precision,
-                     hosts=hosts, origins=origins,
-                     feedback_db=feedback_db)  # one line if ray is missing
+                     hosts=hosts, origins=origins, feedback_db=feedback_db,
+                     quantize=quantize)  # one line if ray is missing
     import ray
     from ray import serve
 
     ray.init(address=os.environ.get("RAY_ADDRESS"), include_dashboard=False)
     serve.start(http_options={"host": host, "port": port})
     serve.run(app, route_prefix="/", name="zoo")
-    click.echo(f"zoo serve: {model} on http://{host}:{port} ({replicas} Ray Serve replicas; "
+    click.echo(f"zoo serve: {model} on http://{host}:{port} ({replicas} Ray Serve replicas"
+               f"{', int8' if quantize else ''}; "
                f"POST /predict, /explain, /feedback; Ctrl+C stops)", err=True)
     try:
         while True:

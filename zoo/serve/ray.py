@@ -38,14 +38,22 @@ def deployment(model: str, *, replicas: int = 2, max_batch: int = 32,
                cpus_per_replica: float = 0.5, api_key: str | None = None,
                device: str = "cpu", precision: str = "auto",
                hosts: Sequence[str] | None = None, origins: Sequence[str] | None = None,
-               max_body: int | None = None, feedback_db: str | Path = "feedback.db") -> Any:
+               max_body: int | None = None, feedback_db: str | Path = "feedback.db",
+               quantize: str | None = None) -> Any:
     """A bound Ray Serve application serving ``model`` (a folder, ``hf-hub:`` id or registry
     name, loaded by every replica onto ``device``: a CUDA device gives each replica one GPU
     of the cluster, predicting in ``precision``). ``hosts``, ``origins`` and ``max_body`` as
     :func:`zoo.serve.app.create_app` takes them (default: loopback names or
     ``ZOO_SERVE_ALLOWED_HOSTS``, no cross-site origin, 20 MiB). ``feedback_db``: where
     ``POST /feedback`` stores corrections on each replica's machine (a relative path is
-    taken from the replica's working directory: give an absolute one)."""
+    taken from the replica's working directory: give an absolute one). ``quantize="int8"``:
+    each replica quantizes its copy after loading (dynamic int8 linear layers, the CPU; as
+    ``zoo.load(..., quantize="int8")``)."""
+    from zoo.quantization import check_quantize
+
+    if check_quantize(quantize, device) and precision not in ("auto", "fp32"):
+        raise ZooError(f"quantize={quantize} predicts with float32 activations, not "
+                       f"precision {precision}: use precision fp32 (or auto)")
     try:
         from ray import serve
     except ImportError:
@@ -70,7 +78,8 @@ def deployment(model: str, *, replicas: int = 2, max_batch: int = 32,
             from zoo.io.hub import load as zoo_load
 
             # Ray shows each replica its own GPU as cuda:0
-            model = zoo_load(source, device="cuda" if gpu else device, precision=precision)
+            model = zoo_load(source, device="cuda" if gpu else device, precision=precision,
+                             quantize=quantize)
             self.server, self.model = replica_server(model, Limits(**limits), checks), model
             self.key = key.encode() if key else None
             self.hosts, self.origins = allow_lists(checks["hosts"], checks["origins"])
