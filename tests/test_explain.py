@@ -324,6 +324,14 @@ def test_zoo_explain_command(planted, tmp_path, capsys):
     assert r.output.startswith("[0] yes  (score ") and PLANT in r.output
     page = (tmp_path / "0-text.html").read_text()
     assert f">{PLANT}</span>" in page and "wrote" in r.output
+    # the int8 model, as zoo serve --quantize int8 runs it: its own score is explained
+    r = CliRunner().invoke(cli, ["explain", str(planted), text, "--json", "--quantize", "int8"])
+    assert r.exit_code == 0, r.output
+    (got8,) = json.loads(r.output)
+    int8 = zoo.load(planted, quantize="int8").predict([{"text": text}])[0]
+    assert got8["score"] == pytest.approx(int8["score"], abs=1e-6)
+    assert abs(got8["score"] - got["score"]) > 1e-6  # not the float model's
+    assert max(got8["units"], key=lambda u: u["attribution"])["word"] == PLANT
     with pytest.raises(SystemExit) as e:
         main(["explain", str(planted), text, "--target", "maybe"])
     assert e.value.code == 1

@@ -23,10 +23,13 @@ from zoo.cli.base import _echo_json, cli, device_options
               help="Units per input at most (words, image patches, time windows), shared "
                    "among its modalities.")
 @click.option("--json", "as_json", is_flag=True, help="Print the explanations as JSON.")
+@click.option("--quantize", type=click.Choice(["int8"]), default=None,
+              help="Explain the model quantized to int8 for the CPU, as `zoo serve` or "
+                   "`zoo predict --quantize int8` runs it (its scores, not the float ones).")
 @device_options()
 def explain(model: str, inputs: tuple[str, ...], target: str | None, out: str | None,
             method: str, samples: int, max_units: int, as_json: bool, device: str = "auto",
-            precision: str = "auto") -> None:
+            precision: str = "auto", quantize: str | None = None) -> None:
     """Explain MODEL's answer for each INPUT: how much each word, image patch or time
     window (and, for several modalities, each modality) contributed to the score of the
     predicted label (or --target), measured with captum by removing them.
@@ -38,7 +41,7 @@ def explain(model: str, inputs: tuple[str, ...], target: str | None, out: str | 
     from zoo.io.hub import load
 
     examples = read_inputs(inputs)
-    m = load(model, device=device, precision=precision)
+    m = load(model, device=device, precision=precision, quantize=quantize)
     results = run(m, examples, target, out, method=method, samples=samples,
                   max_units=max_units)
     if as_json:
