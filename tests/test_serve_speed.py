@@ -145,7 +145,9 @@ def test_micro_batcher_runs_batches_side_by_side():
 def test_a_busy_batcher_gathers_the_next_batch_while_one_runs():
     """While the batch thread is busy, requests gather into the next batch; it goes as soon
     as the thread is free, not after another ``max_wait`` (the model never idles through
-    a wait while requests are queued). An idle batcher still waits ``max_wait`` for more."""
+    a wait while requests are queued). A request that finds the batcher idle, with nothing
+    queued behind it, runs at once; one that comes while a batch runs waits ``max_wait``
+    for company."""
     calls: list[tuple[float, float, list[str]]] = []
 
     class Slow:
@@ -159,8 +161,9 @@ def test_a_busy_batcher_gathers_the_next_batch_while_one_runs():
         b = MicroBatcher(Slow(), max_batch=8, max_wait_ms=200)
         await b.start()
         try:
+            sent.append(time.perf_counter())
             first = asyncio.ensure_future(b.submit([{"text": "a"}]))
-            await asyncio.sleep(0.25)  # "a" runs from 0.2 s to 0.5 s
+            await asyncio.sleep(0.05)  # "a" runs from 0 s to 0.3 s
             later = [asyncio.ensure_future(b.submit([{"text": t}])) for t in "bc"]
             await asyncio.sleep(0.02)
             later.append(asyncio.ensure_future(b.submit([{"text": "d"}])))
@@ -168,12 +171,29 @@ def test_a_busy_batcher_gathers_the_next_batch_while_one_runs():
         finally:
             await b.stop()
 
-    t0 = time.perf_counter()
+    sent: list[float] = []
     out = asyncio.run(main())
     assert [o[0]["echo"] for o in out] == list("abcd")
     assert [c[2] for c in calls] == [["a"], ["b", "c", "d"]]
-    assert calls[0][0] - t0 >= 0.19  # idle: the first request waited for company
+    assert calls[0][0] - sent[0] < 0.15  # idle, nothing behind it: it went at once (not 0.2 s)
     assert calls[1][0] - calls[0][1] < 0.1  # busy: the next batch went when the thread freed
+
+    async def two_threads():
+        calls.clear()
+        b = MicroBatcher(Slow(), max_batch=8, max_wait_ms=200, workers=2)
+        await b.start()
+        try:
+            first = asyncio.ensure_future(b.submit([{"text": "a"}]))
+            await asyncio.sleep(0.05)  # "a" runs; the second thread is free
+            later = [asyncio.ensure_future(b.submit([{"text": t}])) for t in "bc"]
+            return await asyncio.gather(first, *later)
+        finally:
+            await b.stop()
+
+    out = asyncio.run(two_threads())
+    assert [o[0]["echo"] for o in out] == list("abc")
+    # "b" found a batch running: it waited for company, and "c" joined it
+    assert sorted(c[2] for c in calls) == [["a"], ["b", "c"]]
 
 
 def test_batch_threads_defaults():

@@ -70,7 +70,8 @@ def card(directory: str, repo_id: str | None, show: bool) -> None:
 @click.option("--max-batch", default=32, show_default=True,
               help="Most inputs run together in one model call.")
 @click.option("--max-wait-ms", default=5.0, show_default=True,
-              help="How long a request waits for others to batch with.")
+              help="How long a request that comes while a batch runs waits for others "
+                   "to batch with (one that finds the server idle runs at once).")
 @click.option("--limit", "limit", multiple=True, metavar="NAME=VALUE",
               help="A bound on one request: max_pixels, max_audio_seconds, min_sample_rate, "
                    "max_sample_rate, max_text_chars, max_inputs, max_json_depth (also "

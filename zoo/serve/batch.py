@@ -8,9 +8,11 @@ does: the event loop only queues a request and, later, hands its answer back. A 
 that finishes a batch takes the requests queued meanwhile and runs them at once, without
 waiting for the event loop, which under load is busy reading requests and writing
 answers (dispatch through the loop cost the torch runtime about 10 % of its throughput
-against LitServe). ``max_wait_ms`` runs from a request's arrival: on an idle server the
-first request waits that long for company; on a busy one the requests that queued during
-a batch have waited long enough.
+against LitServe). ``max_wait_ms`` runs from a request's arrival, and only while another
+of the lane's batches is running: a request that finds the lane idle and nothing queued
+behind it runs at once (waiting for company there only adds latency: at one client, 5 ms
+on every request), and on a busy lane the requests that queued during a batch have waited
+long enough.
 
 With ``workers`` > 1, that many batches run side by side (each in its own thread): on a
 CPU, two ONNX Runtime batches on one core each keep both cores busy without the
@@ -50,6 +52,7 @@ class MicroBatcher:
         self.modalities = modalities  # name -> Modality (lengths); None: from the registry
         self.queue: queue.Queue = queue.Queue()  # (inputs, future, options, arrival)
         self.threads: list[threading.Thread] = []
+        self.running = Running()  # batches running now, of this lane's threads
         self.loop: asyncio.AbstractEventLoop | None = None
 
     async def start(self) -> None:
@@ -73,10 +76,12 @@ class MicroBatcher:
     # ------------------------------------------------------------ in the batch threads
     def _serve(self) -> None:
         while True:
-            items = gather(self.queue, self.max_batch, self.max_wait, stop=_STOP)
+            items = gather(self.queue, self.max_batch, self.max_wait, stop=_STOP,
+                           running=self.running)
             if items is None:
                 return
-            answer(self.loop, run_items(self._predict, items))
+            with self.running:
+                answer(self.loop, run_items(self._predict, items))
 
     def _predict(self, inputs: list[dict[str, Any]], options: dict[str, Any] | None = None
                  ) -> list[dict[str, Any]]:
@@ -122,13 +127,30 @@ def _lengths(inputs: list[dict[str, Any]], reg: dict[str, Any] | None
     return [sum(reg[k].length(v) for k, v in x.items()) for x in inputs]
 
 
-def gather(q: Any, max_batch: int, max_wait: float, stop: Any = None) -> list[tuple] | None:
+class Running:
+    """How many of a lane's batches are running now (its batch threads share one)."""
+
+    def __init__(self) -> None:
+        self.n, self.lock = 0, threading.Lock()
+
+    def __enter__(self) -> "Running":
+        with self.lock:
+            self.n += 1
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        with self.lock:
+            self.n -= 1
+
+
+def gather(q: Any, max_batch: int, max_wait: float, stop: Any = None,
+           running: Running | None = None) -> list[tuple] | None:
     """The next batch from ``q`` (items ``(inputs, key, options, arrival)``): the first
     queued request and those that join it until the batch holds ``max_batch`` inputs or
     ``max_wait`` seconds have passed since the first arrived (``time.monotonic``, one clock
-    for every process on the machine). On an idle server the first request waits that
-    long for company; on a busy one, the requests queued during a batch go at once.
-    None when ``stop`` comes."""
+    for every process on the machine). On a busy lane, the requests queued during a batch
+    go at once; when nothing else of the lane is ``running`` and nothing is queued behind
+    the first, it goes alone at once. None when ``stop`` comes."""
     import queue
     import time
 
@@ -136,6 +158,8 @@ def gather(q: Any, max_batch: int, max_wait: float, stop: Any = None) -> list[tu
     if first is stop:
         return None
     items, n = [first], len(first[0])
+    if running is not None and running.n == 0 and q.empty():
+        return items
     deadline = first[3] + max_wait
     while n < max_batch:
         try:

@@ -276,11 +276,14 @@ def _child(spec: dict[str, Any], conn: Any, pipes: dict[str, Any]) -> None:
                             f"{spec.get('source')}: {msg}"))
         return
     conn.send(("ready", info))
+    from zoo.serve.batch import Running
+
     send = threading.Lock()
     for pipe in pipes.values():
         q: Any = queue.Queue()
+        running = Running()  # the lane's batches running now
         for _ in range(max(1, int(spec.get("workers") or 1))):
-            threading.Thread(target=_batches, args=(runner, q, conn, send, spec),
+            threading.Thread(target=_batches, args=(runner, q, conn, send, spec, running),
                              daemon=True).start()
         threading.Thread(target=_requests, args=(pipe, q), daemon=True).start()
     try:
@@ -301,9 +304,10 @@ def _requests(pipe: Any, q: Any) -> None:
             os._exit(0)  # the server is gone: so are its requests
 
 
-def _batches(runner: Any, q: Any, conn: Any, send: Any, spec: dict[str, Any]) -> None:
+def _batches(runner: Any, q: Any, conn: Any, send: Any, spec: dict[str, Any],
+             running: Any = None) -> None:
     from zoo.registry import modalities
-    from zoo.serve.batch import gather, run_batch, run_items
+    from zoo.serve.batch import Running, gather, run_batch, run_items
 
     reg = modalities()
     chunk = int(spec.get("chunk") or 0)
@@ -312,10 +316,12 @@ def _batches(runner: Any, q: Any, conn: Any, send: Any, spec: dict[str, Any]) ->
     def predict(inputs: list[Any], options: dict[str, Any]) -> list[Any]:
         return run_batch(runner, inputs, options, chunk, reg)
 
+    running = running or Running()
     while True:
-        items = gather(q, max_batch, max_wait)
-        answers = [(rid, ok, out if ok else _picklable(out))
-                   for rid, ok, out in run_items(predict, items)]
+        items = gather(q, max_batch, max_wait, running=running)
+        with running:
+            answers = [(rid, ok, out if ok else _picklable(out))
+                       for rid, ok, out in run_items(predict, items)]
         with send:
             conn.send((answers, [sum(len(x[0]) for x in items)]))
 
