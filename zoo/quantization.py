@@ -31,12 +31,17 @@ __all__ = ["QUANTIZE_MODES", "check_quantize", "quantize_model", "quantize_linea
 QUANTIZE_MODES = ("int8",)
 
 
-def check_quantize(mode: Any, device: Any = None) -> str | None:
-    """``mode`` checked (None passes), and the device it needs: one line for anything
-    else. ``device``: a device spec or ``torch.device`` the model is meant to run on;
-    ``auto`` (or None) is fine (int8 takes the CPU), another accelerator is not."""
+def check_quantize(mode: Any, device: Any = None, precision: str | None = None
+                   ) -> str | None:
+    """``mode`` checked (None passes), and the device and precision it needs: one line for
+    anything else. ``device``: a device spec or ``torch.device`` the model is meant to run
+    on; ``auto`` (or None) is fine (int8 takes the CPU), another accelerator is not.
+    ``precision``: the activations' (auto, fp32 or None: int8 keeps them in float32)."""
     if mode is None:
         return None
+    if precision not in (None, "auto", "fp32"):
+        raise ZooError(f"quantize={mode} predicts with float32 activations, not "
+                       f"precision {precision}: use precision fp32 (or auto)")
     if not isinstance(mode, str) or mode not in QUANTIZE_MODES:
         raise ZooError(f"quantize must be one of {', '.join(QUANTIZE_MODES)} (or none), "
                        f"got {str(mode)[:40]!r}")

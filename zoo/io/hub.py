@@ -94,10 +94,7 @@ def load(name_or_path: str | Path, *, revision: str | None = None, device: Any =
     :mod:`zoo.quantization`); it runs on the CPU, so ``device`` auto means the CPU then."""
     from zoo.quantization import check_quantize
 
-    if check_quantize(quantize, device) is not None:
-        if precision not in ("auto", "fp32"):
-            raise ZooError(f"quantize={quantize} predicts with float32 activations, not "
-                           f"precision {precision}: use precision fp32 (or auto)")
+    if check_quantize(quantize, device, precision) is not None:
         return _load(name_or_path, revision).place("cpu", "fp32").quantize(quantize)
     if device is None:
         return _load(name_or_path, revision)

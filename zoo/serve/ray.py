@@ -47,27 +47,17 @@ def deployment(model: str, *, replicas: int = 2, max_batch: int = 32,
     ``ZOO_SERVE_ALLOWED_HOSTS``, no cross-site origin, 20 MiB). ``feedback_db``: where
     ``POST /feedback`` stores corrections on each replica's machine (a relative path is
     taken from the replica's working directory: give an absolute one). ``quantize="int8"``:
-    each replica quantizes its copy after loading (dynamic int8 linear layers, the CPU; as
-    ``zoo.load(..., quantize="int8")``)."""
+    each replica quantizes its copy after loading, as ``zoo.load(..., quantize="int8")``."""
     from zoo.quantization import check_quantize
 
-    if check_quantize(quantize, device) and precision not in ("auto", "fp32"):
-        raise ZooError(f"quantize={quantize} predicts with float32 activations, not "
-                       f"precision {precision}: use precision fp32 (or auto)")
+    check_quantize(quantize, device, precision)  # one line for int8 on CUDA or with bf16
     try:
         from ray import serve
     except ImportError:
         raise ZooError('serving on Ray needs ray: pip install "ray[serve]"') from None
     from starlette.requests import Request
 
-    from zoo.serve.app import MAX_BODY, _allowed
     from zoo.serve.guard import allow_lists
-
-    lim = (limits or Limits.from_env()).asdict()
-    checks = {"hosts": _allowed(hosts, "ZOO_SERVE_ALLOWED_HOSTS"),
-              "origins": _allowed(origins, "ZOO_SERVE_ALLOWED_ORIGINS", ()),
-              "max_body": int(max_body or MAX_BODY), "feedback_db": str(feedback_db)}
-
     gpu = str(device).startswith("cuda")
     actor = {"num_cpus": cpus_per_replica, **({"num_gpus": 1} if gpu else {})}
 
@@ -101,7 +91,18 @@ def deployment(model: str, *, replicas: int = 2, max_batch: int = 32,
         async def __call__(self, request: Request) -> Any:
             return await _answer(self, request)
 
-    return ZooReplica.bind(str(model), lim, api_key, checks)
+    return ZooReplica.bind(str(model), (limits or Limits.from_env()).asdict(), api_key,
+                           _checks(hosts, origins, max_body, feedback_db))
+
+
+def _checks(hosts: Sequence[str] | None, origins: Sequence[str] | None,
+            max_body: int | None, feedback_db: str | Path) -> dict[str, Any]:
+    """What each replica checks and where it stores feedback (picklable, for Ray)."""
+    from zoo.serve.app import MAX_BODY, _allowed
+
+    return {"hosts": _allowed(hosts, "ZOO_SERVE_ALLOWED_HOSTS"),
+            "origins": _allowed(origins, "ZOO_SERVE_ALLOWED_ORIGINS", ()),
+            "max_body": int(max_body or MAX_BODY), "feedback_db": str(feedback_db)}
 
 
 def replica_server(model: Any, limits: Limits, checks: dict[str, Any]) -> Any:
