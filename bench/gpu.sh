@@ -31,7 +31,9 @@ done
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 PY="${PYTHON:-$ROOT/.venv/bin/python}"
 # the steps run from bench/: a relative PYTHON (or a bare name on PATH) is made absolute first
-case "$PY" in /*) ;; */*) PY="$(cd "$(dirname "$PY")" && pwd)/$(basename "$PY")" ;;
+case "$PY" in /*) ;; */*) d="$(cd "$(dirname "$PY")" 2>/dev/null && pwd)" \
+    || { echo "gpu.sh: no folder $(dirname "$PY") (PYTHON=$PY)" >&2; exit 2; }
+    PY="$d/$(basename "$PY")" ;;
     *) PY="$(command -v "$PY" || echo "$PY")" ;; esac
 TORCHRUN="$(dirname "$PY")/torchrun"
 [ -x "$TORCHRUN" ] || TORCHRUN="$PY -m torch.distributed.run"

@@ -1,6 +1,7 @@
 """Shared fixtures: offline mode, real sample inputs, test plugins installed with pip."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -83,50 +84,86 @@ def _print_warning(message, category, filename, lineno, file=None, line=None):  
     sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line))
 
 
+@contextlib.contextmanager
+def _like_a_new_process(env: dict[str, str]):
+    """What a new ``zoo`` process would start from, for one in-process call, and this
+    process's state back after it: the repository root as cwd, ``env``'s PYTHONPATH in front
+    of sys.path (modules imported from there dropped after), the registry collected afresh,
+    the CLI group's commands (plugins add theirs) and ``warnings.formatwarning`` (the CLI
+    sets its own) restored, and logging's stream handlers (transformers', huggingface_hub's)
+    writing to the call's stderr while it runs."""
+    import importlib
+    import logging
+
+    import zoo.registry
+    from zoo.cli import cli
+
+    cwd, path, commands = os.getcwd(), list(sys.path), dict(cli.commands)
+    fmt, before = warnings.formatwarning, set(sys.modules)
+    extra = [p for p in env.pop("PYTHONPATH", "").split(os.pathsep) if p]
+    os.chdir(ROOT)
+    sys.path[:0] = extra
+    importlib.invalidate_caches()
+    zoo.registry.reset()
+    def stream_handlers() -> list[logging.StreamHandler]:
+        loggers = [logging.getLogger(), *logging.Logger.manager.loggerDict.values()]
+        return [h for lg in loggers for h in getattr(lg, "handlers", ())
+                if type(h) is logging.StreamHandler]
+
+    handlers = stream_handlers()
+    streams = [h.stream for h in handlers]
+    try:
+        yield lambda: [h.setStream(sys.stderr) for h in handlers]
+    finally:
+        for h, stream in zip(handlers, streams):
+            h.setStream(stream)
+        for h in set(stream_handlers()) - set(handlers):  # made during the call, on its stderr
+            h.setStream(sys.stderr)
+        os.chdir(cwd)
+        sys.path[:] = path
+        for name in set(sys.modules) - before:
+            file = getattr(sys.modules[name], "__file__", None) or ""
+            if extra and file.startswith(tuple(extra)):
+                del sys.modules[name]
+        importlib.invalidate_caches()
+        zoo.registry.reset()
+        cli.commands.clear()
+        cli.commands.update(commands)
+        warnings.formatwarning = fmt
+
+
 def _zoo_in_process(args: tuple[str, ...], env: dict[str, str]) -> subprocess.CompletedProcess:
     """``zoo ARGS`` through the CLI's own ``main`` in this process (click's test runner holds
-    stdin, stdout and stderr), from the repository root as the subprocess ran, under the
-    warning filters of a fresh interpreter and with warnings printed, not recorded. ``env``
-    (the variables that differ from this process's) is set for the call, its PYTHONPATH put
-    in front of sys.path, and the registry collected afresh before and after, so installed
-    plugins are found through their entry points as a new process finds them."""
-    import importlib
+    stdin, stdout and stderr), as a new process would run it (:func:`_like_a_new_process`),
+    under the warning filters of a fresh interpreter and with warnings printed, not recorded.
+    ``env``: the variables that differ from this process's, set for the call. No timeout:
+    a command that hangs hangs its test (pytest's own timeout, if any, applies)."""
     import traceback
 
     from click.testing import CliRunner
 
-    import zoo.registry
     from zoo.cli import main
 
     runner, code = CliRunner(), 0
-    cwd, path = os.getcwd(), list(sys.path)
-    os.chdir(ROOT)
-    sys.path[:0] = [p for p in env.pop("PYTHONPATH", "").split(os.pathsep) if p]
-    importlib.invalidate_caches()
-    zoo.registry.reset()
-    try:
-        with runner.isolation(env=env) as (out, err, _), warnings.catch_warnings():
-            warnings.resetwarnings()
-            for action, category, module in reversed(_FRESH_FILTERS):
-                warnings.filterwarnings(action, category=category, module=module)
-            warnings.showwarning = _print_warning
-            try:
-                main(list(args))
-            except SystemExit as e:
-                code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
-                if isinstance(e.code, str):
-                    sys.stderr.write(e.code + "\n")
-            except Exception:  # noqa: BLE001  (an uncaught error: a traceback, exit 1)
-                traceback.print_exc()
-                code = 1
-            sys.stdout.flush()
-            sys.stderr.flush()
-            stdout, stderr = out.getvalue().decode(), err.getvalue().decode()
-    finally:
-        os.chdir(cwd)
-        sys.path[:] = path
-        importlib.invalidate_caches()
-        zoo.registry.reset()
+    with _like_a_new_process(env) as to_call_stderr, runner.isolation(env=env) as \
+            (out, err, _), warnings.catch_warnings():
+        to_call_stderr()
+        warnings.resetwarnings()
+        for action, category, module in reversed(_FRESH_FILTERS):
+            warnings.filterwarnings(action, category=category, module=module)
+        warnings.showwarning = _print_warning
+        try:
+            main(list(args))
+        except SystemExit as e:
+            code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+            if isinstance(e.code, str):
+                sys.stderr.write(e.code + "\n")
+        except Exception:  # noqa: BLE001  (an uncaught error: a traceback, exit 1)
+            traceback.print_exc()
+            code = 1
+        sys.stdout.flush()
+        sys.stderr.flush()
+        stdout, stderr = out.getvalue().decode(), err.getvalue().decode()
     return subprocess.CompletedProcess(["zoo", *args], code, stdout, stderr)
 
 

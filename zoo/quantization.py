@@ -39,12 +39,12 @@ def check_quantize(mode: Any, device: Any = None, precision: str | None = None
     ``precision``: the activations' (auto, fp32 or None: int8 keeps them in float32)."""
     if mode is None:
         return None
-    if precision not in (None, "auto", "fp32"):
-        raise ZooError(f"quantize={mode} predicts with float32 activations, not "
-                       f"precision {precision}: use precision fp32 (or auto)")
     if not isinstance(mode, str) or mode not in QUANTIZE_MODES:
         raise ZooError(f"quantize must be one of {', '.join(QUANTIZE_MODES)} (or none), "
                        f"got {str(mode)[:40]!r}")
+    if precision not in (None, "auto", "fp32"):
+        raise ZooError(f"quantize={mode} predicts with float32 activations, not "
+                       f"precision {str(precision)[:20]}: use precision fp32 (or auto)")
     if device is not None:
         from zoo.devices import check_device
 

@@ -71,7 +71,8 @@ def card(directory: str, repo_id: str | None, show: bool) -> None:
               help="Most inputs run together in one model call.")
 @click.option("--max-wait-ms", default=5.0, show_default=True,
               help="How long a request that comes while a batch runs waits for others "
-                   "to batch with (one that finds the server idle runs at once).")
+                   "to batch with (one that finds the server idle runs at once; on Ray, "
+                   "@serve.batch's wait for every batch).")
 @click.option("--limit", "limit", multiple=True, metavar="NAME=VALUE",
               help="A bound on one request: max_pixels, max_audio_seconds, min_sample_rate, "
                    "max_sample_rate, max_text_chars, max_inputs, max_json_depth (also "

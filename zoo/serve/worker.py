@@ -319,11 +319,11 @@ def _batches(runner: Any, q: Any, conn: Any, send: Any, spec: dict[str, Any],
     running = running or Running()
     while True:
         items = gather(q, max_batch, max_wait, running=running)
-        with running:
+        with running:  # until its answers are sent, as in-process
             answers = [(rid, ok, out if ok else _picklable(out))
                        for rid, ok, out in run_items(predict, items)]
-        with send:
-            conn.send((answers, [sum(len(x[0]) for x in items)]))
+            with send:
+                conn.send((answers, [sum(len(x[0]) for x in items)]))
 
 
 def _load(spec: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
