@@ -208,8 +208,9 @@ def test_two_ray_serve_replicas_answer_as_zoo_serve(tmp_path):
             [fb.json()["id"]]
         assert httpx.get(f"{url}/info", timeout=30).json()["backend"] == "ray"
         # int8 replicas (each quantizes its own copy) answer as zoo serve --quantize int8
-        serve.run(deployment(str(folder), replicas=1, quantize="int8"), route_prefix="/int8",
-                  name="zoo-int8")
+        serve.run(deployment(str(folder), replicas=1, quantize="int8",
+                             feedback_db=tmp_path / "ray-fb8.db"),
+                  route_prefix="/int8", name="zoo-int8")
         got8 = httpx.post(f"{url}/int8/predict", json=body, timeout=60).json()["outputs"]
         assert [o["score"] for o in got8] == pytest.approx([o["score"] for o in expected8],
                                                            abs=1e-5)
