@@ -105,6 +105,7 @@ def _like_a_new_process(env: dict[str, str]):
     sys.path[:0] = extra
     importlib.invalidate_caches()
     zoo.registry.reset()
+
     def stream_handlers() -> list[logging.StreamHandler]:
         loggers = [logging.getLogger(), *logging.Logger.manager.loggerDict.values()]
         return [h for lg in loggers for h in getattr(lg, "handlers", ())

@@ -305,9 +305,9 @@ def _requests(pipe: Any, q: Any) -> None:
 
 
 def _batches(runner: Any, q: Any, conn: Any, send: Any, spec: dict[str, Any],
-             running: Any = None) -> None:
+             running: Any) -> None:
     from zoo.registry import modalities
-    from zoo.serve.batch import Running, gather, run_batch, run_items
+    from zoo.serve.batch import gather, run_batch, run_items
 
     reg = modalities()
     chunk = int(spec.get("chunk") or 0)
@@ -316,7 +316,6 @@ def _batches(runner: Any, q: Any, conn: Any, send: Any, spec: dict[str, Any],
     def predict(inputs: list[Any], options: dict[str, Any]) -> list[Any]:
         return run_batch(runner, inputs, options, chunk, reg)
 
-    running = running or Running()
     while True:
         items = gather(q, max_batch, max_wait, running=running)
         with running:  # until its answers are sent, as in-process
